@@ -1,0 +1,102 @@
+"""Configuration: one pydantic model per concern, loaded from TOML and CLI flags.
+
+Unknown keys are errors (``extra="forbid"``), never silently ignored: a typo in a
+guard setting must stop the server with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mcp_server.errors import QueryFailed
+
+__all__ = [
+    "AppConfig",
+    "DatabaseConfig",
+    "GenerationConfig",
+    "GuardSettings",
+    "ModelConfig",
+    "ServerConfig",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class GuardSettings(_Strict):
+    """Limits every statement runs under. All defaults are the safe ones."""
+
+    read_only: Literal[True] = Field(default=True, description="Writes never happen through sqlr1; cannot be turned off.")
+    timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Per-statement timeout enforced by the engine (BIRD uses 30 s).")
+    max_rows: int = Field(default=1000, gt=0, le=1_000_000, description="Row cap for returned results.")
+    max_chars: int = Field(default=200_000, gt=0, le=50_000_000, description="Character cap over all returned cell text.")
+    extra_functions: list[str] = Field(default_factory=list, description="Functions to allow on top of the dialect allowlist.")
+
+
+class DatabaseConfig(_Strict):
+    """One ``[[databases]]`` entry. ``target`` is a SQLite file, a Spider/BIRD folder or a SQLAlchemy URL."""
+
+    name: str | None = Field(default=None, description="Name; defaults to the file stem / db_id.")
+    target: str
+    description_dir: str | None = Field(default=None, description="BIRD-style database_description folder.")
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    token: str | None = Field(default=None, description="Bearer token; required when binding off loopback.")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection).")
+
+
+class ModelConfig(_Strict):
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    model: str | None = Field(default=None, description="Path, Hugging Face id, GGUF file or checkpoint; default: bundled SmolLM2.")
+    base_url: str | None = None
+    api_key: str | None = None
+    max_new_tokens: int = Field(default=1024, gt=0)
+    dtype: str = "auto"
+
+
+class GenerationConfig(_Strict):
+    num_candidates: int = Field(default=8, ge=1, le=64)
+    temperature: float = Field(default=0.8, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    value_retrieval: bool = True
+    seed: int | None = None
+
+
+class AppConfig(_Strict):
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    databases: list[DatabaseConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+
+def load_config(path: str | Path | None) -> AppConfig:
+    """Read a TOML config file; ``None`` gives the defaults.
+
+    Raises :class:`QueryFailed` (kind ``config``) naming the bad key or the missing file.
+    """
+    if path is None:
+        return AppConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise QueryFailed.of("config", f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise QueryFailed.of("config", f"{p}: invalid TOML: {exc}") from exc
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise QueryFailed.of("config", f"{p}: {problems}") from exc

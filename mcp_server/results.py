@@ -1,0 +1,63 @@
+"""Query results: column metadata, JSON-safe rows, limits and timing."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import math
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Column", "QueryResult", "json_safe"]
+
+JSONValue = str | int | float | bool | None
+
+
+class Column(BaseModel):
+    name: str
+    type: str | None = Field(default=None, description="Declared or inferred type, as the engine reports it.")
+
+
+class QueryResult(BaseModel):
+    """A guarded query's result, capped by rows and characters."""
+
+    columns: list[Column]
+    rows: list[list[JSONValue]]
+    row_count: int = Field(description="Rows returned (after capping).")
+    truncated: bool = Field(description="True when more rows (or characters) existed than were returned.")
+    elapsed_ms: float
+    raw_rows: list[tuple[Any, ...]] | None = Field(
+        default=None,
+        exclude=True,
+        description="Engine-native rows (uncapped by characters), kept for result comparison; never serialized.",
+    )
+
+
+def json_safe(value: Any) -> JSONValue:
+    """Convert an engine value to something JSON can carry without losing meaning."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return value
+    if isinstance(value, decimal.Decimal):
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return int(value)
+        return float(value) if value.is_finite() else str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(raw).decode("ascii")
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
