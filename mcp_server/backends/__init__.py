@@ -1,0 +1,1 @@
+"""Model backends behind one interface (:class:`~mcp_server.backends.base.Backend`)."""

@@ -1,0 +1,80 @@
+"""The one interface every model backend implements (transformers, vLLM, OpenAI-compatible).
+
+A backend turns a rendered chat prompt into N sampled completions in one batched
+call. It knows nothing about SQL, databases or voting: that is ``generation.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = ["Backend", "ChatMessage", "Completion", "PromptInput", "SamplingParams"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class PromptInput:
+    """What to send: chat messages, plus an optional assistant pre-fill (e.g. ``"<think>"``).
+
+    ``cache_prefix_messages`` is how many leading messages (or, with ``cache_prefix_text``,
+    the exact leading text of the rendered prompt) are identical across requests on one
+    database (the schema part); backends that reuse KV caches key them on it.
+    """
+
+    messages: tuple[ChatMessage, ...]
+    assistant_prefill: str = ""
+    cache_prefix_text: str | None = None
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Completion:
+    text: str  # the generated text only (the pre-fill is NOT included)
+    num_tokens: int
+    logprob: float | None = None  # sum of token log-probabilities, when the backend knows it
+    finish_reason: Literal["stop", "length", "cancelled"] = "stop"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+TokenCallback = Callable[[int, str], None]  # (candidate index, new text) for streaming
+
+
+class Backend(Protocol):
+    """A loaded model. One instance per process, shared by all requests (thread-safe)."""
+
+    name: str  # "transformers" | "vllm" | "openai"
+    model_id: str  # what was loaded (path or id)
+    has_chat_template: bool
+
+    def generate(
+        self,
+        prompt: PromptInput,
+        params: SamplingParams,
+        *,
+        on_text: TokenCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Completion]:
+        """Return ``params.n`` completions for one prompt in one batched call.
+
+        ``on_text`` streams text as it is produced; ``should_stop`` is polled so a
+        user cancel stops generation (the completions then end with ``cancelled``).
+        """
+        ...
+
+    def close(self) -> None: ...
