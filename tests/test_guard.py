@@ -1,0 +1,237 @@
+"""Unit tests of the SQL guard: every rule names itself, legitimate reads pass, gold queries pass.
+
+The no-false-reject tests run every gold query of Spider dev/train and BIRD dev/mini-dev through the
+guard (parse only), and execute every Spider dev gold query on its shared SQLite database read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mcp_server import guard
+from mcp_server.dialects import ALLOWED_FUNCTIONS, MAX_PAREN_DEPTH, MAX_SQL_CHARS, sqlglot_dialect
+from mcp_server.errors import QueryFailed
+
+
+def blocked(sql: str, dialect: str = "sqlite") -> QueryFailed:
+    with pytest.raises(QueryFailed) as info:
+        guard.check(sql, dialect)
+    return info.value
+
+
+LEGIT = [
+    ("sqlite", "SELECT 1"),
+    ("sqlite", "WITH t AS (SELECT name, age FROM singer) SELECT name FROM t WHERE age > 30"),
+    ("sqlite", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT x FROM c"),
+    ("sqlite", "SELECT name, RANK() OVER (PARTITION BY country ORDER BY age DESC) FROM singer"),
+    ("sqlite", "SELECT CASE WHEN age > 30 THEN 'old' ELSE 'young' END FROM singer"),
+    ("sqlite", "SELECT CAST(age AS REAL) / 2, UPPER(name), SUBSTR(name, 1, 3), LENGTH(name) FROM singer"),
+    (
+        "sqlite",
+        "SELECT strftime('%Y', date), julianday('now') - julianday(date), date('now', '-1 day') FROM t",
+    ),
+    ("sqlite", "SELECT name FROM singer WHERE singer_id IN (SELECT singer_id FROM singer_in_concert)"),
+    ("sqlite", "SELECT name FROM a UNION SELECT name FROM b EXCEPT SELECT name FROM c"),
+    ("sqlite", "SELECT name FROM singer ORDER BY age LIMIT 5 OFFSET 10"),
+    ("sqlite", 'SELECT "Song Name", `weird col` FROM "my table" AS "T 1"'),
+    (
+        "sqlite",
+        "SELECT group_concat(name, ', '), IFNULL(x, 0), IIF(x > 1, 'a', 'b'), instr(name, 'a') FROM t",
+    ),
+    ("sqlite", "SELECT * FROM t WHERE name LIKE '%a%' AND x BETWEEN 1 AND 3 AND y IS NOT NULL"),
+    ("sqlite", "SELECT 'DROP TABLE t; -- not a statement' AS s"),
+    ("sqlite", "SELECT 1 -- a trailing comment"),
+    ("sqlite", "SELECT 1;"),
+    ("sqlite", 'SELECT \'日本語\', "列" FROM "表"'),
+    ("postgres", "SELECT x::text, EXTRACT(YEAR FROM d), NOW() - INTERVAL '1 day' FROM t"),
+    ("postgres", "SELECT string_agg(name, ','), to_char(d, 'YYYY') FROM t GROUP BY 1 HAVING COUNT(*) > 1"),
+    ("postgres", "SELECT * FROM generate_series(1, 3) AS g(n)"),
+    ("mysql", "SELECT DATE_FORMAT(d, '%Y'), IFNULL(x, 0), `col` FROM `t` LIMIT 3"),
+    ("mysql", "SELECT CONCAT(a, b), TIMESTAMPDIFF(DAY, a, b) FROM t"),
+    ("duckdb", "SELECT list_contains([1, 2], 1), strftime(d, '%Y') FROM t QUALIFY ROW_NUMBER() OVER () = 1"),
+    ("duckdb", "FROM t SELECT a"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), LEGIT)
+def test_legit_queries_pass(dialect: str, sql: str) -> None:
+    stmt = guard.check(sql, dialect)
+    assert stmt.sql == sql
+    assert stmt.dialect == dialect
+
+
+def test_guarded_statement_fields() -> None:
+    stmt = guard.check(
+        "WITH x AS (SELECT id FROM a) SELECT * FROM x JOIN main.b ON x.id = b.id ORDER BY 1", "sqlite"
+    )
+    assert stmt.tables == ("a", "main.b")
+    assert stmt.has_order_by
+    assert not guard.check("SELECT * FROM (SELECT a FROM t ORDER BY a)", "sqlite").has_order_by
+    assert guard.check("SELECT a FROM t UNION SELECT b FROM u ORDER BY 1", "sqlite").has_order_by
+
+
+RULES = [
+    # (rule, dialect, sql)
+    ("single_statement", "sqlite", "SELECT 1; SELECT 2"),
+    ("single_statement", "sqlite", "SELECT 1; DROP TABLE singer"),
+    ("empty", "sqlite", "  ;  "),
+    ("empty", "sqlite", "-- only a comment"),
+    ("transaction_control", "sqlite", "COMMIT"),
+    ("transaction_control", "postgres", "BEGIN"),
+    ("transaction_control", "mysql", "ROLLBACK"),
+    ("read_only", "sqlite", "DROP TABLE singer"),
+    ("read_only", "sqlite", "INSERT INTO t VALUES (1)"),
+    ("read_only", "sqlite", "UPDATE t SET a = 1"),
+    ("read_only", "sqlite", "DELETE FROM t"),
+    ("read_only", "postgres", "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"),
+    ("read_only", "postgres", "CREATE TABLE x AS SELECT 1"),
+    ("read_only", "sqlite", "VALUES (1)"),
+    ("pragma", "sqlite", "PRAGMA writable_schema = 1"),
+    ("attach", "sqlite", "ATTACH DATABASE '/tmp/x.db' AS x"),
+    ("copy", "postgres", "COPY t TO '/tmp/x'"),
+    ("set", "postgres", "SET statement_timeout = 0"),
+    ("extension", "duckdb", "INSTALL httpfs"),
+    ("unparsed_command", "postgres", "CALL p()"),
+    ("unparsed_command", "sqlite", "VACUUM INTO '/tmp/x'"),
+    ("select_into", "postgres", "SELECT * INTO t2 FROM t"),
+    ("select_into", "mysql", "SELECT a INTO @x FROM t"),
+    ("locking_clause", "postgres", "SELECT * FROM t FOR UPDATE"),
+    ("locking_clause", "mysql", "SELECT * FROM t LOCK IN SHARE MODE"),
+    ("function_not_allowed", "sqlite", "SELECT load_extension('/tmp/x.so')"),
+    ("function_not_allowed", "sqlite", "SELECT * FROM pragma_table_info('t')"),
+    ("function_not_allowed", "postgres", "SELECT pg_read_file('/etc/passwd')"),
+    ("function_not_allowed", "postgres", "SELECT * FROM pg_ls_dir('.')"),
+    ("function_not_allowed", "postgres", "SELECT 1 WHERE EXISTS (SELECT pg_sleep(10))"),
+    ("function_not_allowed", "duckdb", "SELECT * FROM read_csv('/etc/passwd')"),
+    ("function_not_allowed", "mysql", "SELECT LOAD_FILE('/etc/passwd')"),
+    ("function_not_allowed", "mysql", "SELECT * FROM t WHERE SLEEP(5) = 0"),
+    ("file_path_table", "duckdb", "SELECT * FROM 'data.csv'"),
+    ("file_path_table", "duckdb", 'SELECT * FROM "/etc/passwd"'),
+    ("executable_comment", "mysql", "SELECT 1 /*!50000 UNION SELECT 2 */"),
+    ("optimizer_hint", "mysql", "SELECT /*+ MAX_EXECUTION_TIME(0) */ 1"),
+    ("parameter", "mysql", "SELECT @@version"),
+    ("parameter", "sqlite", "SELECT * FROM t WHERE a = ?"),
+    ("suspicious_character", "sqlite", "SELECT 1\uff1b DROP TABLE t"),
+    ("suspicious_character", "sqlite", "SELECT\u00a01"),
+    ("too_long", "sqlite", "SELECT 1" + " " * MAX_SQL_CHARS),
+    ("too_deep", "sqlite", "SELECT " + "(" * (MAX_PAREN_DEPTH + 1) + "1" + ")" * (MAX_PAREN_DEPTH + 1)),
+    ("too_deep", "sqlite", "SELECT " + "NOT " * 5000 + "1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "dialect", "sql"), RULES, ids=[f"{r}-{d}-{i}" for i, (r, d, _) in enumerate(RULES)]
+)
+def test_each_rule_names_itself(rule: str, dialect: str, sql: str) -> None:
+    err = blocked(sql, dialect).error
+    assert err.kind == "blocked"
+    assert err.rule == rule, err.message
+    assert err.message
+
+
+def test_message_names_the_function_and_the_fix() -> None:
+    err = blocked("SELECT pg_read_file('/etc/passwd')", "postgres").error
+    assert "function pg_read_file is not allowed in the postgres dialect" in err.message
+    assert "extra_functions" in err.message
+    assert err.position == len("SELECT ")
+
+
+def test_syntax_errors_have_kind_and_position() -> None:
+    err = blocked("SELECT a FROM t WHERE (a = 1", "sqlite").error
+    assert err.kind == "syntax"
+    assert err.rule is None
+    assert err.position is not None and 0 <= err.position < len("SELECT a FROM t WHERE (a = 1")
+    err = blocked("SELECT 'unterminated", "sqlite").error
+    assert err.kind == "syntax"
+    err = blocked("SELECT 1\nFROM t WHERE", "sqlite").error
+    assert err.kind == "syntax" and err.position is not None and err.position >= len("SELECT 1\n")
+
+
+def test_function_allowlist_is_per_dialect() -> None:
+    # glob() is SQLite's pattern match but DuckDB's file lister.
+    guard.check("SELECT glob('a*', name) FROM t", "sqlite")
+    assert blocked("SELECT * FROM glob('/etc/*')", "duckdb").error.rule == "function_not_allowed"
+    assert "JULIANDAY" in ALLOWED_FUNCTIONS["sqlite"] and "JULIANDAY" not in ALLOWED_FUNCTIONS["postgres"]
+
+
+def test_extra_functions_extend_the_allowlist() -> None:
+    assert blocked("SELECT my_udf(1)", "postgres").error.rule == "function_not_allowed"
+    assert guard.check("SELECT my_udf(1)", "postgres", extra_functions=["my_udf"]).sql == "SELECT my_udf(1)"
+    # and the cache keys on them: the plain call is still blocked afterwards
+    assert blocked("SELECT my_udf(1)", "postgres").error.rule == "function_not_allowed"
+
+
+def test_cached_verdicts_are_stable_and_errors_not_shared() -> None:
+    first = blocked("SELECT 1; SELECT 2").error
+    first.message = "mutated by a caller"
+    assert blocked("SELECT 1; SELECT 2").error.message != "mutated by a caller"
+    assert guard.check("SELECT 7", "sqlite") is guard.check("SELECT 7", "sqlite")
+
+
+def test_engine_kinds_map_to_dialects() -> None:
+    assert [sqlglot_dialect(k) for k in ("sqlite", "postgresql", "mysql", "duckdb")] == [
+        "sqlite",
+        "postgres",
+        "mysql",
+        "duckdb",
+    ]
+    assert guard.check("SELECT 1", "postgresql").dialect == "postgres"
+    with pytest.raises(ValueError, match="unknown engine kind"):
+        sqlglot_dialect("oracle")
+
+
+# --- no false rejects on gold queries -----------------------------------------------------------
+
+
+def _gold(path: Path, field: str) -> list[str]:
+    return [item[field] for item in json.loads(path.read_text(encoding="utf-8"))]
+
+
+GOLD_SETS = [
+    ("spider/dev.json", "query", "sqlite"),
+    ("spider/train_spider.json", "query", "sqlite"),
+    ("bird/dev/dev.json", "SQL", "sqlite"),
+    ("bird/mini_dev/mini_dev_sqlite.json", "SQL", "sqlite"),
+    ("bird/mini_dev/mini_dev_postgresql.json", "SQL", "postgres"),
+    ("bird/mini_dev/mini_dev_mysql.json", "SQL", "mysql"),
+]
+
+
+@pytest.mark.parametrize(("rel", "field", "dialect"), GOLD_SETS, ids=[g[0] for g in GOLD_SETS])
+def test_every_gold_query_passes_the_guard(shared_data: Path, rel: str, field: str, dialect: str) -> None:
+    queries = _gold(shared_data / rel, field)
+    assert len(queries) >= 500
+    rejected = []
+    for sql in queries:
+        try:
+            guard.check(sql, dialect)
+        except QueryFailed as exc:
+            rejected.append(f"{exc.error}: {sql}")
+    print(f"{rel}: {len(queries)} gold queries, {len(rejected)} rejected")
+    assert not rejected, "\n".join(rejected[:20])
+
+
+def test_every_spider_dev_gold_query_executes(shared_data: Path) -> None:
+    items = json.loads((shared_data / "spider/dev.json").read_text(encoding="utf-8"))
+    assert len(items) == 1034
+    connections: dict[str, sqlite3.Connection] = {}
+    failures = []
+    try:
+        for item in items:
+            stmt = guard.check(item["query"], "sqlite")
+            db = item["db_id"]
+            if db not in connections:
+                path = shared_data / "spider" / "database" / db / f"{db}.sqlite"
+                connections[db] = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            try:
+                connections[db].execute(stmt.sql).fetchmany(10_000)
+            except sqlite3.Error as exc:
+                failures.append(f"{db}: {exc}: {stmt.sql}")
+    finally:
+        for conn in connections.values():
+            conn.close()
+    assert not failures, "\n".join(failures[:20])
