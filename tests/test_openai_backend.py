@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from openai_compat_server import build_app, serve
 from scripted_backend import ScriptedBackend, answer
 
@@ -115,7 +116,7 @@ def test_errors_are_actionable() -> None:
 
 
 @pytest.mark.slow
-def test_real_model_over_http(bundled_backend) -> None:
+def test_real_model_over_http(bundled_backend) -> None:  # noqa: F811
     """The bundled SmolLM2, served over loopback HTTP, generates through the OpenAI backend."""
     app = build_app(bundled_backend)
     prompt = PromptInput(

@@ -1,0 +1,15 @@
+"""The real bundled model as a session fixture (SmolLM2-135M through the transformers backend)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_server.backends.base import Backend
+from mcp_server.config import ModelConfig
+
+
+@pytest.fixture(scope="session")
+def bundled_backend() -> Backend:
+    from mcp_server.backends.factory import load_backend
+
+    return load_backend(ModelConfig())  # loaded once per test process, shared
