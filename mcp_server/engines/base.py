@@ -8,22 +8,38 @@ engine's read-only settings are defence in depth on top of it.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from mcp_server.errors import QueryFailed
 from mcp_server.results import Column
 
 EngineKind = Literal["sqlite", "postgresql", "mysql", "duckdb"]
 
 __all__ = [
+    "WATCHDOG",
+    "CancelHandle",
     "CatalogColumn",
     "CatalogForeignKey",
     "CatalogTable",
     "DatabaseSpec",
     "Engine",
     "EngineKind",
+    "IdlePool",
     "RawResult",
+    "Watchdog",
+    "cancelled_error",
+    "engine_refused",
+    "execution_error",
+    "timeout_error",
 ]
 
 
@@ -37,6 +53,173 @@ class DatabaseSpec:
     path: Path | None = None  # the file, for SQLite / DuckDB
     description_dir: Path | None = None  # BIRD database_description/ folder, if any
     tables_json: Path | None = None  # Spider/BIRD tables.json next to the folder, if any
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for logs and tool output."""
+        if "://" not in self.url or "@" not in self.url:
+            return self.url
+        scheme, rest = self.url.split("://", 1)
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else self.url
+
+
+class CancelHandle:
+    """Per-query cancellation: the engine binds a stop callback while the query runs.
+
+    ``cancel()`` may be called from any thread, before, during or after the query; a query
+    started on an already-cancelled handle is stopped at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._callback: Callable[[], None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            callback = self._callback
+        if callback is not None:
+            callback()
+
+    def bind(self, callback: Callable[[], None]) -> None:
+        """Register how to stop the running query (called by the engine when it starts)."""
+        with self._lock:
+            self._callback = callback
+            already = self._cancelled
+        if already:
+            callback()
+
+    def unbind(self) -> None:
+        with self._lock:
+            self._callback = None
+
+
+def timeout_error(timeout_s: float) -> QueryFailed:
+    return QueryFailed.of(
+        "timeout",
+        f"stopped after {timeout_s:.1f} s (timeout); simplify the query (fewer joins, add filters) "
+        "or ask for fewer rows",
+    )
+
+
+def cancelled_error() -> QueryFailed:
+    return QueryFailed.of("execution", "the query was cancelled before it finished")
+
+
+def engine_refused(message: str) -> QueryFailed:
+    """The engine's own read-only enforcement (defence in depth) refused the statement."""
+    return QueryFailed.of(
+        "blocked",
+        f"refused by the database engine (read-only): {message.strip()}; only read queries are allowed",
+        rule="engine_read_only",
+    )
+
+
+T = TypeVar("T")
+
+log = logging.getLogger("sqlr1.engines")
+
+
+class Watchdog:
+    """One daemon thread that fires callbacks at deadlines (engine-side timeouts as a backstop).
+
+    Cheaper than a ``threading.Timer`` per query; restarts itself after ``fork`` so worker
+    processes get their own thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, list[Any]]] = []
+        self._seq = itertools.count()
+        self._pid = -1
+
+    def schedule(self, delay_s: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` after ``delay_s`` unless the returned disarm function is called first."""
+        entry: list[Any] = [callback]
+        with self._cond:
+            if self._pid != os.getpid():
+                self._heap = []
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="sqlr1-watchdog", daemon=True).start()
+            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), entry))
+            self._cond.notify()
+
+        def disarm() -> None:
+            entry[0] = None
+
+        return disarm
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                _, _, entry = heapq.heappop(self._heap)
+            callback = entry[0]
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:  # a failed stop must not kill the watchdog for other queries
+                    log.exception("watchdog callback failed")
+
+
+WATCHDOG = Watchdog()
+
+
+class IdlePool(Generic[T]):
+    """Idle connections an engine reuses; a connection is used by one query (thread) at a time."""
+
+    def __init__(self, close: Callable[[T], None], max_idle: int = 8) -> None:
+        self._close = close
+        self._max_idle = max_idle
+        self._idle: list[T] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self) -> T | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def give(self, conn: T) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        self.discard(conn)
+
+    def discard(self, conn: T) -> None:
+        try:
+            self._close(conn)
+        except Exception as exc:  # a broken connection may fail to close; it is dropped either way
+            log.debug("closing a pooled connection failed: %s", exc)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self.discard(conn)
+
+
+def execution_error(message: str, *, missing: Literal["table", "column"] | None = None) -> QueryFailed:
+    """An engine error as a value; a missing table/column gets a hint on how to fix it."""
+    message = message.strip()
+    if missing == "table":
+        message += " (hint: check the table name and its quoting with list_tables / describe_schema)"
+    elif missing == "column":
+        message += (
+            " (hint: check the column name, its table and its quoting with describe_schema;"
+            " qualify columns with the table alias when several tables share a name)"
+        )
+    return QueryFailed.of("execution", message)
 
 
 @dataclass
@@ -83,11 +266,15 @@ class Engine(Protocol):
         """The sqlglot dialect name ("sqlite", "postgres", "mysql", "duckdb")."""
         ...
 
-    def execute(self, sql: str, *, max_rows: int, timeout_s: float) -> RawResult:
+    def execute(
+        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+    ) -> RawResult:
         """Run one already-guarded read statement read-only; the engine stops it at ``timeout_s``.
 
-        Raises ``QueryFailed`` (kind ``timeout`` or ``execution``). Thread-safe: each call
-        uses its own connection or a pooled one.
+        Fetches at most ``max_rows + 1`` rows to set ``truncated``. ``cancel`` stops this query
+        only (from any thread). Raises ``QueryFailed`` (kind ``timeout``, ``execution``, or
+        ``blocked`` when the engine's own read-only enforcement refused it). Thread-safe: each
+        call uses its own connection or a pooled one.
         """
         ...
 

@@ -1,0 +1,310 @@
+"""MariaDB/MySQL engine (PyMySQL): read-only transactions, statement time limits, KILL QUERY.
+
+Connections never ask for ``CLIENT.MULTI_STATEMENTS`` (the server refuses a second statement),
+the session is ``TRANSACTION READ ONLY`` and every statement runs inside
+``START TRANSACTION READ ONLY`` … ``ROLLBACK``. The server stops a statement at its time limit
+(MariaDB ``max_statement_time``, MySQL ``max_execution_time``); ``sql_select_limit`` and an
+unbuffered cursor keep at most ``max_rows + 1`` rows in memory. Cancellation sends
+``KILL QUERY <id>`` from a second connection. This module never decides what SQL is allowed;
+the guard does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+from pymysql.constants import FIELD_TYPE
+from sqlalchemy.engine import make_url
+
+from mcp_server.engines.base import (
+    WATCHDOG,
+    CancelHandle,
+    CatalogColumn,
+    CatalogForeignKey,
+    CatalogTable,
+    DatabaseSpec,
+    IdlePool,
+    RawResult,
+    cancelled_error,
+    engine_refused,
+    execution_error,
+    timeout_error,
+)
+from mcp_server.errors import QueryFailed
+from mcp_server.results import Column
+
+__all__ = ["MysqlEngine", "connect_args_from_url"]
+
+_TYPE_NAMES = {v: k for k, v in vars(FIELD_TYPE).items() if k.isupper() and isinstance(v, int)}
+_TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
+_INTERRUPTED = 1317
+_REFUSED_CODES = {1792, 1142, 1044, 1045, 1227, 1290, 1036}  # read-only txn, privileges, read-only server
+_LOST_CODES = {2003, 2006, 2013, 2014, 2055, 4031}
+
+_COLUMNS_SQL = (
+    "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_KEY "
+    "FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = DATABASE() "
+    "ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION"
+)
+_KEYS_SQL = (
+    "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME "
+    "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.TABLE_CONSTRAINTS t "
+    "ON t.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND t.TABLE_NAME = k.TABLE_NAME "
+    "AND t.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+    "WHERE k.TABLE_SCHEMA = DATABASE() AND t.CONSTRAINT_TYPE IN ('PRIMARY KEY', 'FOREIGN KEY') "
+    "ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+)
+
+
+def connect_args_from_url(url: str) -> dict[str, Any]:
+    """PyMySQL connect() arguments from a ``mysql[+pymysql]://`` / ``mariadb://`` URL."""
+    u = make_url(url)
+    args: dict[str, Any] = {
+        "host": u.host or "localhost",
+        "port": u.port or 3306,
+        "user": u.username or "root",
+        "password": u.password or "",
+        "database": u.database,
+        "charset": "utf8mb4",
+        "connect_timeout": 5,
+    }
+    ssl: dict[str, str] = {}
+    for key, value in u.query.items():
+        v = value if isinstance(value, str) else value[-1]
+        if key == "connect_timeout":
+            args[key] = float(v)
+        elif key.startswith("ssl_"):
+            ssl[key.removeprefix("ssl_")] = v
+        else:
+            args[key] = v
+    if ssl:
+        args["ssl"] = ssl
+    return args
+
+
+class _Conn:
+    def __init__(self, raw: pymysql.connections.Connection, mariadb: bool) -> None:
+        self.raw = raw
+        self.mariadb = mariadb
+        self.thread_id = raw.thread_id()
+
+
+class MysqlEngine:
+    """One MariaDB/MySQL database; thread-safe through a pool of connections."""
+
+    def __init__(self, spec: DatabaseSpec) -> None:
+        self.spec = spec
+        self._args = connect_args_from_url(spec.url)
+        self._where = f"{self._args['host']}:{self._args['port']}/{self._args.get('database') or ''}"
+        self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
+        self._active: set[_Conn] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return "mysql"
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> _Conn:
+        try:
+            raw = pymysql.connect(**self._args, autocommit=True, client_flag=0)
+            with raw.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
+        except pymysql.Error as exc:
+            raise execution_error(
+                f"cannot connect to MariaDB/MySQL at {self._where}: {exc} (is the server running and the URL right?)"
+            ) from exc
+        return _Conn(raw, "mariadb" in raw.get_server_info().lower())
+
+    def _acquire(self) -> _Conn:
+        conn = self._pool.take() or self._connect()
+        with self._lock:
+            self._active.add(conn)
+        return conn
+
+    def _release(self, conn: _Conn, *, reuse: bool) -> None:
+        with self._lock:
+            self._active.discard(conn)
+        if reuse and conn.raw.open:
+            try:
+                with conn.raw.cursor() as cur:
+                    cur.execute("ROLLBACK")
+            except pymysql.Error:
+                self._pool.discard(conn)
+                return
+            self._pool.give(conn)
+        else:
+            self._pool.discard(conn)
+
+    def _kill(self, conn: _Conn) -> None:
+        """Stop the statement ``conn`` is running, from a second connection."""
+        try:
+            killer = pymysql.connect(**self._args, autocommit=True, client_flag=0)
+        except pymysql.Error as exc:
+            raise execution_error(f"cannot reach {self._where} to stop a query: {exc}") from exc
+        try:
+            with killer.cursor() as cur:
+                cur.execute("KILL QUERY %s", (conn.thread_id,))
+        except pymysql.Error as exc:
+            if exc.args and exc.args[0] == 1094:  # unknown thread: it already finished
+                return
+            raise execution_error(f"stopping a query on {self._where} failed: {exc}") from exc
+        finally:
+            killer.close()
+
+    # -- queries -------------------------------------------------------------------------------
+    def execute(
+        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+    ) -> RawResult:
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+
+    def explain(self, sql: str, *, timeout_s: float) -> None:
+        self._run("EXPLAIN " + sql, max_rows=10_000, timeout_s=timeout_s, cancel=None)
+
+    def _run(self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None) -> RawResult:
+        started = time.monotonic()
+        for attempt in (0, 1):
+            conn = self._acquire()
+            reuse = True
+            try:
+                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, timeout_s, cancel)
+            except pymysql.Error as exc:
+                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+                reuse = conn.raw.open and code not in _LOST_CODES
+                if not reuse and attempt == 0 and not (cancel and cancel.cancelled):
+                    continue  # server restarted or connection dropped: read-only, so retry once
+                raise self._map_error(exc, code, timeout_s, started, cancel) from exc
+            finally:
+                self._release(conn, reuse=reuse)
+            truncated = len(rows) > max_rows
+            return RawResult(
+                columns=columns,
+                rows=rows[:max_rows],
+                truncated=truncated,
+                elapsed_ms=(time.monotonic() - started) * 1000,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch(
+        self, conn: _Conn, sql: str, limit: int, timeout_s: float, cancel: CancelHandle | None
+    ) -> tuple[list[Column], list[tuple[Any, ...]], bool]:
+        raw = conn.raw
+        with raw.cursor() as setup:
+            if conn.mariadb:
+                setup.execute(
+                    "SET SESSION max_statement_time = %s, sql_select_limit = %s", (float(timeout_s), limit)
+                )
+            else:
+                setup.execute(
+                    "SET SESSION max_execution_time = %s, sql_select_limit = %s",
+                    (max(1, int(timeout_s * 1000)), limit),
+                )
+            setup.execute("START TRANSACTION READ ONLY")
+
+        def stop() -> None:
+            self._kill(conn)
+
+        # Backstop: MySQL's max_execution_time covers only SELECT; KILL QUERY covers the rest.
+        disarm = WATCHDOG.schedule(timeout_s + 0.5, stop)
+        if cancel is not None:
+            cancel.bind(stop)
+        reuse = True
+        try:
+            cur = raw.cursor(pymysql.cursors.SSCursor)
+            try:
+                cur.execute(sql)  # no args: the text is sent as is, never %-formatted
+                rows = list(cur.fetchmany(limit))
+                description = cur.description or ()
+                if len(rows) == limit and cur.fetchone() is not None:
+                    # An explicit LIMIT beat sql_select_limit: stop the server instead of
+                    # draining the rest of the result.
+                    self._kill(conn)
+            finally:
+                try:
+                    cur.close()
+                except pymysql.Error as exc:  # the killed statement's error ends the result
+                    reuse = (exc.args[0] if exc.args else None) == _INTERRUPTED
+        finally:
+            disarm()
+            if cancel is not None:
+                cancel.unbind()
+        columns = [Column(name=d[0], type=_TYPE_NAMES.get(d[1], str(d[1]))) for d in description]
+        return columns, rows, reuse
+
+    def _map_error(
+        self,
+        exc: pymysql.Error,
+        code: int | None,
+        timeout_s: float,
+        started: float,
+        cancel: CancelHandle | None,
+    ) -> QueryFailed:
+        msg = exc.args[1] if len(exc.args) > 1 else str(exc)
+        if code in _TIMEOUT_CODES:
+            return timeout_error(timeout_s)
+        if code == _INTERRUPTED:
+            if cancel is not None and cancel.cancelled and time.monotonic() - started < timeout_s:
+                return cancelled_error()
+            return timeout_error(timeout_s)
+        if code in _REFUSED_CODES:
+            return engine_refused(msg)
+        if code == 1146:
+            return execution_error(msg, missing="table")
+        if code == 1054:
+            return execution_error(msg, missing="column")
+        if code == 1064:
+            return QueryFailed.of("syntax", f"{msg} (only one statement can be sent)")
+        if code in _LOST_CODES or code is None:
+            return execution_error(f"connection to MariaDB/MySQL at {self._where} failed: {msg}; try again")
+        return execution_error(msg)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            active = list(self._active)
+        for conn in active:
+            self._kill(conn)
+
+    # -- catalog -------------------------------------------------------------------------------
+    def _meta(self, sql: str) -> list[tuple[Any, ...]]:
+        result = self._run(sql, max_rows=1_000_000, timeout_s=30.0, cancel=None)
+        return result.rows
+
+    def catalog(self) -> list[CatalogTable]:
+        tables: dict[str, CatalogTable] = {}
+        for table, col, ctype, nullable, _key in self._meta(_COLUMNS_SQL):
+            t = tables.setdefault(table, CatalogTable(name=table))
+            t.columns.append(CatalogColumn(name=col, type=ctype, nullable=nullable == "YES"))
+        fks: dict[tuple[str, str], CatalogForeignKey] = {}
+        for table, constraint, col, ref_table, ref_col in self._meta(_KEYS_SQL):
+            found = tables.get(table)
+            if found is None:
+                continue
+            t = found
+            if ref_table is None:
+                t.primary_key.append(col)
+                for c in t.columns:
+                    c.primary_key = c.primary_key or c.name == col
+                continue
+            fk = fks.get((table, constraint))
+            if fk is None:
+                fk = fks[(table, constraint)] = CatalogForeignKey(
+                    columns=[], ref_table=ref_table, ref_columns=[]
+                )
+                t.foreign_keys.append(fk)
+            fk.columns.append(col)
+            fk.ref_columns.append(ref_col)
+        return list(tables.values())
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for rows in (self._meta(_COLUMNS_SQL), self._meta(_KEYS_SQL)):
+            digest.update(repr(rows).encode())
+        return "mysql:" + digest.hexdigest()[:16]
+
+    def close(self) -> None:
+        self._pool.close()

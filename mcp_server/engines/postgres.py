@@ -1,0 +1,321 @@
+"""PostgreSQL engine (psycopg 3): read-only transactions, server-side timeouts, cancel, reconnect.
+
+Every statement runs in its own ``READ ONLY`` transaction with ``SET LOCAL``-scoped
+``statement_timeout`` and is rolled back afterwards. It is sent alone through the extended
+protocol as a server-side cursor (``DECLARE … CURSOR FOR <sql>``), so the server itself refuses a
+second statement, anything that is not a SELECT/VALUES and data-modifying CTEs; only
+``max_rows + 1`` rows are fetched. Cancellation uses the libpq cancel request. A connection that
+broke (server restart) is dropped and the statement retried once on a fresh one. This module never
+decides what SQL is allowed; the guard does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+import time
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import make_url
+
+from mcp_server.engines.base import (
+    WATCHDOG,
+    CancelHandle,
+    CatalogColumn,
+    CatalogForeignKey,
+    CatalogTable,
+    DatabaseSpec,
+    IdlePool,
+    RawResult,
+    cancelled_error,
+    engine_refused,
+    execution_error,
+    timeout_error,
+)
+from mcp_server.errors import QueryFailed
+from mcp_server.results import Column
+
+__all__ = ["PostgresEngine", "conninfo_from_url"]
+
+_COLUMNS_SQL = """
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+  AND n.nspname = ANY (current_schemas(false))
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+
+_CONSTRAINTS_SQL = """
+SELECT n.nspname, c.relname, con.contype,
+  ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.ord),
+  rn.nspname, rc.relname,
+  ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.ord)
+FROM pg_catalog.pg_constraint con
+JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE con.contype IN ('p', 'f') AND n.nspname = ANY (current_schemas(false))
+ORDER BY n.nspname, c.relname, con.conname
+"""
+
+_BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def conninfo_from_url(url: str) -> str:
+    """A libpq conninfo string from a ``postgresql[+psycopg]://`` URL (options already validated)."""
+    u = make_url(url)
+    params: dict[str, Any] = {
+        "host": u.host,
+        "port": u.port,
+        "user": u.username,
+        "password": u.password,
+        "dbname": u.database,
+        "connect_timeout": 5,
+        "application_name": "sqlr1",
+    }
+    params.update({k: v if isinstance(v, str) else v[-1] for k, v in u.query.items()})
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+class PostgresEngine:
+    """One PostgreSQL database; thread-safe through a pool of connections."""
+
+    def __init__(self, spec: DatabaseSpec) -> None:
+        self.spec = spec
+        self._conninfo = conninfo_from_url(spec.url)
+        u = make_url(spec.url)
+        self._where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
+        self._pool: IdlePool[psycopg.Connection[Any]] = IdlePool(lambda c: c.close())
+        self._active: set[psycopg.Connection[Any]] = set()
+        self._lock = threading.Lock()
+        self._names = itertools.count()
+
+    @property
+    def dialect(self) -> str:
+        return "postgres"
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=False)
+        except psycopg.Error as exc:
+            raise execution_error(
+                f"cannot connect to PostgreSQL at {self._where}: {str(exc).strip()} "
+                "(is the server running and the URL right?)"
+            ) from exc
+        conn.read_only = True
+        return conn
+
+    def _acquire(self) -> psycopg.Connection[Any]:
+        conn = self._pool.take()
+        while conn is not None and (conn.closed or conn.broken):
+            self._pool.discard(conn)
+            conn = self._pool.take()
+        conn = conn or self._connect()
+        with self._lock:
+            self._active.add(conn)
+        return conn
+
+    def _release(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            self._active.discard(conn)
+        if conn.closed or conn.broken:
+            self._pool.discard(conn)
+            return
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            self._pool.discard(conn)
+            return
+        self._pool.give(conn)
+
+    # -- queries -------------------------------------------------------------------------------
+    def execute(
+        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+    ) -> RawResult:
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, explain=False)
+
+    def explain(self, sql: str, *, timeout_s: float) -> None:
+        # Plain EXPLAIN plans the statement (binding names and types) without running it.
+        self._run("EXPLAIN " + sql, max_rows=10_000, timeout_s=timeout_s, cancel=None, explain=True)
+
+    def _run(
+        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None, explain: bool
+    ) -> RawResult:
+        started = time.monotonic()
+        for attempt in (0, 1):
+            name = f"sqlr1_{next(self._names)}"
+            prefix = len("EXPLAIN ") if explain else len(f'DECLARE "{name}" CURSOR FOR ')
+            conn = self._acquire()
+            try:
+                columns, rows = self._fetch(
+                    conn, name, sql, max_rows + 1, timeout_s, cancel, started, explain
+                )
+            except _BROKEN as exc:
+                if (conn.closed or conn.broken) and attempt == 0 and not (cancel and cancel.cancelled):
+                    continue  # server restarted or connection dropped: read-only, so retry once
+                raise self._map_error(exc, timeout_s, started, cancel, prefix) from exc
+            except psycopg.Error as exc:
+                raise self._map_error(exc, timeout_s, started, cancel, prefix) from exc
+            finally:
+                self._release(conn)
+            truncated = len(rows) > max_rows
+            return RawResult(
+                columns=columns,
+                rows=rows[:max_rows],
+                truncated=truncated,
+                elapsed_ms=(time.monotonic() - started) * 1000,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch(
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        sql: str,
+        limit: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        started: float,
+        explain: bool,
+    ) -> tuple[list[Column], list[tuple[Any, ...]]]:
+        remaining = max(0.001, timeout_s - (time.monotonic() - started))
+        with conn.cursor() as setup:
+            # Transaction-local settings (rolled back with the transaction); values are parameters.
+            setup.execute(
+                "SELECT set_config('statement_timeout', %s, true), set_config('cursor_tuple_fraction', '1', true)",
+                (str(max(1, int(remaining * 1000))),),
+            )
+
+        def stop() -> None:
+            conn.cancel_safe(timeout=2.0)
+
+        disarm = WATCHDOG.schedule(remaining + 0.5, stop)  # backstop if the server timeout misfires
+        if cancel is not None:
+            cancel.bind(stop)
+        try:
+            if explain:  # EXPLAIN can't be a cursor's query; stream() still uses the extended protocol
+                with conn.cursor() as plain:
+                    rows = list(itertools.islice(plain.stream(sql), limit))
+                return [Column(name="QUERY PLAN", type="text")], rows
+            with conn.cursor(name=name) as cur:
+                cur.execute(sql)
+                rows = cur.fetchmany(limit)
+                columns = [
+                    Column(name=d.name, type=self._type_name(conn, d.type_code))
+                    for d in cur.description or ()
+                ]
+        finally:
+            disarm()
+            if cancel is not None:
+                cancel.unbind()
+        return columns, rows
+
+    @staticmethod
+    def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
+        info = conn.adapters.types.get(oid)
+        return info.name if info is not None else f"oid:{oid}"
+
+    def _map_error(
+        self, exc: psycopg.Error, timeout_s: float, started: float, cancel: CancelHandle | None, prefix: int
+    ) -> QueryFailed:
+        if isinstance(exc, pgerr.QueryCanceled):
+            if cancel is not None and cancel.cancelled and time.monotonic() - started < timeout_s:
+                return cancelled_error()
+            return timeout_error(timeout_s)
+        if isinstance(exc, _BROKEN) and not isinstance(exc, psycopg.DatabaseError | pgerr.QueryCanceled):
+            return execution_error(
+                f"PostgreSQL connection to {self._where} failed: {str(exc).strip()}; try again"
+            )
+        diag = exc.diag
+        msg = (diag.message_primary or str(exc)).strip()
+        if diag.message_hint:
+            msg += f" (PostgreSQL hint: {diag.message_hint})"
+        position: int | None = None
+        if diag.statement_position and diag.statement_position.isdigit():
+            # Report where in the caller's SQL, not in our DECLARE/EXPLAIN wrapper.
+            position = max(0, int(diag.statement_position) - 1 - prefix)
+        failed: QueryFailed
+        if isinstance(exc, pgerr.ReadOnlySqlTransaction | pgerr.InsufficientPrivilege):
+            failed = engine_refused(msg)
+        elif "multiple commands" in msg:
+            failed = engine_refused("only one statement may be sent at a time")
+        elif isinstance(exc, pgerr.SyntaxError) and position == 0 and prefix:
+            failed = engine_refused("only a SELECT / WITH … SELECT / VALUES statement can run")
+        elif isinstance(exc, pgerr.UndefinedTable):
+            failed = execution_error(msg, missing="table")
+        elif isinstance(exc, pgerr.UndefinedColumn):
+            failed = execution_error(msg, missing="column")
+        elif isinstance(exc, pgerr.SyntaxError):
+            failed = QueryFailed.of("syntax", f"{msg} (PostgreSQL)")
+        else:
+            failed = execution_error(msg)
+        failed.error.position = position
+        return failed
+
+    def interrupt(self) -> None:
+        with self._lock:
+            active = list(self._active)
+        for conn in active:
+            try:
+                conn.cancel_safe(timeout=2.0)
+            except psycopg.Error as exc:
+                raise execution_error(f"cancelling a PostgreSQL query failed: {exc}") from exc
+
+    # -- catalog -------------------------------------------------------------------------------
+    def _meta(self, sql: str) -> list[tuple[Any, ...]]:
+        for attempt in (0, 1):
+            conn = self._acquire()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT set_config('statement_timeout', '30000', true)")
+                    cur.execute(sql, prepare=False)
+                    return cur.fetchall()
+            except _BROKEN as exc:
+                if (conn.closed or conn.broken) and attempt == 0:
+                    continue
+                raise execution_error(f"reading the PostgreSQL catalog at {self._where}: {exc}") from exc
+            except psycopg.Error as exc:
+                raise execution_error(f"reading the PostgreSQL catalog at {self._where}: {exc}") from exc
+            finally:
+                self._release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def catalog(self) -> list[CatalogTable]:
+        tables: dict[tuple[str, str], CatalogTable] = {}
+        for schema, table, col, ctype, notnull in self._meta(_COLUMNS_SQL):
+            t = tables.setdefault((schema, table), CatalogTable(name=table, schema=schema))
+            t.columns.append(CatalogColumn(name=col, type=ctype, nullable=not notnull))
+        for schema, table, kind, cols, ref_schema, ref_table, ref_cols in self._meta(_CONSTRAINTS_SQL):
+            found = tables.get((schema, table))
+            if found is None:
+                continue
+            t = found
+            if kind == "p":
+                t.primary_key = list(cols)
+                for c in t.columns:
+                    c.primary_key = c.name in t.primary_key
+            else:
+                ref = ref_table if ref_schema == schema else f"{ref_schema}.{ref_table}"
+                t.foreign_keys.append(
+                    CatalogForeignKey(columns=list(cols), ref_table=ref, ref_columns=list(ref_cols))
+                )
+        return list(tables.values())
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for rows in (self._meta(_COLUMNS_SQL), self._meta(_CONSTRAINTS_SQL)):
+            digest.update(repr(rows).encode())
+        return "postgresql:" + digest.hexdigest()[:16]
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,173 @@
+"""Guarded execution: the one path by which serving, training and evaluation run SQL.
+
+``Executor.run`` = guard (``mcp_server.guard.check``) → engine (read-only, engine-side timeout)
+→ JSON-safe rows under the row and character caps. ``run_async`` runs the same in a worker
+thread and, when the awaiting task is cancelled, stops that query in the engine. ``validate``
+is guard + engine EXPLAIN without data. This module never decides what SQL is allowed (the guard
+does) and never talks to a database driver directly (the engines do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from mcp_server import guard
+from mcp_server.config import DatabaseConfig, GuardSettings
+from mcp_server.engines.base import CancelHandle, RawResult
+from mcp_server.registry import Registry
+from mcp_server.results import JSONValue, QueryResult, json_safe
+
+__all__ = ["Executor", "cap_result"]
+
+_ELLIPSIS = "…"
+
+
+def _cell_chars(value: JSONValue) -> int:
+    if isinstance(value, str):
+        return len(value)
+    return 4 if value is None else len(str(value))
+
+
+def _shorten(value: JSONValue, budget: int) -> JSONValue:
+    if isinstance(value, str) and len(value) > budget:
+        return value[: max(0, budget - 1)] + _ELLIPSIS
+    return value
+
+
+def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
+    """Convert engine rows to JSON-safe rows, keeping whole rows while the character budget lasts.
+
+    A first row that alone exceeds the budget is kept with its long strings shortened, so a
+    caller always sees the columns' shape. ``truncated`` is set when rows or characters were cut.
+    """
+    rows: list[list[JSONValue]] = []
+    used = 0
+    truncated = raw.truncated
+    for raw_row in raw.rows:
+        row = [json_safe(v) for v in raw_row]
+        size = sum(_cell_chars(v) for v in row)
+        if used + size > max_chars:
+            truncated = True
+            if not rows:
+                per_cell = max(16, max_chars // max(1, len(row)))
+                rows.append([_shorten(v, per_cell) for v in row])
+            break
+        rows.append(row)
+        used += size
+    return QueryResult(
+        columns=raw.columns,
+        rows=rows,
+        row_count=len(rows),
+        truncated=truncated,
+        elapsed_ms=round(raw.elapsed_ms, 3),
+        raw_rows=list(raw.rows[: len(rows)]),
+    )
+
+
+class Executor:
+    """Guarded, capped, cancellable execution over a :class:`Registry`. Thread-safe and picklable."""
+
+    def __init__(
+        self, registry: Registry, settings: GuardSettings | None = None, *, max_threads: int = 16
+    ) -> None:
+        self.registry = registry
+        self.settings = settings or GuardSettings()
+        self.max_threads = max_threads
+        # The engines' own function allowlists must admit what the guard admits.
+        registry.allow_functions(self.settings.extra_functions)
+        self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+        self._limiters_lock = threading.Lock()
+
+    @classmethod
+    def from_targets(
+        cls, targets: Sequence[str | DatabaseConfig], settings: GuardSettings | None = None
+    ) -> Executor:
+        settings = settings or GuardSettings()
+        return cls(Registry.from_targets(targets, extra_functions=settings.extra_functions), settings)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Executor, (self.registry, self.settings), None, None, None)
+
+    # -- synchronous ---------------------------------------------------------------------------
+    def check(self, database: str, sql: str) -> guard.GuardedStatement:
+        """Guard ``sql`` in ``database``'s dialect (raises ``QueryFailed`` blocked/syntax/not_found)."""
+        spec = self.registry.get(database)
+        return guard.check(sql, spec.kind, extra_functions=self.settings.extra_functions)
+
+    def run(
+        self,
+        database: str,
+        sql: str,
+        *,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+        cancel: CancelHandle | None = None,
+    ) -> QueryResult:
+        """Guard, execute read-only and cap one statement. Raises ``QueryFailed`` with a structured error."""
+        statement = self.check(database, sql)
+        engine = self.registry.engine(database)
+        raw = engine.execute(
+            statement.sql,
+            max_rows=max_rows if max_rows is not None else self.settings.max_rows,
+            timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
+            cancel=cancel,
+        )
+        return cap_result(raw, self.settings.max_chars)
+
+    def validate(self, database: str, sql: str) -> guard.GuardedStatement:
+        """Guard + engine dry run (EXPLAIN); returns the guarded statement or raises ``QueryFailed``."""
+        statement = self.check(database, sql)
+        self.registry.engine(database).explain(statement.sql, timeout_s=self.settings.timeout_s)
+        return statement
+
+    # -- async (never blocks the event loop) ----------------------------------------------------
+    def _limiter(self) -> anyio.CapacityLimiter:
+        try:
+            key: Any = asyncio.get_running_loop()
+        except RuntimeError:  # another anyio backend: one limiter for it
+            key = anyio
+        with self._limiters_lock:
+            limiter = self._limiters.get(key) if key is not anyio else None
+            if limiter is None:
+                limiter = anyio.CapacityLimiter(self.max_threads)
+                if key is not anyio:
+                    self._limiters[key] = limiter
+            return limiter
+
+    async def run_async(
+        self, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
+    ) -> QueryResult:
+        """``run`` in a worker thread; cancelling the awaiting task stops the query in the engine."""
+        handle = CancelHandle()
+        call = partial(self.run, database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=handle)
+        return await self._in_thread(call, handle)
+
+    async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:
+        return await self._in_thread(partial(self.validate, database, sql), None)
+
+    async def _in_thread(self, call: Any, handle: CancelHandle | None) -> Any:
+        done = threading.Event()
+
+        def work() -> Any:
+            try:
+                return call()
+            finally:
+                done.set()
+
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=self._limiter(), abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            if handle is not None:
+                handle.cancel()
+                # Wait (bounded, shielded) until the engine has really stopped the query.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await anyio.to_thread.run_sync(done.wait, 5.0)
+            raise
