@@ -22,7 +22,7 @@ __all__ = [
     "ALLOWED_ROOTS",
     "BLOCKED_NODE_RULES",
     "DIALECTS",
-    "EXECUTABLE_COMMENT_PREFIXES",
+    "EXECUTABLE_COMMENT_MARKERS",
     "FILE_PATH_TABLE_CHARS",
     "MAX_PAREN_DEPTH",
     "MAX_SQL_CHARS",
@@ -67,7 +67,7 @@ MAX_PAREN_DEPTH: Final = 64
 # Comments the engine executes or obeys: MySQL/MariaDB conditional comments (/*! ... */, /*M! ... */)
 # and optimizer hints (/*+ SET_VAR(max_execution_time=0) */ would lift the timeout). Rejected in
 # every dialect: no legitimate read needs them.
-EXECUTABLE_COMMENT_PREFIXES: Final = ("!", "M!", "+")
+EXECUTABLE_COMMENT_MARKERS: Final = ("/*!", "/*M!", "/*+")
 
 # DuckDB resolves an unknown table name that looks like a path or URL through a replacement scan
 # (FROM 'x.csv', FROM "s3://b/x.parquet"). Per dialect: characters that make a table name a path.

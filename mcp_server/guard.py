@@ -27,7 +27,7 @@ from mcp_server.dialects import (
     ALLOWED_NODES,
     ALLOWED_ROOTS,
     BLOCKED_NODE_RULES,
-    EXECUTABLE_COMMENT_PREFIXES,
+    EXECUTABLE_COMMENT_MARKERS,
     FILE_PATH_TABLE_CHARS,
     MAX_PAREN_DEPTH,
     MAX_SQL_CHARS,
@@ -150,15 +150,14 @@ def _check(sql: str, dialect: str, extra: frozenset[str]) -> GuardedStatement:
 def _check_tokens(sql: str, tokens: list[Token]) -> None:
     """Checks the AST cannot express: executable comments, nesting depth, invisible characters."""
     depth = 0
+    scan_comments = "/*" in sql
+    previous_end = -1
     for token in tokens:
-        for comment in token.comments:
-            if comment.startswith(EXECUTABLE_COMMENT_PREFIXES):
-                raise _blocked(
-                    "executable_comment",
-                    f"comment /*{comment[:20]}... is executed or obeyed by some engines "
-                    "(conditional comment or optimizer hint); remove it",
-                    token.start,
-                )
+        if scan_comments:
+            # Between two tokens there is only whitespace and comments: look at the raw text, because
+            # tokenizers normalise hint and conditional-comment markers away.
+            _check_gap(sql, previous_end + 1, token.start)
+            previous_end = token.end
         if token.token_type == TokenType.L_PAREN:
             depth += 1
             if depth > MAX_PAREN_DEPTH:
@@ -169,8 +168,23 @@ def _check_tokens(sql: str, tokens: list[Token]) -> None:
                 )
         elif token.token_type == TokenType.R_PAREN:
             depth -= 1
+    if scan_comments:
+        _check_gap(sql, previous_end + 1, len(sql))
     if not sql.isascii():
         _check_characters(sql, tokens)
+
+
+def _check_gap(sql: str, start: int, end: int) -> None:
+    gap = sql[start:end]
+    for marker in EXECUTABLE_COMMENT_MARKERS:
+        at = gap.find(marker)
+        if at >= 0:
+            raise _blocked(
+                "executable_comment",
+                f"comment {gap[at : at + 24]!r}... is executed or obeyed by some engines "
+                "(conditional comment or optimizer hint); remove it",
+                start + at,
+            )
 
 
 def _check_characters(sql: str, tokens: list[Token]) -> None:
