@@ -230,6 +230,8 @@ def render_ddl(
 
 
 _MAX_SUBSETS = 256  # memoized table subsets per database
+_BATCH_TABLES = 100  # SQLite tables sampled per query (SQLite allows 500 compound arms)
+_BATCH_MAX_WIDTH = 200  # wider tables are sampled alone (SQLite allows 2,000 result columns)
 
 
 class EngineRegistry(Protocol):
@@ -412,36 +414,87 @@ class SchemaInspector:
         return keys
 
     def _assemble(self, database: str, engine: Engine, entry: _Entry, keys: Sequence[str]) -> DatabaseSchema:
-        tables = []
-        for key in keys:
-            table = entry.complete.get(key)
-            if table is None:
-                table = self._with_examples(engine, entry.bare[key])
-                entry.complete[key] = table
-            tables.append(table)
+        todo = [k for k in keys if k not in entry.complete]
+        if todo:
+            self._fill_examples(engine, entry, todo)
         return DatabaseSchema(
-            database=database, dialect=entry.dialect, fingerprint=entry.fingerprint, tables=tables
+            database=database,
+            dialect=entry.dialect,
+            fingerprint=entry.fingerprint,
+            tables=[entry.complete[k] for k in keys],
         )
 
-    def _with_examples(self, engine: Engine, table: TableSchema) -> TableSchema:
-        if self.examples <= 0 or not table.columns:
-            return table
+    def _fill_examples(self, engine: Engine, entry: _Entry, keys: Sequence[str]) -> None:
+        """Sample rows for ``keys``: SQLite reads up to ``_BATCH_TABLES`` tables per query (UNION ALL of
+        per-table samples, which SQLite allows across column types), other engines one table per query."""
+        tables = [entry.bare[k] for k in keys]
+        if self.examples <= 0:
+            entry.complete.update(zip(keys, tables, strict=True))
+            return
+        batch_size = _BATCH_TABLES if engine.dialect == "sqlite" else 1
+        batch: list[tuple[str, TableSchema]] = []
+        width = 0
+        for key, table in zip(keys, tables, strict=True):
+            if batch and (len(batch) >= batch_size or max(width, len(table.columns)) > _BATCH_MAX_WIDTH):
+                self._sample_batch(engine, entry, batch, width)
+                batch, width = [], 0
+            batch.append((key, table))
+            width = max(width, len(table.columns))
+        if batch:
+            self._sample_batch(engine, entry, batch, width)
+
+    def _sample_query(self, table: TableSchema, tag: int | None, width: int, dialect: str) -> str:
+        # Built node by node (no builder copies or re-parsing): this runs once per table.
+        cols: list[exp.Expr] = [exp.column(c.name, quoted=True) for c in table.columns]
+        if tag is not None:
+            cols = [exp.Literal.number(tag), *cols, *(exp.Null() for _ in range(width - len(table.columns)))]
         query = (
-            exp.select(*(exp.column(c.name, quoted=True) for c in table.columns))
-            .from_(exp.table_(table.name, db=table.schema_name, quoted=True))
-            .limit(self.sample_rows)
+            exp.Select(expressions=cols)
+            .from_(exp.table_(table.name, db=table.schema_name, quoted=True), copy=False)
+            .limit(exp.Literal.number(self.sample_rows), copy=False)
+        )
+        if tag is not None:  # a LIMIT inside a compound arm needs its own sub-select
+            query = exp.Select(expressions=[exp.Star()]).from_(query.subquery(copy=False), copy=False)
+        return query.sql(dialect=dialect)
+
+    def _sample_batch(
+        self, engine: Engine, entry: _Entry, batch: list[tuple[str, TableSchema]], width: int
+    ) -> None:
+        if len(batch) == 1:
+            key, table = batch[0]
+            try:
+                raw = engine.execute(
+                    self._sample_query(table, None, width, engine.dialect),
+                    max_rows=self.sample_rows,
+                    timeout_s=self.timeout_s,
+                )
+            except QueryFailed as exc:
+                # A table that cannot be read (timeout, broken view) is still described, without examples.
+                log.warning("no example values for %s: %s", table.name, exc.error)
+                entry.complete[key] = table
+                return
+            entry.complete[key] = self._with_examples(table, raw.rows, 0)
+            return
+        sql = " UNION ALL ".join(
+            self._sample_query(table, i, width, engine.dialect) for i, (_, table) in enumerate(batch)
         )
         try:
-            raw = engine.execute(
-                query.sql(dialect=engine.dialect), max_rows=self.sample_rows, timeout_s=self.timeout_s
-            )
+            raw = engine.execute(sql, max_rows=self.sample_rows * len(batch), timeout_s=self.timeout_s)
         except QueryFailed as exc:
-            # A table that cannot be read (timeout, broken view) is still described, without examples.
-            log.warning("no example values for %s: %s", table.name, exc.error)
-            return table
+            log.info("batched sampling failed (%s); sampling table by table", exc.error)
+            for item in batch:
+                self._sample_batch(engine, entry, [item], len(item[1].columns))
+            return
+        by_tag: dict[int, list[Sequence[Any]]] = {}
+        for row in raw.rows:
+            by_tag.setdefault(row[0], []).append(row)
+        for i, (key, table) in enumerate(batch):
+            entry.complete[key] = self._with_examples(table, by_tag.get(i, []), 1)
+
+    def _with_examples(self, table: TableSchema, rows: Sequence[Sequence[Any]], offset: int) -> TableSchema:
         columns = [
             col.model_copy(
-                update={"examples": _distinct_values(raw.rows, i, self.examples, self.max_value_chars)}
+                update={"examples": _distinct_values(rows, i + offset, self.examples, self.max_value_chars)}
             )
             for i, col in enumerate(table.columns)
         ]

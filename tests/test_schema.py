@@ -349,3 +349,30 @@ def test_unknown_database_is_not_found(spider_copy) -> None:
     with pytest.raises(QueryFailed) as info:
         inspector.describe("nope")
     assert info.value.error.kind == "not_found"
+
+
+def test_examples_across_many_tables_and_an_unreadable_view(tmp_path: Path) -> None:
+    """More tables than one sampling batch, plus a view that fails at run time (integer overflow)."""
+    path = tmp_path / "many.sqlite"
+    con = sqlite3.connect(path)
+    for i in range(130):
+        con.execute(f"CREATE TABLE t{i:03d} (id INTEGER PRIMARY KEY, {'x TEXT, ' * (i % 3 == 0)}v INTEGER)")
+        cols = "(id, x, v)" if i % 3 == 0 else "(id, v)"
+        vals = f"(1, 'x{i}', {i})" if i % 3 == 0 else f"(1, {i})"
+        con.execute(f"INSERT INTO t{i:03d} {cols} VALUES {vals}")
+    con.execute("CREATE VIEW t050_bad AS SELECT abs(-9223372036854775807 - 1) AS boom")
+    con.commit()
+    con.close()
+    inspector, name = inspector_for(path)
+    schema = inspector.describe(name)
+    assert len(schema.tables) == 131
+    for table in schema.tables:
+        if table.name == "t050_bad":
+            assert [c.examples for c in table.columns] == [[]]  # described, without examples
+            continue
+        i = int(table.name[1:])
+        v = table.column("v")
+        assert v is not None and v.examples == [i]
+        if i % 3 == 0:
+            x = table.column("x")
+            assert x is not None and x.examples == [f"x{i}"]
