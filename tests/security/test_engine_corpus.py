@@ -1,0 +1,307 @@
+"""The attack corpus end to end through the executor, on real SQLite, DuckDB, PostgreSQL and MariaDB.
+
+For each engine: a database holding a ``canary`` table (SQLite: a copied Spider database; DuckDB: a
+temporary file; PostgreSQL and MariaDB: a dedicated ``sqlr1_sec`` database) and a canary file outside
+it. Every corpus statement for the engine goes through ``Executor.run``; afterwards the database's
+content checksum and the canary file are unchanged and the file's secret never appeared in a result.
+
+SQLite and DuckDB run in-process on throwaway copies, so there the corpus is also sent straight to
+the engine with the guard bypassed: the engine's own read-only settings (defence in depth) must
+make every statement fail or run harmlessly. That pass is not run on the shared PostgreSQL/MariaDB
+servers, where the test connects as a superuser and a statement like SHUTDOWN would hit everyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mcp_server.config import GuardSettings
+from mcp_server.errors import QueryFailed
+from mcp_server.executor import Executor
+from mcp_server.registry import Registry
+from security.corpus import CATEGORIES, Attack, for_engine
+
+SEC_DB = "sqlr1_sec"
+CANARY_ROWS = [(1, "alpha"), (2, "beta"), (3, None), (4, "delta ' quote")]
+# Paths some attacks would create if they ran (DuckDB EXPORT DATABASE, dumps into /tmp).
+WOULD_CREATE = [Path("/tmp/sqlr1_export")]
+
+
+@dataclass
+class CanaryFile:
+    path: Path
+    secret: str
+    digest: str
+    mtime_ns: int
+    listing: list[str]
+
+    @classmethod
+    def create(cls, folder: Path) -> CanaryFile:
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = f"sqlr1-canary-{uuid.uuid4().hex}"
+        path = folder / "secret.txt"
+        path.write_text(f"id,v\n1,{secret}\n", encoding="utf-8")
+        st = path.stat()
+        return cls(path, secret, _sha256(path.read_bytes()), st.st_mtime_ns, sorted(os.listdir(folder)))
+
+    def assert_untouched(self) -> None:
+        assert self.path.is_file(), "canary file was removed"
+        assert _sha256(self.path.read_bytes()) == self.digest, "canary file was written"
+        assert self.path.stat().st_mtime_ns == self.mtime_ns, "canary file was touched"
+        assert sorted(os.listdir(self.path.parent)) == self.listing, "files appeared next to the canary"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _outcome(run: Callable[[str], object], sql: str, secret: str) -> str:
+    try:
+        result = run(sql)
+    except QueryFailed as exc:
+        return exc.error.kind
+    assert secret not in repr(result), f"the canary file's content came back from {sql!r}"
+    return "ran"
+
+
+def _run_corpus(
+    engine: str, run: Callable[[str], object], canary: CanaryFile, *, strict: bool
+) -> Counter[tuple[str, str]]:
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for attack in for_engine(engine):
+        sql = attack.render(str(canary.path))
+        kind = _outcome(run, sql, canary.secret)
+        outcomes[(attack.category, kind)] += 1
+        if strict:
+            assert kind in ("blocked", "syntax"), (
+                f"{engine}: {sql[:200]!r} was not rejected by the guard ({kind})"
+            )
+    return outcomes
+
+
+def _report(title: str, outcomes: Counter[tuple[str, str]]) -> None:
+    kinds = sorted({k for _, k in outcomes})
+    print(f"\n{title}: {sum(outcomes.values())} statements")
+    for category in CATEGORIES:
+        row = ", ".join(f"{k}={outcomes[(category, k)]}" for k in kinds if outcomes[(category, k)])
+        print(f"  {category}: {row}")
+
+
+def _assert_no_strays() -> None:
+    for path in WOULD_CREATE:
+        assert not path.exists(), f"{path} was created"
+
+
+# --- SQLite --------------------------------------------------------------------------------------
+
+
+def _sqlite_checksum(path: Path) -> str:
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    siblings = sorted(p.name for p in path.parent.iterdir())
+    return _sha256(path.read_bytes()) + _sha256(dump.encode()) + repr(siblings)
+
+
+@pytest.fixture
+def sqlite_db(spider_copy: Callable[[str], Path]) -> Path:
+    path = spider_copy("concert_singer")
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE canary (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO canary VALUES (?, ?)", CANARY_ROWS)
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("bypass_guard", [False, True], ids=["executor", "engine-only"])
+def test_sqlite_corpus(sqlite_db: Path, tmp_path: Path, bypass_guard: bool) -> None:
+    canary = CanaryFile.create(tmp_path / "canary")
+    before = _sqlite_checksum(sqlite_db)
+    executor = Executor(Registry.from_targets([f"sec={sqlite_db}"]), GuardSettings(timeout_s=5, max_rows=50))
+    try:
+        if bypass_guard:
+            engine = executor.registry.engine("sec")
+            run: Callable[[str], object] = lambda sql: engine.execute(sql, max_rows=50, timeout_s=2)  # noqa: E731
+        else:
+            run = lambda sql: executor.run("sec", sql)  # noqa: E731
+        outcomes = _run_corpus("sqlite", run, canary, strict=not bypass_guard)
+        assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
+    finally:
+        executor.registry.close()
+    _report(f"sqlite ({'engine only, guard bypassed' if bypass_guard else 'executor'})", outcomes)
+    assert _sqlite_checksum(sqlite_db) == before, "SQLite database changed"
+    canary.assert_untouched()
+    _assert_no_strays()
+
+
+# --- DuckDB --------------------------------------------------------------------------------------
+
+
+def _duckdb_checksum(path: Path) -> str:
+    import duckdb
+
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = conn.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        views = conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()
+        rows = conn.execute("SELECT id, v FROM canary ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    siblings = sorted(p.name for p in path.parent.iterdir())
+    return _sha256(path.read_bytes()) + repr((tables, views, rows, siblings))
+
+
+@pytest.fixture
+def duckdb_db(tmp_path: Path) -> Path:
+    duckdb = pytest.importorskip("duckdb")
+    path = tmp_path / "db" / "sec.duckdb"
+    path.parent.mkdir()
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE canary (id INTEGER PRIMARY KEY, v TEXT)")
+    conn.executemany("INSERT INTO canary VALUES (?, ?)", CANARY_ROWS)
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("bypass_guard", [False, True], ids=["executor", "engine-only"])
+def test_duckdb_corpus(duckdb_db: Path, tmp_path: Path, bypass_guard: bool) -> None:
+    canary = CanaryFile.create(tmp_path / "canary")
+    before = _duckdb_checksum(duckdb_db)
+    executor = Executor(Registry.from_targets([f"sec={duckdb_db}"]), GuardSettings(timeout_s=5, max_rows=50))
+    try:
+        if bypass_guard:
+            engine = executor.registry.engine("sec")
+            run: Callable[[str], object] = lambda sql: engine.execute(sql, max_rows=50, timeout_s=2)  # noqa: E731
+        else:
+            run = lambda sql: executor.run("sec", sql)  # noqa: E731
+        outcomes = _run_corpus("duckdb", run, canary, strict=not bypass_guard)
+        assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
+    finally:
+        executor.registry.close()
+    _report(f"duckdb ({'engine only, guard bypassed' if bypass_guard else 'executor'})", outcomes)
+    assert _duckdb_checksum(duckdb_db) == before, "DuckDB database changed"
+    canary.assert_untouched()
+    _assert_no_strays()
+
+
+# --- PostgreSQL and MariaDB ----------------------------------------------------------------------
+
+
+def _with_database(url: str, database: str) -> str:
+    return sa.engine.make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_sec(postgres_url: str) -> Iterator[str]:
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {SEC_DB} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {SEC_DB}"))
+    admin.dispose()
+    url = _with_database(postgres_url, SEC_DB)
+    _create_canary(url)
+    yield url
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {SEC_DB} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def mariadb_sec(mariadb_url: str) -> Iterator[str]:
+    admin = sa.create_engine(mariadb_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {SEC_DB}"))
+        conn.execute(sa.text(f"CREATE DATABASE {SEC_DB}"))
+    admin.dispose()
+    url = _with_database(mariadb_url, SEC_DB)
+    _create_canary(url)
+    yield url
+    admin = sa.create_engine(mariadb_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {SEC_DB}"))
+    admin.dispose()
+
+
+def _create_canary(url: str) -> None:
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE canary (id INTEGER PRIMARY KEY, v VARCHAR(100))"))
+        conn.execute(
+            sa.text("INSERT INTO canary (id, v) VALUES (:id, :v)"),
+            [{"id": i, "v": v} for i, v in CANARY_ROWS],
+        )
+    eng.dispose()
+
+
+SERVER_STATE = {
+    "postgresql": [
+        "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+        "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+        "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+        "SELECT count(*) FROM pg_largeobject_metadata",
+        "SELECT extname FROM pg_extension ORDER BY 1",
+        "SELECT id, v FROM canary ORDER BY id",
+    ],
+    "mysql": [
+        f"SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = '{SEC_DB}' ORDER BY 1",
+        f"SELECT routine_name FROM information_schema.routines WHERE routine_schema = '{SEC_DB}' ORDER BY 1",
+        "SELECT @@GLOBAL.max_statement_time, @@GLOBAL.sql_mode, @@GLOBAL.read_only, @@GLOBAL.autocommit",
+        "SELECT id, v FROM canary ORDER BY id",
+    ],
+}
+
+
+def _server_checksum(url: str, kind: str) -> str:
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as conn:
+            state = [conn.execute(sa.text(q)).all() for q in SERVER_STATE[kind]]
+    finally:
+        eng.dispose()
+    return _sha256(repr(state).encode())
+
+
+def _server_corpus(url: str, kind: str, engine: str, tmp_path: Path) -> None:
+    canary = CanaryFile.create(tmp_path / "canary")
+    before = _server_checksum(url, kind)
+    executor = Executor(Registry.from_targets([f"sec={url}"]), GuardSettings(timeout_s=5, max_rows=50))
+    try:
+        outcomes = _run_corpus(engine, lambda sql: executor.run("sec", sql), canary, strict=True)
+        assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
+    finally:
+        executor.registry.close()
+    _report(f"{engine} (executor)", outcomes)
+    assert _server_checksum(url, kind) == before, f"{engine} database changed"
+    canary.assert_untouched()
+    _assert_no_strays()
+
+
+@pytest.mark.services
+def test_postgres_corpus(postgres_sec: str, tmp_path: Path) -> None:
+    _server_corpus(postgres_sec, "postgresql", "postgres", tmp_path)
+
+
+@pytest.mark.services
+def test_mariadb_corpus(mariadb_sec: str, tmp_path: Path) -> None:
+    _server_corpus(mariadb_sec, "mysql", "mysql", tmp_path)
+
+
+def test_every_category_reaches_every_engine() -> None:
+    for engine in ("sqlite", "postgres", "mysql", "duckdb"):
+        assert {a.category for a in for_engine(engine)} == set(CATEGORIES)
+    assert all(isinstance(a, Attack) for a in for_engine("sqlite"))
