@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,34 +14,21 @@ import sqlglot
 from conftest import FIXTURES
 from sqlglot import exp
 
-from mcp_server.engines.base import DatabaseSpec, Engine
-from mcp_server.engines.sqlite import SqliteEngine
+from mcp_server.engines.base import DatabaseSpec
 from mcp_server.errors import QueryFailed
+from mcp_server.registry import Registry
 from mcp_server.schema import SchemaInspector, prompt_identifier, render_ddl
 
 SPIDER_TABLES_JSON = FIXTURES / "spider" / "tables.json"
 
 
-class EngineMap:
-    """The inspector's view of a registry: name -> real engine."""
-
-    def __init__(self, *engines: Engine) -> None:
-        self.engines = {e.spec.name: e for e in engines}
-
-    def engine(self, name: str) -> Engine:
-        if name not in self.engines:
-            raise QueryFailed.of("not_found", f"unknown database {name!r}")
-        return self.engines[name]
+def sqlite_spec(path: Path, name: str | None = None, **extra: Path) -> DatabaseSpec:
+    return DatabaseSpec(name=name or path.stem, kind="sqlite", url=f"sqlite:///{path}", path=path, **extra)
 
 
-def sqlite_engine(path: Path, name: str | None = None, **spec: Path) -> SqliteEngine:
-    name = name or path.stem
-    return SqliteEngine(DatabaseSpec(name=name, kind="sqlite", url=f"sqlite:///{path}", path=path, **spec))
-
-
-def inspector_for(path: Path, name: str | None = None, **spec: Path) -> tuple[SchemaInspector, str]:
-    engine = sqlite_engine(path, name, **spec)
-    return SchemaInspector(EngineMap(engine)), engine.spec.name
+def inspector_for(path: Path, name: str | None = None, **extra: Path) -> tuple[SchemaInspector, str]:
+    spec = sqlite_spec(path, name, **extra)
+    return SchemaInspector(Registry([spec])), spec.name
 
 
 def pragma_schema(path: Path) -> dict[str, dict]:
@@ -93,8 +82,14 @@ def test_catalog_matches_sqlite_pragmas(db_id: str, spider_copy, chinook_copy: P
     assert inspector.list_tables(name) == [t.name for t in schema.tables]
 
 
-def test_spider_descriptions_and_table_order_from_tables_json(spider_copy) -> None:
-    inspector, name = inspector_for(spider_copy("pets_1"), tables_json=SPIDER_TABLES_JSON)
+def test_spider_descriptions_and_table_order_from_tables_json(tmp_path: Path) -> None:
+    # A Spider layout (database/<db_id>/<db_id>.sqlite + tables.json), found by the registry.
+    root = tmp_path / "spider"
+    (root / "database" / "pets_1").mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "spider/pets_1/pets_1.sqlite", root / "database/pets_1/pets_1.sqlite")
+    shutil.copyfile(SPIDER_TABLES_JSON, root / "tables.json")
+    inspector = SchemaInspector(Registry.from_targets([str(root)]))
+    name = "pets_1"
     schema = inspector.describe(name)
     entry = next(e for e in json.loads(SPIDER_TABLES_JSON.read_text("utf-8")) if e["db_id"] == "pets_1")
     # Tables in tables.json order (Spider/OmniSQL prompts list them so), not alphabetical.
@@ -149,11 +144,18 @@ def build_bird_sqlite(shared: Path, dst: Path) -> Path:
 
 
 def test_bird_descriptions_from_csv(shared_data: Path, tmp_path: Path) -> None:
-    db = build_bird_sqlite(shared_data, tmp_path / f"{BIRD_DB}.sqlite")
-    desc_dir = shared_data / "bird/dev/dev_databases" / BIRD_DB / "database_description"
-    inspector, name = inspector_for(
-        db, tables_json=shared_data / "bird/dev/dev_tables.json", description_dir=desc_dir
+    # A BIRD layout (dev_databases/<db>/<db>.sqlite + database_description/ + dev_tables.json).
+    bird = shared_data / "bird/dev"
+    root = tmp_path / "bird"
+    db_dir = root / "dev_databases" / BIRD_DB
+    db_dir.mkdir(parents=True)
+    build_bird_sqlite(shared_data, db_dir / f"{BIRD_DB}.sqlite")
+    shutil.copytree(
+        bird / "dev_databases" / BIRD_DB / "database_description", db_dir / "database_description"
     )
+    shutil.copyfile(bird / "dev_tables.json", root / "dev_tables.json")
+    inspector = SchemaInspector(Registry.from_targets([str(root)]))
+    name = BIRD_DB
     schema = inspector.describe(name)
     budget = schema.table("budget")
     assert budget is not None
@@ -192,17 +194,18 @@ def test_cache_is_reused_then_invalidated_by_schema_change(spider_copy) -> None:
     assert inspector.describe(name, ["singer"]).table("singer") == singer
 
 
-def test_cache_is_thread_safe(spider_copy) -> None:
+def test_cache_is_thread_safe(spider_copy, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = Registry([sqlite_spec(spider_copy("world_1"), "w")])
+    engine = registry.engine("w")
     calls = []
+    real_catalog = engine.catalog
 
-    class CountingEngine(SqliteEngine):
-        def catalog(self):
-            calls.append(1)
-            return super().catalog()
+    def counting_catalog():
+        calls.append(1)
+        return real_catalog()
 
-    path = spider_copy("world_1")
-    engine = CountingEngine(DatabaseSpec(name="w", kind="sqlite", url=f"sqlite:///{path}", path=path))
-    inspector = SchemaInspector(EngineMap(engine))
+    monkeypatch.setattr(engine, "catalog", counting_catalog)
+    inspector = SchemaInspector(registry)
     results = []
     barrier = threading.Barrier(8)
 
@@ -228,8 +231,9 @@ def test_example_values_bounded_distinct_and_truncated(tmp_path: Path) -> None:
     con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
     con.commit()
     con.close()
-    engine = sqlite_engine(path)
-    inspector = SchemaInspector(EngineMap(engine), examples=3, sample_rows=50, max_value_chars=100)
+    inspector = SchemaInspector(
+        Registry([sqlite_spec(path)]), examples=3, sample_rows=50, max_value_chars=100
+    )
     table = inspector.describe("ex").tables[0]
     ex = {c.name: c.examples for c in table.columns}
     assert ex["id"] == [1, 2, 3]
@@ -376,3 +380,61 @@ def test_examples_across_many_tables_and_an_unreadable_view(tmp_path: Path) -> N
         if i % 3 == 0:
             x = table.column("x")
             assert x is not None and x.examples == [f"x{i}"]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", ["postgres", "mariadb", "duckdb"])
+def test_other_engines_describe_and_quote(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The same inspection through the PostgreSQL, MariaDB and DuckDB engines (their catalogs, quoting)."""
+    import sqlalchemy as sa
+
+    suffix = uuid.uuid4().hex[:8]
+    parent, odd = f"parent_{suffix}", f"Odd Table {suffix}"
+    if kind == "duckdb":
+        url = f"duckdb:///{tmp_path / 'x.duckdb'}"
+        dialect, target = "duckdb", str(tmp_path / "x.duckdb")
+    else:
+        url = request.getfixturevalue("postgres_url" if kind == "postgres" else "mariadb_url")
+        dialect, target = ("postgres" if kind == "postgres" else "mysql"), f"db={url}"
+    q = lambda n: exp.to_identifier(n, quoted=True).sql(dialect)  # noqa: E731
+    ddl = [
+        f"CREATE TABLE {q(parent)} (id INT PRIMARY KEY, name VARCHAR(50))",
+        f"CREATE TABLE {q(odd)} ({q('select')} INT PRIMARY KEY, {q('col with space')} VARCHAR(200), pid INT, "
+        f"FOREIGN KEY (pid) REFERENCES {q(parent)} (id))",
+        f"INSERT INTO {q(parent)} VALUES (1, 'p1'), (2, 'p2')",
+        f"INSERT INTO {q(odd)} VALUES (1, '{'x' * 60}', 1), (2, NULL, 2), (3, '', 1)",
+    ]
+    setup = sa.create_engine(url)
+    with setup.begin() as conn:
+        for statement in ddl:
+            conn.execute(sa.text(statement))
+    setup.dispose()
+    registry = Registry.from_targets([target])
+    name = registry.names()[0]
+    try:
+        inspector = SchemaInspector(registry)
+        schema = inspector.describe(name, [odd, parent])
+        assert {t.name for t in schema.tables} == {odd, parent}
+        table = schema.table(odd)
+        assert table is not None
+        assert [c.name for c in table.columns] == ["select", "col with space", "pid"]
+        assert table.primary_key == ["select"] and table.columns[0].primary_key
+        assert [(f.columns, f.ref_table, f.ref_columns) for f in table.foreign_keys] == [
+            (["pid"], parent, ["id"])
+        ]
+        assert [c.examples for c in table.columns] == [[1, 2, 3], ["x" * 60], [1, 2]]
+        text = render_ddl(schema)
+        quote = "`" if dialect == "mysql" else '"'
+        assert f"CREATE TABLE {quote}{odd}{quote} (" in text
+        assert f"    {quote}col with space{quote} " in text and f"    {quote}select{quote} " in text
+        assert f"REFERENCES {parent} (id)" in text
+        with pytest.raises(QueryFailed) as info:
+            inspector.describe(name, [f"odd table {suffix}x"])
+        assert info.value.error.kind == "not_found" and odd in info.value.error.message
+    finally:
+        registry.close()
+        setup = sa.create_engine(url)
+        with setup.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(odd)}"))
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(parent)}"))
+        setup.dispose()
