@@ -1,20 +1,23 @@
 """Unit tests of the SQL guard: every rule names itself, legitimate reads pass, gold queries pass.
 
 The no-false-reject tests run every gold query of Spider dev/train and BIRD dev/mini-dev through the
-guard (parse only), and execute every Spider dev gold query on its shared SQLite database read-only.
+guard (parse only), and execute every Spider dev gold query on its shared SQLite database through the
+executor (read-only).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from mcp_server import guard
+from mcp_server.config import GuardSettings
 from mcp_server.dialects import ALLOWED_FUNCTIONS, MAX_PAREN_DEPTH, MAX_SQL_CHARS, sqlglot_dialect
 from mcp_server.errors import QueryFailed
+from mcp_server.executor import Executor
+from mcp_server.registry import Registry
 
 
 def blocked(sql: str, dialect: str = "sqlite") -> QueryFailed:
@@ -216,22 +219,17 @@ def test_every_gold_query_passes_the_guard(shared_data: Path, rel: str, field: s
 
 
 def test_every_spider_dev_gold_query_executes(shared_data: Path) -> None:
+    """Through the real executor (guard + read-only SQLite engine, opened mode=ro: no copy needed)."""
     items = json.loads((shared_data / "spider/dev.json").read_text(encoding="utf-8"))
     assert len(items) == 1034
-    connections: dict[str, sqlite3.Connection] = {}
+    executor = Executor(Registry.from_targets([str(shared_data / "spider" / "database")]), GuardSettings())
     failures = []
     try:
         for item in items:
-            stmt = guard.check(item["query"], "sqlite")
-            db = item["db_id"]
-            if db not in connections:
-                path = shared_data / "spider" / "database" / db / f"{db}.sqlite"
-                connections[db] = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
             try:
-                connections[db].execute(stmt.sql).fetchmany(10_000)
-            except sqlite3.Error as exc:
-                failures.append(f"{db}: {exc}: {stmt.sql}")
+                executor.run(item["db_id"], item["query"], max_rows=100)
+            except QueryFailed as exc:
+                failures.append(f"{item['db_id']}: {exc.error}: {item['query']}")
     finally:
-        for conn in connections.values():
-            conn.close()
+        executor.registry.close()
     assert not failures, "\n".join(failures[:20])
