@@ -1,0 +1,125 @@
+"""Model resolution: what a ``--model`` spec names and how to load it with transformers.
+
+A spec is one of: ``None``/``"bundled"`` (the bundled SmolLM2, see ``bundled.py``); a ``.gguf``
+file (dequantized on load); a folder with a checkpoint manifest (``manifest.py``: base model,
+adapter or merged weights, prompt version); a LoRA adapter folder (``adapter_config.json``,
+loaded with peft on top of its base); a Hugging Face model folder; or a Hugging Face id, which
+must already be in the local HF cache (nothing is downloaded at run time unless HF allows it).
+SQL-R1-7B/14B, OmniSQL and Qwen2.5-Coder load by id or path this way with no code change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp_server.backends.bundled import BUNDLED_SPEC, ensure_bundled_model
+from mcp_server.backends.manifest import CheckpointManifest, read_manifest
+from mcp_server.errors import QueryFailed
+
+__all__ = ["ModelKind", "ResolvedModel", "load_model_and_tokenizer", "resolve_model"]
+
+ModelKind = Literal["hf", "gguf", "adapter"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What to load: ``source`` (folder, id or .gguf path), plus the base for an adapter."""
+
+    spec: str  # what the user gave ("bundled" for the default)
+    kind: ModelKind
+    source: str
+    base: ResolvedModel | None = None  # for kind == "adapter"
+    manifest: CheckpointManifest | None = None
+
+    @property
+    def prompt_version(self) -> str | None:
+        return self.manifest.prompt_version if self.manifest else None
+
+
+def _adapter_base(folder: Path) -> str:
+    try:
+        cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise QueryFailed.of("config", f"unreadable adapter_config.json in {folder}: {exc}") from exc
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise QueryFailed.of(
+            "config", f"{folder}/adapter_config.json names no base_model_name_or_path; add a manifest"
+        )
+    return str(base)
+
+
+def resolve_model(spec: str | Path | None) -> ResolvedModel:
+    """Work out what ``spec`` names (see the module docstring). Converts the bundled model if needed.
+
+    Raises ``QueryFailed`` (kind ``config`` or ``not_found``) with what to fix.
+    """
+    if spec is None or str(spec) == BUNDLED_SPEC:
+        return ResolvedModel(spec=BUNDLED_SPEC, kind="hf", source=str(ensure_bundled_model()))
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return ResolvedModel(spec=text, kind="gguf", source=str(path))
+        raise QueryFailed.of(
+            "config", f"{path} is a file but not a .gguf model; pass a model folder or .gguf"
+        )
+    if path.is_dir():
+        manifest = read_manifest(path)
+        if (path / "adapter_config.json").is_file():
+            base_spec = manifest.base_model if manifest else _adapter_base(path)
+            base = resolve_model(base_spec)
+            return ResolvedModel(spec=text, kind="adapter", source=str(path), base=base, manifest=manifest)
+        if (path / "config.json").is_file():
+            return ResolvedModel(spec=text, kind="hf", source=str(path), manifest=manifest)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ResolvedModel(spec=text, kind="gguf", source=str(ggufs[0]), manifest=manifest)
+        raise QueryFailed.of(
+            "not_found",
+            f"{path} holds no model: expected config.json (Hugging Face folder), adapter_config.json "
+            "(LoRA adapter) or one .gguf file",
+        )
+    if text.startswith((".", "/", "~")) or text.endswith(".gguf"):
+        raise QueryFailed.of("not_found", f"model path {text} does not exist")
+    return ResolvedModel(spec=text, kind="hf", source=text)  # a Hugging Face id
+
+
+def load_model_and_tokenizer(resolved: ResolvedModel, *, dtype: Any = None) -> tuple[Any, Any]:
+    """Load (model, tokenizer) in eval mode on CPU (or where transformers puts it).
+
+    Raises ``QueryFailed`` (kind ``config``) when transformers cannot load it.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    model: Any
+    try:
+        if resolved.kind == "gguf":
+            gguf = Path(resolved.source)
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+            )
+        elif resolved.kind == "adapter":
+            from peft import PeftModel
+
+            assert resolved.base is not None
+            base_model, tokenizer = load_model_and_tokenizer(resolved.base, dtype=dtype)
+            if Path(resolved.source, "tokenizer_config.json").is_file():
+                tokenizer = AutoTokenizer.from_pretrained(resolved.source)
+            model = PeftModel.from_pretrained(base_model, resolved.source)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(resolved.source)
+            kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+            model = AutoModelForCausalLM.from_pretrained(resolved.source, **kwargs)
+    except QueryFailed:
+        raise
+    except (OSError, ValueError, ImportError, RuntimeError) as exc:
+        raise QueryFailed.of(
+            "config", f"cannot load model {resolved.spec!r} ({resolved.source}): {exc}"
+        ) from exc
+    model.eval()
+    return model, tokenizer
