@@ -87,7 +87,7 @@ ALLOWED_NODES: Final = _names(
     Select Union Intersect Except With CTE Subquery From Join Where Group Having Qualify Order
     Ordered Limit Offset Fetch Distinct Window WindowSpec Alias Aliases TableAlias Table Column
     Identifier Star Values Tuple Lateral Cube Rollup GroupingSets IgnoreNulls RespectNulls
-    WithinGroup Semicolon
+    WithinGroup Filter LimitOptions TableSample Semicolon
     Literal Null Boolean ByteString HexString BitString RawString National DataType DataTypeParam
     Var Interval IntervalSpan
     Paren Not Neg BitwiseNot Add Sub Mul Div IntDiv Mod DPipe EQ NEQ GT GTE LT LTE NullSafeEQ

@@ -57,6 +57,14 @@ LEGIT = [
     ("mysql", "SELECT CONCAT(a, b), TIMESTAMPDIFF(DAY, a, b) FROM t"),
     ("duckdb", "SELECT list_contains([1, 2], 1), strftime(d, '%Y') FROM t QUALIFY ROW_NUMBER() OVER () = 1"),
     ("duckdb", "FROM t SELECT a"),
+    ("postgres", "SELECT COUNT(*) FILTER (WHERE id > 1) FROM t ORDER BY 1 NULLS LAST FETCH FIRST 3 ROWS ONLY"),
+    ("postgres", "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY id) FROM t"),
+    ("postgres", "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r LIMIT 5"),
+    ("postgres", "SELECT DISTINCT ON (v) v FROM t WHERE id = ANY(ARRAY[1, 2]) AND v ~* 'a'"),
+    ("sqlite", "SELECT avg(x) FILTER (WHERE x > 1) OVER w FROM t WINDOW w AS (ORDER BY x)"),
+    ("sqlite", "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v"),
+    ("duckdb", "SELECT * EXCLUDE (v) FROM t USING SAMPLE 10"),
+    ("mysql", "SELECT CAST(x AS SIGNED), CONVERT(x, CHAR) FROM t WHERE v RLIKE 'a'"),
 ]
 
 
