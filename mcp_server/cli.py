@@ -1,0 +1,368 @@
+"""The one ``sqlr1`` command: global flags, the core subcommands, and discovery of the others.
+
+Owns ``serve`` (stdio or streamable HTTP), ``dbs``, ``schema`` and ``sql``, and how ``--db``/``--config``/
+``--model`` become an :class:`AppConfig`. Subcommands from upper layers (``chat``, ``ask``, ``eval``,
+``train``) arrive through the ``sqlr1.commands`` entry-point group: each entry point is a callable
+``register(subparsers)`` that adds a parser and sets ``handler=fn(args) -> int`` on it. This module never
+imports ``agent``, ``tui`` or ``training``.
+
+Exit codes: 0 success, 1 a query was refused or failed, 2 usage/configuration errors (bad flags, a
+missing database file, an unknown database name or config key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mcp_server import __version__
+from mcp_server.config import AppConfig, DatabaseConfig, load_config
+from mcp_server.errors import QueryFailed
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "build_parser",
+    "default_example_db",
+    "main",
+    "open_registry",
+    "parse_db_flag",
+    "resolve_config",
+]
+
+ENTRY_POINT_GROUP = "sqlr1.commands"
+EXAMPLE_DB_ENV = "SQLR1_EXAMPLE_DB"
+TOKEN_ENV = "SQLR1_TOKEN"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """A problem with how sqlr1 was invoked (exit code 2)."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def default_example_db() -> Path:
+    """The bundled Chinook database.
+
+    Looked up, in order: ``$SQLR1_EXAMPLE_DB``; ``examples/chinook.sqlite`` next to the ``mcp_server``
+    package (a source checkout or an editable install, which imports the package from the checkout);
+    ``examples/chinook.sqlite`` under the current directory.
+    """
+    candidates: list[Path] = []
+    if env := os.environ.get(EXAMPLE_DB_ENV):
+        candidates.append(Path(env))
+    candidates.append(Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite")
+    candidates.append(Path.cwd() / "examples" / "chinook.sqlite")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise QueryFailed.of(
+        "config",
+        "no database given (--db PATH_OR_URL or [[databases]] in --config) and the bundled example "
+        f"was not found at {', '.join(str(c) for c in candidates)}",
+    )
+
+
+def parse_db_flag(value: str) -> DatabaseConfig:
+    """``--db`` value: ``TARGET`` or ``NAME=TARGET`` (a URL's own ``=`` in its query is left alone)."""
+    name, sep, target = value.partition("=")
+    if sep and name and "/" not in name and ":" not in name and "\\" not in name and "?" not in name:
+        if not target:
+            raise UsageError(f"--db {value!r}: empty target after '{name}='")
+        return DatabaseConfig(name=name, target=target)
+    return DatabaseConfig(target=value)
+
+
+def resolve_config(args: argparse.Namespace) -> AppConfig:
+    """The effective configuration: ``--config`` file, then ``--db``/``--model`` flags on top.
+
+    With no database anywhere, the bundled Chinook example is used.
+    """
+    config = load_config(getattr(args, "config", None))
+    for value in getattr(args, "db", None) or []:
+        config.databases.append(parse_db_flag(value))
+    if not config.databases:
+        config.databases.append(DatabaseConfig(name="chinook", target=str(default_example_db())))
+    model = getattr(args, "model", None)
+    if model:
+        config.model.model = model
+    return config
+
+
+def open_registry(config: AppConfig) -> Any:
+    """The registry of ``config``'s databases (raises ``QueryFailed`` naming a bad path or URL)."""
+    from mcp_server.registry import Registry
+
+    return Registry.from_config(config)
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _pick_database(registry: Any, name: str | None) -> str:
+    if name:
+        registry.get(name)  # raises not_found naming the database
+        return name
+    names = list(registry.names())
+    if len(names) == 1:
+        return names[0]
+    raise UsageError(f"several databases are configured; name one of: {', '.join(names)}")
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_dbs(args: argparse.Namespace) -> int:
+    from mcp_server.server import describe_databases
+
+    rows = describe_databases(open_registry(resolve_config(args)))
+    if args.json:
+        _print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table("name", "kind", "target", title="databases")
+    for row in rows:
+        table.add_row(row["name"], row["kind"], row["target"])
+    _console().print(table)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from mcp_server.schema import SchemaInspector, render_ddl
+
+    registry = open_registry(resolve_config(args))
+    name = _pick_database(registry, args.name)
+    schema = SchemaInspector(registry).describe(name, args.tables or None)
+    if args.json:
+        _print_json(schema.model_dump(mode="json"))
+        return 0
+    if args.ddl:
+        sys.stdout.write(render_ddl(schema) + "\n")
+        return 0
+    from rich.table import Table
+
+    console = _console()
+    for tbl in schema.tables:
+        table = Table("column", "type", "key", "examples", title=f"{name}.{tbl.name}", title_justify="left")
+        pk = set(getattr(tbl, "primary_key", []) or [])
+        fks = {
+            c: f"→ {fk.ref_table}.{rc}"
+            for fk in tbl.foreign_keys
+            for c, rc in zip(fk.columns, fk.ref_columns, strict=False)
+        }
+        for col in tbl.columns:
+            key = " ".join(k for k in ("PK" if col.name in pk else "", fks.get(col.name, "")) if k)
+            examples = ", ".join(str(v) for v in (getattr(col, "examples", None) or [])[:3])
+            table.add_row(col.name, col.type or "", key, examples)
+        console.print(table)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from mcp_server.executor import Executor
+
+    config = resolve_config(args)
+    registry = open_registry(config)
+    registry.get(args.name)
+    cap = config.guard.max_rows if args.max_rows is None else min(args.max_rows, config.guard.max_rows)
+    result = Executor(registry, config.guard).run(args.name, args.sql, max_rows=cap)
+    if args.json:
+        _print_json(result.model_dump(mode="json"))
+        return 0
+    from rich.table import Table
+
+    table = Table(*[c.name for c in result.columns])
+    for row in result.rows:
+        table.add_row(*["NULL" if v is None else str(v) for v in row])
+    console = _console()
+    console.print(table)
+    more = " (truncated: more rows exist)" if result.truncated else ""
+    console.print(f"{result.row_count} row(s) in {result.elapsed_ms:.1f} ms{more}", style="dim")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mcp_server.server import build_server, describe_databases, describe_guard
+
+    config = resolve_config(args)
+    if args.host is not None:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    token = args.token or os.environ.get(TOKEN_ENV) or config.server.token
+    config.server.token = token or None
+    config.server.allowed_hosts += args.allow_host or []
+    if args.http:
+        from mcp_server.http_app import check_bind
+
+        check_bind(config.server)  # refuse before anything is opened
+    registry = open_registry(config)
+    server = build_server(config, registry=registry)
+
+    # stdout carries the stdio protocol: everything human goes to stderr, one unwrapped line each.
+    _log(f"sqlr1 {__version__}: {describe_guard(config.guard)}")
+    for row in describe_databases(registry):
+        _log(f"sqlr1: database {row['name']} ({row['kind']}): {row['target']}")
+    if not args.http:
+        _log("sqlr1: serving MCP over stdio")
+        server.run("stdio")
+        return 0
+    return _serve_http(server, config)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _serve_http(server: Any, config: AppConfig) -> int:
+    import anyio
+    import uvicorn
+
+    from mcp_server.http_app import MCP_PATH, build_http_app
+
+    app = build_http_app(server, config.server)
+    host = config.server.host
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), config.server.port))
+    except OSError as exc:
+        sock.close()
+        raise QueryFailed.of("config", f"cannot bind {host}:{config.server.port}: {exc}") from exc
+    port = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
+    auth = "bearer token required" if config.server.token else "no token (loopback only)"
+    _log(f"sqlr1: serving MCP over streamable HTTP at http://{shown}:{port}{MCP_PATH} ({auth})")
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    anyio.run(uv.serve, [sock])
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqlr1",
+        description="Guarded read-only SQL over MCP, and an NL2SQL assistant built on SQL-R1.",
+    )
+    parser.add_argument("--version", action="version", version=f"sqlr1 {__version__}")
+    parser.add_argument(
+        "--db",
+        action="append",
+        metavar="[NAME=]PATH_OR_URL",
+        help="a SQLite file, a Spider/BIRD folder of <db_id>/<db_id>.sqlite, or a SQLAlchemy URL (repeatable)",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration (see README)")
+    parser.add_argument(
+        "--model", metavar="PATH_OR_ID", help="model for generation (default: bundled SmolLM2)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--host", help="HTTP bind address (default 127.0.0.1; off loopback a token is required)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8765; 0 picks a free one)")
+    p.add_argument("--token", help=f"bearer token clients must send (or ${TOKEN_ENV})")
+    p.add_argument(
+        "--allow-host", action="append", metavar="HOST", help="extra accepted Host header (repeatable)"
+    )
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("dbs", help="list the configured databases")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_dbs)
+
+    p = sub.add_parser("schema", help="show a database's schema")
+    p.add_argument("name", nargs="?", help="database name (optional when only one is configured)")
+    p.add_argument("--tables", nargs="+", metavar="TABLE", help="only these tables")
+    p.add_argument("--ddl", action="store_true", help="print the CREATE TABLE prompt form")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_schema)
+
+    p = sub.add_parser("sql", help="run one read-only statement through the guard")
+    p.add_argument("name", help="database name")
+    p.add_argument("sql", help="the statement")
+    p.add_argument("--max-rows", type=int, metavar="N", help="row cap (never above the configured one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_sql)
+
+    if plugins:
+        _register_plugins(sub)
+    return parser
+
+
+def _register_plugins(sub: Any) -> None:
+    """Let installed upper layers add subcommands; a broken plugin must not take the core CLI down."""
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+            register(sub)
+        except Exception as exc:  # report and keep the core subcommands usable
+            print(
+                f"sqlr1: warning: subcommand plugin {ep.name!r} ({ep.value}) failed: {exc}", file=sys.stderr
+            )
+
+
+CORE_COMMANDS = frozenset({"serve", "dbs", "schema", "sql"})
+_GLOBAL_WITH_VALUE = frozenset({"--db", "--config", "--model"})
+
+
+def _needs_plugins(argv: Sequence[str]) -> bool:
+    """False when the subcommand is a core one: then upper layers are not even imported (fast start)."""
+    tokens = iter(argv)
+    for tok in tokens:
+        if tok in _GLOBAL_WITH_VALUE:
+            next(tokens, None)
+        elif not tok.startswith("-"):
+            return tok not in CORE_COMMANDS
+    return True  # no subcommand: help lists them all
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(plugins=_needs_plugins(argv))
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(levelname)s: %(message)s"
+    )
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"sqlr1: error: {exc}", file=sys.stderr)
+        return 2
+    except QueryFailed as exc:
+        print(f"sqlr1: error: {exc.error}", file=sys.stderr)
+        return 2 if exc.error.kind in ("config", "not_found") else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
