@@ -12,6 +12,7 @@ the guard does.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from typing import Any
@@ -39,6 +40,8 @@ from mcp_server.errors import QueryFailed
 from mcp_server.results import Column
 
 __all__ = ["MysqlEngine", "connect_args_from_url"]
+
+log = logging.getLogger("sqlr1.engines.mysql")
 
 _TYPE_NAMES = {v: k for k, v in vars(FIELD_TYPE).items() if k.isupper() and isinstance(v, int)}
 _TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time
@@ -92,6 +95,7 @@ class _Conn:
         self.raw = raw
         self.mariadb = mariadb
         self.thread_id = raw.thread_id()
+        self.read_only_var = "transaction_read_only"
 
 
 class MysqlEngine:
@@ -104,6 +108,7 @@ class MysqlEngine:
         self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
         self._active: set[_Conn] = set()
         self._lock = threading.Lock()
+        self._privileges_checked = False
 
     @property
     def dialect(self) -> str:
@@ -119,7 +124,30 @@ class MysqlEngine:
             raise execution_error(
                 f"cannot connect to MariaDB/MySQL at {self._where}: {exc} (is the server running and the URL right?)"
             ) from exc
-        return _Conn(raw, "mariadb" in raw.get_server_info().lower())
+        conn = _Conn(raw, "mariadb" in raw.get_server_info().lower())
+        with raw.cursor() as cur:
+            try:
+                cur.execute("SELECT @@session.transaction_read_only")
+                conn.read_only_var = "transaction_read_only"
+            except pymysql.Error:  # MariaDB before 11.1 only knows the old name
+                conn.read_only_var = "tx_read_only"
+            if not self._privileges_checked:
+                self._privileges_checked = True
+                cur.execute(
+                    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES "
+                    "WHERE PRIVILEGE_TYPE IN ('FILE', 'SUPER') "
+                    "AND GRANTEE = CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
+                    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")"
+                )
+                powers = sorted({r[0] for r in cur.fetchall()})
+                if powers:
+                    log.warning(
+                        "database %r: the MariaDB/MySQL account has %s privilege(s); read-only transactions do "
+                        "not stop file access (INTO OUTFILE, LOAD_FILE): use a least-privilege account",
+                        self.spec.name,
+                        "/".join(powers),
+                    )
+        return conn
 
     def _acquire(self) -> _Conn:
         conn = self._pool.take() or self._connect()
@@ -195,13 +223,15 @@ class MysqlEngine:
     ) -> tuple[list[Column], list[tuple[Any, ...]], bool]:
         raw = conn.raw
         with raw.cursor() as setup:
+            # Re-asserted for every statement: session state must not carry over from a previous one.
             if conn.mariadb:
                 setup.execute(
-                    "SET SESSION max_statement_time = %s, sql_select_limit = %s", (float(timeout_s), limit)
+                    f"SET SESSION max_statement_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1",
+                    (float(timeout_s), limit),
                 )
             else:
                 setup.execute(
-                    "SET SESSION max_execution_time = %s, sql_select_limit = %s",
+                    f"SET SESSION max_execution_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1",
                     (max(1, int(timeout_s * 1000)), limit),
                 )
             setup.execute("START TRANSACTION READ ONLY")

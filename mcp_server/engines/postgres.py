@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import threading
 import time
 from typing import Any
@@ -67,6 +68,8 @@ WHERE con.contype IN ('p', 'f') AND n.nspname = ANY (current_schemas(false))
 ORDER BY n.nspname, c.relname, con.conname
 """
 
+log = logging.getLogger("sqlr1.engines.postgres")
+
 _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
@@ -98,6 +101,7 @@ class PostgresEngine:
         self._active: set[psycopg.Connection[Any]] = set()
         self._lock = threading.Lock()
         self._names = itertools.count()
+        self._privileges_checked = False
 
     @property
     def dialect(self) -> str:
@@ -113,6 +117,14 @@ class PostgresEngine:
                 "(is the server running and the URL right?)"
             ) from exc
         conn.read_only = True
+        if not self._privileges_checked:
+            self._privileges_checked = True
+            if conn.info.parameter_status("is_superuser") == "on":
+                log.warning(
+                    "database %r: connected to PostgreSQL as a superuser; the guard and read-only "
+                    "transactions still apply, but use a least-privilege role (see docs/security.md)",
+                    self.spec.name,
+                )
         return conn
 
     def _acquire(self) -> psycopg.Connection[Any]:

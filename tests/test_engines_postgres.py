@@ -1,0 +1,120 @@
+"""PostgreSQL engine on the local server (concert_singer in schema sqlr1_test): read-only, timeouts, cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from engine_contract import EngineContract
+from service_data import pg_concert_url  # noqa: F401  (fixture)
+
+from mcp_server.engines.base import CancelHandle, DatabaseSpec
+from mcp_server.engines.postgres import PostgresEngine, conninfo_from_url
+from mcp_server.errors import QueryFailed
+
+
+@pytest.fixture
+def engine(pg_concert_url: str) -> Iterator[PostgresEngine]:  # noqa: F811
+    eng = PostgresEngine(DatabaseSpec(name="concert_singer", kind="postgresql", url=pg_concert_url))
+    yield eng
+    eng.close()
+
+
+class TestPostgresEngine(EngineContract):
+    write_attempts = [
+        'INSERT INTO singer ("Singer_ID", "Name") VALUES (99, \'x\')',
+        'UPDATE singer SET "Age" = 0',
+        "DELETE FROM singer",
+        "CREATE TABLE evil (a int)",
+        "DROP TABLE singer",
+        "TRUNCATE singer",
+        "SET default_transaction_read_only = off",
+        "SELECT 1; DELETE FROM singer",
+        "COMMIT",
+        "COPY singer TO STDOUT",
+        "WITH d AS (DELETE FROM singer RETURNING *) SELECT * FROM d",
+        "SELECT * FROM singer FOR UPDATE",
+        "SELECT * INTO evil FROM singer",
+        "CALL evil()",
+        "DO $$ BEGIN DELETE FROM singer; END $$",
+    ]
+    json_sql = (
+        "SELECT '\\x0102'::bytea AS b, 1.25::numeric AS d, DATE '2020-01-02' AS day, "
+        "TIMESTAMP '2020-01-02 03:04:05' AS ts, INTERVAL '90 seconds' AS iv"
+    )
+    json_expected = ["\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05", 90.0]
+
+
+def test_multiple_statements_refused_by_the_server(engine: PostgresEngine) -> None:
+    with pytest.raises(QueryFailed) as info:
+        engine.execute("SELECT 1; SELECT 2", max_rows=5, timeout_s=5)
+    assert info.value.error.kind == "blocked" and "one statement" in info.value.error.message
+
+
+def test_error_position_points_into_the_callers_sql(engine: PostgresEngine) -> None:
+    sql = "SELECT * FROM no_such_table"
+    with pytest.raises(QueryFailed) as info:
+        engine.execute(sql, max_rows=5, timeout_s=5)
+    assert info.value.error.position == sql.index("no_such_table")
+
+
+def test_pg_sleep_stopped_by_statement_timeout(engine: PostgresEngine) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryFailed) as info:
+        engine.execute("SELECT pg_sleep(30)", max_rows=1, timeout_s=1.0)
+    assert info.value.error.kind == "timeout" and time.monotonic() - started < 2.0
+    assert engine.execute("SELECT 1", max_rows=1, timeout_s=5).rows == [(1,)]
+
+
+def _is_active(url: str, pid: int) -> bool:
+    with psycopg.connect(conninfo_from_url(url), autocommit=True) as conn:
+        row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        return row is not None and row[0] == "active"
+
+
+def test_cancel_reaches_the_server(engine: PostgresEngine, pg_concert_url: str) -> None:  # noqa: F811
+    # The pool hands the same idle connection back (LIFO), so we know which backend will run it.
+    pid = engine.execute("SELECT pg_backend_pid()", max_rows=1, timeout_s=5).rows[0][0]
+    handle = CancelHandle()
+    errors: list[QueryFailed] = []
+
+    def run() -> None:
+        try:
+            engine.execute("SELECT pg_sleep(30)", max_rows=1, timeout_s=60, cancel=handle)
+        except QueryFailed as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not _is_active(pg_concert_url, pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _is_active(pg_concert_url, pid)
+    handle.cancel()
+    worker.join(5)
+    assert not worker.is_alive() and errors and "cancelled" in errors[0].error.message
+    assert not _is_active(pg_concert_url, pid)
+
+
+def test_reconnects_after_the_connection_is_killed(engine: PostgresEngine, pg_concert_url: str) -> None:  # noqa: F811
+    engine.execute("SELECT 1", max_rows=1, timeout_s=5)  # a pooled connection now exists
+    with psycopg.connect(conninfo_from_url(pg_concert_url), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'sqlr1' AND pid <> pg_backend_pid() AND datname = current_database()"
+        )
+    assert engine.execute("SELECT 41 + 1", max_rows=1, timeout_s=5).rows == [(42,)]
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    eng = PostgresEngine(
+        DatabaseSpec(name="nowhere", kind="postgresql", url="postgresql+psycopg://u@127.0.0.1:1/nowhere")
+    )
+    with pytest.raises(QueryFailed) as info:
+        eng.execute("SELECT 1", max_rows=1, timeout_s=5)
+    assert info.value.error.kind == "execution" and "cannot connect to PostgreSQL at 127.0.0.1:1" in str(
+        info.value
+    )
