@@ -42,9 +42,9 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 
 class EngineContract:
-    write_attempts: ClassVar[list[str]] = []
+    write_attempts: ClassVar[tuple[str, ...]] = ()
     json_sql: ClassVar[str] = ""
-    json_expected: ClassVar[list[Any]] = []
+    json_expected: ClassVar[tuple[Any, ...]] = ()
 
     def test_select(self, engine: Engine) -> None:
         raw = engine.execute(
@@ -83,7 +83,7 @@ class EngineContract:
 
     def test_json_safe_values(self, engine: Engine) -> None:
         result = cap_result(engine.execute(self.json_sql, max_rows=5, timeout_s=10), max_chars=10_000)
-        assert result.rows[0] == self.json_expected
+        assert result.rows[0] == list(self.json_expected)
         json.dumps(result.model_dump())
 
     def test_writes_refused_by_the_engine(self, engine: Engine) -> None:

@@ -27,7 +27,7 @@ def engine(duckdb_concert: Path) -> Iterator[DuckdbEngine]:  # noqa: F811
 
 
 class TestDuckdbEngine(EngineContract):
-    write_attempts = [
+    write_attempts = (
         "INSERT INTO singer (Singer_ID, Name) VALUES (99, 'x')",
         "UPDATE singer SET Age = 0",
         "DELETE FROM singer",
@@ -46,9 +46,9 @@ class TestDuckdbEngine(EngineContract):
         "SELECT 1; DELETE FROM singer",
         "SELECT * FROM read_csv('/etc/passwd')",
         "SELECT * FROM read_text('/etc/hostname')",
-    ]
+    )
     json_sql = "SELECT b, d, day, ts FROM blobs"
-    json_expected = ["\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05"]
+    json_expected = ("\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05")
 
 
 def test_file_unchanged_and_nothing_written(engine: DuckdbEngine, duckdb_concert: Path) -> None:  # noqa: F811

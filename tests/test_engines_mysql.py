@@ -24,7 +24,7 @@ def engine(mariadb_concert_url: str) -> Iterator[MysqlEngine]:  # noqa: F811
 
 
 class TestMysqlEngine(EngineContract):
-    write_attempts = [
+    write_attempts = (
         "INSERT INTO singer (Singer_ID, Name) VALUES (99, 'x')",
         "UPDATE singer SET Age = 0",
         "DELETE FROM singer",
@@ -39,12 +39,12 @@ class TestMysqlEngine(EngineContract):
         "DELETE FROM singer",
         "SET SESSION tx_read_only = 0",
         "INSERT INTO singer (Singer_ID, Name) VALUES (98, 'y')",
-    ]
+    )
     json_sql = (
         "SELECT x'0102' AS b, CAST(1.25 AS DECIMAL(10,2)) AS d, DATE '2020-01-02' AS day, "
         "TIMESTAMP '2020-01-02 03:04:05' AS ts"
     )
-    json_expected = ["\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05"]
+    json_expected = ("\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05")
 
     def test_writes_refused_by_the_engine(self, engine: MysqlEngine) -> None:
         # SET statements are not writes: the engine re-asserts read-only before every statement.

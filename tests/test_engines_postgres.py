@@ -24,7 +24,7 @@ def engine(pg_concert_url: str) -> Iterator[PostgresEngine]:  # noqa: F811
 
 
 class TestPostgresEngine(EngineContract):
-    write_attempts = [
+    write_attempts = (
         'INSERT INTO singer ("Singer_ID", "Name") VALUES (99, \'x\')',
         'UPDATE singer SET "Age" = 0',
         "DELETE FROM singer",
@@ -40,12 +40,12 @@ class TestPostgresEngine(EngineContract):
         "SELECT * INTO evil FROM singer",
         "CALL evil()",
         "DO $$ BEGIN DELETE FROM singer; END $$",
-    ]
+    )
     json_sql = (
         "SELECT '\\x0102'::bytea AS b, 1.25::numeric AS d, DATE '2020-01-02' AS day, "
         "TIMESTAMP '2020-01-02 03:04:05' AS ts, INTERVAL '90 seconds' AS iv"
     )
-    json_expected = ["\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05", 90.0]
+    json_expected = ("\x01\x02", 1.25, "2020-01-02", "2020-01-02T03:04:05", 90.0)
 
 
 def test_multiple_statements_refused_by_the_server(engine: PostgresEngine) -> None:

@@ -32,7 +32,7 @@ def engine(db_path: Path) -> Iterator[SqliteEngine]:
 
 
 class TestSqliteEngine(EngineContract):
-    write_attempts = [
+    write_attempts = (
         "INSERT INTO singer (Singer_ID, Name) VALUES (99, 'x')",
         "UPDATE singer SET Age = 0",
         "DELETE FROM singer",
@@ -51,9 +51,9 @@ class TestSqliteEngine(EngineContract):
         "SELECT randomblob(1000000000)",
         "SELECT * FROM pragma_table_info('singer')",
         "UPDATE sqlite_master SET sql = 'x'",
-    ]
+    )
     json_sql = "SELECT X'0102' AS b, X'FF00' AS nb, 1.5 AS f, NULL AS n, 'é' AS s"
-    json_expected = ["\x01\x02", "base64:/wA=", 1.5, None, "é"]
+    json_expected = ("\x01\x02", "base64:/wA=", 1.5, None, "é")
 
 
 def _digest(path: Path) -> str:
