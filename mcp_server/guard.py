@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import sqlglot.expressions as exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from mcp_server.dialects import (
@@ -100,6 +100,12 @@ def _check_cached(sql: str, dialect: str, extra: frozenset[str]) -> GuardedState
         return _check(sql, dialect, extra)
     except QueryFailed as failed:
         return failed.error
+    except Exception as exc:  # a sqlglot bug on odd input must still fail closed, as a value
+        return QueryError(
+            kind="blocked",
+            rule="unchecked",
+            message=f"the guard could not check this statement ({type(exc).__name__}); rewrite it as plain SQL",
+        )
 
 
 def _blocked(rule: str, message: str, position: int | None = None) -> QueryFailed:
@@ -278,7 +284,11 @@ def _tables(root: exp.Expr) -> tuple[str, ...]:
 def _describe(node: exp.Expr, dialect: str) -> str:
     if isinstance(node, exp.Command):
         return f"command {str(node.this).upper()}"
-    text = node.sql(dialect=dialect).strip() or type(node).__name__.upper()
+    try:
+        text = node.sql(dialect=dialect, unsupported_level=ErrorLevel.IGNORE).strip()
+    except RecursionError:
+        text = ""
+    text = text or type(node).__name__.upper()
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_server import guard
 from mcp_server.config import GuardSettings
@@ -277,3 +279,26 @@ def test_every_spider_train_gold_query_executes(shared_data: Path) -> None:
     print(f"spider train: {ran} gold queries executed on {len(present)} databases")
     assert ran > 5000
     assert not unexpected, "\n".join(unexpected[:20])
+
+
+SQLISH = st.lists(
+    st.sampled_from(
+        ["SELECT", "FROM", "t", "WHERE", "(", ")", ";", "'", '"', "`", "--", "/*", "*/", "/*!", "1", ",",
+         "DROP", "WITH", "AS", "UNION", "INTO", "$$", "\\", "\n", " ", "\u00a0", "é", "x()", "[", "]", "::"]
+    ),
+    max_size=40,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sql=st.one_of(SQLISH, st.text(max_size=200)),
+    dialect=st.sampled_from(["sqlite", "postgres", "mysql", "duckdb"]),
+)
+def test_fuzz_only_structured_errors_and_only_reads_accepted(sql: str, dialect: str) -> None:
+    try:
+        stmt = guard.check(sql, dialect)
+    except QueryFailed as exc:
+        assert exc.error.kind in ("blocked", "syntax") and exc.error.message
+        return
+    assert type(stmt.expression).__name__ in ("Select", "Union", "Intersect", "Except", "Subquery")

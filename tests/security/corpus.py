@@ -87,6 +87,12 @@ STACKED = _entries(
         (DU, "SELECT 1; SET enable_external_access = true"),
         (ALL, "SELECT 1;\n\nDROP TABLE canary;\n"),
         (ALL, "SELECT v FROM canary; TRUNCATE TABLE canary"),
+        # quoting differentials: where the engine ends a string, the guard must end it too
+        (SQ + PG + DU, r"SELECT 'a\'; DROP TABLE canary; -- '"),
+        (MY, r"SELECT 'a\\'; DROP TABLE canary; -- '"),
+        (ALL, "SELECT $$a$$; DROP TABLE canary"),
+        (SQ + PG + DU, "SELECT 'it''s'; DELETE FROM canary; SELECT ''''"),
+        (PG + DU, r"SELECT E'\\'; DROP TABLE canary; -- '"),
     ],
 )
 
