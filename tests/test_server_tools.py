@@ -9,6 +9,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -295,3 +297,49 @@ async def test_plugins_add_tools(config: AppConfig) -> None:
         res = await call(client, "count_databases", {})
         assert not res.is_error and res.structured_content == {"result": 2}
     assert seen and seen[0].config is config
+
+
+_names = st.one_of(
+    st.sampled_from(["chinook", "concert_singer", "Track", "Name", "singer"]), st.text(max_size=40)
+)
+_sql = st.one_of(
+    st.sampled_from(["SELECT 1", "SELECT * FROM singer", "DROP TABLE singer", "SELECT 1; SELECT 2", RUNAWAY]),
+    st.text(max_size=300),
+)
+_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),
+    _names,
+    _sql,
+    st.lists(_names, max_size=4),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+_keys = st.sampled_from(["database", "sql", "table", "column", "limit", "tables", "max_rows", "extra"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    calls=st.lists(
+        st.tuples(st.sampled_from(sorted(TOOLS)), st.dictionaries(_keys, _value, max_size=5)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_fuzzed_arguments_always_get_a_result(
+    server: MCPServer, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Wrong types, missing fields, odd strings: every call gets a tool result (often an error); nothing breaks."""
+
+    async def go() -> None:
+        async with Client(server) as client:
+            for name, args in calls:
+                res = await call(client, name, args)
+                assert res.is_error or res.structured_content is not None
+                if res.is_error:
+                    assert text_of(res).startswith("Error executing tool ")
+            res = await call(client, "execute_sql", {"database": "chinook", "sql": "SELECT 2 + 2"})
+            assert res.structured_content["rows"] == [[4]]
+
+    anyio.run(go)

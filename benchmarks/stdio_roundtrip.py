@@ -1,0 +1,331 @@
+"""execute_sql over stdio vs the archived reference SQLite MCP server, side by side in one run.
+
+Measures, on copies of examples/chinook.sqlite and with the same client (the MCP SDK 2.x ``Client`` over a
+real stdio subprocess for both servers), the round trip of a point lookup and a 3-table join: sqlr1's
+``execute_sql`` against the reference ``mcp-server-sqlite`` ``read_query`` (PyPI, needs ``mcp<2``; it is
+installed into ``.venv-ref`` by this script when missing). Calls alternate between the two servers so
+machine noise hits both alike. Also reports:
+
+* the server-side cost of ``execute_sql`` (the tool call inside the process, result serialized to JSON,
+  without any transport) as a share of the stdio round trip (goal <= 15 %), and raw ``sqlite3`` as the floor;
+* what the reference cannot do: a runaway SELECT freezes it for every request, it rejects a legitimate
+  ``WITH ... SELECT``, and its refusals come back as successful results; sqlr1 does none of these.
+
+Usage: ``.venv/bin/python benchmarks/stdio_roundtrip.py [--n 300] [--write-results]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+REPO = Path(__file__).resolve().parent.parent
+REF_VENV = REPO / ".venv-ref"
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+SECTION = "## MCP stdio round trip vs the reference server (benchmarks/stdio_roundtrip.py)"
+
+QUERIES = {
+    "point lookup": "SELECT TrackId, Name, UnitPrice FROM Track WHERE TrackId = 1234",
+    "3-table join": (
+        "SELECT t.Name, a.Title, ar.Name AS Artist FROM Track t "
+        "JOIN Album a ON a.AlbumId = t.AlbumId JOIN Artist ar ON ar.ArtistId = a.ArtistId "
+        "WHERE ar.Name = 'Iron Maiden' ORDER BY t.TrackId LIMIT 20"
+    ),
+}
+RUNAWAY = "SELECT count(*) FROM Track a, Track b, Track c, Track d"
+WITH_SELECT = "WITH n AS (SELECT count(*) AS c FROM Track) SELECT c FROM n"
+WRITE = "DELETE FROM Track"
+DEMO_TIMEOUT_S = 2.0
+PROTOCOLS: dict[str, str] = {}
+
+
+def ensure_reference_env() -> Path:
+    exe = REF_VENV / "bin" / "mcp-server-sqlite"
+    if not exe.exists():
+        print("creating .venv-ref with mcp-server-sqlite and mcp<2 ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True)
+        subprocess.run(
+            [str(REF_VENV / "bin" / "pip"), "install", "-q", "mcp-server-sqlite", "mcp<2"], check=True
+        )
+    return exe
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def ms(values: list[float]) -> tuple[float, float]:
+    return pct(values, 0.5) * 1000, pct(values, 0.95) * 1000
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = await fn()
+    return time.perf_counter() - t0, out
+
+
+def ours_params(db: Path, config: Path | None = None) -> StdioServerParameters:
+    args = ["-m", "mcp_server.cli", "--db", f"chinook={db}"]
+    if config is not None:
+        args += ["--config", str(config)]
+    return StdioServerParameters(command=sys.executable, args=[*args, "serve"], cwd=str(REPO))
+
+
+def ref_params(exe: Path, db: Path) -> StdioServerParameters:
+    return StdioServerParameters(command=str(exe), args=["--db-path", str(db)], cwd=str(db.parent))
+
+
+async def round_trips(exe: Path, work: Path, n: int, warmup: int) -> dict[str, dict[str, list[float]]]:
+    ours_db, ref_db = work / "ours.sqlite", work / "ref.sqlite"
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", ours_db)
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", ref_db)
+    out: dict[str, dict[str, list[float]]] = {q: {"sqlr1": [], "reference": []} for q in QUERIES}
+    with open(work / "stderr.log", "w", encoding="utf-8") as errlog:
+        async with (
+            Client(stdio_client(ours_params(ours_db), errlog=errlog)) as ours,
+            Client(stdio_client(ref_params(exe, ref_db), errlog=errlog)) as ref,
+        ):
+            for sql in QUERIES.values():
+                a = await ours.call_tool("execute_sql", {"database": "chinook", "sql": sql})
+                b = await ref.call_tool("read_query", {"query": sql})
+                assert not a.is_error, a
+                assert not b.is_error and not b.content[0].text.startswith("Error"), b
+            PROTOCOLS["sqlr1"], PROTOCOLS["reference"] = ours.protocol_version, ref.protocol_version
+            for i in range(warmup + n):
+                for label, sql in QUERIES.items():
+                    d1, _ = await timed(
+                        lambda sql=sql: ours.call_tool("execute_sql", {"database": "chinook", "sql": sql})
+                    )
+                    d2, _ = await timed(lambda sql=sql: ref.call_tool("read_query", {"query": sql}))
+                    if i >= warmup:
+                        out[label]["sqlr1"].append(d1)
+                        out[label]["reference"].append(d2)
+    return out
+
+
+async def server_side(work: Path, n: int, warmup: int) -> dict[str, dict[str, list[float]]]:
+    """execute_sql inside the process: tool dispatch, guard, engine, result model, JSON; no transport."""
+    from mcp_server.config import AppConfig, DatabaseConfig
+    from mcp_server.server import build_server
+
+    db = work / "inproc.sqlite"
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
+    server = build_server(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(db))]))
+    raw = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    out: dict[str, dict[str, list[float]]] = {q: {"server": [], "sqlite3": []} for q in QUERIES}
+    for label, sql in QUERIES.items():
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            res = await server.call_tool("execute_sql", {"database": "chinook", "sql": sql})
+            res.model_dump_json(by_alias=True, exclude_none=True)
+            t1 = time.perf_counter()
+            raw.execute(sql).fetchall()
+            t2 = time.perf_counter()
+            if i >= warmup:
+                out[label]["server"].append(t1 - t0)
+                out[label]["sqlite3"].append(t2 - t1)
+    raw.close()
+    return out
+
+
+async def limits_demo(exe: Path, work: Path) -> list[tuple[str, str, str]]:
+    """What each server does with a runaway query, a WITH query and a write."""
+    rows: list[tuple[str, str, str]] = []
+    ours_db, ref_db = work / "demo_ours.sqlite", work / "demo_ref.sqlite"
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", ours_db)
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", ref_db)
+    cfg = work / "demo.toml"
+    cfg.write_text(f"[guard]\ntimeout_s = {DEMO_TIMEOUT_S}\n", encoding="utf-8")
+
+    async def probe_during_runaway(
+        client: Client, tool: str, args: dict[str, Any], probe: Callable[[], Awaitable[Any]]
+    ) -> tuple[str, str]:
+        """Start the runaway, then time an unrelated cheap call issued 0.3 s later."""
+        runaway_result: dict[str, Any] = {}
+
+        async def run() -> None:
+            t0 = time.perf_counter()
+            with anyio.move_on_after(15) as scope:
+                res = await client.call_tool(tool, args)
+                runaway_result["text"] = (res.content[0].text if res.content else "")[:80]
+                runaway_result["error"] = res.is_error
+            runaway_result["s"] = time.perf_counter() - t0
+            runaway_result["cancelled"] = scope.cancelled_caught
+
+        probe_s: float | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await anyio.sleep(0.3)
+            with anyio.move_on_after(5):
+                t0 = time.perf_counter()
+                await probe()
+                probe_s = time.perf_counter() - t0
+        runaway = (
+            f"still running after {runaway_result['s']:.0f} s (gave up)"
+            if runaway_result.get("cancelled")
+            else f"{'error' if runaway_result['error'] else 'result'} after {runaway_result['s']:.1f} s: {runaway_result['text']!r}"
+        )
+        other = "no answer within 5 s (frozen)" if probe_s is None else f"answered in {probe_s * 1000:.0f} ms"
+        return runaway, other
+
+    with open(work / "demo_stderr.log", "w", encoding="utf-8") as errlog:
+        async with Client(stdio_client(ours_params(ours_db, cfg), errlog=errlog)) as ours:
+            r, o = await probe_during_runaway(
+                ours,
+                "execute_sql",
+                {"database": "chinook", "sql": RUNAWAY},
+                lambda: ours.call_tool("execute_sql", {"database": "chinook", "sql": "SELECT 1"}),
+            )
+            rows.append(
+                (
+                    "runaway SELECT (4-way cross join)",
+                    f"sqlr1 (timeout {DEMO_TIMEOUT_S:g} s)",
+                    f"{r}; a concurrent call {o}",
+                )
+            )
+            res = await ours.call_tool("execute_sql", {"database": "chinook", "sql": WITH_SELECT})
+            rows.append(
+                (
+                    "`WITH ... SELECT`",
+                    "sqlr1",
+                    f"is_error={res.is_error}: rows={res.structured_content and res.structured_content['rows']}",
+                )
+            )
+            res = await ours.call_tool("execute_sql", {"database": "chinook", "sql": WRITE})
+            rows.append(
+                ("`DELETE FROM Track`", "sqlr1", f"is_error={res.is_error}: {res.content[0].text[:90]!r}")
+            )
+
+        # The reference: its runaway blocks its event loop, so the process is killed afterwards.
+        with anyio.CancelScope():
+            async with Client(stdio_client(ref_params(exe, ref_db), errlog=errlog)) as ref:
+                res = await ref.call_tool("read_query", {"query": WITH_SELECT})
+                rows.append(
+                    (
+                        "`WITH ... SELECT`",
+                        "reference",
+                        f"is_error={res.is_error}: {res.content[0].text[:90]!r}",
+                    )
+                )
+                res = await ref.call_tool("read_query", {"query": WRITE})
+                rows.append(
+                    (
+                        "`DELETE FROM Track`",
+                        "reference",
+                        f"is_error={res.is_error}: {res.content[0].text[:90]!r}",
+                    )
+                )
+                r, o = await probe_during_runaway(
+                    ref, "read_query", {"query": RUNAWAY}, lambda: ref.list_tools(cache_mode="bypass")
+                )
+                rows.append(("runaway SELECT (4-way cross join)", "reference", f"{r}; a concurrent call {o}"))
+    return rows
+
+
+def render(
+    rt: dict[str, dict[str, list[float]]],
+    ss: dict[str, dict[str, list[float]]],
+    demo: list[tuple[str, str, str]],
+    n: int,
+) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {n} calls per server and query after warm-up, "
+        "calls alternating between the two servers and the two queries; same client (MCP SDK 2.x `Client` over a "
+        f"stdio subprocess; negotiated protocol: sqlr1 {PROTOCOLS.get('sqlr1')}, reference {PROTOCOLS.get('reference')}); "
+        "copies of `examples/chinook.sqlite`; reference = `mcp-server-sqlite` (`read_query`, mcp<2, `.venv-ref`).",
+        "",
+        "| query | sqlr1 p50 / p95 (ms) | reference p50 / p95 (ms) | ratio p50 (goal <= 1.0) | ratio p95 |",
+        "|---|---|---|---|---|",
+    ]
+    for label in QUERIES:
+        o50, o95 = ms(rt[label]["sqlr1"])
+        r50, r95 = ms(rt[label]["reference"])
+        lines.append(
+            f"| {label} | {o50:.2f} / {o95:.2f} | {r50:.2f} / {r95:.2f} | {o50 / r50:.2f} | {o95 / r95:.2f} |"
+        )
+    lines += [
+        "",
+        "Server-side cost of `execute_sql` (in-process `MCPServer.call_tool` + JSON serialization of the result: "
+        "argument validation, guard, engine, result model; no transport) against the stdio round trip, "
+        "with raw `sqlite3` (`execute` + `fetchall` on an open read-only connection) as the floor:",
+        "",
+        "| query | server-side p50 (ms) | share of stdio p50 (goal <= 15%) | raw sqlite3 p50 (ms) |",
+        "|---|---|---|---|",
+    ]
+    for label in QUERIES:
+        s50, _ = ms(ss[label]["server"])
+        f50, _ = ms(ss[label]["sqlite3"])
+        o50, _ = ms(rt[label]["sqlr1"])
+        lines.append(f"| {label} | {s50:.3f} | {100 * s50 / o50:.1f}% | {f50:.3f} |")
+    lines += [
+        "",
+        "What the reference cannot do (same machine, same run):",
+        "",
+        "| case | server | outcome |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c.replace('|', '/')} |" for a, b, c in demo]
+    lines += [
+        "",
+        "On a 2-core machine shared with other jobs, so the p95 columns are noisy; p50 is the figure the goal is "
+        "about.",
+        "Reproduce: `.venv/bin/python benchmarks/stdio_roundtrip.py --write-results` (creates `.venv-ref` when "
+        "missing).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    """Replace this benchmark's own section of RESULTS.md (other sections are left as they are)."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    if SECTION in old:
+        head, _, rest = old.partition(SECTION)
+        nxt = rest.find("\n## ")
+        tail = rest[nxt + 1 :] if nxt >= 0 else ""
+        new = head + text + ("\n" + tail if tail else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(new, encoding="utf-8")
+
+
+async def amain(args: argparse.Namespace) -> str:
+    exe = ensure_reference_env()
+    with tempfile.TemporaryDirectory(prefix="sqlr1-bench-") as tmp:
+        work = Path(tmp)
+        rt = await round_trips(exe, work, args.n, args.warmup)
+        ss = await server_side(work, args.n, args.warmup)
+        demo = await limits_demo(exe, work)
+    return render(rt, ss, demo, args.n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="measured calls per server and query")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument(
+        "--write-results", action="store_true", help="update this section of benchmarks/RESULTS.md"
+    )
+    args = parser.parse_args()
+    text = anyio.run(amain, args)
+    print(text)
+    if args.write_results:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
