@@ -6,6 +6,11 @@ database's dialect, then one walk over the whole tree against the allowlists in
 positively recognise as a read is rejected with a rule id and advice. It never executes SQL and never
 rewrites it; the engines' read-only modes are defence in depth on top of it, not a replacement.
 
+Rule ids (``QueryError.rule`` of kind ``blocked``): too_long, too_deep, executable_comment,
+suspicious_character, empty, single_statement, read_only, transaction_control, pragma, attach, copy,
+set, extension, unparsed_command, select_into, locking_clause, optimizer_hint, parameter,
+function_not_allowed, node_not_allowed, file_path_table, unchecked. Parse errors are kind ``syntax``.
+
 Verdicts are cached (LRU) by ``(sql, dialect, extra_functions)``; the returned AST is shared between
 callers and must not be mutated (``statement.expression.copy()`` first).
 """
