@@ -295,8 +295,8 @@ class SchemaInspector:
                 if entry.full is None:
                     entry.full = self._assemble(database, engine, entry, entry.order)
                 return entry.full
-            keys = self._resolve(database, entry, tables)
-            ordered = tuple(k for k in entry.order if k in set(keys))
+            wanted = set(self._resolve(database, entry, tables))
+            ordered = tuple(k for k in entry.order if k in wanted)
             subset = entry.subsets.get(ordered)
             if subset is None:
                 subset = self._assemble(database, engine, entry, list(ordered))
