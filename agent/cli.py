@@ -1,0 +1,192 @@
+"""``sqlr1 ask``: one question through the agent loop (generate → execute → review → retry).
+
+Owns the command-line face of :class:`agent.Agent` and how flags choose the server it talks to: the
+embedded in-process server (default), ``--stdio`` (a ``sqlr1 serve`` subprocess) or ``--server URL``
+(remote streamable HTTP with ``--token``). ``add_connection_args``/``agent_source`` are shared with
+``sqlr1 chat``. Registered through the ``sqlr1.commands`` entry point group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+__all__ = ["add_connection_args", "agent_source", "cmd_ask", "model_label", "register", "render_answer"]
+
+TOKEN_ENV = "SQLR1_TOKEN"
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server and model")
+    g.add_argument(
+        "--db",
+        dest="agent_db",
+        metavar="NAME_OR_TARGET",
+        help="a configured database name, or a SQLite file / folder / URL (default: the first database)",
+    )
+    g.add_argument(
+        "--server",
+        metavar="URL",
+        help="use a remote `sqlr1 serve --http` endpoint instead of the embedded one",
+    )
+    g.add_argument("--token", help=f"bearer token for --server (or ${TOKEN_ENV})")
+    g.add_argument(
+        "--stdio", action="store_true", help="run the server as a `sqlr1 serve` subprocess (stdio)"
+    )
+    g.add_argument(
+        "--model", dest="agent_model", metavar="PATH_OR_ID", help="model (default: bundled SmolLM2)"
+    )
+    g.add_argument("--n", type=int, metavar="N", help="candidates per attempt (self-consistency; 1 = greedy)")
+    g.add_argument("--max-turns", type=int, default=3, metavar="K", help="attempts per question (default 3)")
+    g.add_argument("--max-new-tokens", type=int, metavar="N", help="generation length cap (embedded server)")
+    g.add_argument(
+        "--no-values", action="store_true", help="no value retrieval in the prompt (embedded server)"
+    )
+
+
+def _config_and_database(args: argparse.Namespace) -> tuple[Any, str | None]:
+    from mcp_server.cli import parse_db_flag, resolve_config
+    from mcp_server.config import DatabaseConfig
+
+    model = getattr(args, "agent_model", None)
+    if model:
+        args.model = model
+    config = resolve_config(args)
+    if args.max_new_tokens:
+        config.model.max_new_tokens = args.max_new_tokens
+    if args.no_values:
+        config.generation.value_retrieval = False
+    name = args.agent_db
+    if name and name not in {d.name for d in config.databases}:
+        target: DatabaseConfig = parse_db_flag(name)
+        if (
+            not getattr(args, "db", None)
+            and len(config.databases) == 1
+            and config.databases[0].name == "chinook"
+        ):
+            config.databases.clear()  # an explicit target replaces the bundled example
+        config.databases.append(target)
+        name = target.name
+    return config, name
+
+
+def agent_source(
+    args: argparse.Namespace,
+) -> tuple[Callable[[], AbstractAsyncContextManager[Any]], str | None]:
+    """A factory opening the connected agent the flags describe, and the database it should use."""
+    from agent.loop import Agent, AgentSettings
+    from agent.targets import embedded_server
+    from agent.tools import HttpTarget, ServerTarget, StdioTarget
+
+    settings = AgentSettings(max_turns=args.max_turns, num_candidates=args.n)
+    database: str | None
+    target: ServerTarget
+    if args.server:
+        target = HttpTarget(args.server, token=args.token or os.environ.get(TOKEN_ENV))
+        database = args.agent_db
+    elif args.stdio:
+        argv: list[str] = []
+        for value in getattr(args, "db", None) or []:
+            argv += ["--db", value]
+        if args.agent_db:
+            argv += ["--db", args.agent_db]
+        if getattr(args, "config", None):
+            argv += ["--config", args.config]
+        if args.agent_model or getattr(args, "model", None):
+            argv += ["--model", args.agent_model or args.model]
+        target = StdioTarget(args=(*argv, "serve"))
+        database = None
+    else:
+        config, database = _config_and_database(args)
+        target = embedded_server(config)
+    return (lambda: Agent.connect(target, database=database, settings=settings)), database
+
+
+def model_label(args: argparse.Namespace) -> str:
+    if args.server:
+        return f"model of {args.server}"
+    return args.agent_model or getattr(args, "model", None) or "SmolLM2-135M (bundled)"
+
+
+def register(subparsers: Any) -> None:
+    """Entry point: ``sqlr1 ask`` (the agent's multi-turn ask)."""
+    p = subparsers.add_parser(
+        "ask",
+        help="answer one question with SQL (agent loop: self-consistency + self-correction)",
+        description="Generate SQL for a question, run it through the read-only guard, and correct it "
+        "when it fails, returns nothing, or looks implausible; prints the reasoning, the SQL and the result.",
+    )
+    p.add_argument("question", help="the question, in natural language")
+    p.add_argument("--evidence", help="external knowledge / hints, prepended to the question")
+    add_connection_args(p)
+    p.add_argument("--trace", metavar="FILE", help="save the full trace (prompts, candidates, votes) as JSON")
+    p.add_argument("--json", action="store_true", help="print the answer (with its trace) as JSON")
+    p.set_defaults(handler=cmd_ask)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    import anyio
+    from rich.console import Console
+
+    from agent.events import AgentEvent, AttemptFinished, AttemptStarted, GenerationProgress
+
+    opener, _ = agent_source(args)
+    err = Console(stderr=True, highlight=False)
+
+    async def main() -> Any:
+        with err.status("starting…") as status:
+
+            def on_event(event: AgentEvent) -> None:
+                if isinstance(event, AttemptStarted):
+                    status.update(f"attempt {event.turn}/{event.max_turns}: generating…")
+                elif isinstance(event, GenerationProgress) and event.status:
+                    status.update(event.status)
+                elif isinstance(event, AttemptFinished) and not event.accepted and event.attempt.feedback:
+                    err.print(
+                        f"[dim]attempt {event.attempt.turn}: {event.attempt.feedback}[/dim]", markup=True
+                    )
+
+            async with opener() as agent:
+                return await agent.ask(args.question, evidence=args.evidence, on_event=on_event)
+
+    answer = anyio.run(main)
+    if args.trace:
+        answer.trace.save(args.trace)
+    if args.json:
+        sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+    else:
+        render_answer(answer, Console(highlight=False))
+    return 0 if answer.status == "ok" else 1
+
+
+def render_answer(answer: Any, console: Any, *, max_rows: int = 50) -> None:
+    """Reasoning (dim), SQL (highlighted), the result as a table, attempts and timing."""
+    from rich.markup import escape
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    if answer.reasoning:
+        console.print(answer.reasoning.strip(), style="dim", markup=False)
+        console.print()
+    if answer.sql:
+        console.print(Syntax(answer.sql, "sql", word_wrap=True))
+        console.print()
+    result = answer.result
+    if result is not None:
+        table = Table(*[c.name for c in result.columns])
+        for row in result.rows[:max_rows]:
+            table.add_row(*[escape("NULL" if v is None else str(v)) for v in row])
+        console.print(table)
+        shown = f", first {max_rows} shown" if result.row_count > max_rows else ""
+        more = " (truncated: more rows exist)" if result.truncated else ""
+        console.print(f"{result.row_count} row(s){shown}{more}", style="dim")
+    if answer.error is not None:
+        console.print(f"[bold red]{answer.error.kind}[/]: {escape(answer.error.message)}")
+    if answer.warning:
+        console.print(f"[yellow]{escape(answer.warning)}[/]")
+    turns = f"{answer.turns} attempt(s)"
+    console.print(f"{answer.status} · {turns} · {answer.elapsed_ms / 1000:.1f} s", style="dim")

@@ -1,0 +1,27 @@
+"""Building the embedded (in-process) sqlr1 server the agent talks to by default.
+
+Owns nothing but the assembly: ``mcp_server.server.build_server`` with the generation tools plugin,
+so an embedded agent sees exactly the tools a ``sqlr1 serve`` client sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_server.config import AppConfig
+
+__all__ = ["embedded_server"]
+
+
+def embedded_server(config: AppConfig, *, backend: Any = None, registry: Any = None) -> MCPServer:
+    """The full server (core + ``generate_sql``/``search_values``) over ``config``, for in-memory use.
+
+    ``backend`` (a loaded :class:`~mcp_server.backends.base.Backend` or a zero-argument provider)
+    defaults to the configured model, loaded on the first ``generate_sql`` call.
+    """
+    from mcp_server.generation_tools import generation_plugin
+    from mcp_server.server import build_server
+
+    return build_server(config, registry=registry, plugins=[generation_plugin(backend)])
