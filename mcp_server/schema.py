@@ -3,17 +3,18 @@
 Owns :class:`SchemaInspector` (cached per database, keyed by ``engine.fingerprint()``, thread-safe) and
 :func:`render_ddl`, the SQL-R1/OmniSQL prompt form of a schema::
 
-    CREATE TABLE singer (
-        Singer_ID NUMERIC, -- singer id, example: [1, 2]
-        Name TEXT, -- example: ['Joe Sharp', 'Timbaland']
-        PRIMARY KEY (Singer_ID),
-        CONSTRAINT fk_singer_x FOREIGN KEY (x) REFERENCES other (id)
+    CREATE TABLE Student (
+        StuID NUMERIC, -- student id, example: [1001, 1002]
+        LName TEXT, -- last name, example: ['Smith', 'Kim']
+        `Year` TEXT, -- example: ['2014', '2015']
+        PRIMARY KEY (StuID),
+        CONSTRAINT fk_student_advisor FOREIGN KEY (Advisor) REFERENCES Faculty (FacID)
     );
 
-It reads the catalog through the engine protocol only and builds every query it runs with sqlglot
-builders, so a table or column name is always quoted by sqlglot and never interpolated into SQL.
-Example values come from one bounded query per table (the first ``sample_rows`` rows), computed only
-for the tables a caller asks for, then cached.
+It reads the catalog through the engine protocol only. Every table or column name in a query it runs
+is quoted by sqlglot (syntax-tree builders, or ``exp.to_identifier(name, quoted=True)``), never
+interpolated raw. Example values come from bounded reads of the first ``sample_rows`` rows of a table
+(on SQLite up to 100 tables per ``UNION ALL`` query), only for the tables a caller asks for, then cached.
 """
 
 from __future__ import annotations
@@ -223,7 +224,9 @@ def render_ddl(
     cached = schema._ddl_cache.get(key)
     if cached is None:
         cached = "\n\n".join(
-            _render_table(t, schema.dialect, example_values, max_value_chars, comments) for t in schema.tables
+            _render_table(t, schema.dialect, example_values, max_value_chars, comments)
+            for t in schema.tables
+            if t.columns  # as OmniSQL: a table without columns is left out
         )
         schema._ddl_cache[key] = cached
     return cached
@@ -439,6 +442,9 @@ class SchemaInspector:
         batch: list[tuple[str, TableSchema]] = []
         width = 0
         for key, table in zip(keys, tables, strict=True):
+            if not table.columns:  # PostgreSQL allows tables without columns: nothing to sample
+                entry.complete[key] = table
+                continue
             if batch and (len(batch) >= batch_size or max(width, len(table.columns)) > _BATCH_MAX_WIDTH):
                 self._sample_batch(engine, entry, batch, width, generator)
                 batch, width = [], 0

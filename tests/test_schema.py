@@ -17,7 +17,14 @@ from sqlglot import exp
 from mcp_server.engines.base import DatabaseSpec
 from mcp_server.errors import QueryFailed
 from mcp_server.registry import Registry
-from mcp_server.schema import SchemaInspector, prompt_identifier, render_ddl
+from mcp_server.schema import (
+    ColumnSchema,
+    DatabaseSchema,
+    SchemaInspector,
+    TableSchema,
+    prompt_identifier,
+    render_ddl,
+)
 
 SPIDER_TABLES_JSON = FIXTURES / "spider" / "tables.json"
 
@@ -438,3 +445,18 @@ def test_other_engines_describe_and_quote(kind: str, request: pytest.FixtureRequ
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(odd)}"))
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(parent)}"))
         setup.dispose()
+
+
+def test_render_leaves_out_tables_without_columns() -> None:
+    # No engine here reports one (PostgreSQL allows CREATE TABLE t (), its catalog join drops it), but
+    # the renderer follows OmniSQL and leaves such a table out rather than printing an empty body.
+    schema = DatabaseSchema(
+        database="d",
+        dialect="postgres",
+        fingerprint="f",
+        tables=[
+            TableSchema(name="empty", columns=[]),
+            TableSchema(name="t", columns=[ColumnSchema(name="Order", type="integer", examples=[3])]),
+        ],
+    )
+    assert render_ddl(schema) == 'CREATE TABLE t (\n    "Order" integer, -- example: [3]\n);'
