@@ -51,7 +51,11 @@ class EvalReport(BaseModel):
     def save(self, folder: Path) -> dict[str, Path]:
         """Write report.json and summary.md (and chart.png) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {"json": folder / "report.json", "markdown": folder / "summary.md", "chart": folder / "chart.png"}
+        paths = {
+            "json": folder / "report.json",
+            "markdown": folder / "summary.md",
+            "chart": folder / "chart.png",
+        }
         paths["json"].write_text(self.model_dump_json(indent=2), encoding="utf-8")
         paths["markdown"].write_text(to_markdown([self], [folder.name]), encoding="utf-8")
         plot_reports([self], [folder.name], paths["chart"])
@@ -99,7 +103,9 @@ def to_markdown(reports: list[EvalReport], names: list[str]) -> str:
             b = rep.accuracy.get(key)
             cells.append(f"{b.accuracy:.1f} ({b.correct}/{b.count})" if b else "–")
         lines.append(
-            f"| {name} | {rep.config.get('mode', 'score')} | {rep.config.get('model') or '–'} | " + " | ".join(cells) + " |"
+            f"| {name} | {rep.config.get('mode', 'score')} | {rep.config.get('model') or '–'} | "
+            + " | ".join(cells)
+            + " |"
         )
     for name, rep in zip(names, reports, strict=True):
         extra = [f"{k} {v:.1f} s" for k, v in rep.timing.items()]

@@ -13,6 +13,8 @@ import math
 import multiprocessing as mp
 import os
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -144,7 +146,9 @@ def _score_one(task: ScoreTask) -> PairResult:
             status, pred_rows, pred_ms = _run(db_file, pred_sql)
         result.pred_ms += pred_ms
         if status != "ok":
-            return result.model_copy(update={"correct": False, "pred_status": status, "pred_error": str(pred_rows)})
+            return result.model_copy(
+                update={"correct": False, "pred_status": status, "pred_error": str(pred_rows)}
+            )
         if not gold_ok:
             # As in BIRD's reference a failing gold scores 0; unlike it, the gold's error is reported.
             return result.model_copy(update={"correct": False, "gold_error": str(gold_rows)})
@@ -203,6 +207,15 @@ def _ves(db_file: str, pred_sql: str, gold_sql: str, iterations: int) -> float:
     return ves_reward(ratio)
 
 
+def _start_method() -> str:
+    """fork when this process is single-threaded (cheap, like the reference); spawn otherwise.
+
+    A parent holding a model or other threads (the agent, a trainer) must not be forked.
+    """
+    torch_loaded = "torch" in sys.modules
+    return "fork" if threading.active_count() == 1 and not torch_loaded else "spawn"
+
+
 class Scorer:
     """Scores prediction/gold pairs in worker processes.
 
@@ -238,9 +251,10 @@ class Scorer:
         chunk = max(1, min(32, math.ceil(len(todo) / (self.workers * 8))))
         chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
         results: list[PairResult] = []
-        # spawn: the parent may hold a model and threads; forking those is unsafe.
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.options,)) as pool:
+        ctx = mp.get_context(_start_method())
+        with ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.options,)
+        ) as pool:
             pending: set[Future[list[PairResult]]] = {pool.submit(_score_chunk, c) for c in chunks}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
