@@ -119,37 +119,28 @@ class DatabaseSchema(BaseModel):
 
 # -------------------------------------------------------------------------------------- rendering
 
-# Words that read as SQL to a parser or a model; a name equal to one is quoted in the prompt, like
-# OmniSQL does, on top of every keyword sqlglot's tokenizer knows for the dialect.
+# SQL reserved words: a name equal to one is quoted in the prompt, as OmniSQL/SQL-R1 prompts do. Kept to
+# reserved words on purpose: common column names such as rank, status, number, level or text stay bare,
+# exactly as the models saw them in training (every Spider/BIRD name is quoted as OmniSQL quotes it).
 _RESERVED = frozenset(
     """
-    ABS ACCESS ADD ALL ALTER ANALYZE AND ANY AS ASC AVG BEGIN BETWEEN BIGINT BINARY BIT BLOB BOOLEAN BOTH BY
+    ACCESS ADD ALL ALTER ANALYZE AND ANY AS ASC AVG BEGIN BETWEEN BIGINT BINARY BIT BLOB BOOLEAN BOTH BY
     CALL CASCADE CASE CAST CHAR CHARACTER CHECK CLOB COLLATE COLUMN COMMENT COMMIT CONDITION CONNECT
     CONSTRAINT CONTINUE CONVERT COUNT CREATE CROSS CUBE CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP
     CURRENT_USER CURSOR DATABASE DATE DAY DEC DECIMAL DECLARE DEFAULT DELETE DESC DESCRIBE DISTINCT DO
-    DOUBLE DROP EACH ELSE ELSEIF END ESCAPE EXCEPT EXEC EXECUTE EXISTS EXIT EXPLAIN EXTERNAL EXTRACT FALSE
-    FETCH FILTER FIRST FLOAT FOR FOREIGN FROM FULL FUNCTION GLOBAL GRANT GROUP GROUPING HAVING HOUR IF
-    IGNORE ILIKE IN INDEX INNER INOUT INSERT INT INTEGER INTERSECT INTERVAL INTO IS JOIN KEY LAST LEADING
-    LEFT LEVEL LIKE LIMIT LOCAL LOCK MATCH MAX MERGE MIN MINUTE MOD MONTH NATURAL NCHAR NO NOT NULL NUMBER
+    DOUBLE DROP EACH ELSE ELSEIF END ESCAPE EXCEPT EXEC EXECUTE EXISTS EXIT EXPLAIN EXTERNAL FALSE
+    FETCH FILTER FLOAT FOR FOREIGN FROM FULL FUNCTION GLOBAL GRANT GROUP HAVING HOUR IF
+    IGNORE ILIKE IN INDEX INNER INOUT INSERT INT INTEGER INTERSECT INTERVAL INTO IS JOIN KEY LEADING
+    LEFT LIKE LIMIT LOCAL LOCK MATCH MAX MERGE MIN MINUTE MONTH NATURAL NCHAR NO NOT NULL
     NUMERIC OF OFFSET OLD ON ONLY OPEN OR ORDER OUT OUTER OVER PARTITION PERCENT POSITION PRECISION PRIMARY
-    PROCEDURE RANGE RANK REAL RECURSIVE REFERENCES REGEXP RELEASE RENAME REPEAT REPLACE RESTRICT RETURN
-    REVOKE RIGHT RLIKE ROLE ROLLBACK ROW ROWID ROWNUM ROWS SAVEPOINT SCHEMA SECOND SELECT SESSION SET SIGNAL
-    SMALLINT SOME SQL START STATUS SUM SYSDATE TABLE TEMP TEMPORARY THEN TIME TIMESTAMP TO TOP TRAILING
+    PROCEDURE RANGE REAL RECURSIVE REFERENCES REGEXP RELEASE RENAME REPEAT REPLACE RESTRICT RETURN
+    REVOKE RIGHT RLIKE ROLE ROLLBACK ROW ROWNUM ROWS SAVEPOINT SCHEMA SELECT SESSION SET SIGNAL
+    SMALLINT SOME SQL START SUM SYSDATE TABLE THEN TIME TIMESTAMP TO TOP TRAILING
     TRIGGER TRUE UNDO UNION UNIQUE UNKNOWN UNLOCK UPDATE USAGE USER USING VALUE VALUES VARCHAR VARYING VIEW
-    WHEN WHERE WHILE WINDOW WITH WITHIN YEAR ZONE
+    WHEN WHERE WHILE WITH WITHIN YEAR ZONE
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_keyword_cache: dict[str, frozenset[str]] = {}
-
-
-def _keywords(dialect: str) -> frozenset[str]:
-    words = _keyword_cache.get(dialect)
-    if words is None:
-        tokenizer = Dialect.get_or_raise(dialect).tokenizer_class
-        words = _RESERVED | frozenset(k for k in tokenizer.KEYWORDS if _PLAIN_NAME.fullmatch(k))
-        _keyword_cache[dialect] = words
-    return words
 
 
 @functools.lru_cache(maxsize=65536)
@@ -159,7 +150,7 @@ def prompt_identifier(name: str, dialect: str) -> str:
     SQLite names are quoted with backticks (valid SQLite, and what OmniSQL/SQL-R1 prompts use); other
     dialects use their own quote character.
     """
-    if _PLAIN_NAME.fullmatch(name) and name.upper() not in _keywords(dialect):
+    if _PLAIN_NAME.fullmatch(name) and name.upper() not in _RESERVED:
         return name
     quote_dialect = "mysql" if dialect == "sqlite" else dialect
     return exp.to_identifier(name, quoted=True).sql(dialect=quote_dialect)

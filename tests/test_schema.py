@@ -460,3 +460,29 @@ def test_render_leaves_out_tables_without_columns() -> None:
         ],
     )
     assert render_ddl(schema) == 'CREATE TABLE t (\n    "Order" integer, -- example: [3]\n);'
+
+
+# Every keyword-named table/column in Spider (train+dev tables.json) and BIRD dev that OmniSQL's prompts quote;
+# names such as rank, status, number, text, level or uuid stay bare there, so they stay bare here.
+OMNISQL_QUOTED_KEYWORDS = {
+    "CAST", "CHARACTER", "COMMENT", "COUNT", "CROSS", "DATE", "DAY", "DEC", "DOUBLE", "END", "FROM", "MATCH",
+    "MONTH", "NO", "ORDER", "POSITION", "RANGE", "ROLE", "START", "TIME", "USER", "YEAR",
+}  # fmt: skip
+
+
+def test_prompt_quoting_matches_omnisql_on_spider_and_bird_names(shared_data: Path) -> None:
+    names: set[str] = set()
+    for f in ("spider/tables.json", "bird/dev/dev_tables.json"):
+        for entry in json.loads((shared_data / f).read_text("utf-8")):
+            names.update(c for _, c in entry["column_names_original"][1:])
+            names.update(entry["table_names_original"])
+    quoted = {n for n in names if prompt_identifier(n, "sqlite") != n}
+    plain_but_quoted = {n.upper() for n in quoted if n.replace("_", "a").isalnum() and not n[0].isdigit()}
+    assert plain_but_quoted == OMNISQL_QUOTED_KEYWORDS
+    for n in quoted:
+        assert prompt_identifier(n, "sqlite") == "`" + n.replace("`", "``") + "`"
+    assert (
+        prompt_identifier("Percent (%) Eligible Free (K-12)", "sqlite")
+        == "`Percent (%) Eligible Free (K-12)`"
+    )
+    assert prompt_identifier("rank", "sqlite") == "rank" and prompt_identifier("Year", "sqlite") == "`Year`"
