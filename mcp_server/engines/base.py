@@ -139,20 +139,32 @@ class Watchdog:
         self._heap: list[tuple[float, int, list[Any]]] = []
         self._seq = itertools.count()
         self._pid = -1
+        self._dead = 0
 
     def schedule(self, delay_s: float, callback: Callable[[], None]) -> Callable[[], None]:
         """Run ``callback`` after ``delay_s`` unless the returned disarm function is called first."""
         entry: list[Any] = [callback]
+        item = (time.monotonic() + delay_s, next(self._seq), entry)
         with self._cond:
             if self._pid != os.getpid():
                 self._heap = []
+                self._dead = 0
                 self._pid = os.getpid()
                 threading.Thread(target=self._loop, name="sqlr1-watchdog", daemon=True).start()
-            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), entry))
-            self._cond.notify()
+            if self._dead > 512 and self._dead * 2 > len(self._heap):
+                # Most queries finish long before their deadline: drop their disarmed entries.
+                self._heap = [e for e in self._heap if e[2][0] is not None]
+                heapq.heapify(self._heap)
+                self._dead = 0
+            heapq.heappush(self._heap, item)
+            if self._heap[0] is item:  # only an earlier deadline needs to wake the thread
+                self._cond.notify()
 
         def disarm() -> None:
-            entry[0] = None
+            if entry[0] is not None:
+                entry[0] = None
+                with self._cond:
+                    self._dead += 1
 
         return disarm
 
@@ -163,7 +175,9 @@ class Watchdog:
                     timeout = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(timeout)
                 _, _, entry = heapq.heappop(self._heap)
-            callback = entry[0]
+                callback = entry[0]
+                if callback is None:
+                    self._dead = max(0, self._dead - 1)
             if callback is not None:
                 try:
                     callback()

@@ -110,13 +110,13 @@ class PostgresEngine:
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=False)
+            # autocommit: we open each read-only transaction ourselves, together with its settings.
+            conn = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise execution_error(
                 f"cannot connect to PostgreSQL at {self._where}: {str(exc).strip()} "
                 "(is the server running and the URL right?)"
             ) from exc
-        conn.read_only = True
         if not self._privileges_checked:
             self._privileges_checked = True
             if conn.info.parameter_status("is_superuser") == "on":
@@ -144,7 +144,8 @@ class PostgresEngine:
             self._pool.discard(conn)
             return
         try:
-            conn.rollback()
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
         except psycopg.Error:
             self._pool.discard(conn)
             return
@@ -201,12 +202,7 @@ class PostgresEngine:
         explain: bool,
     ) -> tuple[list[Column], list[tuple[Any, ...]]]:
         remaining = max(0.001, timeout_s - (time.monotonic() - started))
-        with conn.cursor() as setup:
-            # Transaction-local settings (rolled back with the transaction); values are parameters.
-            setup.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('cursor_tuple_fraction', '1', true)",
-                (str(max(1, int(remaining * 1000))),),
-            )
+        self._begin(conn, remaining)
 
         def stop() -> None:
             conn.cancel_safe(timeout=2.0)
@@ -219,18 +215,30 @@ class PostgresEngine:
                 with conn.cursor() as plain:
                     rows = list(itertools.islice(plain.stream(sql), limit))
                 return [Column(name="QUERY PLAN", type="text")], rows
-            with conn.cursor(name=name) as cur:
+            cur = conn.cursor(name=name)
+            try:
                 cur.execute(sql)
                 rows = cur.fetchmany(limit)
                 columns = [
                     Column(name=d.name, type=self._type_name(conn, d.type_code))
                     for d in cur.description or ()
                 ]
+                conn.execute("ROLLBACK")  # ends the transaction and drops the cursor in one round trip
+            finally:
+                cur.close()
         finally:
             disarm()
             if cancel is not None:
                 cancel.unbind()
         return columns, rows
+
+    @staticmethod
+    def _begin(conn: psycopg.Connection[Any], timeout_s: float) -> None:
+        """Open a READ ONLY transaction with its statement timeout: one round trip, our own text only."""
+        ms = max(1, int(timeout_s * 1000))
+        conn.execute(
+            f"BEGIN READ ONLY; SET LOCAL statement_timeout = {ms:d}; SET LOCAL cursor_tuple_fraction = 1"
+        )
 
     @staticmethod
     def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
@@ -288,8 +296,8 @@ class PostgresEngine:
         for attempt in (0, 1):
             conn = self._acquire()
             try:
+                self._begin(conn, 30.0)
                 with conn.cursor() as cur:
-                    cur.execute("SELECT set_config('statement_timeout', '30000', true)")
                     cur.execute(sql, prepare=False)
                     return cur.fetchall()
             except _BROKEN as exc:
