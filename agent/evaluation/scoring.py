@@ -133,7 +133,8 @@ def _score_one(task: ScoreTask) -> PairResult:
         return PairResult(idx=task.idx, correct=False, pred_status="empty", pred_error="no SQL predicted")
     gold_sql = _prepare(task.gold_sql, options)
     pred_sql = _prepare(pred_sql, options)
-    order_matters = options.benchmark == "spider" and compare.order_matters_for(task.gold_sql, "sqlite")
+    # The test-suite scorer's rule: the text "order by" anywhere in the (DISTINCT-stripped) gold.
+    order_matters = options.benchmark == "spider" and compare.order_matters_for(gold_sql, "sqlite", rule="official")
     result = PairResult(idx=task.idx, correct=True, pred_status="ok", databases=len(task.db_files))
     for db_file in task.db_files:
         gold_ok, gold_rows, gold_ms, cached = _gold(db_file, gold_sql)
