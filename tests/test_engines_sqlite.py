@@ -158,3 +158,21 @@ def test_corrupted_file_gives_a_clear_error(tmp_path: Path) -> None:
         assert info.value.error.kind == "execution" and str(path) in info.value.error.message
     finally:
         eng.close()
+
+
+def test_locked_file_gives_a_clear_error(spider_copy) -> None:
+    path = spider_copy("pets_1")
+    eng = SqliteEngine(
+        DatabaseSpec(name="pets_1", kind="sqlite", url=f"sqlite:///{path}", path=path), busy_timeout_s=0.2
+    )
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(QueryFailed) as info:
+            eng.execute("SELECT count(*) FROM pets", max_rows=1, timeout_s=5)
+        assert info.value.error.kind == "execution" and "locked" in info.value.error.message
+        writer.execute("ROLLBACK")
+        assert eng.execute("SELECT count(*) FROM pets", max_rows=1, timeout_s=5).rows == [(3,)]
+    finally:
+        writer.close()
+        eng.close()

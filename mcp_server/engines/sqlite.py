@@ -180,13 +180,16 @@ class _Conn:
 class SqliteEngine:
     """One SQLite file, read-only; thread-safe through a small pool of connections."""
 
-    def __init__(self, spec: DatabaseSpec, *, extra_functions: Iterable[str] = ()) -> None:
+    def __init__(
+        self, spec: DatabaseSpec, *, extra_functions: Iterable[str] = (), busy_timeout_s: float = 5.0
+    ) -> None:
         if spec.path is None:
             raise QueryFailed.of("config", f"SQLite database {spec.name!r} has no file path")
         self.spec = spec
         self.path = Path(spec.path)
         self.allowed_functions = {f.lower() for f in ALLOWED_FUNCTIONS["sqlite"]} | SQLITE_NATIVE_FUNCTIONS
         self.allow_functions(extra_functions)
+        self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
         self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
         self._active: set[_Conn] = set()
         self._active_lock = threading.Lock()
@@ -209,7 +212,9 @@ class SqliteEngine:
             )
         uri = self.path.resolve().as_uri() + "?mode=ro"
         try:
-            raw = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=5.0)
+            raw = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, isolation_level=None, timeout=self.busy_timeout_s
+            )
             raw.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise execution_error(f"cannot open SQLite file {self.path}: {exc}") from exc
@@ -322,6 +327,10 @@ class SqliteEngine:
             return execution_error(msg, missing="column")
         if "syntax error" in low or "incomplete input" in low:
             return QueryFailed.of("syntax", f"{msg} (SQLite)")
+        if "database is locked" in low or "database is busy" in low:
+            return execution_error(
+                f"{self.path} is locked by another process that is writing to it; try again in a moment"
+            )
         if "not a database" in low or "malformed" in low:
             return execution_error(f"{self.path}: {msg} (the file is damaged or not SQLite)")
         return execution_error(msg)
