@@ -3,7 +3,8 @@
 A target is one of
   * a SQLite file (name: the file stem) or a DuckDB file (``.duckdb`` / ``.ddb``);
   * a Spider/BIRD folder: ``<db_id>/<db_id>.sqlite`` children (each db_id becomes a database), a
-    folder holding ``database/`` or ``dev_databases/``, or a single ``<db_id>/`` folder. BIRD
+    folder holding ``database/`` or ``dev_databases/``, a single ``<db_id>/`` folder, or else a
+    folder of ``.sqlite`` / ``.db`` / ``.duckdb`` files (each file stem a database). BIRD
     ``<db_id>/database_description/`` is attached as ``description_dir`` and a ``tables.json`` /
     ``dev_tables.json`` / ``train_tables.json`` in or next to the folder as ``tables_json``;
   * a SQLAlchemy URL: ``postgresql[+psycopg]://``, ``mysql[+pymysql]://``, ``mariadb[+pymysql]://``,
@@ -140,6 +141,13 @@ def _folder_specs(folder: Path) -> list[DatabaseSpec]:
                 tables_json=tables_json if single is None else _find_tables_json(folder.parent),
             )
         )
+    if not specs:  # a plain folder of database files
+        loose = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in _SQLITE_SUFFIXES + _DUCKDB_SUFFIXES
+        )
+        specs = [_file_spec(None, p, tables_json=tables_json) for p in loose]
     if not specs:
         raise QueryFailed.of(
             "not_found",

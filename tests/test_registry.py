@@ -182,3 +182,10 @@ def test_from_config_and_pickle(spider_copy) -> None:
         clone.engine("car_1").execute("SELECT count(*) FROM cars_data", max_rows=1, timeout_s=5).rows[0][0]
         > 0
     )
+
+
+def test_plain_folder_of_database_files(tmp_path: Path) -> None:
+    for db in ("pets_1", "car_1"):
+        shutil.copyfile(SPIDER / db / f"{db}.sqlite", tmp_path / f"{db}.sqlite")
+    (tmp_path / "readme.txt").write_text("not a database", encoding="utf-8")
+    assert Registry.from_targets([str(tmp_path)]).names() == ["car_1", "pets_1"]
