@@ -145,6 +145,15 @@ class EngineContract:
         assert info.value.error.kind == "execution" and "cancelled" in info.value.error.message
         assert engine.execute(q(engine, "SELECT 2"), max_rows=1, timeout_s=5).rows[0][0] == 2
 
+    def test_already_cancelled_handle_stops_at_once(self, engine: Engine) -> None:
+        handle = CancelHandle()
+        handle.cancel()
+        started = time.monotonic()
+        with pytest.raises(QueryFailed) as info:
+            engine.execute(q(engine, RUNAWAY), max_rows=5, timeout_s=30, cancel=handle)
+        assert "cancelled" in info.value.error.message and time.monotonic() - started < 5
+        assert engine.execute(q(engine, "SELECT 3"), max_rows=1, timeout_s=5).rows[0][0] == 3
+
     def test_concurrent_queries(self, engine: Engine) -> None:
         sql = q(engine, 'SELECT count(*) FROM singer WHERE "Age" > 20')
         with ThreadPoolExecutor(4) as pool:

@@ -121,6 +121,8 @@ class DuckdbEngine:
         if cancel is not None:
             cancel.bind(stop)
         try:
+            if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
+                raise cancelled_error()
             statements = cur.extract_statements(sql)
             if len(statements) != 1:
                 raise engine_refused(f"expected exactly one statement, got {len(statements)}")

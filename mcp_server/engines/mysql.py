@@ -245,6 +245,8 @@ class MysqlEngine:
             cancel.bind(stop)
         reuse = True
         try:
+            if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
+                raise cancelled_error()
             cur = raw.cursor(pymysql.cursors.SSCursor)
             try:
                 cur.execute(sql)  # no args: the text is sent as is, never %-formatted

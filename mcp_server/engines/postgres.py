@@ -211,6 +211,8 @@ class PostgresEngine:
         if cancel is not None:
             cancel.bind(stop)
         try:
+            if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
+                raise cancelled_error()
             if explain:  # EXPLAIN can't be a cursor's query; stream() still uses the extended protocol
                 with conn.cursor() as plain:
                     rows = list(itertools.islice(plain.stream(sql), limit))
