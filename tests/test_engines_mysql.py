@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
 import pytest
@@ -120,11 +121,20 @@ def test_cancel_kills_the_server_query(engine: MysqlEngine, mariadb_concert_url:
 
 
 def test_reconnects_after_the_connection_is_killed(engine: MysqlEngine, mariadb_concert_url: str) -> None:  # noqa: F811
-    thread_id = engine.execute("SELECT CONNECTION_ID()", max_rows=1, timeout_s=5).rows[0][0]
+    with ThreadPoolExecutor(3) as pool:  # three pooled connections, all about to go stale
+        ids = set(
+            pool.map(
+                lambda _: engine.execute("SELECT CONNECTION_ID(), SLEEP(0.2)", max_rows=1, timeout_s=5).rows[
+                    0
+                ][0],
+                range(3),
+            )
+        )
     admin = pymysql.connect(**connect_args_from_url(mariadb_concert_url), autocommit=True)
     try:
         with admin.cursor() as cur:
-            cur.execute("KILL CONNECTION %s", (thread_id,))
+            for thread_id in ids:
+                cur.execute("KILL CONNECTION %s", (thread_id,))
     finally:
         admin.close()
     assert engine.execute("SELECT 41 + 1", max_rows=1, timeout_s=5).rows == [(42,)]

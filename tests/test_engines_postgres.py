@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -100,7 +101,8 @@ def test_cancel_reaches_the_server(engine: PostgresEngine, pg_concert_url: str) 
 
 
 def test_reconnects_after_the_connection_is_killed(engine: PostgresEngine, pg_concert_url: str) -> None:  # noqa: F811
-    engine.execute("SELECT 1", max_rows=1, timeout_s=5)  # a pooled connection now exists
+    with ThreadPoolExecutor(3) as pool:  # three pooled connections, all about to go stale
+        list(pool.map(lambda _: engine.execute("SELECT pg_sleep(0.2)", max_rows=1, timeout_s=5), range(3)))
     with psycopg.connect(conninfo_from_url(pg_concert_url), autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -215,6 +215,13 @@ class IdlePool(Generic[T]):
         except Exception as exc:  # a broken connection may fail to close; it is dropped either way
             log.debug("closing a pooled connection failed: %s", exc)
 
+    def clear(self) -> None:
+        """Drop every idle connection (after one broke, e.g. a server restart, the rest are stale too)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self.discard(conn)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

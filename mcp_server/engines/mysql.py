@@ -205,6 +205,7 @@ class MysqlEngine:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 reuse = conn.raw.open and code not in _LOST_CODES
                 if not reuse and attempt == 0 and not (cancel and cancel.cancelled):
+                    self._pool.clear()
                     continue  # server restarted or connection dropped: read-only, so retry once
                 raise self._map_error(exc, code, timeout_s, started, cancel) from exc
             finally:

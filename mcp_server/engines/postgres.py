@@ -175,6 +175,7 @@ class PostgresEngine:
                 )
             except _BROKEN as exc:
                 if (conn.closed or conn.broken) and attempt == 0 and not (cancel and cancel.cancelled):
+                    self._pool.clear()
                     continue  # server restarted or connection dropped: read-only, so retry once
                 raise self._map_error(exc, timeout_s, started, cancel, prefix) from exc
             except psycopg.Error as exc:
@@ -304,6 +305,7 @@ class PostgresEngine:
                     return cur.fetchall()
             except _BROKEN as exc:
                 if (conn.closed or conn.broken) and attempt == 0:
+                    self._pool.clear()
                     continue
                 raise execution_error(f"reading the PostgreSQL catalog at {self._where}: {exc}") from exc
             except psycopg.Error as exc:
