@@ -31,11 +31,14 @@ class ScriptedBackend:
         *,
         delay_s: float = 0.0,
         prompt_version: str | None = None,
+        wait_for_stop: bool = False,
     ) -> None:
         self.texts = list(texts)
         self.logprobs = list(logprobs) if logprobs is not None else None
         self.delay_s = delay_s
         self.prompt_version = prompt_version
+        self.wait_for_stop = wait_for_stop  # block (up to 20 s) until should_stop() turns true
+        self.stopped = threading.Event()
         self.calls: list[tuple[PromptInput, SamplingParams]] = []
         self.active = 0
         self.max_active = 0
@@ -56,6 +59,12 @@ class ScriptedBackend:
         try:
             if self.delay_s:
                 time.sleep(self.delay_s)
+            if self.wait_for_stop and should_stop is not None:
+                deadline = time.monotonic() + 20
+                while not should_stop() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if should_stop():
+                    self.stopped.set()
             out = []
             for i in range(params.n):
                 text = self.texts[i % len(self.texts)]

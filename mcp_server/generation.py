@@ -1,0 +1,444 @@
+"""Self-consistency SQL generation: question in, N candidates, guarded execution, majority vote.
+
+Owns the SQL-R1 inference loop: build the prompt (schema DDL, evidence, retrieved values, previous
+turns), sample N candidates in ONE batched backend call (``n=1`` is greedy), run every candidate's SQL
+through the guarded executor, group candidates by BIRD row-set equivalence (``compare.result_key``)
+and pick the largest group (ties: the highest log-likelihood, else the earliest candidate).
+It never runs SQL without the guard, never parses SQL with regexes (``answer.py`` extracts it) and
+never loads a model (the backend is handed in, loaded once per process by ``backends.factory``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mcp_server.answer import parse_answer
+from mcp_server.backends.base import Backend, PromptInput, SamplingParams
+from mcp_server.compare import result_key
+from mcp_server.config import GenerationConfig
+from mcp_server.errors import QueryError, QueryFailed
+from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, variant_for_version
+from mcp_server.results import Column, JSONValue, QueryResult
+from mcp_server.values import ValueHit
+
+if TYPE_CHECKING:
+    from mcp_server.executor import Executor
+    from mcp_server.registry import Registry
+    from mcp_server.schema import SchemaInspector
+    from mcp_server.values import ValueIndex
+
+__all__ = [
+    "CandidateResult",
+    "GenerationResult",
+    "Generator",
+    "ProgressCallback",
+    "PromptTrace",
+    "ResultPreview",
+    "Timings",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, float, str], None]
+"""(progress, total, message); called from the generating thread."""
+
+CandidateStatus = Literal[
+    "ok", "no_sql", "blocked", "syntax", "execution", "timeout", "not_found", "config", "cancelled"
+]
+GenerationStatus = Literal["ok", "no_executable_candidate", "cancelled"]
+
+ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB"}
+PREVIEW_ROWS = 10
+MAX_VALUE_HITS = 8
+
+
+class CandidateResult(BaseModel):
+    """One sampled candidate: what the model wrote, the SQL in it, and what running it did."""
+
+    index: int
+    text: str = Field(description="The completion (with any assistant pre-fill) as the model wrote it.")
+    reasoning: str | None = Field(default=None, description="The <think> text.")
+    sql: str | None = Field(default=None, description="The SQL extracted from the answer (None: none found).")
+    format_ok: bool = Field(
+        description="True when the completion follows the <think>/<answer> format exactly."
+    )
+    status: CandidateStatus
+    error: QueryError | None = None
+    row_count: int | None = None
+    truncated: bool = False
+    group: int | None = Field(
+        default=None, description="Vote group (0 = the winning group); None if not executable."
+    )
+    votes: int = Field(default=0, description="Size of this candidate's vote group.")
+    logprob: float | None = None
+    num_tokens: int = 0
+    finish_reason: str = "stop"
+
+
+class ResultPreview(BaseModel):
+    columns: list[Column]
+    rows: list[list[JSONValue]]
+    row_count: int = Field(description="Rows the chosen SQL returned (up to the guard's cap).")
+    truncated: bool = Field(description="True when rows beyond the preview (or the guard's cap) exist.")
+
+
+class PromptTrace(BaseModel):
+    messages: list[dict[str, str]]
+    assistant_prefill: str = ""
+    variant: str
+    version: str | None = None
+
+
+class Timings(BaseModel):
+    retrieval_ms: float = 0.0
+    prompt_ms: float = 0.0
+    generation_ms: float = 0.0
+    execution_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class GenerationResult(BaseModel):
+    """The outcome of one ``generate_sql`` call."""
+
+    status: GenerationStatus
+    message: str = Field(description="One line saying what happened.")
+    database: str
+    question: str
+    sql: str | None = Field(default=None, description="The chosen SQL (None when no candidate executed).")
+    reasoning: str | None = Field(default=None, description="The chosen candidate's <think> text.")
+    chosen: int | None = Field(default=None, description="Index of the chosen candidate.")
+    candidates: list[CandidateResult]
+    vote_counts: list[int] = Field(description="Votes per group, group 0 first; they add up to `executable`.")
+    executable: int = Field(description="How many candidates executed without error.")
+    preview: ResultPreview | None = None
+    errors: list[QueryError] = Field(
+        default_factory=list, description="Distinct errors, when nothing executed."
+    )
+    values: list[ValueHit] = Field(default_factory=list, description="Retrieved values put into the prompt.")
+    prompt: PromptTrace
+    backend: str
+    model: str
+    timings: Timings
+
+
+# One lock per in-process backend: requests on a local model are queued, never interleaved.
+_backend_locks: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
+_backend_locks_guard = threading.Lock()
+
+
+def _lock_for(backend: Backend) -> threading.Lock | None:
+    if backend.name == "openai":
+        return None  # the remote server queues and batches itself
+    with _backend_locks_guard:
+        lock = _backend_locks.get(backend)
+        if lock is None:
+            lock = threading.Lock()
+            _backend_locks[backend] = lock
+        return lock
+
+
+class Generator:
+    """Self-consistency generation over the shared registry, guarded executor and one loaded backend."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        executor: Executor,
+        inspector: SchemaInspector,
+        backend: Backend,
+        config: GenerationConfig | None = None,
+        value_index: ValueIndex | None = None,
+        *,
+        max_new_tokens: int = 1024,
+        prompt_version: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.executor = executor
+        self.inspector = inspector
+        self.backend = backend
+        self.config = config or GenerationConfig()
+        self.value_index = value_index
+        self.max_new_tokens = max_new_tokens
+        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one.
+        self.prompt_version = prompt_version or getattr(backend, "prompt_version", None)
+
+    # -- prompt -----------------------------------------------------------------
+    def build_prompt(
+        self,
+        database: str,
+        question: str,
+        *,
+        evidence: str | None = None,
+        values: Sequence[ValueHit] = (),
+        previous_turns: Sequence[PreviousTurn] = (),
+    ) -> PromptInput:
+        engine = self.registry.engine(database)
+        return build_prompt(
+            self.inspector.ddl(database),
+            question,
+            variant=variant_for_version(self.prompt_version),
+            evidence=evidence,
+            engine=ENGINE_NAMES.get(engine.spec.kind, engine.spec.kind),
+            values=[(h.table, h.column, h.value) for h in values],
+            previous_turns=previous_turns,
+        )
+
+    def retrieve_values(self, database: str, question: str, evidence: str | None = None) -> list[ValueHit]:
+        if self.value_index is None or not self.config.value_retrieval:
+            return []
+        text = f"{evidence}\n{question}" if evidence else question
+        try:
+            return self.value_index.search(database, text, limit=MAX_VALUE_HITS)
+        except QueryFailed as exc:
+            if exc.error.kind == "not_found":
+                raise
+            log.warning("value retrieval failed on %s, continuing without it: %s", database, exc)
+            return []
+
+    # -- the loop -----------------------------------------------------------------
+    def generate_sql(
+        self,
+        database: str,
+        question: str,
+        *,
+        evidence: str | None = None,
+        num_candidates: int | None = None,
+        previous_turns: Sequence[PreviousTurn] = (),
+        max_new_tokens: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """Generate, execute and vote. Raises ``QueryFailed`` only for an unknown database or a
+        backend that cannot be used; every candidate-level failure is reported in the result."""
+        t0 = time.perf_counter()
+        n = num_candidates or self.config.num_candidates
+        new_tokens = max_new_tokens or self.max_new_tokens
+        total = float(n + 3)
+        progress = _Progress(on_progress, total)
+        stop = should_stop or (lambda: False)
+
+        self.registry.get(database)  # unknown database: not_found, before any model work
+        values = self.retrieve_values(database, question, evidence)
+        t1 = time.perf_counter()
+        prompt = self.build_prompt(
+            database, question, evidence=evidence, values=values, previous_turns=previous_turns
+        )
+        t2 = time.perf_counter()
+        progress.step(1, f"prompt ready ({len(values)} retrieved values); sampling {n} candidate(s)")
+
+        params = SamplingParams(
+            n=n,
+            temperature=0.0 if n == 1 else self.config.temperature,
+            top_p=1.0 if n == 1 else self.config.top_p,
+            max_new_tokens=new_tokens,
+            seed=self.config.seed,
+        )
+        budget = max(1, n * new_tokens)
+        produced = [0]
+
+        def on_text(_i: int, _text: str) -> None:
+            produced[0] += 1
+            progress.tick(1 + min(0.99, produced[0] / budget), f"generating: {produced[0]} tokens")
+
+        lock = _lock_for(self.backend)
+        if lock is not None:
+            with lock:
+                completions = self.backend.generate(
+                    prompt, params, on_text=on_text if on_progress else None, should_stop=should_stop
+                )
+        else:
+            completions = self.backend.generate(
+                prompt, params, on_text=on_text if on_progress else None, should_stop=should_stop
+            )
+        t3 = time.perf_counter()
+        progress.step(2, f"sampled {len(completions)} candidate(s); executing")
+
+        candidates, results = self._execute(database, prompt, completions, progress, stop)
+        t4 = time.perf_counter()
+
+        cancelled = stop() or any(c.finish_reason == "cancelled" for c in completions)
+        vote_counts, chosen = _vote(candidates, results)
+        progress.step(total, "done")
+
+        timings = Timings(
+            retrieval_ms=(t1 - t0) * 1000,
+            prompt_ms=(t2 - t1) * 1000,
+            generation_ms=(t3 - t2) * 1000,
+            execution_ms=(t4 - t3) * 1000,
+            total_ms=(time.perf_counter() - t0) * 1000,
+        )
+        trace = PromptTrace(
+            messages=[{"role": m.role, "content": m.content} for m in prompt.messages],
+            assistant_prefill=prompt.assistant_prefill,
+            variant=variant_for_version(self.prompt_version),
+            version=self.prompt_version,
+        )
+        executable = sum(vote_counts)
+        common: dict[str, Any] = {
+            "database": database,
+            "question": question,
+            "candidates": candidates,
+            "vote_counts": vote_counts,
+            "executable": executable,
+            "values": values,
+            "prompt": trace,
+            "backend": self.backend.name,
+            "model": self.backend.model_id,
+            "timings": timings,
+        }
+        if chosen is None:
+            errors = _distinct_errors(candidates)
+            status: GenerationStatus = "cancelled" if cancelled else "no_executable_candidate"
+            reason = "cancelled" if cancelled else "none of the candidates executed"
+            detail = "; ".join(str(e) for e in errors[:3]) or "no SQL found in any answer"
+            return GenerationResult(
+                status=status, message=f"{reason} ({n} sampled): {detail}", errors=errors, **common
+            )
+        winner = candidates[chosen]
+        result = results[chosen]
+        assert result is not None  # the chosen candidate executed
+        preview = ResultPreview(
+            columns=result.columns,
+            rows=result.rows[:PREVIEW_ROWS],
+            row_count=result.row_count,
+            truncated=result.truncated or result.row_count > PREVIEW_ROWS,
+        )
+        status = "cancelled" if cancelled else "ok"
+        message = (
+            f"chose candidate {chosen} with {winner.votes} of {executable} executable vote(s) "
+            f"({n} sampled, {len(vote_counts)} distinct result(s))"
+        )
+        return GenerationResult(
+            status=status,
+            message=message,
+            sql=winner.sql,
+            reasoning=winner.reasoning,
+            chosen=chosen,
+            preview=preview,
+            **common,
+        )
+
+    def _execute(
+        self,
+        database: str,
+        prompt: PromptInput,
+        completions: Sequence[object],
+        progress: _Progress,
+        stop: Callable[[], bool],
+    ) -> tuple[list[CandidateResult], list[QueryResult | None]]:
+        candidates: list[CandidateResult] = []
+        results: list[QueryResult | None] = []
+        seen: dict[str, QueryResult | QueryError] = {}  # identical SQL runs once
+        for i, completion in enumerate(completions):
+            raw = getattr(completion, "text", "")
+            text = prompt.assistant_prefill + raw
+            if prompt.assistant_prefill in ("", THINK_PREFILL):
+                parsed = parse_answer(raw, prefilled_think=bool(prompt.assistant_prefill))
+            else:  # an unusual pre-fill: parse what the model effectively wrote
+                parsed = parse_answer(text)
+            cand = CandidateResult(
+                index=i,
+                text=text,
+                reasoning=parsed.think,
+                sql=parsed.sql,
+                format_ok=parsed.format_ok,
+                status="no_sql",
+                logprob=getattr(completion, "logprob", None),
+                num_tokens=getattr(completion, "num_tokens", 0),
+                finish_reason=getattr(completion, "finish_reason", "stop"),
+            )
+            result: QueryResult | None = None
+            if parsed.sql and stop():
+                cand.status = "cancelled"
+            elif parsed.sql:
+                outcome = seen.get(parsed.sql)
+                if outcome is None:
+                    try:
+                        outcome = self.executor.run(database, parsed.sql)
+                    except QueryFailed as exc:
+                        outcome = exc.error
+                    seen[parsed.sql] = outcome
+                if isinstance(outcome, QueryError):
+                    cand.status = outcome.kind
+                    cand.error = outcome
+                else:
+                    result = outcome
+                    cand.status = "ok"
+                    cand.row_count = outcome.row_count
+                    cand.truncated = outcome.truncated
+            candidates.append(cand)
+            results.append(result)
+            progress.step(3 + i, f"executed candidate {i + 1}/{len(completions)}: {cand.status}")
+        return candidates, results
+
+
+def _vote(
+    candidates: list[CandidateResult], results: list[QueryResult | None]
+) -> tuple[list[int], int | None]:
+    """Group executable candidates by result set; returns (votes per group, chosen index).
+
+    Groups are ordered by size, then by their best log-likelihood (when every candidate has one),
+    then by their earliest candidate; group 0 wins. Within it the most likely (else first) candidate
+    is chosen. Sets each candidate's ``group`` and ``votes``.
+    """
+    groups: dict[Hashable, list[int]] = {}
+    for cand, result in zip(candidates, results, strict=True):
+        if result is None:
+            continue
+        rows = result.raw_rows if result.raw_rows is not None else [tuple(r) for r in result.rows]
+        groups.setdefault(result_key(rows), []).append(cand.index)
+    if not groups:
+        return [], None
+    use_logprob = all(candidates[i].logprob is not None for members in groups.values() for i in members)
+
+    def best_logprob(members: list[int]) -> float:
+        return max(float(candidates[i].logprob or 0.0) for i in members) if use_logprob else 0.0
+
+    ordered = sorted(groups.values(), key=lambda m: (-len(m), -best_logprob(m), m[0]))
+    for gid, members in enumerate(ordered):
+        for i in members:
+            candidates[i].group = gid
+            candidates[i].votes = len(members)
+    winners = ordered[0]
+    chosen = (
+        max(winners, key=lambda i: (float(candidates[i].logprob or 0.0), -i)) if use_logprob else winners[0]
+    )
+    return [len(m) for m in ordered], chosen
+
+
+def _distinct_errors(candidates: list[CandidateResult]) -> list[QueryError]:
+    out: list[QueryError] = []
+    for cand in candidates:
+        if cand.error is not None and cand.error not in out:
+            out.append(cand.error)
+    return out
+
+
+class _Progress:
+    """Monotonic, throttled progress reports (token ticks at most every 0.5 s)."""
+
+    def __init__(self, callback: ProgressCallback | None, total: float) -> None:
+        self._callback = callback
+        self._total = total
+        self._last = 0.0
+        self._last_tick = 0.0
+
+    def step(self, value: float, message: str) -> None:
+        if self._callback is None:
+            return
+        self._last = max(self._last, value)
+        self._callback(self._last, self._total, message)
+
+    def tick(self, value: float, message: str) -> None:
+        now = time.monotonic()
+        if self._callback is None or now - self._last_tick < 0.5:
+            return
+        self._last_tick = now
+        self.step(value, message)

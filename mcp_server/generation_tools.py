@@ -1,0 +1,170 @@
+"""The ``generate_sql`` and ``search_values`` MCP tools, added to the server as a plugin.
+
+Owns the tool surface of the model half (arguments, annotations, progress notifications,
+cancellation) and nothing else: generation is ``generation.Generator``, retrieval is
+``values.ValueIndex``, the model is loaded once per process by ``backends.factory``.
+Blocking model and database work runs in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Annotated
+
+import anyio
+import anyio.from_thread
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from mcp_server.backends.base import Backend
+from mcp_server.generation import GenerationResult, Generator
+from mcp_server.prompt import PreviousTurn
+from mcp_server.server import ServerDeps, read_only_annotations, tool_errors
+from mcp_server.values import ValueHit, ValueIndex
+
+__all__ = ["FeedbackTurn", "ValueSearch", "generation_plugin", "register_generation_tools"]
+
+log = logging.getLogger(__name__)
+
+BackendProvider = Callable[[], Backend]
+
+
+class FeedbackTurn(BaseModel):
+    """An earlier attempt and what happened, so the model can correct itself."""
+
+    sql: str = Field(description="The SQL given earlier.")
+    feedback: str = Field(
+        description='What happened, e.g. "failed with: no such column: x" or "returned 0 rows".'
+    )
+    question: str | None = Field(
+        default=None, description="The question it answered (default: this question)."
+    )
+
+
+class ValueSearch(BaseModel):
+    database: str
+    text: str
+    hits: list[ValueHit] = Field(description="Stored values matching phrases of the text, best first.")
+
+
+def generation_plugin(
+    backend: Backend | BackendProvider | None = None,
+) -> Callable[[MCPServer, ServerDeps], None]:
+    """A ``server.build_server`` plugin adding the tools; ``backend`` defaults to the configured model,
+    loaded lazily on the first ``generate_sql`` call (once per process)."""
+
+    def plugin(server: MCPServer, deps: ServerDeps) -> None:
+        register_generation_tools(server, deps, backend=backend)
+
+    return plugin
+
+
+def register_generation_tools(
+    server: MCPServer, deps: ServerDeps, *, backend: Backend | BackendProvider | None = None
+) -> None:
+    """Add ``generate_sql`` and ``search_values`` to ``server``."""
+    values = ValueIndex(deps.registry, deps.executor)
+    state: dict[str, Generator] = {}
+    init_lock = threading.Lock()
+
+    def generator() -> Generator:
+        with init_lock:
+            if "g" not in state:
+                if backend is None:
+                    from mcp_server.backends.factory import load_backend
+
+                    model = load_backend(deps.config.model)
+                elif callable(backend) and not hasattr(backend, "generate"):
+                    model = backend()
+                else:
+                    model = backend  # type: ignore[assignment]
+                state["g"] = Generator(
+                    deps.registry,
+                    deps.executor,
+                    deps.inspector,
+                    model,
+                    deps.config.generation,
+                    value_index=values,
+                    max_new_tokens=deps.config.model.max_new_tokens,
+                )
+            return state["g"]
+
+    @server.tool(
+        name="generate_sql",
+        annotations=read_only_annotations("Generate SQL (SQL-R1)", idempotent=False),
+        description=(
+            "Write SQL for a natural-language question with the server's model, SQL-R1 style: sample "
+            "`num_candidates` answers (reasoning + SQL), run each through the execute_sql guard, and pick "
+            "the SQL whose result most candidates agree on. Returns the chosen SQL, its reasoning, every "
+            "candidate with its execution status and votes, and a preview of the result. Pass `feedback` "
+            "(earlier SQL and what happened) to get a corrected query. Slow on CPU: progress is reported."
+        ),
+    )
+    async def generate_sql(
+        database: Annotated[str, Field(description="A name from list_databases.")],
+        question: Annotated[str, Field(description="The question, in natural language.", min_length=1)],
+        ctx: Context,
+        evidence: Annotated[
+            str | None,
+            Field(description="External knowledge / hints (BIRD evidence), prepended to the question."),
+        ] = None,
+        num_candidates: Annotated[
+            int | None,
+            Field(ge=1, le=64, description="Candidates to sample (default from config; 1 = greedy)."),
+        ] = None,
+        feedback: Annotated[
+            list[FeedbackTurn] | None, Field(description="Earlier attempts with their outcome, oldest first.")
+        ] = None,
+    ) -> GenerationResult:
+        turns = [
+            PreviousTurn(question=t.question or question, sql=t.sql, feedback=t.feedback)
+            for t in feedback or []
+        ]
+        stop = threading.Event()
+
+        def on_progress(progress: float, total: float, message: str) -> None:
+            if stop.is_set():
+                return
+            try:
+                anyio.from_thread.run(ctx.report_progress, progress, total, message)
+            except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                # The request ended (cancelled or closed) while the worker was still running.
+                log.debug("progress not delivered: %s", exc)
+
+        def work() -> GenerationResult:
+            return generator().generate_sql(
+                database,
+                question,
+                evidence=evidence,
+                num_candidates=num_candidates,
+                previous_turns=turns,
+                on_progress=on_progress,
+                should_stop=stop.is_set,
+            )
+
+        with tool_errors():
+            try:
+                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            except anyio.get_cancelled_exc_class():
+                stop.set()  # the worker sees should_stop() and ends generation early
+                raise
+
+    @server.tool(
+        name="search_values",
+        annotations=read_only_annotations("Search stored values"),
+        description=(
+            "Find stored text values that phrases of `text` refer to (fuzzy, case-insensitive), with the "
+            "table and column holding each: use them as exact WHERE literals. The index of a database is "
+            "built on first use and rebuilt when the database changes."
+        ),
+    )
+    async def search_values(
+        database: Annotated[str, Field(description="A name from list_databases.")],
+        text: Annotated[str, Field(description="A question or phrase mentioning values.", min_length=1)],
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many hits.")] = 10,
+    ) -> ValueSearch:
+        with tool_errors():
+            hits = await anyio.to_thread.run_sync(lambda: values.search(database, text, limit=limit))
+        return ValueSearch(database=database, text=text, hits=hits)
