@@ -1,0 +1,1 @@
+"""Modal screens of the chat: help and the SQL editor."""
