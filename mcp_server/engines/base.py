@@ -49,7 +49,8 @@ class DatabaseSpec:
 
     name: str
     kind: EngineKind
-    url: str  # SQLAlchemy-style URL (sqlite:///abs/path.sqlite for files)
+    # SQLAlchemy-style URL (sqlite:///abs/path.sqlite for files); may hold a password, so not in repr
+    url: str = field(repr=False)
     path: Path | None = None  # the file, for SQLite / DuckDB
     description_dir: Path | None = None  # BIRD database_description/ folder, if any
     tables_json: Path | None = None  # Spider/BIRD tables.json next to the folder, if any
