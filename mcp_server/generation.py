@@ -243,9 +243,15 @@ class Generator:
         budget = max(1, n * new_tokens)
         produced = [0]
 
-        def on_text(_i: int, _text: str) -> None:
+        first: list[str] = []  # candidate 0's text so far: streamed after the status line (the chat shows it)
+
+        def on_text(i: int, text: str) -> None:
             produced[0] += 1
-            progress.tick(1 + min(0.99, produced[0] / budget), f"generating: {produced[0]} tokens")
+            if i == 0:
+                first.append(text)
+            progress.tick(
+                1 + min(0.99, produced[0] / budget), f"generating: {produced[0]} tokens\n{''.join(first)}"
+            )
 
         lock = _lock_for(self.backend)
         if lock is not None:
