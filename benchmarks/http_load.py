@@ -14,6 +14,7 @@ Usage: ``.venv/bin/python benchmarks/http_load.py [--clients 50 --calls 100 --sl
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import shutil
@@ -58,6 +59,7 @@ class Stats:
     slow_done: int = 0
     slow_in_flight: int = 0
     rss_kb: list[tuple[str, int]] = field(default_factory=list)
+    server_cpu_s: float = 0.0
 
 
 def rss_kb(pid: int) -> int:
@@ -66,6 +68,13 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(db: Path, config: Path) -> tuple[subprocess.Popen[str], str]:
@@ -129,6 +138,7 @@ async def run_load(
         proc, url = start_server(db, config)
         try:
             stats.rss_kb.append(("idle", rss_kb(proc.pid)))
+            cpu0 = cpu_s(proc.pid)
 
             async def sample_rss() -> None:
                 while True:
@@ -153,6 +163,7 @@ async def run_load(
             if scope.cancelled_caught:
                 stats.failures.append(f"run stopped at the {deadline_s:.0f} s deadline")
             stats.rss_kb.append(("after", rss_kb(proc.pid)))
+            stats.server_cpu_s = cpu_s(proc.pid) - cpu0
             if proc.poll() is not None:
                 stats.failures.append(f"server exited with {proc.returncode}")
         finally:
@@ -192,6 +203,9 @@ def render(stats: Stats, wall: float, args: argparse.Namespace) -> str:
         f"| failed calls (goal 0) | {len(stats.failures)} |",
         f"| normal calls | {len(stats.latencies)} in {wall:.1f} s = {len(stats.latencies) / wall:.0f} calls/s |",
         f"| latency p50 / p99 | {pct(stats.latencies, 0.5) * 1000:.1f} / {pct(stats.latencies, 0.99) * 1000:.1f} ms |",
+        f"| server CPU (client and server share this machine's cores) | {stats.server_cpu_s:.1f} s = "
+        f"{1000 * stats.server_cpu_s / max(1, len(stats.latencies) + stats.slow_done):.1f} ms per call, "
+        f"runaway queries included; load average at the end {os.getloadavg()[0]:.1f} |",
         f"| runaway queries stopped by the engine | {stats.slow_done} |",
         f"| normal calls while runaways ran: p50 / p99 | {pct(stats.during_slow, 0.5) * 1000:.1f} / "
         f"{pct(stats.during_slow, 0.99) * 1000:.1f} ms ({len(stats.during_slow)} calls) |",
@@ -199,7 +213,12 @@ def render(stats: Stats, wall: float, args: argparse.Namespace) -> str:
         f"{late / 1024:.0f} / {after / 1024:.0f} MiB |",
     ]
     lines += [f"| failure | {f.replace('|', '/')} |" for f in stats.failures[:5]]
-    lines += ["", "Reproduce: `.venv/bin/python benchmarks/http_load.py --write-results`."]
+    lines += [
+        "",
+        f"The server process used {100 * stats.server_cpu_s / wall:.0f}% of one core over the run: latency here is "
+        "queueing in the one client process that drives all clients and on the shared 2-core machine, not server work.",
+        "Reproduce: `.venv/bin/python benchmarks/http_load.py --write-results`.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mcp_server.cli import build_parser, parse_db_flag
+from mcp_server.cli import build_parser, main, parse_db_flag
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def test_sql_blocked_statement_exit_1_and_db_unchanged(chinook_copy: Path) -> No
     assert chinook_copy.read_bytes() == before
 
 
-@pytest.mark.parametrize(
+ERROR_CASES = pytest.mark.parametrize(
     ("args", "needle"),
     [
         (["--db", "/no/such/dir/missing.sqlite", "dbs"], "/no/such/dir/missing.sqlite"),
@@ -107,28 +107,52 @@ def test_sql_blocked_statement_exit_1_and_db_unchanged(chinook_copy: Path) -> No
         (["--config", "/no/such/sqlr1.toml", "dbs"], "/no/such/sqlr1.toml"),
         (["schema", "--tables", "NoSuchTable"], "NoSuchTable"),
         (["frobnicate"], "invalid choice"),
+        (["--db", "/no/such/serve.sqlite", "serve"], "/no/such/serve.sqlite"),
+        (["serve", "--http", "--host", "10.1.2.3"], "non-loopback"),
     ],
 )
-def test_errors_are_clear_with_exit_code_2(args: list[str], needle: str) -> None:
-    res = sqlr1(*args)
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    assert needle in res.stderr
-    assert "Traceback" not in res.stderr
 
 
-def test_config_file_unknown_key_is_named(tmp_path: Path, chinook_copy: Path) -> None:
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The CLI in this process (faster than a subprocess; the subprocess tests above cover the wiring)."""
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@ERROR_CASES
+def test_errors_are_clear_with_exit_code_2(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_main(args, capsys)
+    assert code == 2, (code, err)
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_config_file_unknown_key_is_named(
+    tmp_path: Path, chinook_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "sqlr1.toml"
     cfg.write_text(
         f'[guard]\ntimeout_s = 5\nmax_rowz = 10\n\n[[databases]]\nname = "music"\ntarget = "{chinook_copy}"\n',
         encoding="utf-8",
     )
-    res = sqlr1("--config", str(cfg), "dbs")
-    assert res.returncode == 2 and "max_rowz" in res.stderr
+    for command in ("dbs", "serve"):  # a typo in a guard setting stops the server too
+        code, _, err = run_main(["--config", str(cfg), command], capsys)
+        assert code == 2 and "max_rowz" in err
     cfg.write_text(
         f'[guard]\nmax_rows = 2\n\n[[databases]]\nname = "music"\ntarget = "{chinook_copy}"\n',
         encoding="utf-8",
     )
-    data = as_json(sqlr1("--config", str(cfg), "sql", "music", "SELECT Name FROM Genre", "--json"))
+    code, out, err = run_main(
+        ["--config", str(cfg), "sql", "music", "SELECT Name FROM Genre", "--json"], capsys
+    )
+    assert code == 0, err
+    data = json.loads(out)
     assert data["row_count"] == 2 and data["truncated"] is True
 
 
@@ -183,3 +207,10 @@ def test_core_commands_do_not_import_upper_layers() -> None:
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_missing_database_exit_code_through_a_real_process() -> None:
+    res = sqlr1("--db", "/no/such/dir/missing.sqlite", "sql", "missing", "SELECT 1")
+    assert (
+        res.returncode == 2 and "/no/such/dir/missing.sqlite" in res.stderr and "Traceback" not in res.stderr
+    )
