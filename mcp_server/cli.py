@@ -218,7 +218,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         check_bind(config.server)  # refuse before anything is opened
     registry = open_registry(config)
-    server = build_server(config, registry=registry)
+    from mcp_server.generation_tools import generation_plugin
+
+    # generate_sql/search_values; the model is loaded on the first generate_sql call, not at start.
+    server = build_server(config, registry=registry, plugins=[generation_plugin()])
 
     # stdout carries the stdio protocol: everything human goes to stderr, one unwrapped line each.
     _log(f"sqlr1 {__version__}: {describe_guard(config.guard)}")

@@ -1,0 +1,54 @@
+"""``sqlr1 generate``: the direct single-shot path (reasoning, SQL, result table, exit codes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from model_fixtures import bundled_backend  # noqa: F401  (fixture)
+from scripted_backend import ScriptedBackend, answer
+
+from mcp_server import cli
+from mcp_server.backends import factory
+
+
+def _script(monkeypatch, texts: list[str]) -> ScriptedBackend:
+    backend = ScriptedBackend(texts)
+    monkeypatch.setattr(factory, "load_backend", lambda config: backend)
+    return backend
+
+
+def test_prints_reasoning_sql_and_table(chinook_copy: Path, monkeypatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setenv("SQLR1_CACHE", str(tmp_path / "cache"))
+    backend = _script(
+        monkeypatch, [answer("SELECT Name FROM Artist WHERE Name = 'AC/DC'", think="Look up AC/DC.")]
+    )
+    code = cli.main(["--db", str(chinook_copy), "generate", "Is AC/DC an artist?", "--n", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Look up AC/DC." in out and "SELECT Name FROM Artist" in out and "AC/DC" in out
+    assert "1 row(s)" in out and "2 of 2" in out
+    assert backend.calls[0][1].n == 2
+    assert '"AC/DC"' in backend.calls[0][0].messages[0].content  # value retrieval reached the prompt
+
+
+def test_json_and_failure_exit_code(chinook_copy: Path, monkeypatch, capsys, tmp_path: Path) -> None:
+    monkeypatch.setenv("SQLR1_CACHE", str(tmp_path / "cache"))
+    _script(monkeypatch, [answer("DROP TABLE Artist")])
+    code = cli.main(
+        ["--db", f"music={chinook_copy}", "generate", "--db", "music", "drop it", "--n", "1", "--json"]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["status"] == "no_executable_candidate"
+    assert data["candidates"][0]["status"] == "blocked"
+
+
+@pytest.mark.slow
+def test_bundled_model_greedy(spider_copy, capsys, bundled_backend) -> None:  # noqa: F811
+    db = spider_copy("pets_1")
+    code = cli.main(
+        ["generate", "--db", str(db), "How many pets are there?", "--n", "1", "--max-new-tokens", "24"]
+    )
+    out = capsys.readouterr().out
+    assert code in (0, 1) and out.strip()
