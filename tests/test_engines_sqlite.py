@@ -176,3 +176,16 @@ def test_locked_file_gives_a_clear_error(spider_copy) -> None:
     finally:
         writer.close()
         eng.close()
+
+
+def test_huge_value_blowup_is_bounded(engine: SqliteEngine) -> None:
+    with pytest.raises(QueryFailed) as info:
+        engine.execute(
+            "SELECT length(replace(printf('%.*c', 1000000, 'x'), 'x', '" + "y" * 100 + "'))",
+            max_rows=1,
+            timeout_s=5,
+        )
+    assert info.value.error.kind == "execution" and "MiB" in info.value.error.message
+    assert engine.execute("SELECT length(printf('%.*c', 1000, 'x'))", max_rows=1, timeout_s=5).rows == [
+        (1000,)
+    ]

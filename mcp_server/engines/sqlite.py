@@ -36,7 +36,7 @@ from mcp_server.engines.base import (
 from mcp_server.errors import QueryFailed
 from mcp_server.results import Column
 
-__all__ = ["SQLITE_NATIVE_FUNCTIONS", "SqliteEngine"]
+__all__ = ["MAX_VALUE_BYTES", "SQLITE_NATIVE_FUNCTIONS", "SqliteEngine"]
 
 # SQLite's own names for its side-effect-free built-ins (core, date, aggregate, window, math, JSON).
 # Deliberately absent: load_extension, fts3_tokenizer, randomblob/zeroblob (memory blow-ups),
@@ -158,6 +158,7 @@ SQLITE_NATIVE_FUNCTIONS = frozenset(
     ]
 )
 
+MAX_VALUE_BYTES = 64 * 1024 * 1024  # largest string/blob a statement may build
 _PROGRESS_OPS = 2000  # VM instructions between deadline checks (a few microseconds of work)
 
 
@@ -225,6 +226,10 @@ class SqliteEngine:
         if conn is None:
             raw = self._open()
             running = _Running()
+            # Bound what one VM step can allocate (printf/replace blow-ups are single steps the
+            # progress handler can't interrupt), and forbid ATTACH outright.
+            raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+            raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             raw.set_authorizer(self._authorize)
             raw.set_progress_handler(lambda: self._progress(running), _PROGRESS_OPS)
             conn = _Conn(raw, running)
@@ -327,6 +332,10 @@ class SqliteEngine:
             return execution_error(msg, missing="column")
         if "syntax error" in low or "incomplete input" in low:
             return QueryFailed.of("syntax", f"{msg} (SQLite)")
+        if "too big" in low:
+            return execution_error(
+                f"{msg}: a value would exceed {MAX_VALUE_BYTES // (1024 * 1024)} MiB; build smaller strings"
+            )
         if "database is locked" in low or "database is busy" in low:
             return execution_error(
                 f"{self.path} is locked by another process that is writing to it; try again in a moment"
