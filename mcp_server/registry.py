@@ -232,23 +232,32 @@ def _replace(spec: DatabaseSpec, **changes: Any) -> DatabaseSpec:
     return replace(spec, **changes)
 
 
+_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
+
+
 def _create_engine(spec: DatabaseSpec, extra_functions: Sequence[str]) -> Engine:
     # Imported lazily so a server-only install needs only the drivers it uses.
-    if spec.kind == "sqlite":
-        from mcp_server.engines.sqlite import SqliteEngine
+    try:
+        if spec.kind == "sqlite":
+            from mcp_server.engines.sqlite import SqliteEngine
 
-        return SqliteEngine(spec, extra_functions=extra_functions)
-    if spec.kind == "postgresql":
-        from mcp_server.engines.postgres import PostgresEngine
+            return SqliteEngine(spec, extra_functions=extra_functions)
+        if spec.kind == "postgresql":
+            from mcp_server.engines.postgres import PostgresEngine
 
-        return PostgresEngine(spec)
-    if spec.kind == "mysql":
-        from mcp_server.engines.mysql import MysqlEngine
+            return PostgresEngine(spec)
+        if spec.kind == "mysql":
+            from mcp_server.engines.mysql import MysqlEngine
 
-        return MysqlEngine(spec)
-    from mcp_server.engines.duckdb import DuckdbEngine
+            return MysqlEngine(spec)
+        from mcp_server.engines.duckdb import DuckdbEngine
 
-    return DuckdbEngine(spec)
+        return DuckdbEngine(spec)
+    except ImportError as exc:
+        extra = _EXTRAS.get(spec.kind, spec.kind)
+        raise _config_error(
+            f"database {spec.name!r} needs the {extra} driver ({exc.name or exc}): pip install 'sqlr1[{extra}]'"
+        ) from exc
 
 
 class Registry:
