@@ -254,6 +254,7 @@ def _serve_http(server: Any, config: AppConfig) -> int:
     except OSError as exc:
         sock.close()
         raise QueryFailed.of("config", f"cannot bind {host}:{config.server.port}: {exc}") from exc
+    sock.listen(2048)  # connections queue from here on, so the URL printed below is usable at once
     port = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     auth = "bearer token required" if config.server.token else "no token (loopback only)"

@@ -121,10 +121,13 @@ class HttpServer:
 @pytest.fixture
 def http_server(chinook_copy: Path, request: pytest.FixtureRequest) -> Iterator[HttpServer]:
     extra: list[str] = list(getattr(request, "param", []))
+    env = child_env()
+    if extra and extra[0].startswith("SQLR1_TOKEN="):  # the token from the environment instead of a flag
+        env["SQLR1_TOKEN"] = extra.pop(0).partition("=")[2]
     proc = subprocess.Popen(
         [sys.executable, *serve_args(chinook_copy, "--http", "--port", "0", *extra)],
         cwd=str(REPO),
-        env=child_env(),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -192,7 +195,7 @@ async def test_http_dns_rebinding_protection(http_server: HttpServer) -> None:
         assert still.status_code == 200
 
 
-@pytest.mark.parametrize("http_server", [["--token", TOKEN]], indirect=True)
+@pytest.mark.parametrize("http_server", [["--token", TOKEN], [f"SQLR1_TOKEN={TOKEN}"]], indirect=True)
 async def test_http_token_required(http_server: HttpServer) -> None:
     assert "bearer token required" in http_server.banner
     call = {
