@@ -65,7 +65,12 @@ def _hashable(value: Any) -> Hashable:
 
 
 def _rows(rows: Rows) -> list[tuple[Hashable, ...]]:
-    return [tuple(_hashable(v) for v in row) for row in rows]
+    out = [row if type(row) is tuple else tuple(row) for row in rows]
+    try:
+        hash(tuple(out))  # the common case: every value is already hashable, nothing to convert
+    except TypeError:
+        return [tuple(_hashable(v) for v in row) for row in out]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- BIRD

@@ -112,15 +112,30 @@ class Executor:
         cancel: CancelHandle | None = None,
     ) -> QueryResult:
         """Guard, execute read-only and cap one statement. Raises ``QueryFailed`` with a structured error."""
+        raw = self.run_raw(database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return cap_result(raw, self.settings.max_chars)
+
+    def run_raw(
+        self,
+        database: str,
+        sql: str,
+        *,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+        cancel: CancelHandle | None = None,
+    ) -> RawResult:
+        """Guard and execute read-only, returning engine-native rows (no JSON conversion, no character cap).
+
+        For result comparison (evaluation, rewards, voting), where values must keep their types.
+        """
         statement = self.check(database, sql)
         engine = self.registry.engine(database)
-        raw = engine.execute(
+        return engine.execute(
             statement.sql,
             max_rows=max_rows if max_rows is not None else self.settings.max_rows,
             timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
             cancel=cancel,
         )
-        return cap_result(raw, self.settings.max_chars)
 
     def validate(self, database: str, sql: str) -> guard.GuardedStatement:
         """Guard + engine dry run (EXPLAIN); returns the guarded statement or raises ``QueryFailed``."""

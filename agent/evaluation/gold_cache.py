@@ -43,6 +43,7 @@ class ResultCache:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         self._digests: dict[Path, str] = {}
+        self._pending: dict[str, tuple[int, bytes]] = {}
 
     def digest(self, db: Path) -> str:
         """Content digest of a database file, memoised by size and mtime."""
@@ -71,16 +72,34 @@ class ResultCache:
 
     def get(self, key: str) -> tuple[bool, Any] | None:
         """``(True, rows)`` or ``(False, error message)``; None when not cached."""
-        with self._lock:
-            row = self._conn.execute("SELECT ok, payload FROM results WHERE key = ?", (key,)).fetchone()
+        row: tuple[int, bytes] | None = self._pending.get(key)
+        if row is None:
+            with self._lock:
+                row = self._conn.execute("SELECT ok, payload FROM results WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         return bool(row[0]), pickle.loads(row[1])
 
     def put(self, key: str, ok: bool, payload: Any) -> None:
-        blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        """Buffer a result; :meth:`flush` writes the buffer in one short transaction."""
+        self._pending[key] = (int(ok), pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        if len(self._pending) >= 256:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (key, int(ok), blob))
+            rows = [(k, ok, blob) for k, (ok, blob) in self._pending.items()]
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._pending.clear()
 
     def close(self) -> None:
+        self.flush()
         self._conn.close()

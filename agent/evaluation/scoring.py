@@ -96,13 +96,12 @@ def _run(db_file: str, sql: str) -> tuple[Status, Any, float]:
     options: _Options = _state["options"]
     start = time.perf_counter()
     try:
-        result = executor.run(name, sql, max_rows=EVAL_MAX_ROWS, timeout_s=options.timeout_s)
+        result = executor.run_raw(name, sql, max_rows=EVAL_MAX_ROWS, timeout_s=options.timeout_s)
     except QueryFailed as exc:
         kind = exc.error.kind
         status: Status = kind if kind in ("timeout", "blocked", "syntax") else "error"  # type: ignore[assignment]
         return status, exc.error.message, (time.perf_counter() - start) * 1000
-    rows = result.raw_rows if result.raw_rows is not None else [tuple(r) for r in result.rows]
-    return "ok", rows, (time.perf_counter() - start) * 1000
+    return "ok", result.rows, (time.perf_counter() - start) * 1000
 
 
 def _gold(db_file: str, sql: str) -> tuple[bool, Any, float, bool]:
@@ -137,19 +136,21 @@ def _score_one(task: ScoreTask) -> PairResult:
     order_matters = options.benchmark == "spider" and compare.order_matters_for(gold_sql, "sqlite", rule="official")
     result = PairResult(idx=task.idx, correct=True, pred_status="ok", databases=len(task.db_files))
     for db_file in task.db_files:
-        gold_ok, gold_rows, gold_ms, cached = _gold(db_file, gold_sql)
+        if pred_sql == gold_sql:
+            # An identical statement on identical content gives identical rows: run it once.
+            gold_ok, gold_rows, gold_ms, cached = _gold(db_file, gold_sql)
+            status, pred_rows, pred_ms = ("ok", gold_rows, 0.0) if gold_ok else _run(db_file, pred_sql)
+        else:
+            # The prediction first, as the reference does: a failing prediction needs no gold.
+            status, pred_rows, pred_ms = _run(db_file, pred_sql)
+            gold_ok, gold_rows, gold_ms, cached = (
+                _gold(db_file, gold_sql) if status == "ok" else (True, None, 0.0, False)
+            )
+        result.pred_ms += pred_ms
         result.gold_ms += gold_ms
         result.gold_cached = cached
-        # An identical statement on identical content gives identical rows: reuse the gold result.
-        if pred_sql == gold_sql and gold_ok:
-            status, pred_rows, pred_ms = "ok", gold_rows, 0.0
-        else:
-            status, pred_rows, pred_ms = _run(db_file, pred_sql)
-        result.pred_ms += pred_ms
         if status != "ok":
-            return result.model_copy(
-                update={"correct": False, "pred_status": status, "pred_error": str(pred_rows)}
-            )
+            return result.model_copy(update={"correct": False, "pred_status": status, "pred_error": str(pred_rows)})
         if not gold_ok:
             # As in BIRD's reference a failing gold scores 0; unlike it, the gold's error is reported.
             return result.model_copy(update={"correct": False, "gold_error": str(gold_rows)})
@@ -165,7 +166,11 @@ def _score_one(task: ScoreTask) -> PairResult:
 
 
 def _score_chunk(tasks: list[ScoreTask]) -> list[PairResult]:
-    return [_score_one(t) for t in tasks]
+    try:
+        return [_score_one(t) for t in tasks]
+    finally:
+        if _state["cache"] is not None:
+            _state["cache"].flush()
 
 
 def _timed_runs(db_file: str, sql: str, iterations: int) -> list[float]:
@@ -270,4 +275,4 @@ class Scorer:
     def score_inline(self, tasks: Iterable[ScoreTask]) -> list[PairResult]:
         """Score in this process (small runs and tests of the logic)."""
         _init_worker(self.options)
-        return [_score_one(t) for t in tasks]
+        return _score_chunk(list(tasks))
