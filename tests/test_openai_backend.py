@@ -135,3 +135,18 @@ def test_real_model_over_http(bundled_backend) -> None:  # noqa: F811
     assert greedy[0].text and greedy[0].text == direct[0].text  # same model, same greedy text
     assert len(sampled) == 2 and all(c.text for c in sampled)
     assert "".join(streamed)
+
+
+def test_factory_shares_one_instance_and_names_missing_settings() -> None:
+    from mcp_server.backends.factory import load_backend
+    from mcp_server.config import ModelConfig
+
+    model = ScriptedBackend(TEXTS[:1])
+    with serve(build_app(model)) as url:
+        config = ModelConfig(backend="openai", base_url=url, model=model.model_id)
+        first = load_backend(config)
+        assert load_backend(ModelConfig(backend="openai", base_url=url, model=model.model_id)) is first
+        assert first.generate(PROMPT, SamplingParams())[0].text == TEXTS[0]
+    with pytest.raises(QueryFailed) as err:
+        load_backend(ModelConfig(backend="openai", model="m"))
+    assert err.value.error.kind == "config" and "base_url" in err.value.error.message
