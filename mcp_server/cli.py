@@ -228,8 +228,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for row in describe_databases(registry):
         _log(f"sqlr1: database {row['name']} ({row['kind']}): {row['target']}")
     if not args.http:
+        import anyio
+
+        from mcp_server.stdio_app import run_stdio
+
         _log("sqlr1: serving MCP over stdio")
-        server.run("stdio")
+        anyio.run(run_stdio, server)
         return 0
     return _serve_http(server, config)
 

@@ -1,0 +1,200 @@
+"""Fuzzed JSON-RPC over a real stdio server process: every request with an id is answered, the server survives."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parent.parent
+WAIT_S = 30.0
+
+
+class StdioPeer:
+    """A line-oriented JSON-RPC peer over a subprocess's stdin/stdout (reader thread, bounded waits)."""
+
+    def __init__(self, db: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mcp_server.cli", "--db", f"chinook={db}", "serve"],
+            cwd=str(REPO),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.seq = 0
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data if data.endswith(b"\n") else data + b"\n")
+        self.proc.stdin.flush()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_raw(json.dumps(message).encode())
+
+    def wait_for(self, ids: set[Any]) -> dict[Any, dict[str, Any]]:
+        """Collect responses until every id in ``ids`` has one; other messages are skipped."""
+        got: dict[Any, dict[str, Any]] = {}
+        while not ids <= got.keys():
+            try:
+                line = self.lines.get(timeout=WAIT_S)
+            except queue.Empty:
+                pytest.fail(f"no response for ids {ids - got.keys()} within {WAIT_S} s")
+            msg = json.loads(line)
+            if isinstance(msg, dict) and "id" in msg and ("result" in msg or "error" in msg):
+                got[msg["id"]] = msg
+        return got
+
+    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.seq += 1
+        ident = f"probe-{self.seq}"
+        self.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        return self.wait_for({ident})[ident]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StdioPeer]:
+    import shutil
+
+    db = tmp_path_factory.mktemp("fuzz") / "chinook.sqlite"
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
+    p = StdioPeer(db)
+    init = p.call(
+        "initialize",
+        {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}},
+    )
+    assert init["result"]["serverInfo"]["name"] == "sqlr1"
+    p.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    yield p
+    p.close()
+
+
+def _alive(p: StdioPeer) -> None:
+    res = p.call(
+        "tools/call", {"name": "execute_sql", "arguments": {"database": "chinook", "sql": "SELECT 6 * 7"}}
+    )
+    assert res["result"]["structuredContent"]["rows"] == [[42]]
+    assert p.proc.poll() is None
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=50)
+)
+_json = st.recursive(
+    _scalars,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=12,
+)
+_methods = st.one_of(
+    st.sampled_from(
+        ["tools/call", "tools/list", "resources/read", "prompts/get", "initialize", "nope/x", ""]
+    ),
+    st.text(max_size=20),
+)
+_tool_args = st.dictionaries(
+    st.sampled_from(["database", "sql", "table", "column", "limit", "tables", "max_rows"]), _json, max_size=4
+)
+_params = st.one_of(
+    _json,
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["execute_sql", "describe_schema", "sample_values", "nope"]),
+            "arguments": _tool_args,
+        }
+    ),
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": f"fz-{n}-{draw(st.integers(0, 10**6))}",
+        "method": draw(_methods),
+        "params": draw(_params),
+    }
+
+
+_junk_lines = st.one_of(
+    st.text(max_size=200).map(lambda s: s.replace("\n", " ").encode("utf-8", "surrogatepass")),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=100).map(lambda b: b.replace(b"\n", b" ")),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batch=st.lists(st.one_of(st.integers(0, 10**9).flatmap(requests), _junk_lines), min_size=1, max_size=8)
+)
+def test_fuzzed_stdio_traffic(peer: StdioPeer, batch: list[Any]) -> None:
+    ids: set[Any] = set()
+    for item in batch:
+        if isinstance(item, dict):
+            peer.send(item)
+            ids.add(item["id"])
+        else:
+            peer.send_raw(item)
+    answers = peer.wait_for(ids)
+    for ident in ids:
+        assert "result" in answers[ident] or "error" in answers[ident]
+    _alive(peer)
+
+
+def test_huge_line_and_huge_sql(peer: StdioPeer) -> None:
+    peer.send_raw(
+        b'{"jsonrpc": "2.0", "id": "huge", "method": "tools/call", "params": {"x": "'
+        + b"a" * 3_000_000
+        + b'"}}'
+    )
+    assert "huge" in peer.wait_for({"huge"})
+    res = peer.call(
+        "tools/call",
+        {"name": "execute_sql", "arguments": {"database": "chinook", "sql": "SELECT 1 " * 200_000}},
+    )
+    assert res["result"]["isError"] is True
+    _alive(peer)
+
+
+def test_repair_line() -> None:
+    from mcp_server.stdio_app import repair_line
+
+    valid = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}\n'
+    assert repair_line(valid) == valid
+    for bad in (
+        '{"jsonrpc": "2.0", "id": 1, "method": 5}',
+        '{"id": "a", "method": "x"}',
+        '{"jsonrpc": "2.0", "id": 2, "method": "x", "params": [1]}',
+    ):
+        fixed = json.loads(repair_line(bad))
+        assert fixed["id"] == json.loads(bad)["id"] and fixed["method"].startswith("sqlr1/invalid-request (")
+    for untouched in (
+        "not json",
+        "[]",
+        '{"jsonrpc": "2.0", "method": 5}',
+        '{"id": true, "method": 1}',
+        '{"id": 1, "result": {}}',
+    ):
+        assert repair_line(untouched) == untouched
