@@ -116,13 +116,14 @@ def main() -> None:
                 print(f"gold {it['id']} failed, question skipped: {exc}", flush=True)
 
         records: list[dict[str, Any]] = []
-        summary: dict[str, dict[str, float]] = {}
-        # Questions of one database back to back: the backend reuses that schema's prefix cache.
+        # Questions of one database back to back: the backend reuses that schema's prefix cache. Every
+        # setting runs on a question before the next one, so a run cut short still compares them fairly.
         ordered = sorted((it for it in items if it["id"] in gold), key=lambda it: (it["db_id"], it["id"]))
+        gens: dict[str, Generator] = {}
         for setting in settings:
             n = args.n if setting.startswith("sc") else 1
             cfg = GenerationConfig(num_candidates=n, value_retrieval=setting.endswith("+values"), seed=SEED)
-            gen = Generator(
+            gens[setting] = Generator(
                 registry,
                 executor,
                 inspector,
@@ -131,9 +132,8 @@ def main() -> None:
                 value_index=values,
                 max_new_tokens=args.max_new_tokens,
             )
-            hits = bird_hits = executable = fmt = 0
-            started = time.perf_counter()
-            for k, it in enumerate(ordered, 1):
+        for k, it in enumerate(ordered, 1):
+            for setting, gen in gens.items():
                 res = gen.generate_sql(it["db_id"], it["question"])
                 ok = bird_ok = False
                 if res.status == "ok" and res.chosen is not None:
@@ -141,39 +141,28 @@ def main() -> None:
                     g = gold[it["id"]] or []
                     ok = spider_equal(pred, g, order_matters=order_matters_for(it["query"]))
                     bird_ok = bird_equal(pred, g)
-                    executable += 1
-                hits += ok
-                bird_hits += bird_ok
-                fmt += sum(c.format_ok for c in res.candidates) / max(1, len(res.candidates))
                 records.append(
                     {
                         "setting": setting,
+                        "n": gen.config.num_candidates,
                         "id": it["id"],
                         "db_id": it["db_id"],
                         "sql": res.sql,
                         "correct": ok,
                         "bird_correct": bird_ok,
+                        "executable": res.status == "ok",
+                        "format_ok": sum(c.format_ok for c in res.candidates) / max(1, len(res.candidates)),
                         "status": res.status,
                         "votes": res.vote_counts,
                         "values": len(res.values),
-                        "ms": round(res.timings.total_ms),
+                        "s": res.timings.total_ms / 1000,
                     }
                 )
                 print(
                     f"[{setting}] {k}/{len(ordered)} id={it['id']} ok={ok} status={res.status} "
-                    f"votes={res.vote_counts} {res.timings.total_ms / 1000:.1f}s",
+                    f"votes={res.vote_counts} values={len(res.values)} {res.timings.total_ms / 1000:.1f}s",
                     flush=True,
                 )
-            total = max(1, len(ordered))
-            summary[setting] = {
-                "questions": len(ordered),
-                "n": n,
-                "ex": hits / total,
-                "bird_ex": bird_hits / total,
-                "executable": executable / total,
-                "format_ok": fmt / total,
-                "s_per_question": (time.perf_counter() - started) / total,
-            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -182,19 +171,44 @@ def main() -> None:
         f"model: {backend.model_id}; questions: {len(ordered)} of the seeded Spider dev 200 "
         f"(benchmarks/spider_dev_200.json, first {args.limit}); max_new_tokens={args.max_new_tokens}"
     )
-    print(
-        "| setting | n | EX (Spider test-suite) | EX (BIRD set) | chosen SQL executable | format ok | s/question |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for setting, s in summary.items():
-        print(
-            f"| {setting} | {s['n']:.0f} | {s['ex']:.1%} | {s['bird_ex']:.1%} | {s['executable']:.1%} | "
-            f"{s['format_ok']:.1%} | {s['s_per_question']:.1f} |"
-        )
+    summary = summarize(records)
+    print(table(summary))
     if args.json:
         Path(args.json).write_text(
             json.dumps({"summary": summary, "records": records}, indent=1), encoding="utf-8"
         )
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per setting: EX (Spider test-suite and BIRD set equality), executable and format rates, time."""
+    out: dict[str, dict[str, float]] = {}
+    for setting in dict.fromkeys(r["setting"] for r in records):
+        rs = [r for r in records if r["setting"] == setting]
+        total = len(rs)
+        out[setting] = {
+            "questions": total,
+            "n": rs[0]["n"],
+            "ex": sum(r["correct"] for r in rs) / total,
+            "bird_ex": sum(r["bird_correct"] for r in rs) / total,
+            "executable": sum(r["executable"] for r in rs) / total,
+            "format_ok": sum(r["format_ok"] for r in rs) / total,
+            "s_per_question": sum(r["s"] for r in rs) / total,
+        }
+    return out
+
+
+def table(summary: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "| setting | n | questions | EX (Spider test-suite) | EX (BIRD set) | chosen SQL executable "
+        "| format ok | s/question |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for setting, s in summary.items():
+        lines.append(
+            f"| {setting} | {s['n']:.0f} | {s['questions']:.0f} | {s['ex']:.1%} | {s['bird_ex']:.1%} | "
+            f"{s['executable']:.1%} | {s['format_ok']:.1%} | {s['s_per_question']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
