@@ -17,6 +17,7 @@ Usage: ``.venv/bin/python benchmarks/stdio_roundtrip.py [--n 300] [--write-resul
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -88,11 +89,22 @@ def ref_params(exe: Path, db: Path) -> StdioServerParameters:
     return StdioServerParameters(command=str(exe), args=["--db-path", str(db)], cwd=str(db.parent))
 
 
-async def round_trips(exe: Path, work: Path, n: int, warmup: int) -> dict[str, dict[str, list[float]]]:
-    ours_db, ref_db = work / "ours.sqlite", work / "ref.sqlite"
-    shutil.copyfile(REPO / "examples" / "chinook.sqlite", ours_db)
-    shutil.copyfile(REPO / "examples" / "chinook.sqlite", ref_db)
-    out: dict[str, dict[str, list[float]]] = {q: {"sqlr1": [], "reference": []} for q in QUERIES}
+async def round_trips(
+    exe: Path, work: Path, n: int, warmup: int
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
+    """Stdio round trips of both servers, and in the same loop (so machine load hits all alike) the
+    server-side cost of execute_sql in this process and raw sqlite3."""
+    from mcp_server.config import AppConfig, DatabaseConfig
+    from mcp_server.server import build_server
+
+    ours_db, ref_db, inproc_db = work / "ours.sqlite", work / "ref.sqlite", work / "inproc.sqlite"
+    for db in (ours_db, ref_db, inproc_db):
+        shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
+    # In-process: tool dispatch, argument validation, guard, engine, result model, JSON; no transport.
+    inproc = build_server(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(inproc_db))]))
+    raw = sqlite3.connect(f"file:{inproc_db}?mode=ro", uri=True)
+    rt: dict[str, dict[str, list[float]]] = {q: {"sqlr1": [], "reference": []} for q in QUERIES}
+    ss: dict[str, dict[str, list[float]]] = {q: {"server": [], "sqlite3": []} for q in QUERIES}
     with open(work / "stderr.log", "w", encoding="utf-8") as errlog:
         async with (
             Client(stdio_client(ours_params(ours_db), errlog=errlog)) as ours,
@@ -110,35 +122,19 @@ async def round_trips(exe: Path, work: Path, n: int, warmup: int) -> dict[str, d
                         lambda sql=sql: ours.call_tool("execute_sql", {"database": "chinook", "sql": sql})
                     )
                     d2, _ = await timed(lambda sql=sql: ref.call_tool("read_query", {"query": sql}))
+                    t0 = time.perf_counter()
+                    res = await inproc.call_tool("execute_sql", {"database": "chinook", "sql": sql})
+                    res.model_dump_json(by_alias=True, exclude_none=True)
+                    t1 = time.perf_counter()
+                    raw.execute(sql).fetchall()
+                    t2 = time.perf_counter()
                     if i >= warmup:
-                        out[label]["sqlr1"].append(d1)
-                        out[label]["reference"].append(d2)
-    return out
-
-
-async def server_side(work: Path, n: int, warmup: int) -> dict[str, dict[str, list[float]]]:
-    """execute_sql inside the process: tool dispatch, guard, engine, result model, JSON; no transport."""
-    from mcp_server.config import AppConfig, DatabaseConfig
-    from mcp_server.server import build_server
-
-    db = work / "inproc.sqlite"
-    shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
-    server = build_server(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(db))]))
-    raw = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    out: dict[str, dict[str, list[float]]] = {q: {"server": [], "sqlite3": []} for q in QUERIES}
-    for label, sql in QUERIES.items():
-        for i in range(warmup + n):
-            t0 = time.perf_counter()
-            res = await server.call_tool("execute_sql", {"database": "chinook", "sql": sql})
-            res.model_dump_json(by_alias=True, exclude_none=True)
-            t1 = time.perf_counter()
-            raw.execute(sql).fetchall()
-            t2 = time.perf_counter()
-            if i >= warmup:
-                out[label]["server"].append(t1 - t0)
-                out[label]["sqlite3"].append(t2 - t1)
+                        rt[label]["sqlr1"].append(d1)
+                        rt[label]["reference"].append(d2)
+                        ss[label]["server"].append(t1 - t0)
+                        ss[label]["sqlite3"].append(t2 - t1)
     raw.close()
-    return out
+    return rt, ss
 
 
 async def limits_demo(exe: Path, work: Path) -> list[tuple[str, str, str]]:
@@ -244,8 +240,9 @@ def render(
     lines = [
         SECTION,
         "",
-        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {n} calls per server and query after warm-up, "
-        "calls alternating between the two servers and the two queries; same client (MCP SDK 2.x `Client` over a "
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores), {n} calls per server and query after warm-up, "
+        "calls alternating between the two servers, the two queries and the in-process measurements; same client (MCP SDK 2.x `Client` over a "
         f"stdio subprocess; negotiated protocol: sqlr1 {PROTOCOLS.get('sqlr1')}, reference {PROTOCOLS.get('reference')}); "
         "copies of `examples/chinook.sqlite`; reference = `mcp-server-sqlite` (`read_query`, mcp<2, `.venv-ref`).",
         "",
@@ -307,8 +304,7 @@ async def amain(args: argparse.Namespace) -> str:
     exe = ensure_reference_env()
     with tempfile.TemporaryDirectory(prefix="sqlr1-bench-") as tmp:
         work = Path(tmp)
-        rt = await round_trips(exe, work, args.n, args.warmup)
-        ss = await server_side(work, args.n, args.warmup)
+        rt, ss = await round_trips(exe, work, args.n, args.warmup)
         demo = await limits_demo(exe, work)
     return render(rt, ss, demo, args.n)
 
