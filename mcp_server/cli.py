@@ -40,6 +40,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "sqlr1.commands"
 EXAMPLE_DB_ENV = "SQLR1_EXAMPLE_DB"
 TOKEN_ENV = "SQLR1_TOKEN"
+_LOGGED_DATABASES = 20
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -225,8 +226,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # stdout carries the stdio protocol: everything human goes to stderr, one unwrapped line each.
     _log(f"sqlr1 {__version__}: {describe_guard(config.guard)}")
-    for row in describe_databases(registry):
+    rows = describe_databases(registry)
+    for row in rows[:_LOGGED_DATABASES]:
         _log(f"sqlr1: database {row['name']} ({row['kind']}): {row['target']}")
+    if len(rows) > _LOGGED_DATABASES:
+        _log(f"sqlr1: ... and {len(rows) - _LOGGED_DATABASES} more databases (sqlr1 dbs lists them all)")
     if not args.http:
         import anyio
 

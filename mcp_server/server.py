@@ -320,15 +320,9 @@ def _register_resources(server: MCPServer, deps: ServerDeps) -> None:
 
 def describe_databases(registry: Registry) -> list[dict[str, Any]]:
     """Name, kind and a password-free target per database, for start-up logs and ``sqlr1 dbs``."""
-    from sqlalchemy.engine import make_url
-
     out: list[dict[str, Any]] = []
     for name in registry.names():
         spec = registry.get(name)
-        target = (
-            str(spec.path)
-            if spec.path is not None
-            else make_url(spec.url).render_as_string(hide_password=True)
-        )
+        target = str(spec.path) if spec.path is not None else spec.display_url
         out.append({"name": name, "kind": spec.kind, "target": target})
     return out

@@ -214,3 +214,11 @@ def test_missing_database_exit_code_through_a_real_process() -> None:
     assert (
         res.returncode == 2 and "/no/such/dir/missing.sqlite" in res.stderr and "Traceback" not in res.stderr
     )
+
+
+def test_dbs_never_shows_passwords(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(
+        ["--db", "pg=postgresql+psycopg://reader:hunter2@127.0.0.1:1/shop", "dbs", "--json"], capsys
+    )
+    assert code == 0, err
+    assert "hunter2" not in out and json.loads(out)[0]["target"].startswith("postgresql+psycopg://reader:")
