@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.pool import ExecJob, ExecOutcome, ExecutionPool
+from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = ["GoldCache", "GoldResolver", "db_content_hash"]
 
@@ -144,7 +144,7 @@ def default_cache_path() -> Path:
 class GoldResolver:
     """Gold outcomes for (db, sql) pairs: memory, then disk, then the pool (once)."""
 
-    def __init__(self, pool: ExecutionPool, cache: GoldCache | None = None) -> None:
+    def __init__(self, pool: ExecutionPool | InProcessExecutor, cache: GoldCache | None = None) -> None:
         self.pool = pool
         self.cache = cache
         self._memory: dict[str, ExecOutcome] = {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["ExecJob", "ExecOutcome", "ExecutionPool", "execute_in_process"]
+__all__ = ["ExecJob", "ExecOutcome", "ExecutionPool", "InProcessExecutor", "execute_in_process"]
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,23 @@ def execute_in_process(
     jobs: Sequence[ExecJob], *, timeout_s: float = 30.0, max_rows: int = 100_000
 ) -> list[ExecOutcome]:
     """Run jobs serially in this process (the baseline the benchmark compares the pool against)."""
-    cache = _ExecutorCache(timeout_s, max_rows)
-    return [cache.run(j) for j in jobs]
+    return InProcessExecutor(timeout_s=timeout_s, max_rows=max_rows).run(jobs)
+
+
+class InProcessExecutor:
+    """The pool's interface, run serially in the calling process: the baseline of
+    ``benchmarks/reward_throughput_bench.py``. Engine timeouts only, no hard deadline: never use it
+    inside a trainer."""
+
+    def __init__(self, *, timeout_s: float = 30.0, max_rows: int = 100_000) -> None:
+        self.timeout_s = timeout_s
+        self._cache = _ExecutorCache(timeout_s, max_rows)
+
+    def run(self, jobs: Sequence[ExecJob]) -> list[ExecOutcome]:
+        return [self._cache.run(j) for j in jobs]
+
+    def close(self) -> None:
+        self._cache = _ExecutorCache(self._cache.timeout_s, self._cache.max_rows)
 
 
 def _worker_main(conn: Connection, timeout_s: float, max_rows: int) -> None:

@@ -35,7 +35,7 @@ from mcp_server.answer import parse_answer
 from mcp_server.compare import order_matters_for, spider_equal, strip_distinct
 from mcp_server.errors import QueryFailed
 from training.gold import GoldResolver
-from training.pool import ExecJob, ExecOutcome, ExecutionPool
+from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = [
     "REWARD_NAMES",
@@ -114,7 +114,7 @@ class SQLR1Reward:
 
     def __init__(
         self,
-        pool: ExecutionPool,
+        pool: ExecutionPool | InProcessExecutor,
         gold: GoldResolver | None = None,
         *,
         prefilled_think: bool = True,

@@ -1,0 +1,146 @@
+"""``sqlr1 train export``: a servable checkpoint folder with its manifest.
+
+Takes a run folder (its ``final/`` or a ``checkpoint-N``) and writes either the LoRA adapter as is
+(base + adapter) or merged full weights, the tokenizer, the run record and curves, and the
+:class:`mcp_server.backends.manifest.CheckpointManifest` (base model, training prompt version,
+reward weights, data, stages, steps, metrics), so that ``sqlr1 serve --model DIR`` and
+``sqlr1 chat --model DIR`` load it through ``mcp_server.backends.loading`` with no other flags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mcp_server.backends.manifest import CheckpointManifest, GenerationDefaults, write_manifest
+from mcp_server.prompt import TRAIN_PROMPT_VERSION
+from training.plot import PLOT_NAME
+from training.trainers import FINAL_DIR, RUN_RECORD, last_checkpoint
+
+__all__ = ["export_checkpoint", "find_source"]
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+_METRIC_PREFIXES = ("rewards/", "reward", "kl", "loss", "train_loss", "mean_token_accuracy", "eval_")
+
+
+def find_source(run_dir: str | Path, checkpoint: str | None = None) -> Path:
+    """The folder holding the weights to export: ``checkpoint`` (a name or path), else ``final/``,
+    else the last ``checkpoint-N``. Raises ``FileNotFoundError`` naming what was looked for."""
+    run = Path(run_dir)
+    if checkpoint:
+        c = Path(checkpoint)
+        c = c if c.is_dir() else run / checkpoint
+        if not c.is_dir():
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint} (in {run})")
+        return c
+    if (run / FINAL_DIR).is_dir():
+        return run / FINAL_DIR
+    last = last_checkpoint(run)
+    if last:
+        return Path(last)
+    if (run / "adapter_config.json").is_file() or (run / "config.json").is_file():
+        return run
+    raise FileNotFoundError(f"{run}: no final/ folder and no checkpoint-N to export")
+
+
+def _record(run: Path, source: Path) -> dict[str, Any]:
+    for p in (source / RUN_RECORD, run / RUN_RECORD):
+        if p.is_file():
+            return json.loads(p.read_text(encoding="utf-8"))
+    raise FileNotFoundError(f"no {RUN_RECORD} in {source} or {run}: export a folder written by `sqlr1 train`")
+
+
+def _select_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and k.startswith(_METRIC_PREFIXES)
+    }
+
+
+def export_checkpoint(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    checkpoint: str | None = None,
+    merge: bool = False,
+    extra_metrics: Mapping[str, float] | None = None,
+    notes: str = "",
+    generation: GenerationDefaults | None = None,
+) -> Path:
+    """Write the servable folder ``out_dir``; returns it. ``merge`` folds a LoRA into full weights."""
+    run = Path(run_dir)
+    source = find_source(run, checkpoint)
+    record = _record(run, source)
+    out = Path(out_dir)
+    if out.resolve() == source.resolve():
+        raise ValueError("export into a new folder, not the checkpoint itself")
+    out.mkdir(parents=True, exist_ok=True)
+    is_adapter = (source / "adapter_config.json").is_file()
+    base_spec = str(record.get("base_model", "bundled"))
+
+    if is_adapter and not merge:
+        for name in _ADAPTER_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, out / name)
+        cfg_path = out / "adapter_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        cfg["base_model_name_or_path"] = base_spec  # portable: "bundled" instead of a cache path
+        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        weights = "adapter"
+    else:
+        from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model
+
+        if is_adapter:
+            from peft import PeftModel
+
+            base, _ = load_model_and_tokenizer(resolve_model(base_spec))
+            model = PeftModel.from_pretrained(base, str(source)).merge_and_unload()
+        else:
+            model, _ = load_model_and_tokenizer(resolve_model(str(source)))
+        model.save_pretrained(str(out))
+        weights = "merged"
+    for name in _TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, out / name)
+    if not (out / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        from mcp_server.backends.loading import resolve_model
+
+        AutoTokenizer.from_pretrained(resolve_model(base_spec).source).save_pretrained(str(out))
+    for extra in (run / PLOT_NAME, source / PLOT_NAME):
+        if extra.is_file():
+            shutil.copy2(extra, out / PLOT_NAME)
+    (out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    metrics = _select_metrics(record.get("metrics", {}))
+    metrics.update({k: float(v) for k, v in (extra_metrics or {}).items()})
+    manifest = CheckpointManifest(
+        base_model=base_spec,
+        weights=weights,
+        prompt_version=TRAIN_PROMPT_VERSION,
+        generation=generation or GenerationDefaults(),
+        reward_weights={k: float(v) for k, v in (record.get("reward_weights") or {}).items()},
+        data=list(record.get("data", [])),
+        stages=list(record.get("stages", [record.get("stage", "")])),
+        steps=int(record.get("steps", 0)),
+        metrics=metrics,
+        created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        notes=notes or f"exported from {source}",
+    )
+    write_manifest(out, manifest)
+    return out

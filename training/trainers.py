@@ -1,0 +1,352 @@
+"""How a training config becomes a TRL run: data preparation, ``SFTTrainer`` / ``GRPOTrainer``,
+resume, curves, and the run record (``run.json``) that ``sqlr1 train export`` turns into a manifest.
+
+No trainer is written here: TRL does the optimisation, accelerate the distribution (launch this
+under ``accelerate launch`` for DDP or DeepSpeed; see ``training/accelerate/``). Every rank prepares
+the same data (gold results come from the shared on-disk cache, so only the first run executes
+them); only the main process writes the run record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.config import DataSection, GRPOFile, SFTFile
+from training.data import (
+    Dropped,
+    Example,
+    FilterReport,
+    filter_examples,
+    grpo_records,
+    load_examples,
+    sft_records,
+)
+from training.gold import GoldCache, GoldResolver, default_cache_path
+from training.model import Policy, load_policy, precision_flags, use_vllm
+from training.plot import CurvesCallback
+from training.pool import ExecutionPool
+from training.rewards import REWARD_NAMES, SQLR1Reward
+
+__all__ = ["RUN_RECORD", "RunResult", "last_checkpoint", "run_grpo", "run_sft"]
+
+log = logging.getLogger(__name__)
+RUN_RECORD = "run.json"
+FINAL_DIR = "final"
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    final_dir: Path
+    steps: int
+    metrics: dict[str, float]
+    record: dict[str, Any] = field(default_factory=dict)
+    trainer: Any = None
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    d = Path(output_dir)
+    return get_last_checkpoint(str(d)) if d.is_dir() else None
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _prepare(
+    data: DataSection, gold: GoldResolver | None, out: Path
+) -> tuple[list[Example], FilterReport, list[str]]:
+    examples = load_examples(data.source, data.root, data.split)
+    report = filter_examples(
+        examples,
+        gold if data.check_gold else None,
+        drop_empty_gold=data.drop_empty_gold,
+        complexity=data.complexity,
+        db_ids=data.db_ids,
+        limit=data.limit,
+        seed=data.seed,
+        shuffle=data.shuffle,
+    )
+    if _is_main():
+        report.write(out / "dropped.jsonl")
+    if not report.kept:
+        raise ValueError(f"no training examples left after filtering: {report.reasons()}")
+    return report.kept, report, [f"{data.source}/{data.split} ({len(report.kept)} examples)"]
+
+
+def _drop_long(
+    examples: list[Example],
+    records: list[dict[str, Any]],
+    tokenizer: Any,
+    text: Any,
+    limit: int,
+    report: FilterReport,
+) -> list[dict[str, Any]]:
+    """Drop records whose ``text(record)`` exceeds ``limit`` tokens (each with a reason)."""
+    kept = []
+    for ex, r in zip(examples, records, strict=True):
+        n = len(tokenizer(text(r), add_special_tokens=False)["input_ids"])
+        if n <= limit:
+            kept.append(r)
+        else:
+            report.dropped.append(Dropped(ex, f"too long: {n} tokens > {limit}"))
+    if len(kept) < len(records):
+        log.info("data: dropped %d records longer than %d tokens", len(records) - len(kept), limit)
+    if not kept:
+        raise ValueError(f"every record is longer than {limit} tokens; raise the limit")
+    return kept
+
+
+def _common_args(cfg: SFTFile | GRPOFile, flags: dict[str, bool]) -> dict[str, Any]:
+    t = cfg.train
+    return {
+        "output_dir": t.output_dir,
+        "max_steps": t.max_steps,
+        "num_train_epochs": t.num_train_epochs,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler_type": t.lr_scheduler_type,
+        "warmup_steps": t.warmup_ratio,  # a float < 1 is a ratio of the total steps
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "per_device_train_batch_size": t.per_device_train_batch_size,
+        "logging_steps": t.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "seed": t.seed,
+        "report_to": t.report_to or "none",
+        "dataloader_num_workers": t.dataloader_num_workers,
+        "disable_tqdm": not t.progress_bar,
+        "use_cpu": not _cuda_available(),
+        # TRL turns it on by default; off is much faster for small models (and rollouts keep their KV cache)
+        "gradient_checkpointing": cfg.model.gradient_checkpointing,
+        **flags,
+    }
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _set_threads(cfg: SFTFile | GRPOFile) -> None:
+    if cfg.train.cpu_threads and not _cuda_available():
+        import torch
+
+        torch.set_num_threads(cfg.train.cpu_threads)
+
+
+def _resume_from(cfg: SFTFile | GRPOFile) -> str | None:
+    if not cfg.train.resume:
+        return None
+    ckpt = last_checkpoint(cfg.train.output_dir)
+    if ckpt:
+        log.info("resuming from %s", ckpt)
+    return ckpt
+
+
+def _finish(
+    stage: str,
+    cfg: SFTFile | GRPOFile,
+    policy: Policy,
+    trainer: Any,
+    data_used: list[str],
+    report: FilterReport,
+    num_records: int,
+    started: float,
+    extra: dict[str, Any],
+) -> RunResult:
+    out = Path(cfg.train.output_dir)
+    final = out / FINAL_DIR
+    trainer.save_model(str(final))
+    state = trainer.state
+    metrics: dict[str, float] = {}
+    for entry in state.log_history:
+        for k, v in entry.items():
+            if isinstance(v, int | float) and k not in ("step", "epoch"):
+                metrics[k] = float(v)  # the last logged value of each metric
+    prior: dict[str, Any] = {}
+    if policy.is_lora and cfg.model.init_from:
+        prev = Path(cfg.model.init_from) / RUN_RECORD
+        if not prev.is_file():
+            prev = Path(cfg.model.init_from).parent / RUN_RECORD
+        if prev.is_file():
+            prior = json.loads(prev.read_text(encoding="utf-8"))
+    record = {
+        "stage": stage,
+        "stages": [*prior.get("stages", []), stage],
+        "base_model": prior.get("base_model", policy.base_model),
+        "weights": "adapter" if policy.is_lora else "merged",
+        "data": sorted({*prior.get("data", []), *data_used}),
+        "examples": num_records,
+        "dropped": report.reasons(),
+        "steps": int(state.global_step) + int(prior.get("steps", 0)),
+        "stage_steps": int(state.global_step),
+        "metrics": metrics,
+        "seconds": round(time.time() - started, 1),
+        "world_size": int(trainer.accelerator.num_processes),
+        "config": cfg.model_dump(mode="json"),
+        **extra,
+    }
+    if trainer.accelerator.is_main_process:
+        (out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        (final / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        policy.tokenizer.save_pretrained(str(final))
+    return RunResult(out, final, int(state.global_step), metrics, record, trainer)
+
+
+def run_sft(cfg: SFTFile) -> RunResult:
+    """Supervised cold start on (training prompt, reasoning + gold answer) pairs."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    started = time.time()
+    _set_threads(cfg)
+    out = Path(cfg.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flags = precision_flags(cfg.train)
+    policy = load_policy(cfg.model, flags)
+    pool = ExecutionPool(workers=1, timeout_s=30.0) if cfg.data.check_gold else None
+    try:
+        gold = GoldResolver(pool, GoldCache(cfg.data.gold_cache or default_cache_path())) if pool else None
+        kept, report, data_used = _prepare(cfg.data, gold, out)
+    finally:
+        if pool is not None:
+            pool.close()
+    records = sft_records(kept, policy.tokenizer)
+    records = _drop_long(
+        kept, records, policy.tokenizer, lambda r: r["prompt"] + r["completion"], cfg.sft.max_length, report
+    )
+    args = SFTConfig(
+        **_common_args(cfg, flags),
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+        max_length=cfg.sft.max_length,
+        completion_only_loss=cfg.sft.completion_only_loss,
+        packing=cfg.sft.packing,
+    )
+    trainer = SFTTrainer(
+        model=policy.model,
+        args=args,
+        train_dataset=Dataset.from_list(records),
+        processing_class=policy.tokenizer,
+        peft_config=policy.peft_config,
+        callbacks=[CurvesCallback(title="SFT")],
+    )
+    trainer.train(resume_from_checkpoint=_resume_from(cfg))
+    return _finish("sft", cfg, policy, trainer, data_used, report, len(records), started, {})
+
+
+def grpo_batch_shape(cfg: GRPOFile, world_size: int) -> int:
+    """Gradient accumulation so that one optimizer step sees ``prompts_per_step`` prompts with
+    ``num_generations`` rollouts each. Raises ``ValueError`` when it does not divide."""
+    g = cfg.grpo
+    completions = g.prompts_per_step * g.num_generations
+    per_step = cfg.train.per_device_train_batch_size * world_size
+    if completions % per_step:
+        raise ValueError(
+            f"prompts_per_step × num_generations = {completions} completions per step must be a multiple of "
+            f"per_device_train_batch_size × processes = {per_step}"
+        )
+    return completions // per_step
+
+
+def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None) -> RunResult:
+    """GRPO with SQL-R1's four reward components (``training.rewards``).
+
+    ``reward`` may be passed in (tests inspect its calls); otherwise one is built over a fresh
+    execution pool, closed at the end.
+    """
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    started = time.time()
+    _set_threads(cfg)
+    out = Path(cfg.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flags = precision_flags(cfg.train)
+    policy = load_policy(cfg.model, flags)
+    r = cfg.reward
+    own_pool = reward is None
+    pool = (
+        reward.pool
+        if reward is not None
+        else ExecutionPool(workers=r.workers, timeout_s=r.timeout_s, max_rows=r.max_rows, margin_s=r.margin_s)
+    )
+    try:
+        gold = (
+            reward.gold
+            if reward is not None
+            else GoldResolver(pool, GoldCache(cfg.data.gold_cache or default_cache_path()))
+        )
+        reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars)
+        kept, report, data_used = _prepare(cfg.data, gold, out)
+        records = grpo_records(kept, policy.tokenizer)
+        records = _drop_long(
+            kept, records, policy.tokenizer, lambda r: r["prompt"], cfg.grpo.max_prompt_length, report
+        )
+        g = cfg.grpo
+        vllm = use_vllm(g)
+        vllm_args: dict[str, Any] = {}
+        if vllm:
+            vllm_args = {
+                "use_vllm": True,
+                "vllm_mode": g.vllm_mode,
+                "vllm_gpu_memory_utilization": g.vllm_gpu_memory_utilization,
+            }
+            if g.vllm_server_base_url:
+                vllm_args["vllm_server_base_url"] = g.vllm_server_base_url
+        args = GRPOConfig(
+            **_common_args(cfg, flags),
+            gradient_accumulation_steps=grpo_batch_shape(cfg, _world_size()),
+            num_generations=g.num_generations,
+            max_completion_length=g.max_completion_length,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            beta=g.beta,
+            epsilon=g.epsilon,
+            num_iterations=g.num_iterations,
+            loss_type=g.loss_type,
+            scale_rewards=g.scale_rewards,
+            mask_truncated_completions=g.mask_truncated_completions,
+            reward_weights=r.weights.as_list(),
+            log_completions=g.log_completions,
+            **vllm_args,
+        )
+        trainer = GRPOTrainer(
+            model=policy.model,
+            reward_funcs=reward.funcs,
+            args=args,
+            train_dataset=Dataset.from_list(records),
+            processing_class=policy.tokenizer,
+            peft_config=policy.peft_config,
+            callbacks=[CurvesCallback(title="GRPO")],
+        )
+        trainer.train(resume_from_checkpoint=_resume_from(cfg))
+        weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
+        return _finish(
+            "grpo",
+            cfg,
+            policy,
+            trainer,
+            data_used,
+            report,
+            len(records),
+            started,
+            {"reward_weights": weights, "rollouts": "vllm" if vllm else "generate"},
+        )
+    finally:
+        if own_pool:
+            pool.close()
