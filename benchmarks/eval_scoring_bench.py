@@ -50,7 +50,9 @@ def _execute_sql(predicted_sql: str, ground_truth: str, db_path: str) -> int:
     return 1 if set(predicted_res) == set(ground_truth_res) else 0
 
 
-def _execute_model(predicted_sql: str, ground_truth: str, db_place: str, idx: int, meta_time_out: float) -> dict:
+def _execute_model(
+    predicted_sql: str, ground_truth: str, db_place: str, idx: int, meta_time_out: float
+) -> dict:
     try:
         res = func_timeout(meta_time_out, _execute_sql, args=(predicted_sql, ground_truth, db_place))
     except FunctionTimedOut:
@@ -60,11 +62,15 @@ def _execute_model(predicted_sql: str, ground_truth: str, db_place: str, idx: in
     return {"sql_idx": idx, "res": res}
 
 
-def reference_run(pairs: list[tuple[str, str]], db_places: list[str], workers: int, timeout: float) -> list[int]:
+def reference_run(
+    pairs: list[tuple[str, str]], db_places: list[str], workers: int, timeout: float
+) -> list[int]:
     _results.clear()
     pool = mp.Pool(processes=workers)
     for i, (pred, gold) in enumerate(pairs):
-        pool.apply_async(_execute_model, args=(pred, gold, db_places[i], i, timeout), callback=_results.append)
+        pool.apply_async(
+            _execute_model, args=(pred, gold, db_places[i], i, timeout), callback=_results.append
+        )
     pool.close()
     pool.join()
     return [r["res"] for r in sorted(_results, key=lambda r: r["sql_idx"])]
@@ -123,7 +129,11 @@ class ChildCpu:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("SQLR1_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("SQLR1_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+    )
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--runaway-timeout", type=float, default=5.0)
     ap.add_argument("--limit", type=int, default=None)
@@ -141,7 +151,9 @@ def main() -> None:
     print(f"pairs: {len(golds)}  workers: {args.workers}  cpus: {os.cpu_count()}")
 
     def ours(preds: list[str], cache: Path, timeout: float = 30.0) -> tuple[float, list[int]]:
-        tasks = [ScoreTask(idx=i, db_files=[places[i]], pred_sql=p, gold_sql=golds[i]) for i, p in enumerate(preds)]
+        tasks = [
+            ScoreTask(idx=i, db_files=[places[i]], pred_sql=p, gold_sql=golds[i]) for i, p in enumerate(preds)
+        ]
         scorer = Scorer("bird", timeout_s=timeout, workers=args.workers, cache_path=cache)
         t0 = time.perf_counter()
         res = scorer.score(tasks)
@@ -173,7 +185,9 @@ def main() -> None:
         agree = sum(a == b for a, b in zip(r_ref, r_cold, strict=True))
         rows.append((name, t_ref, t_cold, t_warm, t_floor, sum(r_ref), sum(r_cold), agree))
 
-    print("\n| predictions | reference s | ours cold s (ratio) | ours warm s (ratio) | preds alone, 1 process s | EX ref / ours | verdicts agree |")
+    print(
+        "\n| predictions | reference s | ours cold s (ratio) | ours warm s (ratio) | preds alone, 1 process s | EX ref / ours | verdicts agree |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, t_ref, t_cold, t_warm, t_floor, ex_ref, ex_ours, agree in rows:
         print(
@@ -195,10 +209,16 @@ def main() -> None:
         t_ours, _ = ours(preds, cache, timeout=to)
     t_ref_clean, _ = ref(golds)
     print(f"\nrunaways: 4 never-ending predictions, timeout {to:.0f} s, {args.workers} workers")
-    print("| scorer | clean run s | with runaways s | budget (clean + 4 × timeout) s | worker cores busy after first timeout |")
+    print(
+        "| scorer | clean run s | with runaways s | budget (clean + 4 × timeout) s | worker cores busy after first timeout |"
+    )
     print("|---|---|---|---|---|")
-    print(f"| reference | {t_ref_clean:.2f} | {t_ref:.2f} | {t_ref_clean + 4 * to:.2f} | {cpu_ref.busy_after(to + 1):.2f} |")
-    print(f"| ours (warm) | {t_clean:.2f} | {t_ours:.2f} | {t_clean + 4 * to:.2f} | {cpu_ours.busy_after(to + 1):.2f} |")
+    print(
+        f"| reference | {t_ref_clean:.2f} | {t_ref:.2f} | {t_ref_clean + 4 * to:.2f} | {cpu_ref.busy_after(to + 1):.2f} |"
+    )
+    print(
+        f"| ours (warm) | {t_clean:.2f} | {t_ours:.2f} | {t_clean + 4 * to:.2f} | {cpu_ours.busy_after(to + 1):.2f} |"
+    )
     shutil.rmtree(tmp, ignore_errors=True)
 
 
