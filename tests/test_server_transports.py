@@ -153,6 +153,7 @@ def http_server(chinook_copy: Path, request: pytest.FixtureRequest) -> Iterator[
 
 async def test_http_loopback_without_token(http_server: HttpServer) -> None:
     assert "read_only=True" in http_server.banner
+    assert "no token (loopback only)" in http_server.banner
     with anyio.fail_after(60):
         async with Client(http_server.url) as client:
             res = await client.call_tool("execute_sql", {"database": "chinook", "sql": LOOKUP})
