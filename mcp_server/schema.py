@@ -156,6 +156,21 @@ def prompt_identifier(name: str, dialect: str) -> str:
     return exp.to_identifier(name, quoted=True).sql(dialect=quote_dialect)
 
 
+_TYPE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _(),.[]")
+
+
+def _prompt_type(declared: str) -> str:
+    """A declared column type as the prompt shows it: as is when it is a plain type name, else quoted.
+
+    A type is data from the database file (SQLite accepts any text there); quoting it (one line,
+    escaped) keeps newlines, fences and tags in it from faking prompt structure.
+    """
+    if all(ch in _TYPE_CHARS for ch in declared):
+        return declared
+    quoted = exp.to_identifier(declared, quoted=True).sql(dialect="sqlite")
+    return quoted.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _constraint_name(table: str, columns: Sequence[str]) -> str:
     # OmniSQL: fk_<table>_<column>, lower-cased with spaces as underscores; other odd characters are
     # replaced too so the constraint name stays a valid bare identifier.
@@ -176,7 +191,11 @@ def _render_table(
     lines: list[str] = []
     for col in table.columns:
         values = [v[:max_value_chars] if isinstance(v, str) else v for v in col.examples[:example_values]]
-        line = f"    {q(col.name, dialect)} {col.type}," if col.type else f"    {q(col.name, dialect)},"
+        line = (
+            f"    {q(col.name, dialect)} {_prompt_type(col.type)},"
+            if col.type
+            else f"    {q(col.name, dialect)},"
+        )
         comment = col.description if comments else None
         if comment and not _trivial_comment(col.name, comment):
             line += f" -- {comment}"
