@@ -200,7 +200,9 @@ class MysqlEngine:
             conn = self._acquire()
             reuse = True
             try:
-                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, timeout_s, cancel)
+                # a retry gets what is left of the caller's time, so the deadline stays timeout_s
+                left = max(0.01, timeout_s - (time.monotonic() - started))
+                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel)
             except pymysql.Error as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 reuse = conn.raw.open and code not in _LOST_CODES

@@ -173,9 +173,10 @@ class _Running:
 
 
 class _Conn:
-    def __init__(self, raw: sqlite3.Connection, running: _Running) -> None:
+    def __init__(self, raw: sqlite3.Connection, running: _Running, file_id: tuple[int, int]) -> None:
         self.raw = raw
         self.running = running
+        self.file_id = file_id  # (st_dev, st_ino) of the file it opened
 
 
 class SqliteEngine:
@@ -196,6 +197,7 @@ class SqliteEngine:
         self._active_lock = threading.Lock()
         self._meta_lock = threading.Lock()
         self._meta: sqlite3.Connection | None = None
+        self._meta_id: tuple[int, int] | None = None
 
     @property
     def dialect(self) -> str:
@@ -206,6 +208,19 @@ class SqliteEngine:
         self.allowed_functions |= {n.lower() for n in names}
 
     # -- connections -------------------------------------------------------------------------
+    def _file_id(self) -> tuple[int, int]:
+        """(device, inode) of the file now at the path: an open connection keeps reading a deleted or
+        replaced file's old inode, so connections opened on another one are never used again."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError as exc:
+            raise QueryFailed.of(
+                "not_found", f"SQLite file {self.path} no longer exists (database {self.spec.name!r})"
+            ) from exc
+        except OSError as exc:
+            raise execution_error(f"cannot open SQLite file {self.path}: {exc}") from exc
+        return st.st_dev, st.st_ino
+
     def _open(self) -> sqlite3.Connection:
         if not self.path.is_file():
             raise QueryFailed.of(
@@ -222,7 +237,11 @@ class SqliteEngine:
         return raw
 
     def _acquire(self) -> _Conn:
+        file_id = self._file_id()
         conn = self._pool.take()
+        while conn is not None and conn.file_id != file_id:
+            self._pool.discard(conn)  # opened on a file since deleted or replaced
+            conn = self._pool.take()
         if conn is None:
             raw = self._open()
             running = _Running()
@@ -232,7 +251,7 @@ class SqliteEngine:
             raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             raw.set_authorizer(self._authorize)
             raw.set_progress_handler(lambda: self._progress(running), _PROGRESS_OPS)
-            conn = _Conn(raw, running)
+            conn = _Conn(raw, running, file_id)
         with self._active_lock:
             self._active.add(conn)
         return conn
@@ -355,8 +374,12 @@ class SqliteEngine:
     def _meta_query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Schema reads on an internal connection without the statement authorizer (still read-only)."""
         with self._meta_lock:
+            file_id = self._file_id()
+            if self._meta is not None and self._meta_id != file_id:
+                self._meta.close()  # opened on a file since replaced
+                self._meta = None
             if self._meta is None:
-                self._meta = self._open()
+                self._meta, self._meta_id = self._open(), file_id
             try:
                 return self._meta.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
