@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ def start_server(db: Path, config: Path) -> tuple[subprocess.Popen[str], str]:
     assert proc.stderr is not None
     for line in proc.stderr:
         if m := re.search(r"(http://127\.0\.0\.1:\d+/mcp)", line):
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # never block on a full pipe
             return proc, m.group(1)
     proc.wait(timeout=10)
     raise RuntimeError("the HTTP server did not start")

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ def http_server(chinook_copy: Path, request: pytest.FixtureRequest) -> Iterator[
         for line in proc.stderr:  # bounded: the server prints its URL right after binding
             banner += line
             if m := re.search(r"(http://127\.0\.0\.1:\d+/mcp)", line):
+                # keep draining stderr so a chatty server can never block on a full pipe
+                threading.Thread(target=proc.stderr.read, daemon=True).start()
                 yield HttpServer(proc, m.group(1), banner)
                 break
         else:
