@@ -8,6 +8,7 @@ example ``generate_sql``) through ``plugins`` without this module importing them
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_server import __version__
@@ -42,6 +43,7 @@ __all__ = [
     "build_server",
     "describe_guard",
     "read_only_annotations",
+    "structured_result",
     "tool_errors",
 ]
 
@@ -88,6 +90,18 @@ def tool_errors() -> Iterator[None]:
         yield
     except QueryFailed as exc:
         raise ToolError(error_text(exc.error)) from exc
+
+
+def structured_result(model: BaseModel, *, text: str | None = None) -> CallToolResult:
+    """A tool result whose text is compact JSON (or ``text``) instead of the SDK's indented dump.
+
+    Large results stay cheap for a model that reads the text; the structured content is the same as the
+    SDK would produce (and it still validates it against the tool's output schema).
+    """
+    data = model.model_dump(mode="json", by_alias=True)
+    if text is None:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
 # --------------------------------------------------------------------------- tool outputs
@@ -232,10 +246,12 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         tables: Annotated[
             list[str] | None, Field(description="Only these tables (default: all).", max_length=1000)
         ] = None,
-    ) -> SchemaDescription:
+    ) -> Annotated[CallToolResult, SchemaDescription]:
         with tool_errors():
             schema = await _describe(deps, database, tables)
-        return SchemaDescription(database=database, schema=schema, ddl=render_ddl(schema))
+        ddl = render_ddl(schema)
+        # A client that shows only text gets the prompt form; the structured content has everything.
+        return structured_result(SchemaDescription(database=database, schema=schema, ddl=ddl), text=ddl)
 
     @server.tool(
         name="sample_values",
@@ -275,10 +291,11 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         max_rows: Annotated[
             int | None, Field(ge=1, description="Row cap for this call (never above the server's).")
         ] = None,
-    ) -> QueryResult:
+    ) -> Annotated[CallToolResult, QueryResult]:
         cap = guard.max_rows if max_rows is None else min(max_rows, guard.max_rows)
         with tool_errors():
-            return await executor.run_async(database, sql, max_rows=cap)
+            result = await executor.run_async(database, sql, max_rows=cap)
+        return structured_result(result)
 
     @server.tool(
         name="validate_sql",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -87,6 +88,7 @@ async def test_describe_schema_structured_and_prompt_text(server: MCPServer) -> 
         cols = {c["name"] for c in data["schema"]["tables"][0]["columns"]}
         assert {"TrackId", "Name", "AlbumId", "UnitPrice"} <= cols
         assert "CREATE TABLE" in data["ddl"] and "Track" in data["ddl"]
+        assert text_of(res) == data["ddl"]  # text-only clients get the prompt form
         assert "Album" not in [t["name"] for t in data["schema"]["tables"]]
 
 
@@ -141,6 +143,7 @@ async def test_execute_sql_point_lookup_and_join(server: MCPServer) -> None:
         assert [c["name"] for c in data["columns"]] == ["ArtistId", "Name"]
         assert data["rows"] == [[1, "AC/DC"]]
         assert data["truncated"] is False and data["row_count"] == 1
+        assert json.loads(text_of(res)) == data and "\n" not in text_of(res)  # compact text for models
         join = (
             "SELECT t.Name, a.Title, ar.Name FROM Track t JOIN Album a ON a.AlbumId = t.AlbumId "
             "JOIN Artist ar ON ar.ArtistId = a.ArtistId WHERE ar.Name = 'AC/DC' ORDER BY t.TrackId"
