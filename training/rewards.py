@@ -25,6 +25,7 @@ results come from :class:`training.gold.GoldResolver` (disk-cached).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -81,6 +82,7 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
+@functools.lru_cache(maxsize=8192)
 def reward_sql(sql: str) -> str:
     """The statement the reward runs: the test-suite's DISTINCT stripping (``mcp_server.compare``);
     unparseable SQL is run as written (and fails there)."""
@@ -180,8 +182,11 @@ class SQLR1Reward:
 
         scores: list[RewardBreakdown] = []
         for ok, p, db, gold_sql in zip(formats, parsed, dbs, golds, strict=True):
-            if not ok or not p.sql:
+            if not ok:
                 scores.append(RewardBreakdown(FORMAT_BAD, 0.0, 0.0, 0.0, sql=p.sql, error="format"))
+                continue
+            if not p.sql:  # a well-formed answer with an empty sql block: nothing to execute
+                scores.append(RewardBreakdown(FORMAT_OK, EXEC_BAD, 0.0, 0.0, error="execution: empty SQL"))
                 continue
             pred = outcomes[jobs[(db, self._run_sql(p.sql))]]
             if not pred.ok:
