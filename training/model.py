@@ -8,7 +8,7 @@ adapter), a full-weights folder becomes the base. Runs unchanged on CPU and CUDA
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +51,11 @@ def use_vllm(grpo: GRPOSection) -> bool:
         return True
     if grpo.use_vllm == "off":
         return False
-    return importlib.util.find_spec("vllm") is not None and _cuda()
+    try:  # an installed distribution, not just an importable folder named vllm
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return _cuda()
 
 
 @dataclass

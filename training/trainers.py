@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class RunResult:
     metrics: dict[str, float]
     record: dict[str, Any] = field(default_factory=dict)
     trainer: Any = None
+    config: Any = None
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
@@ -65,9 +67,7 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _prepare(
-    data: DataSection, gold: GoldResolver | None, out: Path
-) -> tuple[list[Example], FilterReport, list[str]]:
+def _prepare(data: DataSection, gold: GoldResolver | None) -> tuple[list[Example], FilterReport, list[str]]:
     examples = load_examples(data.source, data.root, data.split)
     report = filter_examples(
         examples,
@@ -79,8 +79,6 @@ def _prepare(
         seed=data.seed,
         shuffle=data.shuffle,
     )
-    if _is_main():
-        report.write(out / "dropped.jsonl")
     if not report.kept:
         raise ValueError(f"no training examples left after filtering: {report.reasons()}")
     return report.kept, report, [f"{data.source}/{data.split} ({len(report.kept)} examples)"]
@@ -205,11 +203,13 @@ def _finish(
         (out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (final / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         policy.tokenizer.save_pretrained(str(final))
-    return RunResult(out, final, int(state.global_step), metrics, record, trainer)
+    return RunResult(out, final, int(state.global_step), metrics, record, trainer, cfg)
 
 
-def run_sft(cfg: SFTFile) -> RunResult:
-    """Supervised cold start on (training prompt, reasoning + gold answer) pairs."""
+def run_sft(cfg: SFTFile, *, callbacks: Sequence[Any] = ()) -> RunResult:
+    """Supervised cold start on (training prompt, reasoning + gold answer) pairs.
+
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -222,7 +222,7 @@ def run_sft(cfg: SFTFile) -> RunResult:
     pool = ExecutionPool(workers=1, timeout_s=30.0) if cfg.data.check_gold else None
     try:
         gold = GoldResolver(pool, GoldCache(cfg.data.gold_cache or default_cache_path())) if pool else None
-        kept, report, data_used = _prepare(cfg.data, gold, out)
+        kept, report, data_used = _prepare(cfg.data, gold)
     finally:
         if pool is not None:
             pool.close()
@@ -230,6 +230,8 @@ def run_sft(cfg: SFTFile) -> RunResult:
     records = _drop_long(
         kept, records, policy.tokenizer, lambda r: r["prompt"] + r["completion"], cfg.sft.max_length, report
     )
+    if _is_main():
+        report.write(out / "dropped.jsonl")
     args = SFTConfig(
         **_common_args(cfg, flags),
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
@@ -243,7 +245,7 @@ def run_sft(cfg: SFTFile) -> RunResult:
         train_dataset=Dataset.from_list(records),
         processing_class=policy.tokenizer,
         peft_config=policy.peft_config,
-        callbacks=[CurvesCallback(title="SFT")],
+        callbacks=[CurvesCallback(title="SFT"), *callbacks],
     )
     trainer.train(resume_from_checkpoint=_resume_from(cfg))
     return _finish("sft", cfg, policy, trainer, data_used, report, len(records), started, {})
@@ -263,7 +265,7 @@ def grpo_batch_shape(cfg: GRPOFile, world_size: int) -> int:
     return completions // per_step
 
 
-def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None) -> RunResult:
+def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Sequence[Any] = ()) -> RunResult:
     """GRPO with SQL-R1's four reward components (``training.rewards``).
 
     ``reward`` may be passed in (tests inspect its calls); otherwise one is built over a fresh
@@ -292,11 +294,13 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None) -> RunResult:
             else GoldResolver(pool, GoldCache(cfg.data.gold_cache or default_cache_path()))
         )
         reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars)
-        kept, report, data_used = _prepare(cfg.data, gold, out)
+        kept, report, data_used = _prepare(cfg.data, gold)
         records = grpo_records(kept, policy.tokenizer)
         records = _drop_long(
             kept, records, policy.tokenizer, lambda r: r["prompt"], cfg.grpo.max_prompt_length, report
         )
+        if _is_main():
+            report.write(out / "dropped.jsonl")
         g = cfg.grpo
         vllm = use_vllm(g)
         vllm_args: dict[str, Any] = {}
@@ -332,7 +336,7 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None) -> RunResult:
             train_dataset=Dataset.from_list(records),
             processing_class=policy.tokenizer,
             peft_config=policy.peft_config,
-            callbacks=[CurvesCallback(title="GRPO")],
+            callbacks=[CurvesCallback(title="GRPO"), *callbacks],
         )
         trainer.train(resume_from_checkpoint=_resume_from(cfg))
         weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
