@@ -81,7 +81,28 @@ async def connect(target: ServerTarget, *, timeout_s: float | None = None) -> As
                 read_timeout_seconds=timeout_s,
                 cache=None,
             )
-        yield await stack.enter_async_context(client)
+        try:
+            entered = await stack.enter_async_context(client)
+        except Exception as exc:  # the handshake failed: say where and why, as a value a person can act on
+            raise QueryFailed.of(
+                "config", f"cannot connect to the sqlr1 server {_describe(target)}: {_leaf(exc)}"
+            ) from exc
+        yield entered
+
+
+def _leaf(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _describe(target: ServerTarget) -> str:
+    if isinstance(target, HttpTarget):
+        token = "with a bearer token" if target.token else "without a token"
+        return f"at {target.url} ({token}; check the URL and --token)"
+    if isinstance(target, StdioTarget):
+        return f"started as {' '.join([target.command, *target.prefix, *target.args])}"
+    return "(in process)"
 
 
 _KINDS: tuple[str, ...] = get_args(ErrorKind)

@@ -61,7 +61,9 @@ async def test_broken_then_fixed_query_is_corrected(chinook_copy: Path, tmp_path
     assert saved == answer.trace
     finished = [e for e in events if isinstance(e, AttemptFinished)]
     assert [e.accepted for e in finished] == [False, True]
-    assert any(isinstance(e, GenerationProgress) for e in events)
+    # the model's text is streamed while it generates (after the status line of the progress message)
+    streamed = [e.text for e in events if isinstance(e, GenerationProgress) and e.text]
+    assert streamed and streamed[0].startswith("<think>")
 
 
 async def test_zero_rows_and_implausible_shape_are_fed_back(chinook_copy: Path) -> None:

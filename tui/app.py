@@ -207,7 +207,6 @@ class ChatApp(App[None]):
         turns = f" · {answer.turns} attempts" if answer.turns > 1 else ""
         took = f" in {answer.elapsed_ms / 1000:.1f} s" if self.show_timings else ""
         self.query_one(StatusBar).timing = f"{answer.status}{took}{turns}"
-        self.query_one(ChatLog).call_after_refresh(self.query_one(ChatLog).scroll_end, animate=False)
 
     def _set_busy(self, busy: bool) -> None:
         status = self.query_one(StatusBar)

@@ -23,7 +23,7 @@ from agent.trace import Answer, Attempt
 from tui.widgets.result_table import ResultTable
 from tui.widgets.sql_view import SqlView
 
-__all__ = ["AnswerView", "describe_attempt", "describe_retry"]
+__all__ = ["AnswerView", "describe_attempt", "describe_retry", "visible_reasoning"]
 
 _RETRY_WHY = {
     "no_sql": "asking for SQL again",
@@ -35,6 +35,12 @@ _RETRY_WHY = {
     "empty": "rechecking values and joins after 0 rows",
     "implausible": "aggregating instead of listing rows",
 }
+
+
+def visible_reasoning(text: str) -> str:
+    """The thinking part of streamed model text: without the tags, up to ``</think>``."""
+    text = text.replace("<think>", "")
+    return text.split("</think>", 1)[0].strip()
 
 
 def describe_retry(attempt: Attempt) -> str:
@@ -83,7 +89,7 @@ class AnswerView(Vertical):
         elif isinstance(event, GenerationProgress):
             self._set_activity(event.status or "generating…")
             if event.text:
-                self._set_reasoning(event.text)
+                self._set_reasoning(visible_reasoning(event.text))
         elif isinstance(event, GenerationFinished):
             if event.step.reasoning:
                 self._set_reasoning(event.step.reasoning)

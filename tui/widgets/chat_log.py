@@ -24,6 +24,7 @@ class QuestionView(Static):
 
 class ChatLog(VerticalScroll):
     def on_mount(self) -> None:
+        self.anchor()  # follow new content (streamed reasoning, results) until the user scrolls up
         self.mount(Static(WELCOME, classes="welcome"))
 
     def add_exchange(self, question: str) -> AnswerView:
@@ -32,7 +33,7 @@ class ChatLog(VerticalScroll):
         answer = AnswerView()
         self.mount(QuestionView(f"[b]›[/b] {escape(question)}"))
         self.mount(answer)
-        self.call_after_refresh(self.scroll_end, animate=False)
+        self.anchor()  # a new question always brings the view back to the bottom
         return answer
 
     def clear_conversation(self) -> None:

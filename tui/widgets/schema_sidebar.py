@@ -15,9 +15,9 @@ __all__ = ["SchemaSidebar"]
 
 
 def _column_label(table: TableSchema, name: str, type_: str, primary: bool) -> Text:
-    label = Text(name)
+    label = Text(f"{name} ")
     if type_:
-        label.append(f" {type_.lower()}", style="dim")
+        label.append(type_.lower(), style="dim")
     if primary or name in table.primary_key:
         label.append(" PK", style="bold yellow")
     for fk in table.foreign_keys:

@@ -1,0 +1,78 @@
+"""SVG snapshots of the chat's main screens at 80×24 (pytest-textual-snapshot).
+
+Update after an intended visual change with ``pytest tests/test_tui_snapshots.py --snapshot-update``
+and look at the SVGs under ``tests/__snapshots__/test_tui_snapshots/``. Timings are hidden
+(``show_timings=False``) so the pixels do not depend on the machine's speed; the model is the
+per-turn scripted stand-in (the real model's text is not deterministic across machines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent_scripted import TurnScriptedBackend
+from test_tui_chat import BROKEN_THEN_FIXED, ask, make_app, wait_for
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from tui.app import ChatApp
+from tui.widgets.prompt_input import PromptInput
+
+
+def _app(db: Path, tmp_path: Path, **kwargs: object) -> ChatApp:
+    return make_app(db, tmp_path, TurnScriptedBackend(BROKEN_THEN_FIXED), show_timings=False, **kwargs)
+
+
+def _steady(app: ChatApp) -> None:
+    # a blinking cursor would make the pixels depend on timing
+    app.query_one(PromptInput).cursor_blink = False
+    for box in app.query(Input):
+        box.cursor_blink = False
+
+
+async def _ready(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    _steady(app)
+    await app.wait_until_ready()
+    await pilot.pause()
+
+
+async def _answered(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    _steady(app)
+    await ask(pilot, app, "List artists")
+    await wait_for(pilot, lambda: not app.busy)
+    await pilot.pause(0.3)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.3)
+
+
+def test_welcome_screen(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    assert snap_compare(_app(chinook_copy, tmp_path), terminal_size=(80, 24), run_before=_ready)
+
+
+def test_answer_after_self_correction_dark(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    assert snap_compare(_app(chinook_copy, tmp_path), terminal_size=(80, 24), run_before=_answered)
+
+
+def test_answer_light_theme(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    app = _app(chinook_copy, tmp_path, theme="textual-light")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_answered)
+
+
+def test_help_screen(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    assert snap_compare(_app(chinook_copy, tmp_path), terminal_size=(80, 24), run_before=_ready, press=["f1"])
+
+
+def test_schema_sidebar_filtered(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    async def filtered(pilot: Pilot[None]) -> None:
+        await _ready(pilot)
+        await pilot.press("ctrl+b")
+        pilot.app.query_one("#schema-filter", Input).focus()
+        await pilot.press(*"album")
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(_app(chinook_copy, tmp_path), terminal_size=(80, 24), run_before=filtered)
