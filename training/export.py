@@ -57,10 +57,30 @@ def find_source(run_dir: str | Path, checkpoint: str | None = None) -> Path:
 
 
 def _record(run: Path, source: Path) -> dict[str, Any]:
+    """The run record; for a ``checkpoint-N`` its steps and metrics come from the checkpoint's
+    ``trainer_state.json`` (so an interrupted run exports what it had trained)."""
+    record: dict[str, Any] | None = None
     for p in (source / RUN_RECORD, run / RUN_RECORD):
         if p.is_file():
-            return json.loads(p.read_text(encoding="utf-8"))
-    raise FileNotFoundError(f"no {RUN_RECORD} in {source} or {run}: export a folder written by `sqlr1 train`")
+            record = json.loads(p.read_text(encoding="utf-8"))
+            break
+    if record is None:
+        raise FileNotFoundError(
+            f"no {RUN_RECORD} in {source} or {run}: export a folder written by `sqlr1 train`"
+        )
+    state_file = source / "trainer_state.json"
+    if state_file.is_file():
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        prior = int(record.get("steps", 0)) - int(record.get("stage_steps", 0))
+        record["stage_steps"] = int(state.get("global_step", 0))
+        record["steps"] = prior + record["stage_steps"]
+        metrics: dict[str, float] = {}
+        for entry in state.get("log_history", []):
+            metrics.update(
+                {k: float(v) for k, v in entry.items() if isinstance(v, int | float) and k != "step"}
+            )
+        record["metrics"] = metrics
+    return record
 
 
 def _select_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

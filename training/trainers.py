@@ -156,7 +156,7 @@ def _resume_from(cfg: SFTFile | GRPOFile) -> str | None:
     return ckpt
 
 
-def _finish(
+def _build_record(
     stage: str,
     cfg: SFTFile | GRPOFile,
     policy: Policy,
@@ -166,10 +166,7 @@ def _finish(
     num_records: int,
     started: float,
     extra: dict[str, Any],
-) -> RunResult:
-    out = Path(cfg.train.output_dir)
-    final = out / FINAL_DIR
-    trainer.save_model(str(final))
+) -> dict[str, Any]:
     state = trainer.state
     metrics: dict[str, float] = {}
     for entry in state.log_history:
@@ -183,7 +180,7 @@ def _finish(
             prev = Path(cfg.model.init_from).parent / RUN_RECORD
         if prev.is_file():
             prior = json.loads(prev.read_text(encoding="utf-8"))
-    record = {
+    return {
         "stage": stage,
         "stages": [*prior.get("stages", []), stage],
         "base_model": prior.get("base_model", policy.base_model),
@@ -199,11 +196,34 @@ def _finish(
         "config": cfg.model_dump(mode="json"),
         **extra,
     }
+
+
+def _write_record(trainer: Any, folders: Sequence[Path], record: dict[str, Any]) -> None:
     if trainer.accelerator.is_main_process:
-        (out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        (final / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _finish(
+    stage: str,
+    cfg: SFTFile | GRPOFile,
+    policy: Policy,
+    trainer: Any,
+    data_used: list[str],
+    report: FilterReport,
+    num_records: int,
+    started: float,
+    extra: dict[str, Any],
+) -> RunResult:
+    out = Path(cfg.train.output_dir)
+    final = out / FINAL_DIR
+    trainer.save_model(str(final))
+    record = _build_record(stage, cfg, policy, trainer, data_used, report, num_records, started, extra)
+    _write_record(trainer, [out, final], record)
+    if trainer.accelerator.is_main_process:
         policy.tokenizer.save_pretrained(str(final))
-    return RunResult(out, final, int(state.global_step), metrics, record, trainer, cfg)
+    return RunResult(out, final, int(trainer.state.global_step), record["metrics"], record, trainer, cfg)
 
 
 def run_sft(cfg: SFTFile, *, callbacks: Sequence[Any] = ()) -> RunResult:
@@ -246,6 +266,12 @@ def run_sft(cfg: SFTFile, *, callbacks: Sequence[Any] = ()) -> RunResult:
         processing_class=policy.tokenizer,
         peft_config=policy.peft_config,
         callbacks=[CurvesCallback(title="SFT"), *callbacks],
+    )
+    # a provisional record, so that `sqlr1 train export --checkpoint` works on an interrupted run
+    _write_record(
+        trainer,
+        [out],
+        _build_record("sft", cfg, policy, trainer, data_used, report, len(records), started, {}),
     )
     trainer.train(resume_from_checkpoint=_resume_from(cfg))
     return _finish("sft", cfg, policy, trainer, data_used, report, len(records), started, {})
@@ -338,19 +364,15 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             peft_config=policy.peft_config,
             callbacks=[CurvesCallback(title="GRPO"), *callbacks],
         )
-        trainer.train(resume_from_checkpoint=_resume_from(cfg))
         weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
-        return _finish(
-            "grpo",
-            cfg,
-            policy,
+        extra = {"reward_weights": weights, "rollouts": "vllm" if vllm else "generate"}
+        _write_record(
             trainer,
-            data_used,
-            report,
-            len(records),
-            started,
-            {"reward_weights": weights, "rollouts": "vllm" if vllm else "generate"},
+            [out],
+            _build_record("grpo", cfg, policy, trainer, data_used, report, len(records), started, extra),
         )
+        trainer.train(resume_from_checkpoint=_resume_from(cfg))
+        return _finish("grpo", cfg, policy, trainer, data_used, report, len(records), started, extra)
     finally:
         if own_pool:
             pool.close()
