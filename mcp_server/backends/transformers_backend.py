@@ -18,6 +18,7 @@ that guarantees a model is loaded once. It never touches a database.
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -57,6 +58,11 @@ class TransformersBackend:
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.prompt_version = self.resolved.prompt_version
         self._torch = torch
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        # transformers 5.x renamed ``past_key_values`` to ``cache`` (older 5.x releases use the old name).
+        self._cache_kw = (
+            "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+        )
         self._lock = threading.Lock()
         self._prefix_cache: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
@@ -98,8 +104,8 @@ class TransformersBackend:
     def _forward(self, ids: Sequence[int] | Any, cache: Any) -> Any:
         torch = self._torch
         input_ids = ids if isinstance(ids, torch.Tensor) else torch.tensor([list(ids)], dtype=torch.long)
-        # transformers 5.x names the KV cache argument and output field ``cache``.
-        return self.model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
+        kwargs = {self._cache_kw: cache}
+        return self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
 
     def _prefill(self, ids: list[int], prefix_len: int) -> tuple[Any, Any]:
         """(last-position logits [1, V], KV cache of batch 1 covering all of ``ids``)."""
@@ -112,7 +118,7 @@ class TransformersBackend:
                 self.stats.misses += 1
                 out = self._forward(ids[:prefix_len], None)
                 self.stats.prefilled_tokens += prefix_len
-                cached = out.cache
+                cached = _out_cache(out)
                 self._prefix_cache[key] = cached
                 while len(self._prefix_cache) > self._prefix_cache_size:
                     self._prefix_cache.popitem(last=False)
@@ -123,7 +129,7 @@ class TransformersBackend:
             start = prefix_len
         out = self._forward(ids[start:], cache)
         self.stats.prefilled_tokens += len(ids) - start
-        return out.logits[:, -1, :], out.cache
+        return out.logits[:, -1, :], _out_cache(out)
 
     def clear_prefix_cache(self) -> None:
         with self._lock:
@@ -241,6 +247,11 @@ class TransformersBackend:
     def close(self) -> None:
         with self._lock:
             self._prefix_cache.clear()
+
+
+def _out_cache(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _find_stop(text: str, stops: Sequence[str], search_from: int) -> int | None:
