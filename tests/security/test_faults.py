@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from service_data import duckdb_concert, mariadb_concert_url, pg_concert_url  # noqa: F401  (fixtures)
+from sqlalchemy.engine import make_url
 
 from mcp_server.config import AppConfig, DatabaseConfig, GuardSettings
 from mcp_server.engines.mysql import connect_args_from_url
@@ -166,27 +168,56 @@ async def test_corrupted_file_then_restored(files: tuple[Path, Path]) -> None:
 # --------------------------------------------------------------------------- server connections dropped
 
 
+ACTIVE_KILLED: list[int] = []  # per drop: how many of the dropped connections were running a query
+
+
+def _own_client_ports(server_port: int) -> set[int]:
+    """Local ports of this process's TCP connections to ``server_port`` (from /proc): only our own
+    server's connections are dropped, never those of other test sessions sharing the service."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports: set[int] = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table, encoding="ascii") as fh:
+            next(fh)
+            for line in fh:
+                fields = line.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                    ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
 def _terminate_pg(url: str) -> int:
+    ports = _own_client_ports(make_url(url).port or 5432)
     with psycopg.connect(conninfo_from_url(url), autocommit=True) as admin:
         rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'sqlr1' AND pid <> pg_backend_pid() AND datname = current_database()"
+            "SELECT pg_terminate_backend(pid), state FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND client_port = ANY(%s)",
+            (sorted(ports),),
         ).fetchall()
+    ACTIVE_KILLED.append(sum(1 for _, state in rows if state == "active"))
     return len(rows)
 
 
 def _mysql_ids(url: str) -> list[int]:
-    args = connect_args_from_url(url)
-    admin = pymysql.connect(**args)
+    """Server thread ids of this process's own connections."""
+    ports = _own_client_ports(make_url(url).port or 3306)
+    admin = pymysql.connect(**connect_args_from_url(url))
     try:
         with admin.cursor() as cur:
             cur.execute("SELECT CONNECTION_ID()")
             me = cur.fetchone()[0]  # type: ignore[index]
-            cur.execute(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> %s AND USER = %s",
-                (args.get("database"), me, args.get("user")),
-            )
-            return [row[0] for row in cur.fetchall()]
+            cur.execute("SELECT ID, HOST, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> %s", (me,))
+            own = [row for row in cur.fetchall() if str(row[1]).rsplit(":", 1)[-1] in {str(p) for p in ports}]
+            ACTIVE_KILLED.append(sum(1 for row in own if row[2] == "Query"))
+            return [row[0] for row in own]
     finally:
         admin.close()
 
@@ -270,7 +301,7 @@ async def test_connection_dropped_mid_query(server_db: tuple[str, str], before_i
             tg.start_soon(long_query)
             await anyio.sleep(1.0)
             killed = await anyio.to_thread.run_sync(_drop_connections, kind, url, before_ids)
-            assert killed >= 1
+            assert killed >= 1 and ACTIVE_KILLED[-1] >= 1  # the running query's connection was dropped
         res, elapsed = box["res"], box["elapsed"]
         text = text_of(res)
         # The runaway, retried on a new connection, still ends at the first deadline (not 1 s + timeout).
