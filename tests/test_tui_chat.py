@@ -61,14 +61,14 @@ async def wait_for(pilot: Pilot[None], predicate: Callable[[], object], timeout:
             await pilot.pause(0.05)
 
 
-async def ask(pilot: Pilot[None], app: ChatApp, question: str) -> AnswerView:
+async def ask(pilot: Pilot[None], app: ChatApp, question: str, *, timeout: float = 30.0) -> AnswerView:
     await app.wait_until_ready()
     before = len(app.query(AnswerView))
     app.query_one(PromptInput).focus()
     await pilot.press(*question, "enter")
     await wait_for(pilot, lambda: len(app.query(AnswerView)) > before)
     view = app.query(AnswerView).last()
-    await wait_for(pilot, lambda: view.answer is not None)
+    await wait_for(pilot, lambda: view.answer is not None, timeout=timeout)
     await pilot.pause()
     return view
 

@@ -55,6 +55,7 @@ class ChatApp(App[None]):
         _WIDGETS / "result_table.tcss",
         _WIDGETS / "prompt_input.tcss",
         _WIDGETS / "status_bar.tcss",
+        _WIDGETS / "spinner.tcss",
         "app.tcss",
     ]
     BINDINGS = APP_BINDINGS  # type: ignore[assignment]
@@ -81,6 +82,7 @@ class ChatApp(App[None]):
             self.theme = theme
         self.agent: Agent | None = None
         self.last_answer: Answer | None = None
+        self.answers: list[Answer] = []  # every finished answer of this session, oldest first
         self.last_export: Path | None = None
         self.first_visible_at: float | None = None  # when the current question first showed model output
         self.asked_at: float | None = None
@@ -202,6 +204,7 @@ class ChatApp(App[None]):
         self._finish(answer, view)
 
     def _finish(self, answer: Answer, view: AnswerView) -> None:
+        self.answers.append(answer)
         if answer.result is not None or answer.sql:
             self.last_answer = answer
         turns = f" · {answer.turns} attempts" if answer.turns > 1 else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-__all__ = ["QuestionSubmitted", "SqlRunRequested"]
+__all__ = ["QuestionSubmitted"]
 
 
 class QuestionSubmitted(Message):
@@ -13,11 +13,3 @@ class QuestionSubmitted(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
-
-
-class SqlRunRequested(Message):
-    """The user asked to run (edited) SQL directly, through the server's guard."""
-
-    def __init__(self, sql: str) -> None:
-        super().__init__()
-        self.sql = sql

@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Collapsible, LoadingIndicator, Static
+from textual.widgets import Collapsible, Static
 
 from agent.events import (
     AgentEvent,
@@ -21,6 +21,7 @@ from agent.events import (
 )
 from agent.trace import Answer, Attempt
 from tui.widgets.result_table import ResultTable
+from tui.widgets.spinner import Spinner
 from tui.widgets.sql_view import SqlView
 
 __all__ = ["AnswerView", "describe_attempt", "describe_retry", "visible_reasoning"]
@@ -74,7 +75,7 @@ class AnswerView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", classes="attempts")
         with Horizontal(classes="working"):
-            yield LoadingIndicator()
+            yield Spinner()
             yield Static("thinking…", classes="activity")
         with Collapsible(title="Reasoning", collapsed=False, classes="reasoning"):
             yield Static("", classes="reasoning-text")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import LoadingIndicator, Static
+from textual.widgets import Static
+
+from tui.widgets.spinner import Spinner
 
 __all__ = ["StatusBar"]
 
@@ -18,7 +20,7 @@ class StatusBar(Horizontal):
     busy: reactive[bool] = reactive(False)
 
     def compose(self) -> ComposeResult:
-        yield LoadingIndicator(id="spinner")
+        yield Spinner(id="spinner")
         yield Static(id="status-text")
 
     def _refresh_text(self) -> None:
