@@ -12,7 +12,16 @@ from pydantic import BaseModel, Field
 
 ErrorKind = Literal["blocked", "syntax", "execution", "timeout", "not_found", "config"]
 
-__all__ = ["ErrorKind", "QueryError", "QueryFailed"]
+__all__ = ["ErrorKind", "QueryError", "QueryFailed", "quoted"]
+
+
+def quoted(value: str, limit: int = 80) -> str:
+    """``repr(value)`` for a message, shortened when long: an error names a bad argument, it does not
+    echo 100 kB of it back."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(value):,} characters)"
 
 
 class QueryError(BaseModel):

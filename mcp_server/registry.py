@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError
 
 from mcp_server.config import DatabaseConfig
 from mcp_server.engines.base import DatabaseSpec, Engine, EngineKind
-from mcp_server.errors import QueryFailed
+from mcp_server.errors import QueryFailed, quoted
 
 if TYPE_CHECKING:
     from mcp_server.config import AppConfig
@@ -307,7 +307,7 @@ class Registry:
         spec = self._specs.get(name)
         if spec is None:
             known = ", ".join(self._specs) or "none configured"
-            raise QueryFailed.of("not_found", f"unknown database {name!r}; available: {known}")
+            raise QueryFailed.of("not_found", f"unknown database {quoted(name)}; available: {known}")
         return spec
 
     def allow_functions(self, names: Sequence[str]) -> None:

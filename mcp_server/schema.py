@@ -35,7 +35,7 @@ from sqlglot.generator import Generator
 
 from mcp_server.descriptions import TableNotes, load_descriptions
 from mcp_server.engines.base import CatalogTable, Engine
-from mcp_server.errors import QueryFailed
+from mcp_server.errors import QueryFailed, quoted
 from mcp_server.results import JSONValue, json_safe
 
 __all__ = [
@@ -340,7 +340,7 @@ class SchemaInspector:
             known = ", ".join(c.name for c in tbl.columns)
             raise QueryFailed.of(
                 "not_found",
-                f"column {column!r} does not exist in table {tbl.name!r}; its columns are: {known}",
+                f"column {quoted(column)} does not exist in table {tbl.name!r}; its columns are: {known}",
             )
         ident = exp.column(col.name, quoted=True)
         query = (
@@ -421,7 +421,7 @@ class SchemaInspector:
                     if names_by_fold[close] not in hints:
                         hints.append(names_by_fold[close])
             hint = f" Did you mean: {', '.join(hints)}?" if hints else ""
-            listed = ", ".join(repr(n) for n in missing)
+            listed = ", ".join(quoted(n) for n in missing)
             raise QueryFailed.of(
                 "not_found",
                 f"table {listed} does not exist in database {database!r}.{hint} "

@@ -194,6 +194,7 @@ async def test_only_catalog_database_names_are_accepted(
                 if bad:  # the empty name is refused either way; others are named
                     assert "not_found" in text and "unknown database" in text, (tool, bad[:40], text[:200])
                     assert _names_the_value(text, bad), (tool, bad[:40], text[:200])
+                    assert len(text) < 1000  # named, not echoed back in full
                     assert "available: chinook" in text  # and says what would work
             with pytest.raises(MCPError) as info:
                 await client.read_resource(f"schema://{bad}")
@@ -252,6 +253,7 @@ async def test_only_catalog_table_names_are_accepted(
                     text[:200],
                 )
                 assert "list_tables" in text  # the fix is named
+                assert len(text) < 1000
         # describing tables reads their example values; sampling never ran on a bad name
         assert not any(bad and bad in sql for sql in executed for bad in TABLE_INJECTIONS if len(bad) > 3)
         # case-insensitive matches resolve to the catalog's own spelling
