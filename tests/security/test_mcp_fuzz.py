@@ -219,7 +219,8 @@ def test_fuzzed_bodies_never_break_the_server(peer: HttpPeer, body: bytes) -> No
 
 _header_values = st.one_of(
     st.sampled_from(["", "*/*", "text/plain", "application/json"]),
-    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    # printable ASCII; the HTTP client itself refuses values with surrounding whitespace
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30).map(str.strip),
 )
 
 
