@@ -39,6 +39,8 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "sqlr1.commands"
 EXAMPLE_DB_ENV = "SQLR1_EXAMPLE_DB"
+DEFAULT_MODEL_ENV = "SQLR1_DEFAULT_MODEL"
+SHIPPED_ADAPTER = Path(__file__).resolve().parent.parent / "models" / "sqlr1-smollm2-lora"
 TOKEN_ENV = "SQLR1_TOKEN"
 _LOGGED_DATABASES = 20
 
@@ -74,6 +76,19 @@ def default_example_db() -> Path:
     )
 
 
+def default_model() -> str | None:
+    """The model ``chat``/``serve``/``ask`` use when none is configured.
+
+    ``$SQLR1_DEFAULT_MODEL`` if set (``bundled`` names the plain SmolLM2), else the trained adapter
+    shipped in ``models/sqlr1-smollm2-lora`` when present, else ``None`` (the bundled SmolLM2).
+    """
+    if env := os.environ.get(DEFAULT_MODEL_ENV):
+        return None if env == "bundled" else env
+    if (SHIPPED_ADAPTER / "adapter_config.json").is_file():
+        return str(SHIPPED_ADAPTER)
+    return None
+
+
 def parse_db_flag(value: str) -> DatabaseConfig:
     """``--db`` value: ``TARGET`` or ``NAME=TARGET`` (a URL's own ``=`` in its query is left alone)."""
     name, sep, target = value.partition("=")
@@ -97,6 +112,8 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
     model = getattr(args, "model", None)
     if model:
         config.model.model = model
+    elif config.model.model is None and config.model.backend == "transformers":
+        config.model.model = default_model()
     return config
 
 

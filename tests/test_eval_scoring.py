@@ -161,3 +161,14 @@ def test_spider_test_suite_needs_a_match_on_every_database(tiny_db: Path) -> Non
 
 def test_ves_buckets() -> None:
     assert [ves_reward(r) for r in (3, 2, 1.5, 1, 0.6, 0.3, 0.1)] == [1.25, 1.25, 1, 1, 0.75, 0.5, 0.25]
+
+
+def test_untokenizable_prediction_scores_zero_with_a_syntax_status(tiny_db: Path) -> None:
+    task = ScoreTask(
+        idx=0,
+        db_files=[str(tiny_db)],
+        pred_sql="SELECT CASE WHEN a = 'N THEN 1 END FROM t",
+        gold_sql="SELECT a FROM t",
+    )
+    res = Scorer("spider").score_inline([task])[0]
+    assert not res.correct and res.pred_status in ("syntax", "error")
