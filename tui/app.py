@@ -195,7 +195,7 @@ class ChatApp(App[None]):
             if isinstance(event, GenerationProgress):
                 self.query_one(StatusBar).activity = event.status
             elif isinstance(event, GenerationFinished) and event.step.model:
-                self.query_one(StatusBar).model = event.step.model
+                self.query_one(StatusBar).model = Path(event.step.model).name or event.step.model
 
         try:
             answer = await agent.ask(question, on_event=on_event)

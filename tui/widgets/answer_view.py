@@ -55,7 +55,8 @@ def describe_retry(attempt: Attempt) -> str:
 
 def describe_attempt(attempt: Attempt, accepted: bool) -> str:
     if attempt.error is not None:
-        return f"failed ({attempt.error.kind})"
+        detail = attempt.error.message.split("\n", 1)[0].split(" (hint:", 1)[0]
+        return f"failed ({attempt.error.kind}): {detail[:70]}"
     if attempt.row_count is None:
         return "no SQL"
     rows = f"{attempt.row_count} row{'s' if attempt.row_count != 1 else ''}"
