@@ -25,6 +25,7 @@ from mcp_server.results import Column
 EngineKind = Literal["sqlite", "postgresql", "mysql", "duckdb"]
 
 __all__ = [
+    "MAX_RESULT_BYTES",
     "WATCHDOG",
     "CancelHandle",
     "CatalogColumn",
@@ -39,6 +40,7 @@ __all__ = [
     "cancelled_error",
     "engine_refused",
     "execution_error",
+    "fetch_bounded",
     "timeout_error",
 ]
 
@@ -229,6 +231,31 @@ class IdlePool(Generic[T]):
             idle, self._idle = self._idle, []
         for conn in idle:
             self.discard(conn)
+
+
+MAX_RESULT_BYTES = 64 * 1024 * 1024  # text and blobs one result may hold in memory before the caps
+
+
+def fetch_bounded(fetch: Callable[[int], Any], limit: int, batch: int = 1) -> tuple[list[Any], bool]:
+    """Up to ``limit`` rows via ``fetch(n)`` (a cursor's ``fetchmany``), ``batch`` at a time, stopping
+    early (True) once their text and blobs pass MAX_RESULT_BYTES.
+
+    The row cap alone does not bound memory: 1,000 rows of 60 MB strings are cheap to ask for. No
+    character cap (``max_chars`` is at most 50 M) needs more than this, so capped results are unchanged.
+    """
+    rows: list[Any] = []
+    used = 0
+    while len(rows) < limit:
+        want = min(batch, limit - len(rows))
+        got = list(fetch(want))
+        for row in got:
+            rows.append(row)
+            used += sum(len(v) for v in row if isinstance(v, str | bytes | bytearray | memoryview))
+            if used > MAX_RESULT_BYTES:
+                return rows, True
+        if len(got) < want:
+            break
+    return rows, False
 
 
 def execution_error(message: str, *, missing: Literal["table", "column"] | None = None) -> QueryFailed:

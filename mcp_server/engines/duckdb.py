@@ -29,6 +29,7 @@ from mcp_server.engines.base import (
     cancelled_error,
     engine_refused,
     execution_error,
+    fetch_bounded,
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
@@ -132,7 +133,7 @@ class DuckdbEngine:
                 cur.execute("EXPLAIN " + sql)
             else:
                 cur.execute(statements[0])
-            rows = cur.fetchmany(max_rows + 1)
+            rows, cut = fetch_bounded(cur.fetchmany, max_rows + 1)
             description = cur.description or []
         except duckdb.Error as exc:
             raise self._map_error(exc, timeout_s, started, stopped.is_set()) from exc
@@ -141,7 +142,7 @@ class DuckdbEngine:
             if cancel is not None:
                 cancel.unbind()
             self._release(cur)
-        truncated = len(rows) > max_rows
+        truncated = len(rows) > max_rows or cut
         columns = [Column(name=d[0], type=str(d[1])) for d in description]
         return RawResult(
             columns=columns,

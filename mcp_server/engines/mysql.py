@@ -34,6 +34,7 @@ from mcp_server.engines.base import (
     cancelled_error,
     engine_refused,
     execution_error,
+    fetch_bounded,
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
@@ -253,11 +254,13 @@ class MysqlEngine:
             cur = raw.cursor(pymysql.cursors.SSCursor)
             try:
                 cur.execute(sql)  # no args: the text is sent as is, never %-formatted
-                rows = list(cur.fetchmany(limit))
+                # Row by row from the unbuffered cursor: a row cap alone does not bound memory (a cut
+                # here is then over the character cap too, so the executor marks the result truncated).
+                rows, cut = fetch_bounded(cur.fetchmany, limit)
                 description = cur.description or ()
-                if len(rows) == limit and cur.fetchone() is not None:
-                    # An explicit LIMIT beat sql_select_limit: stop the server instead of
-                    # draining the rest of the result.
+                if cut or (len(rows) == limit and cur.fetchone() is not None):
+                    # An explicit LIMIT beat sql_select_limit, or the result is too big to hold:
+                    # stop the server instead of draining the rest of the result.
                     self._kill(conn)
             finally:
                 try:

@@ -35,6 +35,7 @@ from mcp_server.engines.base import (
     cancelled_error,
     engine_refused,
     execution_error,
+    fetch_bounded,
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
@@ -221,7 +222,9 @@ class PostgresEngine:
             cur = conn.cursor(name=name)
             try:
                 cur.execute(sql)
-                rows = cur.fetchmany(limit)
+                # In batches: a row cap alone does not bound memory (a cut here is then over the
+                # character cap too, so the executor marks the result truncated).
+                rows, _ = fetch_bounded(cur.fetchmany, limit, batch=16)
                 columns = [
                     Column(name=d.name, type=self._type_name(conn, d.type_code))
                     for d in cur.description or ()

@@ -31,6 +31,7 @@ from mcp_server.engines.base import (
     cancelled_error,
     engine_refused,
     execution_error,
+    fetch_bounded,
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
@@ -159,7 +160,6 @@ SQLITE_NATIVE_FUNCTIONS = frozenset(
 )
 
 MAX_VALUE_BYTES = 64 * 1024 * 1024  # largest string/blob a statement may build
-MAX_RESULT_BYTES = 64 * 1024 * 1024  # text and blobs one result may hold in memory before the caps
 _PROGRESS_OPS = 2000  # VM instructions between deadline checks (a few microseconds of work)
 
 
@@ -309,7 +309,7 @@ class SqliteEngine:
             cur = conn.raw.cursor()
             try:
                 cur.execute(sql)
-                rows, cut = _fetch_bounded(cur, max_rows + 1)
+                rows, cut = fetch_bounded(cur.fetchmany, max_rows + 1)
                 description = cur.description or ()
             finally:
                 cur.close()
@@ -445,25 +445,6 @@ class SqliteEngine:
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
-
-
-def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[Any], bool]:
-    """Up to ``limit`` rows, stopping early (True) once their text and blobs pass MAX_RESULT_BYTES.
-
-    The row cap alone does not bound memory: 1,000 rows of 60 MB strings are cheap to ask for. No
-    character cap (``max_chars`` is at most 50 M) needs more than this, so the result is unchanged.
-    """
-    rows: list[Any] = []
-    used = 0
-    while len(rows) < limit:
-        row = cur.fetchone()
-        if row is None:
-            break
-        rows.append(row)
-        used += sum(len(v) for v in row if isinstance(v, str | bytes))
-        if used > MAX_RESULT_BYTES:
-            return rows, True
-    return rows, False
 
 
 _PY_TO_SQLITE = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
