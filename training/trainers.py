@@ -81,7 +81,7 @@ def _prepare(data: DataSection, gold: GoldResolver | None) -> tuple[list[Example
     )
     if not report.kept:
         raise ValueError(f"no training examples left after filtering: {report.reasons()}")
-    return report.kept, report, [f"{data.source}/{data.split} ({len(report.kept)} examples)"]
+    return report.kept, report, [f"{data.source}/{data.split}"]
 
 
 def _drop_long(
