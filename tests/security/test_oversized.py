@@ -184,19 +184,21 @@ BIG_CELLS_BY_KIND = {
     "postgresql": "SELECT n, repeat('x', 1000000) AS blob FROM generate_series(1, 5000) AS g(n)",
     "mysql": "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5000) "
     "SELECT n, REPEAT('x', 1000000) AS big FROM r",
-    "duckdb": "SELECT range AS n, repeat('x', 1000000) AS blob FROM range(5000)",
+    # DuckDB materializes the whole result in the engine (~4 GiB for the 5 GB above, measured once and
+    # reported in docs/security.md): a smaller case keeps CI machines safe while checking the caps.
+    "duckdb": "SELECT range AS n, repeat('x', 100000) AS blob FROM range(2000)",
 }
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql", "duckdb"])
 async def test_megabyte_cells_capped_with_bounded_memory(server: Server, kind: str) -> None:
-    """5,000 rows of 1 MB strings (5 GB if held): capped, and the server's memory stays bounded."""
+    """5,000 rows of 1 MB strings (5 GB if held; DuckDB: 2,000 of 100 kB): capped, bounded memory."""
     res, growth = await measured(server, kind, BIG_CELLS_BY_KIND[kind])
     assert not res.is_error, res.content
     data = res.structured_content
     assert data["truncated"] is True and data["row_count"] == 1
     assert cell_chars(data["rows"]) <= MAX_CHARS
-    print(f"\n{kind}: 5,000 rows of 1 MB strings -> 1 shortened row; peak RSS +{growth:.1f} MiB")
+    print(f"\n{kind}: {BIG_CELLS_BY_KIND[kind][-40:]!r} -> 1 shortened row; peak RSS +{growth:.1f} MiB")
     if kind != "duckdb":  # DuckDB materializes the whole result inside the engine (see docs/security.md)
         assert growth < GROWTH_LIMIT_MIB
     res = await run_sql(server.url, kind, MILLION_BY_KIND[kind], max_rows=1)
