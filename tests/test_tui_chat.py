@@ -79,7 +79,10 @@ async def test_question_answer_table_and_self_correction(chinook_copy: Path, tmp
         view = await ask(pilot, app, "List artists")
         assert view.answer is not None and view.answer.status == "ok"
         attempts = str(view.query_one(".attempts", Static).render())
-        assert "attempt 1: failed (execution): no such column: Nme" in attempts and "attempt 2: 30 rows" in attempts
+        assert (
+            "attempt 1: failed (execution): no such column: Nme" in attempts
+            and "attempt 2: 30 rows" in attempts
+        )
         table = view.query_one(ResultTable)
         assert table.table.row_count == 30 and len(table.table.columns) == 2
         assert table.table.get_row_at(0)[0] == "AC/DC"
