@@ -72,6 +72,13 @@ ORDER BY n.nspname, c.relname, con.conname
 log = logging.getLogger("sqlr1.engines.postgres")
 
 _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
+# The server ended the session (pg_terminate_backend, shutdown, restart): the error can arrive before
+# psycopg marks the connection broken, so these SQLSTATEs count as a dropped connection too.
+_SESSION_ENDED = {"57P01", "57P02", "57P03"}
+
+
+def _dropped(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+    return conn.closed or conn.broken or getattr(exc, "sqlstate", None) in _SESSION_ENDED
 
 
 def conninfo_from_url(url: str) -> str:
@@ -175,8 +182,9 @@ class PostgresEngine:
                     conn, name, sql, max_rows + 1, timeout_s, cancel, started, explain
                 )
             except _BROKEN as exc:
-                if (conn.closed or conn.broken) and attempt == 0 and not (cancel and cancel.cancelled):
+                if _dropped(conn, exc) and attempt == 0 and not (cancel and cancel.cancelled):
                     self._pool.clear()
+                    conn.close()
                     continue  # server restarted or connection dropped: read-only, so retry once
                 raise self._map_error(exc, timeout_s, started, cancel, prefix) from exc
             except psycopg.Error as exc:
@@ -307,8 +315,9 @@ class PostgresEngine:
                     cur.execute(sql, prepare=False)
                     return cur.fetchall()
             except _BROKEN as exc:
-                if (conn.closed or conn.broken) and attempt == 0:
+                if _dropped(conn, exc) and attempt == 0:
                     self._pool.clear()
+                    conn.close()
                     continue
                 raise execution_error(f"reading the PostgreSQL catalog at {self._where}: {exc}") from exc
             except psycopg.Error as exc:
