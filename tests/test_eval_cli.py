@@ -234,3 +234,24 @@ def test_end_to_end_with_the_bundled_model(mode: str, bird_layout: tuple[Path, P
         assert r["generation_s"] is not None and r["generation_s"] > 0
     log_lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(log_lines) == 2 and all("trace" in json.loads(line)["prediction"] for line in log_lines)
+
+
+@pytest.mark.slow
+def test_direct_mode_through_a_stdio_server(bird_layout: tuple[Path, Path], tmp_path: Path) -> None:
+    """The harness drives a `sqlr1 serve` subprocess over stdio, the way it drives a remote server."""
+    data, root = bird_layout
+    out = tmp_path / "bird-stdio"
+    proc = _sqlr1("eval", "bird", "--data", str(data), "--db-root", str(root), "--server", "stdio", "--limit", "1",
+                  "--n", "1", "--out", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["accuracy"]["total"]["count"] == 1
+    assert report["results"][0]["generation_s"] > 0
+
+
+def test_unknown_server_is_a_clear_error(bird_layout: tuple[Path, Path], tmp_path: Path) -> None:
+    data, root = bird_layout
+    proc = _sqlr1("eval", "bird", "--data", str(data), "--db-root", str(root), "--server", "ftp://x", "--limit", "1",
+                  "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "--server must be" in proc.stderr
