@@ -241,8 +241,23 @@ def test_direct_mode_through_a_stdio_server(bird_layout: tuple[Path, Path], tmp_
     """The harness drives a `sqlr1 serve` subprocess over stdio, the way it drives a remote server."""
     data, root = bird_layout
     out = tmp_path / "bird-stdio"
-    proc = _sqlr1("eval", "bird", "--data", str(data), "--db-root", str(root), "--server", "stdio", "--limit", "1",
-                  "--n", "1", "--out", str(out), timeout=900)
+    proc = _sqlr1(
+        "eval",
+        "bird",
+        "--data",
+        str(data),
+        "--db-root",
+        str(root),
+        "--server",
+        "stdio",
+        "--limit",
+        "1",
+        "--n",
+        "1",
+        "--out",
+        str(out),
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["accuracy"]["total"]["count"] == 1
@@ -251,7 +266,19 @@ def test_direct_mode_through_a_stdio_server(bird_layout: tuple[Path, Path], tmp_
 
 def test_unknown_server_is_a_clear_error(bird_layout: tuple[Path, Path], tmp_path: Path) -> None:
     data, root = bird_layout
-    proc = _sqlr1("eval", "bird", "--data", str(data), "--db-root", str(root), "--server", "ftp://x", "--limit", "1",
-                  "--out", str(tmp_path / "o"))
+    proc = _sqlr1(
+        "eval",
+        "bird",
+        "--data",
+        str(data),
+        "--db-root",
+        str(root),
+        "--server",
+        "ftp://x",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert proc.returncode == 2
     assert "--server must be" in proc.stderr
