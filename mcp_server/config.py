@@ -32,11 +32,22 @@ class _Strict(BaseModel):
 class GuardSettings(_Strict):
     """Limits every statement runs under. All defaults are the safe ones."""
 
-    read_only: Literal[True] = Field(default=True, description="Writes never happen through sqlr1; cannot be turned off.")
-    timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Per-statement timeout enforced by the engine (BIRD uses 30 s).")
+    read_only: Literal[True] = Field(
+        default=True, description="Writes never happen through sqlr1; cannot be turned off."
+    )
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Per-statement timeout enforced by the engine (BIRD uses 30 s).",
+    )
     max_rows: int = Field(default=1000, gt=0, le=1_000_000, description="Row cap for returned results.")
-    max_chars: int = Field(default=200_000, gt=0, le=50_000_000, description="Character cap over all returned cell text.")
-    extra_functions: list[str] = Field(default_factory=list, description="Functions to allow on top of the dialect allowlist.")
+    max_chars: int = Field(
+        default=200_000, gt=0, le=50_000_000, description="Character cap over all returned cell text."
+    )
+    extra_functions: list[str] = Field(
+        default_factory=list, description="Functions to allow on top of the dialect allowlist."
+    )
 
 
 class DatabaseConfig(_Strict):
@@ -51,12 +62,16 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     token: str | None = Field(default=None, description="Bearer token; required when binding off loopback.")
-    allowed_hosts: list[str] = Field(default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection)."
+    )
 
 
 class ModelConfig(_Strict):
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
-    model: str | None = Field(default=None, description="Path, Hugging Face id, GGUF file or checkpoint; default: bundled SmolLM2.")
+    model: str | None = Field(
+        default=None, description="Path, Hugging Face id, GGUF file or checkpoint; default: bundled SmolLM2."
+    )
     base_url: str | None = None
     api_key: str | None = None
     max_new_tokens: int = Field(default=1024, gt=0)
@@ -96,7 +111,5 @@ def load_config(path: str | Path | None) -> AppConfig:
     try:
         return AppConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise QueryFailed.of("config", f"{p}: {problems}") from exc

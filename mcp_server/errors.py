@@ -30,7 +30,9 @@ class QueryError(BaseModel):
     kind: ErrorKind
     message: str = Field(description="What went wrong and how to fix the query.")
     rule: str | None = Field(default=None, description="The guard rule that blocked the statement.")
-    position: int | None = Field(default=None, description="Character offset of the offending node, if known.")
+    position: int | None = Field(
+        default=None, description="Character offset of the offending node, if known."
+    )
 
     def __str__(self) -> str:
         rule = f" [{self.rule}]" if self.rule else ""

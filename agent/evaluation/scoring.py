@@ -136,7 +136,9 @@ def _score_one(task: ScoreTask) -> PairResult:
     gold_sql = _prepare(task.gold_sql, options)
     pred_sql = _prepare(pred_sql, options)
     # The test-suite scorer's rule: the text "order by" anywhere in the (DISTINCT-stripped) gold.
-    order_matters = options.benchmark == "spider" and compare.order_matters_for(gold_sql, "sqlite", rule="official")
+    order_matters = options.benchmark == "spider" and compare.order_matters_for(
+        gold_sql, "sqlite", rule="official"
+    )
     result = PairResult(idx=task.idx, correct=True, pred_status="ok", databases=len(task.db_files))
     for db_file in task.db_files:
         if pred_sql == gold_sql:
@@ -153,7 +155,9 @@ def _score_one(task: ScoreTask) -> PairResult:
         result.gold_ms += gold_ms
         result.gold_cached = cached
         if status != "ok":
-            return result.model_copy(update={"correct": False, "pred_status": status, "pred_error": str(pred_rows)})
+            return result.model_copy(
+                update={"correct": False, "pred_status": status, "pred_error": str(pred_rows)}
+            )
         if not gold_ok:
             # As in BIRD's reference a failing gold scores 0; unlike it, the gold's error is reported.
             return result.model_copy(update={"correct": False, "gold_error": str(gold_rows)})
