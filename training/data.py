@@ -249,7 +249,6 @@ class SchemaDDL:
         if hit is not None:
             return hit
         from mcp_server.registry import Registry
-
         from mcp_server.schema import SchemaInspector, render_ddl
 
         registry = Registry.from_targets([db_path])
