@@ -30,7 +30,7 @@ from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model 
 from mcp_server.config import GuardSettings  # noqa: E402
 from mcp_server.errors import QueryFailed  # noqa: E402
 from mcp_server.executor import Executor  # noqa: E402
-from mcp_server.generation import CandidateResult, Generator, _vote  # noqa: E402
+from mcp_server.generation import CandidateResult, Generator, vote  # noqa: E402
 from mcp_server.prompt import render_text  # noqa: E402
 from mcp_server.registry import Registry  # noqa: E402
 from mcp_server.schema import SchemaInspector  # noqa: E402
@@ -137,7 +137,7 @@ def main() -> None:
                 )
             )
             results.append(result)
-        _, best = _vote(cands, results)
+        _, best = vote(cands, results)
         chosen[i] = (cands[best].sql if best is not None else next((c.sql for c in cands if c.sql), "")) or ""
 
     scored = Scorer("spider", timeout_s=30).score_inline(

@@ -42,6 +42,7 @@ __all__ = [
     "PromptTrace",
     "ResultPreview",
     "Timings",
+    "vote",
 ]
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ class Generator:
         t4 = time.perf_counter()
 
         cancelled = stop() or any(c.finish_reason == "cancelled" for c in completions)
-        vote_counts, chosen = _vote(candidates, results)
+        vote_counts, chosen = vote(candidates, results)
         progress.step(total, "done")
 
         timings = Timings(
@@ -385,7 +386,7 @@ class Generator:
         return candidates, results
 
 
-def _vote(
+def vote(
     candidates: list[CandidateResult], results: list[QueryResult | None]
 ) -> tuple[list[int], int | None]:
     """Group executable candidates by result set; returns (votes per group, chosen index).
