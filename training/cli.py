@@ -63,6 +63,8 @@ def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
         cfg.train.max_steps = args.max_steps
     if args.limit is not None:
         cfg.data.limit = args.limit
+    if args.max_minutes is not None:
+        cfg.train.max_minutes = args.max_minutes
     if args.init_from:
         cfg.model.init_from = str(Path(args.init_from).resolve())
     if args.no_resume:
@@ -125,6 +127,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", help="override train.output_dir")
     p.add_argument("--max-steps", type=int, help="override train.max_steps")
     p.add_argument("--limit", type=int, help="override data.limit")
+    p.add_argument(
+        "--max-minutes", type=float, help="override train.max_minutes (stop and save after this long)"
+    )
     p.add_argument("--init-from", help="override model.init_from (e.g. the SFT run's final/ folder)")
     p.add_argument("--no-resume", action="store_true", help="start over even when checkpoints exist")
 

@@ -100,6 +100,9 @@ class RewardSection(_Strict):
 class TrainSection(_Strict):
     output_dir: str = "runs/train"
     max_steps: int = Field(default=-1, description="-1: use num_train_epochs.")
+    max_minutes: float | None = Field(
+        default=None, gt=0, description="Stop (and save) after this much training time, whatever the step."
+    )
     num_train_epochs: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=1e-5, gt=0)
     lr_scheduler_type: str = "constant"

@@ -29,6 +29,7 @@ from training.data import (
     sft_records,
 )
 from training.gold import GoldCache, GoldResolver, default_cache_path
+from training.limits import TimeLimitCallback
 from training.model import Policy, load_policy, precision_flags, use_vllm
 from training.plot import CurvesCallback
 from training.pool import ExecutionPool
@@ -132,6 +133,10 @@ def _common_args(cfg: SFTFile | GRPOFile, flags: dict[str, bool]) -> dict[str, A
         "gradient_checkpointing": cfg.model.gradient_checkpointing,
         **flags,
     }
+
+
+def _limits(cfg: SFTFile | GRPOFile) -> list[Any]:
+    return [TimeLimitCallback(cfg.train.max_minutes)] if cfg.train.max_minutes else []
 
 
 def _cuda_available() -> bool:
@@ -265,7 +270,7 @@ def run_sft(cfg: SFTFile, *, callbacks: Sequence[Any] = ()) -> RunResult:
         train_dataset=Dataset.from_list(records),
         processing_class=policy.tokenizer,
         peft_config=policy.peft_config,
-        callbacks=[CurvesCallback(title="SFT"), *callbacks],
+        callbacks=[CurvesCallback(title="SFT"), *_limits(cfg), *callbacks],
     )
     # a provisional record, so that `sqlr1 train export --checkpoint` works on an interrupted run
     _write_record(
@@ -362,7 +367,7 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             train_dataset=Dataset.from_list(records),
             processing_class=policy.tokenizer,
             peft_config=policy.peft_config,
-            callbacks=[CurvesCallback(title="GRPO"), *callbacks],
+            callbacks=[CurvesCallback(title="GRPO"), *_limits(cfg), *callbacks],
         )
         weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
         extra = {"reward_weights": weights, "rollouts": "vllm" if vllm else "generate"}

@@ -1,0 +1,46 @@
+"""The wall-clock limit of a training run: config, CLI override, and the callback's decision."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from transformers import TrainerControl, TrainerState, TrainingArguments
+
+from training.cli import _apply_overrides
+from training.config import TrainSection
+from training.limits import TimeLimitCallback
+
+
+def test_callback_stops_and_saves_once_the_budget_is_spent(tmp_path) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    state, control = TrainerState(), TrainerControl()
+    cb = TimeLimitCallback(minutes=60)
+    cb.on_train_begin(args, state, control)
+    state.global_step = 1
+    cb.on_step_end(args, state, control)
+    assert not control.should_training_stop and cb.stopped_at_step is None
+
+    spent = TimeLimitCallback(minutes=0.0)
+    spent.on_train_begin(args, state, control)
+    state.global_step = 2
+    spent.on_step_end(args, state, control)
+    assert control.should_training_stop and control.should_save
+    assert spent.stopped_at_step == 2
+
+
+def test_max_minutes_is_validated_and_overridable() -> None:
+    with pytest.raises(ValueError):
+        TrainSection(max_minutes=0)
+
+    class Cfg:
+        train = TrainSection()
+        data = argparse.Namespace(limit=None)
+        model = argparse.Namespace(init_from=None)
+
+    ns = argparse.Namespace(
+        output_dir=None, max_steps=None, limit=None, init_from=None, no_resume=False, max_minutes=4.5
+    )
+    cfg = Cfg()
+    _apply_overrides(cfg, ns)
+    assert cfg.train.max_minutes == 4.5
