@@ -1,9 +1,11 @@
-"""stdio transport: the SDK's stdio server, plus an answer for every malformed request that carries an id.
+"""stdio transport: the SDK's stdio server, plus an answer for malformed lines the SDK drops silently.
 
 The SDK drops a line that fails JSON-RPC validation without answering it, so a client that sent, say,
 ``"params": []`` with an id would wait forever. Such a line is rewritten into a request for a method that
 does not exist, named after the problem, so the SDK itself answers it with a JSON-RPC error on that id.
-Everything the server writes still goes through the SDK's writer (no interleaving on stdout).
+A line that is not JSON at all gets the reply JSON-RPC 2.0 requires: a ``-32700`` Parse error with
+``id: null`` (blank lines are skipped). Everything the server writes still goes through the SDK's writer
+(no interleaving on stdout).
 """
 
 from __future__ import annotations
@@ -12,15 +14,21 @@ import io
 import json
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from types import TracebackType
+from typing import Any, Self, cast
 
 import anyio
+import mcp_types as types
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
+from mcp.shared._stream_protocols import ReadStream, WriteStream
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 
-__all__ = ["INVALID_REQUEST_METHOD", "repair_line", "run_stdio"]
+__all__ = ["INVALID_REQUEST_METHOD", "PARSE_ERROR", "parse_error_reply", "repair_line", "run_stdio"]
 
 INVALID_REQUEST_METHOD = "sqlr1/invalid-request"
+PARSE_ERROR = -32700  # JSON-RPC 2.0: invalid JSON was received
 
 
 def _problem(obj: dict[str, Any]) -> str | None:
@@ -64,6 +72,73 @@ class _RepairedLines:
             yield repair_line(line)
 
 
+def parse_error_reply(exc: BaseException) -> types.JSONRPCError | None:
+    """The ``-32700`` reply (``id: null``) for a line the SDK could not parse as JSON, else None.
+
+    The SDK's own parse verdict decides (a pydantic ``json_invalid`` error), so what counts as JSON is
+    exactly what the SDK accepts. Valid JSON that is not a message is left to :func:`repair_line`.
+    """
+    if not isinstance(exc, ValidationError):
+        return None
+    for err in exc.errors(include_url=False):
+        if err["type"] != "json_invalid":
+            continue
+        line = err.get("input")
+        if isinstance(line, str) and not line.strip():
+            return None  # a blank line carries no message: nothing to answer
+        detail = str(err.get("msg", "invalid JSON")).removeprefix("Invalid JSON: ")
+        return types.JSONRPCError(
+            jsonrpc="2.0", id=None, error=types.ErrorData(code=PARSE_ERROR, message=f"Parse error: {detail}")
+        )
+    return None
+
+
+class _ParseErrorReplies:
+    """The SDK's read stream, with each unparseable line answered on the write stream instead of passed on."""
+
+    def __init__(
+        self, inner: ReadStream[SessionMessage | Exception], replies: WriteStream[SessionMessage]
+    ) -> None:
+        self._inner = inner
+        self._replies = replies
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        while True:
+            item = await self._inner.receive()
+            reply = parse_error_reply(item) if isinstance(item, Exception) else None
+            if reply is None:
+                return item
+            await self._replies.send(SessionMessage(reply))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
 async def run_stdio(server: MCPServer) -> None:
     """Serve ``server`` over this process's stdin/stdout until stdin closes."""
     raw = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
@@ -72,4 +147,5 @@ async def run_stdio(server: MCPServer) -> None:
     # the protocol). The low-level server is what MCPServer.run_stdio_async drives too.
     lowlevel = server._lowlevel_server
     async with stdio_server(stdin=stdin) as (read_stream, write_stream):
-        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        replied = _ParseErrorReplies(read_stream, write_stream)
+        await lowlevel.run(replied, write_stream, lowlevel.create_initialization_options())

@@ -198,3 +198,75 @@ def test_repair_line() -> None:
         '{"id": 1, "result": {}}',
     ):
         assert repair_line(untouched) == untouched
+
+
+def test_unparseable_lines_get_a_parse_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    """JSON-RPC 2.0: invalid JSON gets ``-32700`` with ``id: null``; blank lines get nothing; serving goes on."""
+    import shutil
+
+    db = tmp_path / "chinook.sqlite"
+    shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
+    p = StdioPeer(db)
+    try:
+        unparseable = [
+            b"{not json",
+            b'{"jsonrpc": "2.0", "id": 7, "method": "tools/list"',  # cut short: its id cannot be read
+            b"\xff\xfe\x00 binary",
+            b"}" * 100_000,
+        ]
+        for line in [*unparseable, b"   ", b""]:
+            p.send_raw(line)
+        # Lines are read in order and a parse error is answered before the next line is read, so every
+        # reply comes before the answer to this request.
+        p.send({"jsonrpc": "2.0", "id": "after", "method": "ping"})
+        replies: list[dict[str, Any]] = []
+        while True:
+            try:
+                msg = json.loads(p.lines.get(timeout=WAIT_S))
+            except queue.Empty:
+                pytest.fail(f"no answer to the request after the bad lines within {WAIT_S} s; got {replies}")
+            if msg.get("id") == "after":
+                assert msg["result"] == {}
+                break
+            replies.append(msg)
+        assert len(replies) == len(unparseable), replies  # one each; none for the blank lines
+        for msg in replies:
+            assert msg["jsonrpc"] == "2.0" and msg["id"] is None and "result" not in msg
+            assert msg["error"]["code"] == -32700 and msg["error"]["message"].startswith("Parse error: ")
+        init = p.call(
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        )
+        assert init["result"]["serverInfo"]["name"] == "sqlr1"
+        p.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        _alive(p)
+    finally:
+        p.close()
+
+
+def test_parse_error_reply_only_for_invalid_json() -> None:
+    import mcp_types
+    from pydantic import ValidationError
+
+    from mcp_server.stdio_app import PARSE_ERROR, parse_error_reply
+
+    def verdict(line: str) -> ValidationError:
+        with pytest.raises(ValidationError) as info:
+            mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        return info.value
+
+    reply = parse_error_reply(verdict("{not json"))
+    assert reply is not None and reply.id is None and reply.error.code == PARSE_ERROR
+    assert json.loads(reply.model_dump_json(by_alias=True, exclude_unset=True)) == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": reply.error.message},
+    }
+    assert parse_error_reply(verdict("  \n")) is None  # blank line
+    assert parse_error_reply(verdict("[]")) is None  # JSON, just not a message: not a parse error
+    assert parse_error_reply(verdict('{"jsonrpc": "2.0", "method": 5}')) is None
+    assert parse_error_reply(RuntimeError("x")) is None
