@@ -8,6 +8,7 @@ execution, timeout), returned no rows where rows were expected, or returned an i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlglot
@@ -17,7 +18,7 @@ from agent.trace import FeedbackReason
 from mcp_server.errors import QueryError
 from mcp_server.results import QueryResult
 
-__all__ = ["Verdict", "expects_single_value", "review"]
+__all__ = ["Verdict", "expects_single_value", "review", "value_hints"]
 
 # Questions that ask for one number; "how many ... for each/per ..." asks for one per group.
 _SINGLE_VALUE = re.compile(
@@ -39,6 +40,12 @@ class Verdict:
 def expects_single_value(question: str) -> bool:
     """True for "how many …"-style questions that want one number rather than one per group."""
     return bool(_SINGLE_VALUE.search(question)) and not _PER_GROUP.search(question)
+
+
+def value_hints(hits: Sequence[tuple[str, str, str]], *, limit: int = 5) -> str:
+    """The sentence appended to "0 rows" feedback: stored values (table, column, value) that may match."""
+    shown = [f"{table}.{column} = {value!r}" for table, column, value in hits[:limit]]
+    return f" Values in the database that may match: {'; '.join(shown)}." if shown else ""
 
 
 def _has_grouping(sql: str, dialect: str | None) -> bool:

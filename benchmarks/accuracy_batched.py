@@ -19,21 +19,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
+from agent.review import review, value_hints  # noqa: E402
 from mcp_server.answer import format_ok, parse_answer  # noqa: E402
 from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
-from mcp_server.config import GuardSettings  # noqa: E402
-from mcp_server.errors import QueryFailed  # noqa: E402
+from mcp_server.config import GenerationConfig, GuardSettings  # noqa: E402
+from mcp_server.errors import QueryError, QueryFailed  # noqa: E402
 from mcp_server.executor import Executor  # noqa: E402
 from mcp_server.generation import CandidateResult, Generator, vote  # noqa: E402
-from mcp_server.prompt import render_text  # noqa: E402
+from mcp_server.prompt import PreviousTurn, render_text  # noqa: E402
 from mcp_server.registry import Registry  # noqa: E402
+from mcp_server.results import QueryResult  # noqa: E402
 from mcp_server.schema import SchemaInspector  # noqa: E402
+from mcp_server.values import ValueHit, ValueIndex  # noqa: E402
+
+
+class Choice(NamedTuple):
+    """The SQL a round settles on for one question, with its execution outcome."""
+
+    sql: str
+    result: QueryResult | None
+    error: QueryError | None
 
 
 def main() -> None:
@@ -46,6 +57,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--batch", type=int, default=32, help="questions per generate call")
     ap.add_argument("--max-new-tokens", type=int, default=320)
+    ap.add_argument("--values", action="store_true", help="value retrieval hits in the prompt")
+    ap.add_argument("--turns", type=int, default=1, help="agent loop: attempts per question (1: single shot)")
     ap.add_argument("--label", default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -64,8 +77,17 @@ def main() -> None:
     executor = Executor(registry, GuardSettings(timeout_s=30))
     resolved = resolve_model(args.model)
     prompt_version = resolved.manifest.prompt_version if resolved.manifest else None
+    values = (
+        ValueIndex(registry, executor, cache_dir=tmp / ".values") if args.values or args.turns > 1 else None
+    )
     generator = Generator(
-        registry, executor, SchemaInspector(registry), cast(Any, None), prompt_version=prompt_version
+        registry,
+        executor,
+        SchemaInspector(registry),
+        cast(Any, None),
+        GenerationConfig(value_retrieval=args.values),
+        value_index=values,
+        prompt_version=prompt_version,
     )
 
     t0 = time.perf_counter()
@@ -76,54 +98,69 @@ def main() -> None:
         tok.pad_token = tok.eos_token
     load_s = time.perf_counter() - t0
 
-    prompts = [generator.build_prompt(it["db_id"], it["question"]) for it in items]
-    texts = [render_text(p, tok) for p in prompts]
-    prefilled = [p.assistant_prefill for p in prompts]
-    order = sorted(range(len(items)), key=lambda i: len(texts[i]))
-    completions: dict[int, list[str]] = {}
-    t1 = time.perf_counter()
-    gen_tokens = 0
-    for start in range(0, len(order), args.batch):
-        idx = order[start : start + args.batch]
-        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
-            device
-        )
-        with torch.no_grad():
-            out = model.generate(
-                **enc,
-                max_new_tokens=args.max_new_tokens,
-                do_sample=args.n > 1,
-                temperature=args.temperature if args.n > 1 else None,
-                top_p=0.95 if args.n > 1 else None,
-                num_return_sequences=args.n,
-                pad_token_id=tok.pad_token_id,
-                stop_strings=["</answer>"],
-                tokenizer=tok,
-            )
-        new = out[:, enc["input_ids"].shape[1] :]
-        gen_tokens += int((new != tok.pad_token_id).sum())
-        decoded = tok.batch_decode(new, skip_special_tokens=True)
-        for j, i in enumerate(idx):
-            completions[i] = decoded[j * args.n : (j + 1) * args.n]
-        print(f"  generated {min(start + args.batch, len(order))}/{len(order)}", file=sys.stderr, flush=True)
-    gen_s = time.perf_counter() - t1
+    hits: dict[int, list[ValueHit]] = {}
+    if args.values:
+        t_v = time.perf_counter()
+        hits = {i: generator.retrieve_values(it["db_id"], it["question"]) for i, it in enumerate(items)}
+        print(f"  value retrieval: {time.perf_counter() - t_v:.1f} s", file=sys.stderr, flush=True)
 
-    chosen: dict[int, str] = {}
-    fmt = execd = 0
-    for i, it in enumerate(items):
+    def generate(indices: list[int], history: dict[int, list[PreviousTurn]]) -> dict[int, list[str]]:
+        """One round: the prompts of ``indices`` (with their previous turns), sampled in batches."""
+        prompts = {
+            i: generator.build_prompt(
+                items[i]["db_id"],
+                items[i]["question"],
+                values=hits.get(i, ()),
+                previous_turns=history.get(i, ()),
+            )
+            for i in indices
+        }
+        texts = {i: render_text(p, tok) for i, p in prompts.items()}
+        order = sorted(indices, key=lambda i: len(texts[i]))
+        out_texts: dict[int, list[str]] = {}
+        for start in range(0, len(order), args.batch):
+            idx = order[start : start + args.batch]
+            enc = tok(
+                [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
+            with torch.no_grad():
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=args.max_new_tokens,
+                    do_sample=args.n > 1,
+                    temperature=args.temperature if args.n > 1 else None,
+                    top_p=0.95 if args.n > 1 else None,
+                    num_return_sequences=args.n,
+                    pad_token_id=tok.pad_token_id,
+                    stop_strings=["</answer>"],
+                    tokenizer=tok,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            counters["tokens"] += int((new != tok.pad_token_id).sum())
+            decoded = tok.batch_decode(new, skip_special_tokens=True)
+            for j, i in enumerate(idx):
+                out_texts[i] = [
+                    prompts[i].assistant_prefill + t for t in decoded[j * args.n : (j + 1) * args.n]
+                ]
+            print(
+                f"  generated {min(start + args.batch, len(order))}/{len(order)}", file=sys.stderr, flush=True
+            )
+        return out_texts
+
+    def choose(i: int, texts: list[str]) -> Choice:
+        """Parse, execute (guarded), and vote, as ``Generator.generate_sql`` does."""
         cands: list[CandidateResult] = []
-        results = []
-        for k, text in enumerate(completions[i]):
-            full = prefilled[i] + text
+        results: list[QueryResult | None] = []
+        for k, full in enumerate(texts):
             parsed = parse_answer(full)
             ok_format = format_ok(full)
-            fmt += ok_format
+            counters["format_ok"] += ok_format
             result, status, error = None, "no_sql", None
             if parsed.sql:
                 try:
-                    result = executor.run(it["db_id"], parsed.sql)
+                    result = executor.run(items[i]["db_id"], parsed.sql)
                     status = "ok"
-                    execd += 1
+                    counters["executable"] += 1
                 except QueryFailed as exc:
                     status, error = exc.error.kind, exc.error
             cands.append(
@@ -137,22 +174,67 @@ def main() -> None:
                 )
             )
             results.append(result)
+        counters["candidates"] += len(texts)
         _, best = vote(cands, results)
-        chosen[i] = (cands[best].sql if best is not None else next((c.sql for c in cands if c.sql), "")) or ""
+        if best is not None:
+            return Choice(cands[best].sql or "", results[best], None)
+        fallback = next((c for c in cands if c.sql), None)
+        return Choice(fallback.sql or "", None, fallback.error) if fallback else Choice("", None, None)
 
-    scored = Scorer("spider", timeout_s=30).score_inline(
-        [
-            ScoreTask(
-                idx=i,
-                db_files=[str(tmp / it["db_id"] / f"{it['db_id']}.sqlite")],
-                pred_sql=chosen[i],
-                gold_sql=it["query"],
+    # The agent's loop (agent.loop.Agent.ask), batched across questions: generate, execute, review with
+    # agent.review, feed the verdict back as a previous turn; keep the latest executed attempt.
+    counters = {"tokens": 0, "format_ok": 0, "executable": 0, "candidates": 0}
+    history: dict[int, list[PreviousTurn]] = {}
+    first: dict[int, Choice] = {}
+    final: dict[int, Choice] = {}
+    turns_used: dict[int, int] = {}
+    accepted_at: dict[int, int] = {}
+    pending = list(range(len(items)))
+    t1 = time.perf_counter()
+    for turn in range(1, args.turns + 1):
+        if not pending:
+            break
+        completions = generate(pending, history)
+        still = []
+        for i in pending:
+            choice = choose(i, completions[i])
+            first.setdefault(i, choice)
+            turns_used[i] = turn
+            if choice.result is not None or i not in final or final[i].result is None:
+                final[i] = choice
+            dialect = registry.engine(items[i]["db_id"]).spec.kind
+            verdict = review(
+                items[i]["question"], choice.sql or None, choice.result, choice.error, dialect=dialect
             )
-            for i, it in enumerate(items)
-        ]
-    )
+            if verdict.accepted:
+                accepted_at[i] = turn
+                continue
+            feedback = verdict.feedback or ""
+            if verdict.reason == "empty" and values is not None:
+                found = values.search(items[i]["db_id"], items[i]["question"], limit=10)
+                feedback += value_hints([(h.table, h.column, h.value) for h in found])
+            history.setdefault(i, []).append(PreviousTurn(items[i]["question"], choice.sql, feedback))
+            still.append(i)
+        print(f"  turn {turn}: {len(pending) - len(still)} accepted, {len(still)} retried", file=sys.stderr)
+        pending = still
+    gen_s = time.perf_counter() - t1
+    scorer = Scorer("spider", timeout_s=30)
+
+    def score(chosen: dict[int, Choice]) -> list[Any]:
+        return scorer.score_inline(
+            [
+                ScoreTask(
+                    idx=i,
+                    db_files=[str(tmp / it["db_id"] / f"{it['db_id']}.sqlite")],
+                    pred_sql=chosen[i].sql,
+                    gold_sql=it["query"],
+                )
+                for i, it in enumerate(items)
+            ]
+        )
+
+    scored = score(final)
     correct = sum(r.correct for r in scored)
-    total_cands = len(items) * args.n
     summary = {
         "label": args.label or f"{args.model or 'bundled'} n={args.n}",
         "model": args.model or "bundled",
@@ -160,15 +242,25 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "questions": len(items),
         "n": args.n,
+        "values": args.values,
+        "max_turns": args.turns,
         "max_new_tokens": args.max_new_tokens,
         "ex": round(100 * correct / len(items), 2),
         "correct": correct,
-        "format_ok_rate": round(100 * fmt / total_cands, 1),
-        "executable_rate": round(100 * execd / total_cands, 1),
+        "format_ok_rate": round(100 * counters["format_ok"] / max(counters["candidates"], 1), 1),
+        "executable_rate": round(100 * counters["executable"] / max(counters["candidates"], 1), 1),
         "load_s": round(load_s, 1),
         "generate_s": round(gen_s, 1),
-        "generated_tokens": gen_tokens,
+        "generated_tokens": counters["tokens"],
     }
+    if args.turns > 1:
+        single = score(first)
+        summary["single_shot_ex"] = round(100 * sum(r.correct for r in single) / len(items), 2)
+        summary["turns_total"] = sum(turns_used.values())
+        summary["turns_histogram"] = {
+            t: sum(v == t for v in turns_used.values()) for t in range(1, args.turns + 1)
+        }
+        summary["accepted"] = len(accepted_at)
     print(json.dumps(summary))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +269,12 @@ def main() -> None:
                 {
                     "summary": summary,
                     "predictions": [
-                        {"id": it["id"], "sql": chosen[i], "correct": scored[i].correct}
+                        {
+                            "id": it["id"],
+                            "sql": final[i].sql,
+                            "turns": turns_used[i],
+                            "correct": scored[i].correct,
+                        }
                         for i, it in enumerate(items)
                     ],
                 },
