@@ -59,12 +59,19 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=320)
     ap.add_argument("--values", action="store_true", help="value retrieval hits in the prompt")
     ap.add_argument("--turns", type=int, default=1, help="agent loop: attempts per question (1: single shot)")
+    ap.add_argument(
+        "--deadline-s",
+        type=float,
+        default=None,
+        help="stop starting generate calls after this many seconds; score what was generated (partial)",
+    )
     ap.add_argument("--label", default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
     import torch
 
+    t_start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = json.loads((args.data / "spider" / "dev.json").read_text(encoding="utf-8"))
     ids = json.loads(args.subset.read_text(encoding="utf-8"))["ids"][: args.limit]
@@ -119,6 +126,9 @@ def main() -> None:
         order = sorted(indices, key=lambda i: len(texts[i]))
         out_texts: dict[int, list[str]] = {}
         for start in range(0, len(order), args.batch):
+            if deadline is not None and time.perf_counter() > deadline:
+                print(f"  deadline: stopped after {start}/{len(order)}", file=sys.stderr, flush=True)
+                break
             idx = order[start : start + args.batch]
             enc = tok(
                 [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
@@ -191,12 +201,16 @@ def main() -> None:
     accepted_at: dict[int, int] = {}
     pending = list(range(len(items)))
     t1 = time.perf_counter()
+    deadline = t_start + args.deadline_s if args.deadline_s else None
     for turn in range(1, args.turns + 1):
         if not pending:
             break
         completions = generate(pending, history)
         still = []
+        skipped = [i for i in pending if i not in completions]  # past the deadline: keep what they have
         for i in pending:
+            if i in skipped:
+                continue
             choice = choose(i, completions[i])
             first.setdefault(i, choice)
             turns_used[i] = turn
@@ -215,21 +229,27 @@ def main() -> None:
                 feedback += value_hints([(h.table, h.column, h.value) for h in found])
             history.setdefault(i, []).append(PreviousTurn(items[i]["question"], choice.sql, feedback))
             still.append(i)
-        print(f"  turn {turn}: {len(pending) - len(still)} accepted, {len(still)} retried", file=sys.stderr)
-        pending = still
+        print(
+            f"  turn {turn}: {len(pending) - len(still) - len(skipped)} accepted, {len(still)} to retry, "
+            f"{len(skipped)} not generated (deadline)",
+            file=sys.stderr,
+        )
+        pending = [] if skipped else still
     gen_s = time.perf_counter() - t1
     scorer = Scorer("spider", timeout_s=30)
+
+    done = sorted(final)  # all of them unless the deadline stopped generation early
 
     def score(chosen: dict[int, Choice]) -> list[Any]:
         return scorer.score_inline(
             [
                 ScoreTask(
                     idx=i,
-                    db_files=[str(tmp / it["db_id"] / f"{it['db_id']}.sqlite")],
+                    db_files=[str(tmp / items[i]["db_id"] / f"{items[i]['db_id']}.sqlite")],
                     pred_sql=chosen[i].sql,
-                    gold_sql=it["query"],
+                    gold_sql=items[i]["query"],
                 )
-                for i, it in enumerate(items)
+                for i in done
             ]
         )
 
@@ -240,12 +260,13 @@ def main() -> None:
         "model": args.model or "bundled",
         "prompt_version": prompt_version,
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "questions": len(items),
+        "questions": len(done),
+        "partial": len(done) < len(items),
         "n": args.n,
         "values": args.values,
         "max_turns": args.turns,
         "max_new_tokens": args.max_new_tokens,
-        "ex": round(100 * correct / len(items), 2),
+        "ex": round(100 * correct / max(len(done), 1), 2),
         "correct": correct,
         "format_ok_rate": round(100 * counters["format_ok"] / max(counters["candidates"], 1), 1),
         "executable_rate": round(100 * counters["executable"] / max(counters["candidates"], 1), 1),
@@ -255,7 +276,7 @@ def main() -> None:
     }
     if args.turns > 1:
         single = score(first)
-        summary["single_shot_ex"] = round(100 * sum(r.correct for r in single) / len(items), 2)
+        summary["single_shot_ex"] = round(100 * sum(r.correct for r in single) / max(len(done), 1), 2)
         summary["turns_total"] = sum(turns_used.values())
         summary["turns_histogram"] = {
             t: sum(v == t for v in turns_used.values()) for t in range(1, args.turns + 1)
@@ -270,12 +291,13 @@ def main() -> None:
                     "summary": summary,
                     "predictions": [
                         {
-                            "id": it["id"],
+                            "id": items[i]["id"],
                             "sql": final[i].sql,
+                            "first_sql": first[i].sql,
                             "turns": turns_used[i],
-                            "correct": scored[i].correct,
+                            "correct": r.correct,
                         }
-                        for i, it in enumerate(items)
+                        for i, r in zip(done, scored, strict=True)
                     ],
                 },
                 indent=1,
