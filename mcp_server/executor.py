@@ -1,16 +1,19 @@
 """Guarded execution: the one path by which serving, training and evaluation run SQL.
 
 ``Executor.run`` = guard (``mcp_server.guard.check``) → engine (read-only, engine-side timeout)
-→ JSON-safe rows under the row and character caps. ``run_async`` runs the same in a worker
-thread and, when the awaiting task is cancelled, stops that query in the engine. ``validate``
-is guard + engine EXPLAIN without data. This module never decides what SQL is allowed (the guard
-does) and never talks to a database driver directly (the engines do).
+→ JSON-safe rows under the row and character caps. ``run_async`` runs the same without blocking the
+event loop: a cheap statement on an engine that can (SQLite's ``execute_inline``) runs on the loop's
+thread under a short engine-enforced budget (``inline_budget_s``); anything that outlasts it, and
+everything else, runs in a worker thread, and cancelling the awaiting task stops that query in the
+engine. ``validate`` is guard + engine EXPLAIN without data. This module never decides what SQL is
+allowed (the guard does) and never talks to a database driver directly (the engines do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from functools import partial
@@ -21,19 +24,16 @@ import anyio.to_thread
 
 from mcp_server import guard
 from mcp_server.config import DatabaseConfig, GuardSettings
-from mcp_server.engines.base import CancelHandle, RawResult
+from mcp_server.engines.base import CancelHandle, RawResult, timeout_error
 from mcp_server.registry import Registry
 from mcp_server.results import JSONValue, QueryResult, json_safe
 
-__all__ = ["Executor", "cap_result"]
+__all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
 
 _ELLIPSIS = "…"
-
-
-def _cell_chars(value: JSONValue) -> int:
-    if isinstance(value, str):
-        return len(value)
-    return 4 if value is None else len(str(value))
+INLINE_BUDGET_S = 0.002  # how long a statement may run on the event loop's thread before a worker takes over
+_INLINE_MAX_SQL = 2000  # longer statements are guarded (parsed) in the worker thread too
+_INLINE_MAX_CELLS = 5000  # larger results are converted and capped in the worker thread
 
 
 def _shorten(value: JSONValue, budget: int) -> JSONValue:
@@ -42,31 +42,41 @@ def _shorten(value: JSONValue, budget: int) -> JSONValue:
     return value
 
 
-def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
-    """Convert engine rows to JSON-safe rows, keeping whole rows while the character budget lasts.
+def cap_rows(raw_rows: Sequence[Sequence[Any]], max_chars: int) -> tuple[list[list[JSONValue]], bool]:
+    """JSON-safe rows, whole rows while the character budget lasts; True when characters were cut.
 
     A first row that alone exceeds the budget is kept with its long strings shortened, so a
-    caller always sees the columns' shape. ``truncated`` is set when rows or characters were cut.
+    caller always sees the columns' shape.
     """
     rows: list[list[JSONValue]] = []
     used = 0
-    truncated = raw.truncated
-    for raw_row in raw.rows:
-        row = [json_safe(v) for v in raw_row]
-        size = sum(_cell_chars(v) for v in row)
+    for raw_row in raw_rows:
+        row = [v if type(v) is int or type(v) is str else json_safe(v) for v in raw_row]
+        size = 0
+        for v in row:
+            size += len(v) if type(v) is str else (4 if v is None else len(str(v)))
         if used + size > max_chars:
-            truncated = True
             if not rows:
                 per_cell = max(16, max_chars // max(1, len(row)))
                 rows.append([_shorten(v, per_cell) for v in row])
-            break
+            return rows, True
         rows.append(row)
         used += size
-    return QueryResult(
+    return rows, False
+
+
+def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
+    """Convert engine rows to a :class:`QueryResult` under the character cap (see :func:`cap_rows`).
+
+    ``truncated`` is set when rows or characters were cut.
+    """
+    rows, cut = cap_rows(raw.rows, max_chars)
+    # Built from values cap_rows made JSON-safe: no validation pass needed.
+    return QueryResult.model_construct(
         columns=raw.columns,
         rows=rows,
         row_count=len(rows),
-        truncated=truncated,
+        truncated=raw.truncated or cut,
         elapsed_ms=round(raw.elapsed_ms, 3),
         raw_rows=list(raw.rows[: len(rows)]),
     )
@@ -76,11 +86,17 @@ class Executor:
     """Guarded, capped, cancellable execution over a :class:`Registry`. Thread-safe and picklable."""
 
     def __init__(
-        self, registry: Registry, settings: GuardSettings | None = None, *, max_threads: int = 16
+        self,
+        registry: Registry,
+        settings: GuardSettings | None = None,
+        *,
+        max_threads: int = 16,
+        inline_budget_s: float = INLINE_BUDGET_S,
     ) -> None:
         self.registry = registry
         self.settings = settings or GuardSettings()
         self.max_threads = max_threads
+        self.inline_budget_s = inline_budget_s  # 0 sends every statement to a worker thread
         # The engines' own function allowlists must admit what the guard admits.
         registry.allow_functions(self.settings.extra_functions)
         self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
@@ -94,7 +110,8 @@ class Executor:
         return cls(Registry.from_targets(targets, extra_functions=settings.extra_functions), settings)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Executor, (self.registry, self.settings), None, None, None)
+        make = partial(Executor, max_threads=self.max_threads, inline_budget_s=self.inline_budget_s)
+        return (make, (self.registry, self.settings), None, None, None)
 
     # -- synchronous ---------------------------------------------------------------------------
     def check(self, database: str, sql: str) -> guard.GuardedStatement:
@@ -160,10 +177,44 @@ class Executor:
     async def run_async(
         self, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
     ) -> QueryResult:
-        """``run`` in a worker thread; cancelling the awaiting task stops the query in the engine."""
+        """``run`` without blocking the event loop; cancelling the awaiting task stops the query in the engine.
+
+        A cheap statement finishes inline within ``inline_budget_s`` (no thread hand-off, so no
+        cancellation point either); one that outlasts it is stopped by the engine and run again in a
+        worker thread with what is left of the timeout (statements are read-only, so a second run
+        returns what the first would have).
+        """
+        rows = max_rows if max_rows is not None else self.settings.max_rows
+        timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
+        started = time.monotonic()
+        raw = self._run_inline(database, sql, rows, timeout)
+        if raw is not None:
+            if len(raw.rows) * max(1, len(raw.columns)) <= _INLINE_MAX_CELLS:
+                return cap_result(raw, self.settings.max_chars)
+            return await self._in_thread(partial(cap_result, raw, self.settings.max_chars), None)
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise timeout_error(timeout)
         handle = CancelHandle()
-        call = partial(self.run, database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=handle)
+        call = partial(self.run, database, sql, max_rows=rows, timeout_s=left, cancel=handle)
         return await self._in_thread(call, handle)
+
+    def _run_inline(self, database: str, sql: str, max_rows: int, timeout_s: float) -> RawResult | None:
+        """The statement's result if it ran inline within the budget, else ``None`` (run it in a thread)."""
+        if self.inline_budget_s <= 0 or len(sql) > _INLINE_MAX_SQL:
+            return None
+        execute_inline = getattr(self.registry.engine(database), "execute_inline", None)
+        if execute_inline is None:
+            return None
+        statement = self.check(database, sql)
+        result: RawResult | None = execute_inline(
+            statement.sql,
+            statement.expression,
+            max_rows=max_rows,
+            timeout_s=timeout_s,
+            budget_s=self.inline_budget_s,
+        )
+        return result
 
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:
         return await self._in_thread(partial(self.validate, database, sql), None)

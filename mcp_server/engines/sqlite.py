@@ -6,6 +6,12 @@ is on, and an authorizer lets a statement only read tables and call allowlisted 
 statement is prepared). A progress handler stops a statement at its deadline; ``interrupt()`` and
 per-query cancel handles stop it from another thread. This module never decides what SQL is
 allowed; the guard does.
+
+``execute_inline`` lets an async caller run a cheap statement on its own thread (no hand-off to a worker
+thread): the engine stops it at a short budget, and the caller then runs it in a worker thread. Only
+statements that cannot build large values (no ``printf``, ``replace``, ``||``, ``group_concat``, …: see
+``INLINE_FUNCTIONS``) are run inline, so no single VM step (which no deadline can interrupt) outlasts
+the budget by much on data of ordinary size.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import sqlglot.expressions as exp
 
 from mcp_server.dialects import ALLOWED_FUNCTIONS
 from mcp_server.engines.base import (
@@ -35,9 +44,10 @@ from mcp_server.engines.base import (
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
+from mcp_server.guard import function_name
 from mcp_server.results import Column
 
-__all__ = ["MAX_VALUE_BYTES", "SQLITE_NATIVE_FUNCTIONS", "SqliteEngine"]
+__all__ = ["INLINE_FUNCTIONS", "MAX_VALUE_BYTES", "SQLITE_NATIVE_FUNCTIONS", "SqliteEngine", "inline_safe"]
 
 # SQLite's own names for its side-effect-free built-ins (core, date, aggregate, window, math, JSON).
 # Deliberately absent: load_extension, fts3_tokenizer, randomblob/zeroblob (memory blow-ups),
@@ -162,6 +172,41 @@ SQLITE_NATIVE_FUNCTIONS = frozenset(
 MAX_VALUE_BYTES = 64 * 1024 * 1024  # largest string/blob a statement may build
 _PROGRESS_OPS = 2000  # VM instructions between deadline checks (a few microseconds of work)
 
+# Functions (sqlglot's names, as the guard reports them) whose result is no larger than their arguments
+# or a small constant: a statement that calls only these cannot build a large value, so each VM step stays
+# short and a statement may run inline. Anything else (printf, replace, group_concat, hex, quote, concat,
+# JSON builders, ...) and the ``||`` operator send the statement to a worker thread.
+INLINE_FUNCTIONS = frozenset(
+    {
+        "AND", "OR", "XOR", "CASE", "IF", "CAST", "TRY_CAST", "COALESCE", "NULLIF", "EXISTS",
+        "COUNT", "SUM", "AVG", "MIN", "MAX", "TOTAL", "GREATEST", "LEAST",
+        "ABS", "ROUND", "SIGN", "CEIL", "FLOOR", "TRUNC", "MOD", "POW", "SQRT", "EXP", "LN", "LOG",
+        "LENGTH", "OCTET_LENGTH", "LOWER", "UPPER", "SUBSTRING", "TRIM", "STR_POSITION", "UNICODE",
+        "TYPEOF", "LIKELY", "UNLIKELY", "LIKELIHOOD", "RANDOM", "RAND",
+        "DATE", "TIME", "DATETIME", "JULIANDAY", "UNIXEPOCH", "TIME_TO_STR", "STRFTIME",
+        "TS_OR_DS_TO_TIMESTAMP", "TS_OR_DS_TO_DATE", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP",
+        "ROW_NUMBER", "RANK", "DENSE_RANK", "PERCENT_RANK", "CUME_DIST", "NTILE",
+        "LAG", "LEAD", "FIRST_VALUE", "LAST_VALUE", "NTH_VALUE",
+    }
+)  # fmt: skip
+_INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
+_INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
+_INLINE_BACKSTOP_S = 0.002  # interrupt an inline statement this long after its budget (one long VM step)
+
+
+def inline_safe(expression: exp.Expr) -> bool:
+    """True when the statement calls only :data:`INLINE_FUNCTIONS` and never concatenates."""
+    for node in expression.walk():
+        if isinstance(node, exp.DPipe):
+            return False
+        if isinstance(node, exp.Func) and function_name(node) not in INLINE_FUNCTIONS:
+            return False
+    return True
+
+
+class _OverBudget(Exception):
+    """An inline statement was stopped at its budget (not an error: it runs again in a worker thread)."""
+
 
 class _Running:
     """State of the statement a pooled connection is running (read by the progress handler)."""
@@ -178,6 +223,20 @@ class _Conn:
         self.raw = raw
         self.running = running
         self.file_id = file_id  # (st_dev, st_ino) of the file it opened
+        self.lock = threading.Lock()
+        self.run_id = 0  # advanced when a statement ends, so a late stop can't hit the next one
+
+    def stop(self, run_id: int, *, cancel: bool) -> None:
+        """Interrupt statement ``run_id`` if this connection is still running it (from any thread)."""
+        with self.lock:
+            if self.run_id == run_id:
+                if cancel:
+                    self.running.stop = True
+                self.raw.interrupt()
+
+    def finish(self) -> None:
+        with self.lock:
+            self.run_id += 1
 
 
 class SqliteEngine:
@@ -199,6 +258,8 @@ class SqliteEngine:
         self._meta_lock = threading.Lock()
         self._meta: sqlite3.Connection | None = None
         self._meta_id: tuple[int, int] | None = None
+        # sql -> [calls left to skip the inline attempt (-1: never, not inline_safe), last skip]; oldest first
+        self._inline_verdicts: dict[str, list[int]] = {}
 
     @property
     def dialect(self) -> str:
@@ -287,24 +348,69 @@ class SqliteEngine:
     ) -> RawResult:
         return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
 
+    def execute_inline(
+        self, sql: str, expression: exp.Expr, *, max_rows: int, timeout_s: float, budget_s: float
+    ) -> RawResult | None:
+        """``execute`` on the calling thread (an event loop's), for a statement that finishes within ``budget_s``.
+
+        Returns ``None`` without a result when the statement may not run inline (``inline_safe`` is false
+        for ``expression``, its parsed form) or when it outlasted ``budget_s``: the engine stopped it then,
+        nothing was kept, and the caller runs it again with ``execute`` (in a worker thread, with what is
+        left of the timeout). Such a statement then skips the inline attempt for its next 1, 2, 4, … up to
+        ``_INLINE_MAX_SKIP`` calls (one slow run may have been a cold cache; a slow statement wastes the
+        budget only that rarely), and a run within the budget resets that. Raises like ``execute``; a
+        timeout shorter than the budget is the usual timeout error.
+        """
+        verdict = self._inline_verdicts.get(sql)
+        if verdict is None:
+            verdict = [0, 0] if inline_safe(expression) else [-1, 0]
+            self._remember_verdict(sql, verdict)
+        if verdict[0] != 0:  # not inline-safe (-1), or calls left to skip after it outlasted the budget
+            if verdict[0] > 0:
+                verdict[0] -= 1
+            return None
+        try:
+            result = self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=None, budget_s=budget_s)
+        except _OverBudget:
+            verdict[1] = min(_INLINE_MAX_SKIP, 2 * verdict[1] or 1)
+            verdict[0] = verdict[1]
+            return None
+        verdict[1] = 0
+        return result
+
+    def _remember_verdict(self, sql: str, verdict: list[int]) -> None:
+        with self._active_lock:
+            self._inline_verdicts[sql] = verdict
+            if len(self._inline_verdicts) > _INLINE_VERDICTS:
+                del self._inline_verdicts[next(iter(self._inline_verdicts))]
+
     def explain(self, sql: str, *, timeout_s: float) -> None:
         # Preparing the plan runs the authorizer over the statement without reading any rows.
         self._run("EXPLAIN QUERY PLAN " + sql, max_rows=1000, timeout_s=timeout_s, cancel=None)
 
-    def _run(self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None) -> RawResult:
+    def _run(
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        budget_s: float | None = None,
+    ) -> RawResult:
+        """Run ``sql`` on a pooled connection; with ``budget_s`` below ``timeout_s``, a statement still
+        running at the budget is stopped and ``_OverBudget`` raised instead of the timeout error."""
         conn = self._acquire()
         running = conn.running
+        run_id = conn.run_id
+        over_budget = budget_s is not None and budget_s < timeout_s
+        limit_s = budget_s if over_budget and budget_s is not None else timeout_s
         started = time.monotonic()
-        running.deadline = started + timeout_s
-
-        def stop() -> None:
-            running.stop = True
-            conn.raw.interrupt()
-
+        running.deadline = started + limit_s
         # Backstop for a single long VM step (e.g. a huge LIKE) that the progress handler can't see.
-        disarm = WATCHDOG.schedule(timeout_s + 0.25, conn.raw.interrupt)
+        backstop_s = _INLINE_BACKSTOP_S if over_budget else 0.25
+        disarm = WATCHDOG.schedule(limit_s + backstop_s, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
-            cancel.bind(stop)
+            cancel.bind(partial(conn.stop, run_id, cancel=True))
         try:
             cur = conn.raw.cursor()
             try:
@@ -315,11 +421,14 @@ class SqliteEngine:
                 cur.close()
         except sqlite3.Error as exc:
             timed_out = time.monotonic() >= running.deadline
+            if over_budget and not running.stop and _interrupted(exc):
+                raise _OverBudget from exc
             raise self._map_error(exc, timeout_s, timed_out=timed_out, cancelled=running.stop) from exc
         finally:
             disarm()
             if cancel is not None:
                 cancel.unbind()
+            conn.finish()
             self._release(conn)
         truncated = len(rows) > max_rows or cut
         rows = rows[:max_rows]
@@ -333,7 +442,7 @@ class SqliteEngine:
     ) -> QueryFailed:
         msg = str(exc)
         low = msg.lower()
-        if "interrupted" in low:
+        if _interrupted(exc):
             if cancelled and not timed_out:
                 return cancelled_error()
             return timeout_error(timeout_s)
@@ -368,8 +477,7 @@ class SqliteEngine:
         with self._active_lock:
             active = list(self._active)
         for conn in active:
-            conn.running.stop = True
-            conn.raw.interrupt()
+            conn.stop(conn.run_id, cancel=True)
 
     # -- catalog -------------------------------------------------------------------------------
     def _meta_query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -445,6 +553,10 @@ class SqliteEngine:
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
+
+
+def _interrupted(exc: sqlite3.Error) -> bool:
+    return "interrupted" in str(exc).lower()
 
 
 _PY_TO_SQLITE = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
