@@ -35,6 +35,16 @@ class QueryResult(BaseModel):
         description="Engine-native rows (uncapped by characters), kept for result comparison; never serialized.",
     )
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """``model_dump(mode="json", by_alias=True)`` without the generic pass: rows are already JSON-safe."""
+        return {
+            "columns": [{"name": c.name, "type": c.type} for c in self.columns],
+            "rows": self.rows,
+            "row_count": self.row_count,
+            "truncated": self.truncated,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
 
 def json_safe(value: Any) -> JSONValue:
     """Convert an engine value to something JSON can carry without losing meaning."""

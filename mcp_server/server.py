@@ -8,7 +8,6 @@ example ``generate_sql``) through ``plugins`` without this module importing them
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
 from mcp_server import __version__
 from mcp_server.config import AppConfig, GuardSettings
@@ -92,15 +92,16 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(error_text(exc.error)) from exc
 
 
-def structured_result(model: BaseModel, *, text: str | None = None) -> CallToolResult:
+def structured_result(model: BaseModel | dict[str, Any], *, text: str | None = None) -> CallToolResult:
     """A tool result whose text is compact JSON (or ``text``) instead of the SDK's indented dump.
 
     Large results stay cheap for a model that reads the text; the structured content is the same as the
-    SDK would produce (and it still validates it against the tool's output schema).
+    SDK would produce (and it still validates it against the tool's output schema). ``model`` may be the
+    already JSON-ready dict (e.g. :meth:`QueryResult.to_json_dict`), which is then used as it is.
     """
-    data = model.model_dump(mode="json", by_alias=True)
+    data = model if isinstance(model, dict) else model.model_dump(mode="json", by_alias=True)
     if text is None:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = to_json(data).decode()
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
@@ -295,7 +296,7 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         cap = guard.max_rows if max_rows is None else min(max_rows, guard.max_rows)
         with tool_errors():
             result = await executor.run_async(database, sql, max_rows=cap)
-        return structured_result(result)
+        return structured_result(result.to_json_dict())
 
     @server.tool(
         name="validate_sql",
