@@ -2,7 +2,8 @@
 
 Owns the SQL-R1 inference loop: build the prompt (schema DDL, evidence, retrieved values, previous
 turns), sample N candidates in ONE batched backend call (``n=1`` is greedy), run every candidate's SQL
-through the guarded executor, group candidates by BIRD row-set equivalence (``compare.result_key``)
+through the guarded executor (with a cancel handle of the request's ``Cancellation``, so a cancel stops
+a running candidate in the engine), group candidates by BIRD row-set equivalence (``compare.result_key``)
 and pick the largest group (ties: the highest log-likelihood, else the earliest candidate).
 It never runs SQL without the guard, never parses SQL with regexes (``answer.py`` extracts it) and
 never loads a model (the backend is handed in, loaded once per process by ``backends.factory``).
@@ -15,12 +16,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from mcp_server.answer import parse_answer
 from mcp_server.backends.base import Backend, PromptInput, SamplingParams
+from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
@@ -191,16 +194,26 @@ class Generator:
             previous_turns=previous_turns,
         )
 
-    def retrieve_values(self, database: str, question: str, evidence: str | None = None) -> list[ValueHit]:
+    def retrieve_values(
+        self,
+        database: str,
+        question: str,
+        evidence: str | None = None,
+        *,
+        cancel: Cancellation | None = None,
+    ) -> list[ValueHit]:
         if self.value_index is None or not self.config.value_retrieval:
             return []
         text = f"{evidence}\n{question}" if evidence else question
         try:
-            return self.value_index.search(database, text, limit=MAX_VALUE_HITS)
+            return self.value_index.search(database, text, limit=MAX_VALUE_HITS, cancel=cancel)
         except QueryFailed as exc:
             if exc.error.kind == "not_found":
                 raise
-            log.warning("value retrieval failed on %s, continuing without it: %s", database, exc)
+            if cancel is not None and cancel.cancelled:
+                log.debug("value retrieval on %s cancelled", database)
+            else:
+                log.warning("value retrieval failed on %s, continuing without it: %s", database, exc)
             return []
 
     # -- the loop -----------------------------------------------------------------
@@ -215,18 +228,26 @@ class Generator:
         max_new_tokens: int | None = None,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        cancel: Cancellation | None = None,
     ) -> GenerationResult:
         """Generate, execute and vote. Raises ``QueryFailed`` only for an unknown database or a
-        backend that cannot be used; every candidate-level failure is reported in the result."""
+        backend that cannot be used; every candidate-level failure is reported in the result.
+
+        ``should_stop`` (polled) or ``cancel`` ends the work early with status ``cancelled``;
+        ``cancel.cancel()`` also stops, in the engine, a value-index or candidate query that is running.
+        """
         t0 = time.perf_counter()
         n = num_candidates or self.config.num_candidates
         new_tokens = max_new_tokens or self.max_new_tokens
         total = float(n + 3)
         progress = _Progress(on_progress, total)
-        stop = should_stop or (lambda: False)
+        cancel = cancel or Cancellation()
+
+        def stop() -> bool:
+            return cancel.cancelled or (should_stop is not None and should_stop())
 
         self.registry.get(database)  # unknown database: not_found, before any model work
-        values = self.retrieve_values(database, question, evidence)
+        values = self.retrieve_values(database, question, evidence, cancel=cancel)
         t1 = time.perf_counter()
         prompt = self.build_prompt(
             database, question, evidence=evidence, values=values, previous_turns=previous_turns
@@ -255,19 +276,14 @@ class Generator:
             )
 
         lock = _lock_for(self.backend)
-        if lock is not None:
-            with lock:
-                completions = self.backend.generate(
-                    prompt, params, on_text=on_text if on_progress else None, should_stop=should_stop
-                )
-        else:
+        with lock if lock is not None else nullcontext():
             completions = self.backend.generate(
-                prompt, params, on_text=on_text if on_progress else None, should_stop=should_stop
+                prompt, params, on_text=on_text if on_progress else None, should_stop=stop
             )
         t3 = time.perf_counter()
         progress.step(2, f"sampled {len(completions)} candidate(s); executing")
 
-        candidates, results = self._execute(database, prompt, completions, progress, stop)
+        candidates, results = self._execute(database, prompt, completions, progress, cancel, stop)
         t4 = time.perf_counter()
 
         cancelled = stop() or any(c.finish_reason == "cancelled" for c in completions)
@@ -338,6 +354,7 @@ class Generator:
         prompt: PromptInput,
         completions: Sequence[object],
         progress: _Progress,
+        cancel: Cancellation,
         stop: Callable[[], bool],
     ) -> tuple[list[CandidateResult], list[QueryResult | None]]:
         candidates: list[CandidateResult] = []
@@ -368,11 +385,15 @@ class Generator:
                 outcome = seen.get(parsed.sql)
                 if outcome is None:
                     try:
-                        outcome = self.executor.run(database, parsed.sql)
+                        with cancel.handle() as handle:
+                            outcome = self.executor.run(database, parsed.sql, cancel=handle)
                     except QueryFailed as exc:
                         outcome = exc.error
                     seen[parsed.sql] = outcome
-                if isinstance(outcome, QueryError):
+                if isinstance(outcome, QueryError) and stop():
+                    cand.status = "cancelled"  # stopped in the engine by the cancel, not by its own fault
+                    cand.error = outcome
+                elif isinstance(outcome, QueryError):
                     cand.status = outcome.kind
                     cand.error = outcome
                 else:

@@ -23,6 +23,7 @@ from rapidfuzz import fuzz, process
 from sqlglot import exp
 
 from mcp_server.backends.bundled import cache_root
+from mcp_server.cancellation import Cancellation
 from mcp_server.errors import QueryFailed
 
 if TYPE_CHECKING:
@@ -126,12 +127,21 @@ class ValueIndex:
         self._locks_guard = threading.Lock()
 
     # -- public ---------------------------------------------------------------
-    def search(self, db: str, text: str, *, limit: int = 10, min_score: float = 85.0) -> list[ValueHit]:
+    def search(
+        self,
+        db: str,
+        text: str,
+        *,
+        limit: int = 10,
+        min_score: float = 85.0,
+        cancel: Cancellation | None = None,
+    ) -> list[ValueHit]:
         """Values of ``db`` that match phrases of ``text``, best first.
 
-        Raises ``QueryFailed`` (``not_found``) for an unknown database.
+        Raises ``QueryFailed`` (``not_found``) for an unknown database. ``cancel`` stops a build of
+        the index in the engine; a cancelled build raises and is neither kept nor written to disk.
         """
-        values = self.values(db)
+        values = self.values(db, cancel=cancel)
         if not values.entries:
             return []
         keys = values.keys
@@ -159,7 +169,7 @@ class ValueIndex:
         hits = sorted(best.values(), key=lambda h: (-h.score, -len(h.phrase), h.table, h.column, h.value))
         return hits[:limit]
 
-    def values(self, db: str) -> _DbValues:
+    def values(self, db: str, *, cancel: Cancellation | None = None) -> _DbValues:
         """The index of ``db``, built or loaded if missing or stale (fingerprint changed)."""
         engine = self._registry.engine(db)
         fingerprint = engine.fingerprint()
@@ -172,7 +182,7 @@ class ValueIndex:
                 return cached
             loaded = self._load(db, fingerprint)
             if loaded is None:
-                loaded = self._build(db, fingerprint)
+                loaded = self._build(db, fingerprint, cancel or Cancellation())
                 self._save(db, loaded)
             self._mem[db] = loaded
             return loaded
@@ -186,7 +196,7 @@ class ValueIndex:
         with self._locks_guard:
             return self._locks.setdefault(db, threading.Lock())
 
-    def _build(self, db: str, fingerprint: str) -> _DbValues:
+    def _build(self, db: str, fingerprint: str, cancel: Cancellation) -> _DbValues:
         engine = self._registry.engine(db)
         dialect = engine.dialect
         out = _DbValues(fingerprint=fingerprint)
@@ -194,6 +204,7 @@ class ValueIndex:
             for column in table.columns:
                 if not _is_text_type(column.type):
                     continue
+                cancel.raise_if_cancelled()
                 sql = (
                     exp.select(exp.column(column.name, quoted=True))
                     .distinct()
@@ -203,8 +214,12 @@ class ValueIndex:
                     .sql(dialect=dialect)
                 )
                 try:
-                    result = self._executor.run(db, sql, max_rows=self._max_values, timeout_s=self._timeout_s)
+                    with cancel.handle() as handle:
+                        result = self._executor.run(
+                            db, sql, max_rows=self._max_values, timeout_s=self._timeout_s, cancel=handle
+                        )
                 except QueryFailed as exc:
+                    cancel.raise_if_cancelled()  # a cancelled build stops here, incomplete and unsaved
                     # One unreadable column (odd type, timeout) must not disable retrieval for the rest.
                     log.warning("value index: skipping %s.%s on %s: %s", table.name, column.name, db, exc)
                     continue
