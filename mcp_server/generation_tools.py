@@ -3,7 +3,10 @@
 Owns the tool surface of the model half (arguments, annotations, progress notifications,
 cancellation) and nothing else: generation is ``generation.Generator``, retrieval is
 ``values.ValueIndex``, the model is loaded once per process by ``backends.factory``.
-Blocking model and database work runs in worker threads, never on the event loop.
+Blocking model and database work runs in worker threads, never on the event loop. When the client
+cancels a call (the SDK cancels the tool's task), the request's ``Cancellation`` stops the model and
+interrupts, in the engine, the value-index or candidate query that is running; the tool waits
+(bounded) for that before it gives the cancellation back to the SDK.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -19,6 +22,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mcp_server.backends.base import Backend
+from mcp_server.cancellation import Cancellation
 from mcp_server.generation import GenerationResult, Generator
 from mcp_server.prompt import PreviousTurn
 from mcp_server.server import ServerDeps, read_only_annotations, tool_errors
@@ -29,6 +33,34 @@ __all__ = ["FeedbackTurn", "ValueSearch", "generation_plugin", "register_generat
 log = logging.getLogger(__name__)
 
 BackendProvider = Callable[[], Backend]
+T = TypeVar("T")
+
+STOP_WAIT_S = 5.0
+"""How long a cancelled tool waits for its worker to stop (model step, engine interrupt)."""
+
+
+async def _run_cancellable(work: Callable[[], T], cancel: Cancellation) -> T:
+    """Run ``work()`` in a worker thread; cancelling the awaiting task cancels ``cancel``.
+
+    ``work`` hands ``cancel.handle()`` to each query it runs, so a cancel stops a running query in the
+    engine (as ``Executor.run_async`` does for one statement). After a cancel the awaiting task waits,
+    shielded and at most ``STOP_WAIT_S``, until the worker has returned, then re-raises.
+    """
+    done = threading.Event()
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            done.set()
+
+    try:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        cancel.cancel()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WAIT_S):
+            await anyio.to_thread.run_sync(done.wait, STOP_WAIT_S)
+        raise
 
 
 class FeedbackTurn(BaseModel):
@@ -122,10 +154,10 @@ def register_generation_tools(
             PreviousTurn(question=t.question or question, sql=t.sql, feedback=t.feedback)
             for t in feedback or []
         ]
-        stop = threading.Event()
+        cancel = Cancellation()
 
         def on_progress(progress: float, total: float, message: str) -> None:
-            if stop.is_set():
+            if cancel.cancelled:
                 return
             try:
                 anyio.from_thread.run(ctx.report_progress, progress, total, message)
@@ -141,15 +173,11 @@ def register_generation_tools(
                 num_candidates=num_candidates,
                 previous_turns=turns,
                 on_progress=on_progress,
-                should_stop=stop.is_set,
+                cancel=cancel,
             )
 
         with tool_errors():
-            try:
-                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-            except anyio.get_cancelled_exc_class():
-                stop.set()  # the worker sees should_stop() and ends generation early
-                raise
+            return await _run_cancellable(work, cancel)
 
     @server.tool(
         name="search_values",
@@ -166,5 +194,8 @@ def register_generation_tools(
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many hits.")] = 10,
     ) -> ValueSearch:
         with tool_errors():
-            hits = await anyio.to_thread.run_sync(lambda: values.search(database, text, limit=limit))
+            cancel = Cancellation()
+            hits = await _run_cancellable(
+                lambda: values.search(database, text, limit=limit, cancel=cancel), cancel
+            )
         return ValueSearch(database=database, text=text, hits=hits)
