@@ -47,17 +47,17 @@ job F-grpo python3 -m training.cli grpo --config training/configs/grpo_smollm2_g
     --notes "GRPO on a lent GPU from the shipped SFT adapter (benchmarks/gpu/suite.sh)" &&
   { (cd /tmp && tar cJf "$OUT/grpo.tar.xz" grpo-lora runs/grpo/run.json runs/grpo/training_curves.png \
       runs/grpo/trainer_state.json runs/grpo/dropped.jsonl 2>/dev/null); say "F packed"; } &&
-  job F-eval $ACC --model /tmp/grpo-lora --n 1 --turns 3 --batch 100 --label grpo-greedy-agent3 --out "$OUT/acc_grpo.json" &
+  job F-eval $ACC --deadline-s "$(( $(left) - 45 ))" --model /tmp/grpo-lora --n 1 --turns 3 --batch 100 --label grpo-greedy-agent3 --out "$OUT/acc_grpo.json" &
 PIDS=($!)
-job A $ACC --model bundled --n 1 --batch 100 --label base-greedy --out "$OUT/acc_base_greedy.json" &
+job A $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 1 --batch 100 --label base-greedy --out "$OUT/acc_base_greedy.json" &
 PIDS+=($!)
-job D $ACC --model "$SFT" --n 1 --turns 3 --batch 100 --label sft-greedy-agent3 --out "$OUT/acc_sft_agent.json" &
+job D $ACC --deadline-s "$(( $(left) - 45 ))" --model "$SFT" --n 1 --turns 3 --batch 100 --label sft-greedy-agent3 --out "$OUT/acc_sft_agent.json" &
 PIDS+=($!)
-job B $ACC --model bundled --n 8 --batch 25 --label base-sc8 --out "$OUT/acc_base_sc8.json" &
+job B $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 8 --batch 25 --label base-sc8 --out "$OUT/acc_base_sc8.json" &
 PIDS+=($!)
-job C $ACC --model bundled --n 8 --values --batch 25 --label base-sc8-values --out "$OUT/acc_base_sc8_values.json" &
+job C $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 8 --values --batch 25 --label base-sc8-values --out "$OUT/acc_base_sc8_values.json" &
 PIDS+=($!)
-job E $ACC --model "$SFT" --n 8 --batch 25 --label sft-sc8 --out "$OUT/acc_sft_sc8.json" &
+job E $ACC --deadline-s "$(( $(left) - 45 ))" --model "$SFT" --n 8 --batch 25 --label sft-sc8 --out "$OUT/acc_sft_sc8.json" &
 PIDS+=($!)
 ( while sleep 30; do say "gpu: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"; done ) &
 MON=$!
