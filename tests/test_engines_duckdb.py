@@ -1,16 +1,24 @@
-"""DuckDB engine on a concert_singer DuckDB file: read-only, locked configuration, interrupt."""
+"""DuckDB engine on a concert_singer DuckDB file: read-only, locked configuration, interrupt, and the
+memory-capped worker process it runs in (bounded memory for big results, a killed worker replaced)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from engine_contract import EngineContract
+from engine_contract import RUNAWAY, EngineContract
 from service_data import duckdb_concert  # noqa: F401  (fixture)
 
-from mcp_server.engines.base import DatabaseSpec
+from mcp_server.engines.base import MAX_RESULT_BYTES, DatabaseSpec
 from mcp_server.engines.duckdb import DuckdbEngine
 from mcp_server.errors import QueryFailed
 
@@ -64,3 +72,103 @@ def test_file_readers_refused_by_the_engine(engine: DuckdbEngine) -> None:
     with pytest.raises(QueryFailed) as info:
         engine.execute("SELECT * FROM read_csv('/etc/passwd')", max_rows=1, timeout_s=5)
     assert info.value.error.kind == "blocked" and info.value.error.rule == "engine_read_only"
+
+
+# A process that opens the engine, warms it up, then runs one big query and reports its own peak RSS growth
+# (VmHWM after resetting it) and its children's peak (the DuckDB worker, reaped by engine.close()). Its
+# own data segment is capped too, so an engine that computed in-process again would fail here, not swap.
+_MEASURE = """
+import json, os, resource, sys
+from pathlib import Path
+from mcp_server.engines.base import DatabaseSpec
+from mcp_server.engines.duckdb import DuckdbEngine
+from mcp_server.errors import QueryFailed
+
+def status(key):
+    with open("/proc/self/status", encoding="ascii") as fh:
+        return next(int(line.split()[1]) // 1024 for line in fh if line.startswith(key + ":"))
+
+path, sql, max_rows, memory_mib = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cap = (status("VmData") + 1536) << 20
+resource.setrlimit(resource.RLIMIT_DATA, (cap, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+engine = DuckdbEngine(DatabaseSpec(name="d", kind="duckdb", url="", path=Path(path)), memory_bytes=memory_mib << 20)
+engine.execute("SELECT 1", max_rows=1, timeout_s=60)
+with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+    fh.write("5")
+before = status("VmRSS")
+out = {}
+try:
+    raw = engine.execute(sql, max_rows=max_rows, timeout_s=120)
+    out.update(rows=len(raw.rows), truncated=raw.truncated, chars=sum(len(r[1]) for r in raw.rows))
+except QueryFailed as exc:
+    out.update(kind=exc.error.kind, message=exc.error.message)
+out["server_growth_mib"] = status("VmHWM") - before
+out["after"] = engine.execute("SELECT 42", max_rows=1, timeout_s=60).rows
+engine.close()
+out["worker_peak_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+print(json.dumps(out))
+"""
+
+
+def _measure(db: Path, sql: str, *, max_rows: int, memory_mib: int) -> dict[str, Any]:
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(db), sql, str(max_rows), str(memory_mib)],
+        cwd=str(repo),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\n{sql[:70]}: {result}")
+    return result
+
+
+def test_many_large_rows_stream_with_bounded_memory(duckdb_concert: Path) -> None:  # noqa: F811
+    """100,000 rows of 100 kB (10 GB if held): rows stream until the 64 MiB text bound with `truncated` set;
+    DuckDB's vectors (2,048 rows, 200 MB) live in the worker, the server only receives the capped rows."""
+    sql = "SELECT i, repeat('x', 100000) AS s FROM range(100000) AS t(i)"
+    got = _measure(duckdb_concert, sql, max_rows=10_000, memory_mib=2048)
+    assert got.get("truncated") is True, got
+    assert 1 <= got["rows"] < 10_000  # cut by the text bound before the row cap
+    assert got["chars"] <= MAX_RESULT_BYTES + 100_000
+    assert got["server_growth_mib"] < 192  # the capped rows arriving (in process: ~540 MiB, two vectors more)
+    assert got["worker_peak_mib"] < 1024
+    assert got["after"] == [[42]]
+
+
+def test_huge_values_stop_at_the_worker_memory_cap(duckdb_concert: Path) -> None:  # noqa: F811
+    """5,000 rows of 1 MB: DuckDB builds 2,048 of them (2 GiB) before the first row can be fetched, so no
+    fetch size helps. The worker's cap stops it with a clear error; the server's memory is untouched and
+    the next query runs (on a fresh worker)."""
+    sql = "SELECT i, repeat('x', 1000000) AS s FROM range(5000) AS t(i)"
+    got = _measure(duckdb_concert, sql, max_rows=1000, memory_mib=512)
+    assert got.get("kind") == "execution" and "out of memory" in got["message"], got
+    assert "512 MiB" in got["message"] and "fewer" in got["message"]
+    assert got["server_growth_mib"] < 64
+    assert got["worker_peak_mib"] < 512 + 256  # its cap plus what it held at start
+    assert got["after"] == [[42]]
+
+
+def test_a_killed_worker_fails_its_query_and_is_replaced(engine: DuckdbEngine) -> None:
+    assert engine.execute("SELECT 1", max_rows=1, timeout_s=5).rows == [(1,)]
+    pid = engine.worker_pid
+    assert pid is not None
+    killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    with pytest.raises(QueryFailed) as info:
+        engine.execute(RUNAWAY, max_rows=5, timeout_s=60)
+    killer.join()
+    assert info.value.error.kind == "execution" and "stopped" in info.value.error.message
+    assert engine.execute("SELECT 2", max_rows=1, timeout_s=5).rows == [(2,)]
+    assert engine.worker_pid not in (None, pid)
+
+
+def test_worker_exits_with_the_engine(engine: DuckdbEngine) -> None:
+    engine.execute("SELECT 1", max_rows=1, timeout_s=5)
+    pid = engine.worker_pid
+    assert pid is not None
+    engine.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped, not a zombie
