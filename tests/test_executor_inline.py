@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from mcp import Client
 
 from mcp_server import guard
 from mcp_server.config import AppConfig, DatabaseConfig, GuardSettings
+from mcp_server.engines import sqlite as sqlite_engine
 from mcp_server.engines.sqlite import SqliteEngine, inline_safe
 from mcp_server.errors import QueryFailed
 from mcp_server.executor import Executor
@@ -114,6 +116,27 @@ async def test_cancel_after_the_inline_attempt_stops_the_engine(db: Path) -> Non
     assert verdict(ex, UNBOUNDED) == [1, 1]  # it went through the inline attempt first
     assert engine._active == set()  # and the worker's query was stopped in the engine
     assert (await ex.run_async("concert_singer", "SELECT 1")).rows == [[1]]
+
+
+async def test_the_backstop_stops_one_long_vm_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading and scanning a 4 MB value is one VM step per function: too few steps for the progress
+    handler to look at the clock, so only the backstop interrupts the statement at its inline budget."""
+    path = tmp_path / "big.sqlite"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE t (v TEXT)")
+        setup.execute(
+            "INSERT INTO t SELECT printf('%.*c', 4000000, 'a') FROM (VALUES (1), (2), (3), (4), (5), (6))"
+        )
+    monkeypatch.setattr(sqlite_engine, "_INLINE_WATCH_S", 0.001)
+    ex = Executor.from_targets([f"big={path}"])
+    engine = ex.registry.engine("big")
+    assert isinstance(engine, SqliteEngine)
+    sql = "SELECT count(*) FROM t WHERE upper(v) = 'x' OR lower(v) = 'x' OR length(trim(v)) = 3"
+    expression = guard.check(sql, "sqlite").expression
+    assert inline_safe(expression)
+    assert engine.execute_inline(sql, expression, max_rows=10, timeout_s=30, budget_s=0.0005) is None
+    assert engine._inline_verdicts[sql] == [1, 1]
+    assert (await ex.run_async("big", sql)).rows == [[0]]  # in a worker thread, to the end
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,11 @@ the budget by much on data of ordinary size.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,7 @@ INLINE_FUNCTIONS = frozenset(
 )  # fmt: skip
 _INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
 _INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
-_INLINE_BACKSTOP_S = 0.002  # interrupt an inline statement this long after its budget (one long VM step)
+_INLINE_WATCH_S = 0.02  # how often the backstop looks at inline statements while any run
 
 
 def inline_safe(expression: exp.Expr) -> bool:
@@ -206,6 +207,46 @@ def inline_safe(expression: exp.Expr) -> bool:
 
 class _OverBudget(Exception):
     """An inline statement was stopped at its budget (not an error: it runs again in a worker thread)."""
+
+
+class _InlineWatch:
+    """Backstop for inline statements: interrupts one still running past its budget.
+
+    The progress handler stops a statement at its budget, but not inside one long VM step (``count(*)``
+    of a huge table, a LIKE over a huge value). One watchdog entry every ``_INLINE_WATCH_S`` serves all
+    inline statements while any run (a wake-up per statement would cost more than a cheap statement),
+    so such a step is interrupted at most that long after the budget.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[_Conn, tuple[int, float]] = {}
+        self._armed = False
+        self._pid = os.getpid()
+
+    def watch(self, conn: _Conn, run_id: int, deadline: float) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child has no entry of its own scheduled
+                self._runs, self._armed, self._pid = {}, False, os.getpid()
+            self._runs[conn] = (run_id, deadline)
+            if self._armed:
+                return
+            self._armed = True
+        WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
+
+    def unwatch(self, conn: _Conn) -> None:
+        with self._lock:
+            self._runs.pop(conn, None)
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [(conn, run_id) for conn, (run_id, deadline) in self._runs.items() if deadline <= now]
+            self._armed = bool(self._runs)
+        for conn, run_id in late:
+            conn.stop(run_id, cancel=False)
+        if self._armed:
+            WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
 
 
 class _Running:
@@ -237,6 +278,9 @@ class _Conn:
     def finish(self) -> None:
         with self.lock:
             self.run_id += 1
+
+
+_INLINE_WATCH = _InlineWatch()
 
 
 class SqliteEngine:
@@ -356,10 +400,11 @@ class SqliteEngine:
         Returns ``None`` without a result when the statement may not run inline (``inline_safe`` is false
         for ``expression``, its parsed form) or when it outlasted ``budget_s``: the engine stopped it then,
         nothing was kept, and the caller runs it again with ``execute`` (in a worker thread, with what is
-        left of the timeout). Such a statement then skips the inline attempt for its next 1, 2, 4, … up to
-        ``_INLINE_MAX_SKIP`` calls (one slow run may have been a cold cache; a slow statement wastes the
-        budget only that rarely), and a run within the budget resets that. Raises like ``execute``; a
-        timeout shorter than the budget is the usual timeout error.
+        left of the timeout). Such a statement (or one that finished but took longer than the budget) then
+        skips the inline attempt for its next 1, 2, 4, … up to ``_INLINE_MAX_SKIP`` calls (one slow run may
+        have been a cold cache; a slow statement wastes the budget only that rarely), and a run within
+        the budget resets that. Raises like ``execute``; a timeout shorter than the budget is the usual
+        timeout error.
         """
         verdict = self._inline_verdicts.get(sql)
         if verdict is None:
@@ -372,10 +417,12 @@ class SqliteEngine:
         try:
             result = self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=None, budget_s=budget_s)
         except _OverBudget:
+            result = None
+        if result is None or result.elapsed_ms > budget_s * 1000:  # stopped, or only just made it
             verdict[1] = min(_INLINE_MAX_SKIP, 2 * verdict[1] or 1)
             verdict[0] = verdict[1]
-            return None
-        verdict[1] = 0
+        else:
+            verdict[1] = 0
         return result
 
     def _remember_verdict(self, sql: str, verdict: list[int]) -> None:
@@ -402,13 +449,17 @@ class SqliteEngine:
         conn = self._acquire()
         running = conn.running
         run_id = conn.run_id
-        over_budget = budget_s is not None and budget_s < timeout_s
-        limit_s = budget_s if over_budget and budget_s is not None else timeout_s
+        budgeted = budget_s is not None and budget_s < timeout_s
+        limit_s = budget_s if budgeted and budget_s is not None else timeout_s
         started = time.monotonic()
         running.deadline = started + limit_s
         # Backstop for a single long VM step (e.g. a huge LIKE) that the progress handler can't see.
-        backstop_s = _INLINE_BACKSTOP_S if over_budget else 0.25
-        disarm = WATCHDOG.schedule(limit_s + backstop_s, partial(conn.stop, run_id, cancel=False))
+        disarm: Callable[[], None]
+        if budgeted:
+            _INLINE_WATCH.watch(conn, run_id, running.deadline)
+            disarm = partial(_INLINE_WATCH.unwatch, conn)
+        else:
+            disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
             cancel.bind(partial(conn.stop, run_id, cancel=True))
         try:
@@ -421,7 +472,7 @@ class SqliteEngine:
                 cur.close()
         except sqlite3.Error as exc:
             timed_out = time.monotonic() >= running.deadline
-            if over_budget and not running.stop and _interrupted(exc):
+            if budgeted and not running.stop and _interrupted(exc):
                 raise _OverBudget from exc
             raise self._map_error(exc, timeout_s, timed_out=timed_out, cancelled=running.stop) from exc
         finally:
