@@ -27,7 +27,7 @@ from mcp_server.dialects import sqlglot_dialect
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.executor import Executor
 from mcp_server.registry import Registry
-from mcp_server.results import JSONValue, QueryResult
+from mcp_server.results import JSONScalar, QueryResult
 from mcp_server.schema import DatabaseSchema, SchemaInspector, render_ddl
 
 __all__ = [
@@ -135,7 +135,7 @@ class SampleValues(BaseModel):
     database: str
     table: str
     column: str
-    values: list[JSONValue] = Field(description="Distinct non-null values, at most `limit`.")
+    values: list[JSONScalar] = Field(description="Distinct non-null values, at most `limit`.")
     truncated: bool = Field(description="True when more distinct values exist.")
 
 

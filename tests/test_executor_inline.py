@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from jsonschema.validators import validator_for
 from mcp import Client
 
 from mcp_server import guard
@@ -191,3 +192,21 @@ async def test_execute_sql_text_is_its_structured_content(db: Path) -> None:
             assert not res.is_error
             assert json.loads(res.content[0].text) == res.structured_content
             assert set(res.structured_content) == {"columns", "rows", "row_count", "truncated", "elapsed_ms"}
+
+
+async def test_execute_sql_output_schema_types_cells_with_one_type_list(db: Path) -> None:
+    """Cells are any JSON scalar, written as one ``type`` list (cheap for a validating client), and the
+    never-serialized ``raw_rows`` is not advertised."""
+    config = AppConfig(databases=[DatabaseConfig(name="concert_singer", target=str(db))])
+    async with Client(build_server(config)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    schema = tools["execute_sql"].output_schema
+    assert schema is not None and "raw_rows" not in schema["properties"]
+    assert schema["properties"]["rows"]["items"]["items"] == {
+        "type": ["string", "integer", "number", "boolean", "null"]
+    }
+    validator = validator_for(schema)(schema)
+    good = {"columns": [{"name": "a", "type": None}], "rows": [[1, "x", None, 1.5, True]], "row_count": 1}
+    assert not list(validator.iter_errors(good | {"truncated": False, "elapsed_ms": 0.1}))
+    bad = good | {"rows": [[{"nested": 1}]], "truncated": False, "elapsed_ms": 0.1}
+    assert list(validator.iter_errors(bad))
