@@ -35,6 +35,7 @@ from typing import Any
 from mcp_server.answer import parse_answer
 from mcp_server.compare import order_matters_for, spider_equal, strip_distinct
 from mcp_server.errors import QueryFailed
+from mcp_server.exec_pool import execute_job
 from training.gold import GoldResolver
 from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
@@ -161,16 +162,19 @@ class SQLR1Reward:
         return self._score([completion], [db_path], [gold_sql])[0]
 
     def _score(self, texts: list[str], dbs: list[str], golds: list[str]) -> list[RewardBreakdown]:
-        parsed = [parse_answer(t, prefilled_think=self.prefilled_think) for t in texts]
-        formats = [p.format_ok for p in parsed]
-        # execute each distinct (db, sql) once, all in one pool round
+        # parse, and hand each distinct (db, sql) to the pool at once: it executes while the rest parse
+        parsed = []
         jobs: dict[tuple[str, str], int] = {}
-        for ok, p, db in zip(formats, parsed, dbs, strict=True):
-            if ok and p.sql:
-                jobs.setdefault((db, self._run_sql(p.sql)), len(jobs))
-        job_list = list(jobs)
-        outcomes = self.pool.run([ExecJob(db_path=db, sql=sql) for db, sql in job_list]) if job_list else []
-        self.executions += len(job_list)
+        with self.pool.submit(execute_job) as run:
+            for text, db in zip(texts, dbs, strict=True):
+                p = parse_answer(text, prefilled_think=self.prefilled_think)
+                parsed.append(p)
+                key = (db, self._run_sql(p.sql)) if p.format_ok and p.sql else None
+                if key is not None and key not in jobs:
+                    jobs[key] = run.add(ExecJob(db_path=key[0], sql=key[1]))
+            outcomes = run.outcomes()
+        self.executions += len(jobs)
+        formats = [p.format_ok for p in parsed]
         need_gold = sorted(
             {
                 (db, self._run_sql(g))
