@@ -1,34 +1,29 @@
 """Parallel execution-accuracy scoring with engine-level timeouts and a gold cache.
 
-Worker processes each keep one guarded executor per database file (connections
-are reused), results of gold queries come from :class:`ResultCache` when warm,
-and a runaway prediction is stopped inside the engine at the timeout (not merely
-abandoned), so it never keeps burning a core. Verdicts come from
-``mcp_server.compare``: BIRD's set-of-tuples and Spider's test-suite semantics.
+Pairs are scored in the workers of :class:`mcp_server.exec_pool.ExecutionPool` (one guarded
+executor per database file, connections reused; a worker hung past every engine timeout is
+replaced and its pair scores 0 as a timeout), results of gold queries come from
+:class:`mcp_server.result_cache.ResultCache` when warm, and a runaway prediction is stopped inside
+the engine at the timeout (not merely abandoned), so it never keeps burning a core. Verdicts come
+from ``mcp_server.compare``: BIRD's set-of-tuples and Spider's test-suite semantics.
 """
 
 from __future__ import annotations
 
-import math
-import multiprocessing as mp
 import os
 import statistics
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from mcp_server import compare
-from mcp_server.config import GuardSettings
 from mcp_server.errors import QueryFailed
-from mcp_server.executor import Executor
-from mcp_server.registry import Registry
+from mcp_server.exec_pool import ExecOutcome, ExecutionPool, SerialPool, TaskFailed, WorkerContext
+from mcp_server.result_cache import ResultCache
 
 Status = Literal["ok", "error", "timeout", "blocked", "syntax", "empty"]
 
@@ -36,6 +31,7 @@ __all__ = ["PairResult", "ScoreTask", "Scorer", "ves_reward"]
 
 # Official evaluators compare full results: no row cap that could hide a difference.
 EVAL_MAX_ROWS = 1_000_000
+_MARGIN_S = 5.0  # per statement, on top of the engine timeout, before a worker counts as hung
 
 
 class ScoreTask(BaseModel):
@@ -67,56 +63,32 @@ class _Options:
     ves_iterations: int
 
 
-_state: dict[str, Any] = {}
+def _payload(out: ExecOutcome) -> Any:
+    return out.rows if out.ok else out.error_message
 
 
-def _init_worker(options: _Options) -> None:
-    """Per-process state: options, an executor per database file, the shared result cache."""
-    from agent.evaluation.gold_cache import ResultCache
-
-    _state["options"] = options
-    _state["executors"] = {}
-    _state["cache"] = ResultCache(Path(options.cache_path)) if options.cache_path else None
-    _state["memo"] = {}
-
-
-def _executor(db_file: str) -> tuple[Executor, str]:
-    executors: dict[str, tuple[Executor, str]] = _state["executors"]
-    if db_file not in executors:
-        options: _Options = _state["options"]
-        registry = Registry.from_targets([db_file])
-        settings = GuardSettings(timeout_s=options.timeout_s, max_rows=EVAL_MAX_ROWS, max_chars=50_000_000)
-        executors[db_file] = (Executor(registry, settings), registry.names()[0])
-    return executors[db_file]
-
-
-def _run(db_file: str, sql: str) -> tuple[Status, Any, float]:
+def _run(ctx: WorkerContext, db_file: str, sql: str) -> tuple[Status, Any, float]:
     """Execute one statement; returns (status, rows or error message, elapsed ms)."""
-    executor, name = _executor(db_file)
-    options: _Options = _state["options"]
-    start = time.perf_counter()
-    try:
-        result = executor.run_raw(name, sql, max_rows=EVAL_MAX_ROWS, timeout_s=options.timeout_s)
-    except QueryFailed as exc:
-        kind = exc.error.kind
-        status: Status = kind if kind in ("timeout", "blocked", "syntax") else "error"  # type: ignore[assignment]
-        return status, exc.error.message, (time.perf_counter() - start) * 1000
-    return "ok", result.rows, (time.perf_counter() - start) * 1000
+    out = ctx.run(db_file, sql)
+    kind = "ok" if out.ok else out.error_kind
+    status: Status = kind if kind in ("ok", "timeout", "blocked", "syntax") else "error"  # type: ignore[assignment]
+    return status, _payload(out), out.elapsed_ms
 
 
-def _gold(db_file: str, sql: str) -> tuple[bool, Any, float, bool]:
-    """Gold rows (or error) for one database, from the cache when warm."""
-    cache = _state["cache"]
-    key = cache.key(Path(db_file), sql) if cache is not None else None
-    if key is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit[0], hit[1], 0.0, True
-    status, payload, ms = _run(db_file, sql)
-    # Timeouts are not cached: a longer timeout on a later run may succeed.
-    if key is not None and status != "timeout":
-        cache.put(key, status == "ok", payload)
-    return status == "ok", payload, ms, False
+def _gold(ctx: WorkerContext, options: _Options, db_file: str, sql: str) -> tuple[bool, Any, float, bool]:
+    """Gold rows (or error) for one database, from the worker's result cache when warm."""
+    path = options.cache_path
+    if path is None:
+        out = ctx.run(db_file, sql)
+        return out.ok, _payload(out), out.elapsed_ms, False
+    cache = ctx.resource(f"result-cache:{path}", lambda: ResultCache(path))
+    key = cache.key(db_file, sql)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit.ok, _payload(hit), 0.0, True
+    out = ctx.run(db_file, sql)
+    cache.put(key, out)  # timeouts are not kept: a longer timeout on a later run may succeed
+    return out.ok, _payload(out), out.elapsed_ms, False
 
 
 def _prepare(sql: str, options: _Options) -> str:
@@ -128,8 +100,8 @@ def _prepare(sql: str, options: _Options) -> str:
     return sql
 
 
-def _score_one(task: ScoreTask) -> PairResult:
-    options: _Options = _state["options"]
+def _score_one(options: _Options, ctx: WorkerContext, task: ScoreTask) -> PairResult:
+    """Score one pair in a pool worker (or inline): the prediction first, the gold when needed."""
     pred_sql = task.pred_sql.strip()
     if not pred_sql:
         return PairResult(idx=task.idx, correct=False, pred_status="empty", pred_error="no SQL predicted")
@@ -143,13 +115,13 @@ def _score_one(task: ScoreTask) -> PairResult:
     for db_file in task.db_files:
         if pred_sql == gold_sql:
             # An identical statement on identical content gives identical rows: run it once.
-            gold_ok, gold_rows, gold_ms, cached = _gold(db_file, gold_sql)
-            status, pred_rows, pred_ms = ("ok", gold_rows, 0.0) if gold_ok else _run(db_file, pred_sql)
+            gold_ok, gold_rows, gold_ms, cached = _gold(ctx, options, db_file, gold_sql)
+            status, pred_rows, pred_ms = ("ok", gold_rows, 0.0) if gold_ok else _run(ctx, db_file, pred_sql)
         else:
             # The prediction first, as the reference does: a failing prediction needs no gold.
-            status, pred_rows, pred_ms = _run(db_file, pred_sql)
+            status, pred_rows, pred_ms = _run(ctx, db_file, pred_sql)
             gold_ok, gold_rows, gold_ms, cached = (
-                _gold(db_file, gold_sql) if status == "ok" else (True, None, 0.0, False)
+                _gold(ctx, options, db_file, gold_sql) if status == "ok" else (True, None, 0.0, False)
             )
         result.pred_ms += pred_ms
         result.gold_ms += gold_ms
@@ -168,22 +140,14 @@ def _score_one(task: ScoreTask) -> PairResult:
         if not same:
             return result.model_copy(update={"correct": False})
     if options.ves_iterations > 0 and result.correct:
-        result.ves_reward = _ves(task.db_files[0], pred_sql, gold_sql, options.ves_iterations)
+        result.ves_reward = _ves(ctx, task.db_files[0], pred_sql, gold_sql, options.ves_iterations)
     return result
 
 
-def _score_chunk(tasks: list[ScoreTask]) -> list[PairResult]:
-    try:
-        return [_score_one(t) for t in tasks]
-    finally:
-        if _state["cache"] is not None:
-            _state["cache"].flush()
-
-
-def _timed_runs(db_file: str, sql: str, iterations: int) -> list[float]:
+def _timed_runs(ctx: WorkerContext, db_file: str, sql: str, iterations: int) -> list[float]:
     times = []
     for _ in range(iterations):
-        status, _, ms = _run(db_file, sql)
+        status, _, ms = _run(ctx, db_file, sql)
         if status != "ok":
             break
         times.append(ms)
@@ -211,22 +175,13 @@ def ves_reward(time_ratio: float) -> float:
     return 0.25
 
 
-def _ves(db_file: str, pred_sql: str, gold_sql: str, iterations: int) -> float:
-    pred = _clean(_timed_runs(db_file, pred_sql, iterations))
-    gold = _clean(_timed_runs(db_file, gold_sql, iterations))
+def _ves(ctx: WorkerContext, db_file: str, pred_sql: str, gold_sql: str, iterations: int) -> float:
+    pred = _clean(_timed_runs(ctx, db_file, pred_sql, iterations))
+    gold = _clean(_timed_runs(ctx, db_file, gold_sql, iterations))
     if not pred or not gold:
         return 0.0
     ratio = statistics.fmean(gold) / max(statistics.fmean(pred), 1e-6)
     return ves_reward(ratio)
-
-
-def _start_method() -> str:
-    """fork when this process is single-threaded (cheap, like the reference); spawn otherwise.
-
-    A parent holding a model or other threads (the agent, a trainer) must not be forked.
-    """
-    torch_loaded = "torch" in sys.modules
-    return "fork" if threading.active_count() == 1 and not torch_loaded else "spawn"
 
 
 class Scorer:
@@ -254,32 +209,52 @@ class Scorer:
             ves_iterations=ves_iterations,
         )
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self._inline: SerialPool | None = None
+
+    def _pool_args(self) -> dict[str, Any]:
+        return {"timeout_s": self.options.timeout_s, "max_rows": EVAL_MAX_ROWS}
+
+    def _deadline(self, task: ScoreTask) -> float:
+        """The hard limit of one pair: every statement it may run, each at the engine timeout."""
+        statements = 2 * len(task.db_files) + 2 * self.options.ves_iterations
+        return statements * (self.options.timeout_s + _MARGIN_S)
+
+    def _verdict(self, task: ScoreTask, res: PairResult | TaskFailed) -> PairResult:
+        if isinstance(res, PairResult):
+            return res
+        # the worker hung past every engine timeout, or died: it was replaced, the pair scores 0
+        status: Status = "timeout" if res.kind == "timeout" else "error"
+        return PairResult(
+            idx=task.idx,
+            correct=False,
+            pred_status=status,
+            pred_error=res.message,
+            databases=len(task.db_files),
+        )
 
     def score(
         self, tasks: Iterable[ScoreTask], on_result: Callable[[PairResult], None] | None = None
     ) -> list[PairResult]:
+        # grouped by database, so a worker's chunk reuses its connections
         todo = sorted(tasks, key=lambda t: (t.db_files[0], t.idx))
         if not todo:
             return []
-        chunk = max(1, min(32, math.ceil(len(todo) / (self.workers * 8))))
-        chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
         results: list[PairResult] = []
-        ctx = mp.get_context(_start_method())
-        with ProcessPoolExecutor(
-            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.options,)
-        ) as pool:
-            pending: set[Future[list[PairResult]]] = {pool.submit(_score_chunk, c) for c in chunks}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    for res in fut.result():
-                        results.append(res)
-                        if on_result is not None:
-                            on_result(res)
+
+        def collect(i: int, res: PairResult | TaskFailed) -> None:
+            results.append(self._verdict(todo[i], res))
+            if on_result is not None:
+                on_result(results[-1])
+
+        with ExecutionPool(self.workers, **self._pool_args()) as pool:
+            pool.map(partial(_score_one, self.options), todo, deadline_s=self._deadline, on_result=collect)
         results.sort(key=lambda r: r.idx)
         return results
 
     def score_inline(self, tasks: Iterable[ScoreTask]) -> list[PairResult]:
-        """Score in this process (small runs and tests of the logic)."""
-        _init_worker(self.options)
-        return _score_chunk(list(tasks))
+        """Score in this process (small runs and tests of the logic); connections are kept."""
+        if self._inline is None:
+            self._inline = SerialPool(**self._pool_args())
+        todo = list(tasks)
+        done = self._inline.map(partial(_score_one, self.options), todo)
+        return [self._verdict(t, r) for t, r in zip(todo, done, strict=True)]
