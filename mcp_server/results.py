@@ -17,10 +17,15 @@ __all__ = ["Column", "JSONScalar", "JSONValue", "QueryResult", "json_safe"]
 JSONValue = str | int | float | bool | None
 # The same values with a JSON schema of one ``type`` list instead of pydantic's ``anyOf`` of five: it
 # means the same, and a client that validates tool output (the MCP SDK's does, with ``jsonschema``)
-# checks each cell about twice as fast, which is most of its work on a result.
+# checks each value about twice as fast.
 JSONScalar = Annotated[
     JSONValue, WithJsonSchema({"type": ["string", "integer", "number", "boolean", "null"]})
 ]
+
+# Cells are typed in the model (the server validates them) but not in the published JSON schema: a client
+# that validates tool output with ``jsonschema`` (the MCP SDK's does) pays ~10 µs per typed cell, about
+# 100 ms for 1,000 rows of 9 columns, against 7 ms with rows typed as arrays only.
+_ROWS_SCHEMA = WithJsonSchema({"type": "array", "items": {"type": "array"}})
 
 
 class Column(BaseModel):
@@ -34,7 +39,10 @@ class QueryResult(BaseModel):
     """A guarded query's result, capped by rows and characters."""
 
     columns: list[Column]
-    rows: list[list[JSONScalar]]
+    rows: Annotated[list[list[JSONValue]], _ROWS_SCHEMA] = Field(
+        description="One array per row, in `columns` order, with one JSON scalar (string, number, boolean or "
+        "null) per column."
+    )
     row_count: int = Field(description="Rows returned (after capping).")
     truncated: bool = Field(description="True when more rows (or characters) existed than were returned.")
     elapsed_ms: float
