@@ -76,7 +76,8 @@ def test_file_readers_refused_by_the_engine(engine: DuckdbEngine) -> None:
 
 # A process that opens the engine, warms it up, then runs one big query and reports its own peak RSS growth
 # (VmHWM after resetting it) and its children's peak (the DuckDB worker, reaped by engine.close()). Its
-# own data segment is capped too, so an engine that computed in-process again would fail here, not swap.
+# own data segment is capped too (the soft limit, which the worker replaces with its own), so an engine
+# that computed in-process again would fail here, not swap.
 _MEASURE = """
 import json, os, resource, sys
 from pathlib import Path
@@ -172,3 +173,38 @@ def test_worker_exits_with_the_engine(engine: DuckdbEngine) -> None:
     engine.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped, not a zombie
+
+
+def test_a_huge_wide_row_reaches_the_server_only_as_far_as_any_cap_shows_it(duckdb_concert: Path) -> None:  # noqa: F811
+    """One row of 10 x 20 MB values (one vector, within the worker's cap): the worker sends a bit over
+    50 M characters of it (more than any character cap shows), not 200 MB."""
+    sql = "SELECT 0 AS i, " + ", ".join(f"repeat('x', 20000000) AS c{i}" for i in range(10))
+    got = _measure(duckdb_concert, sql, max_rows=10, memory_mib=2048)
+    assert got.get("truncated") is True and got["rows"] == 1, got
+    assert 50_000_000 // 11 < got["chars"] < 20_000_000  # cut, and by less than any cap shows
+    assert got["server_growth_mib"] < 192  # the whole row, received: ~400 MiB
+
+
+def test_trimming_the_last_row_leaves_every_capped_result_unchanged() -> None:
+    from mcp_server.config import GuardSettings
+    from mcp_server.engines.duckdb import _MAX_CHARS, _trim_last_row
+    from mcp_server.executor import cap_rows
+
+    assert GuardSettings.model_fields["max_chars"].metadata[-1].le == _MAX_CHARS
+    # 2,400 columns, 52 M characters as the cap counts them (the bytes as text or base64)
+    wide = tuple(["a" * 30_000, "é" * 30_000, ("ü" * 30_000).encode(), b"\xff" * 30_000, None, 7] * 400)
+    trimmed = _trim_last_row([wide])
+    assert len(trimmed) == 1 and len(trimmed[0]) == len(wide) and trimmed[0] != wide
+    for max_chars in (1, 16 * 2400, 200_000, 20_000_000, 49_999_999, 50_000_000):
+        assert cap_rows(trimmed, max_chars) == cap_rows([wide], max_chars), max_chars
+    huge = ("z" * 90_000_000, 1)
+    assert sum(len(str(v)) for v in _trim_last_row([huge])[0]) == _MAX_CHARS + 1
+    for max_chars in (1, 200_000, 50_000_000):
+        assert cap_rows(_trim_last_row([huge]), max_chars) == cap_rows([huge], max_chars)
+    # a later row that passed the text bound: dropped when every cap stops before it, else kept
+    over = [("x" * 10,), ("y" * 70_000_000,)]
+    assert _trim_last_row(over) == over[:1]
+    for max_chars in (1, 200_000, 50_000_000):
+        assert cap_rows(_trim_last_row(over), max_chars)[0] == cap_rows(over, max_chars)[0]
+    multibyte = [("x",), (("ü" * 20_000_000).encode(),)]  # 40 MB of bytes, 20 M characters
+    assert _trim_last_row(multibyte) == multibyte

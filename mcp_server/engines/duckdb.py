@@ -57,7 +57,7 @@ from mcp_server.engines.base import (
     timeout_error,
 )
 from mcp_server.errors import QueryError, QueryFailed
-from mcp_server.results import Column
+from mcp_server.results import Column, json_safe
 
 __all__ = ["LOCKED_CONFIG", "WORKER_MEMORY_BYTES", "DuckdbEngine"]
 
@@ -78,6 +78,7 @@ WORKER_MEMORY_BYTES = 2 << 30
 _START_TIMEOUT_S = 120.0  # a worker is a fresh interpreter: slow only on a very loaded machine
 _BACKSTOP_S = 5.0  # the worker stops a query at its timeout; past this more, the worker is killed
 _PART_BYTES = 4 << 20  # rows cross from the worker in messages of about this much text
+_MAX_CHARS = 50_000_000  # the largest character cap a caller can set (GuardSettings.max_chars)
 
 _COLUMNS_SQL = (
     "SELECT schema_name, table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
@@ -463,7 +464,8 @@ def _serve(fd: int, path: str, memory_bytes: int) -> None:
 
 
 def _cap_memory(memory_bytes: int) -> None:
-    """Let this process's data segment grow by ``memory_bytes`` from here (never raise a lower limit)."""
+    """Let this process's data segment grow by ``memory_bytes`` from here (the soft limit it inherited from
+    the server is replaced; a hard limit still bounds it)."""
     used = 0
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -472,11 +474,10 @@ def _cap_memory(memory_bytes: int) -> None:
                     used = int(line.split()[1]) * 1024
     except OSError:  # no /proc: the cap then counts from zero
         pass
-    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
     limit = used + memory_bytes
-    for cap in (soft, hard):
-        if cap != resource.RLIM_INFINITY:
-            limit = min(limit, cap)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
@@ -586,6 +587,8 @@ class _WorkerState:
             else:
                 cur.execute(statements[0])
             rows, cut = fetch_bounded(cur.fetchmany, max_rows + 1)
+            if cut:
+                rows = _trim_last_row(rows)
             description = cur.description or []
         except QueryFailed as exc:
             self.reply(rid, "error", exc.error)
@@ -624,6 +627,46 @@ class _WorkerState:
             self.reply(rid, "error", execution_error(f"reading the DuckDB catalog: {exc}").error)
             return
         self.reply(rid, "ok", rows)
+
+
+def _json_len(value: Any) -> int:
+    """A value's size as the executor's character cap counts it (``executor.cap_rows``)."""
+    if type(value) is str:
+        return len(value)
+    if type(value) is int:
+        return len(str(value))
+    safe = json_safe(value)
+    return len(safe) if isinstance(safe, str) else 4 if safe is None else len(str(safe))
+
+
+def _trim_last_row(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows to send when ``fetch_bounded`` stopped on a row that took the text past MAX_RESULT_BYTES.
+
+    That row alone may be huge (a wide row of long values), and the server would hold it twice while
+    receiving it. It is cut to what no character cap (at most ``_MAX_CHARS``) can tell apart: a later
+    row that puts the result over ``_MAX_CHARS`` is dropped (every cap stops before it); a first row
+    keeps more than ``_MAX_CHARS`` characters in all, and each cut value more than the
+    ``max(16, max_chars // columns)`` characters the cap shortens it to, so the capped result is the
+    same (``truncated`` is set either way).
+    """
+    *before, last = rows
+    sizes = [_json_len(v) for v in last]
+    if before:
+        used = sum(_json_len(v) for row in before for v in row)
+        return before if used + sum(sizes) > _MAX_CHARS else rows
+    keep = max(16, _MAX_CHARS // max(1, len(last))) + 1
+    excess = sum(sizes) - (_MAX_CHARS + 1)  # what can go while every cap still has to shorten the row
+    values = list(last)
+    for i, value in enumerate(values):
+        if excess <= 0:
+            break
+        text = value if isinstance(value, str) else json_safe(value) if sizes[i] > keep else None
+        if not isinstance(text, str) or len(text) <= keep:
+            continue
+        cut = max(keep, len(text) - excess)
+        excess -= len(text) - cut
+        values[i] = text[:cut]
+    return [tuple(values)]
 
 
 def _map_error(exc: duckdb.Error, timeout_s: float, started: float, cancelled: bool) -> QueryFailed:
