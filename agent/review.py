@@ -51,7 +51,7 @@ def value_hints(hits: Sequence[tuple[str, str, str]], *, limit: int = 5) -> str:
 def _has_grouping(sql: str, dialect: str | None) -> bool:
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
-    except sqlglot.errors.ParseError:
+    except (sqlglot.errors.SqlglotError, RecursionError):
         return False
     return tree.find(exp.Group) is not None
 

@@ -147,7 +147,7 @@ def _fence_sql(text: str, fence: _Fence, hi: int) -> str:
 def _parses_as_query(sql: str) -> bool:
     try:
         statements = [s for s in sqlglot.parse(sql) if s is not None]
-    except SqlglotError:
+    except (SqlglotError, RecursionError):  # deeply nested model output must not crash the parser
         return False
     return len(statements) == 1 and isinstance(statements[0], exp.Query)
 

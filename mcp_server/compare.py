@@ -26,7 +26,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import SqlglotError, TokenError
 from sqlglot.tokens import TokenType
 
 from mcp_server.errors import QueryFailed
@@ -167,7 +167,7 @@ def spider_equal(pred_rows: Rows, gold_rows: Rows, *, order_matters: bool) -> bo
 def _parse(sql: str, dialect: str) -> exp.Expr:
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
-    except ParseError as exc:
+    except (SqlglotError, RecursionError) as exc:  # RecursionError: absurdly nested model output
         raise QueryFailed.of("syntax", f"cannot parse the query ({dialect}): {exc}") from exc
     if tree is None:
         raise QueryFailed.of("syntax", "empty query")

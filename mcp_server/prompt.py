@@ -217,15 +217,25 @@ def build_training_prompt(
     evidence: str | None = None,
     engine: str = "SQLite",
     values: Sequence[ValueHit | tuple[str, str, str]] = (),
+    previous_turns: Sequence[PreviousTurn] = (),
 ) -> PromptInput:
     """SQL-R1's training prompt: system (schema, external knowledge, one example), user question,
-    assistant pre-filled with ``<think>``. Completions are the text after the pre-fill."""
+    assistant pre-filled with ``<think>``. Completions are the text after the pre-fill.
+
+    With ``previous_turns`` (the agent's retries) the first user message asks the first turn's
+    question and each turn's SQL and feedback follow as assistant/user messages, as in the
+    inference prompt, so a checkpoint trained on this prompt can be corrected too."""
     prefix = f"{_TRAIN_SYSTEM_HEAD}{engine}\n\nDatabase Schema:\n{ddl.strip()}\n\n"
     system = (
         f"{prefix}External Knowledge:\n{(evidence or '').strip()}\n\n{_values_block(values)}{_TRAIN_EXAMPLE}"
     )
+    first_question = previous_turns[0].question if previous_turns else question
     return PromptInput(
-        messages=(ChatMessage("system", system), ChatMessage("user", question.strip())),
+        messages=(
+            ChatMessage("system", system),
+            ChatMessage("user", first_question.strip()),
+            *_feedback_messages(previous_turns, question),
+        ),
         assistant_prefill=THINK_PREFILL,
         cache_prefix_text=prefix,
     )
@@ -243,12 +253,12 @@ def build_prompt(
 ) -> PromptInput:
     """Build the prompt of ``variant`` (see :func:`variant_for_version` for checkpoint manifests).
 
-    Raises ``ValueError`` for previous turns with the training variant (it is single-turn).
+    Both variants take ``previous_turns`` (multi-turn feedback).
     """
     if variant == "training":
-        if previous_turns:
-            raise ValueError("the training prompt is single-turn; use the inference variant for feedback")
-        return build_training_prompt(ddl, question, evidence=evidence, engine=engine, values=values)
+        return build_training_prompt(
+            ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
+        )
     return build_inference_prompt(
         ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
     )

@@ -142,8 +142,14 @@ def test_previous_turns_become_chat_turns() -> None:
         ],
     )
     assert "And how many are from France?" in follow_up.messages[2].content
-    with pytest.raises(ValueError, match="single-turn"):
-        build_prompt(CONCERT_SINGER_DDL, "q", variant="training", previous_turns=turns)
+    # a checkpoint trained on the training prompt gets the same feedback turns after its question
+    trained = build_prompt(CONCERT_SINGER_DDL, "q", variant="training", previous_turns=turns)
+    roles = [m.role for m in trained.messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert trained.messages[1].content == turns[0].question
+    assert "SELECT count(*) FROM singers" in trained.messages[2].content
+    assert '"this failed with: no such table"' in trained.messages[3].content
+    assert trained.assistant_prefill == "<think>"
 
 
 def test_plain_text_template_without_chat_template() -> None:
