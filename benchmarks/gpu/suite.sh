@@ -11,11 +11,13 @@
 #
 # Inputs (staged by benchmarks/gpu/stage.sh into $STAGE): site.tar.xz (wheels missing on the image,
 # unpacked), gguf.xz.part-* (the bundled model), spider.tar.xz. Results: $OUT/*.json, grpo.tar.xz, log.txt.
-# Env: DEADLINE (s, whole script; default 540), GRPO_MIN (training minutes; default 4).
+# Env: DEADLINE (s, whole script; default 540), GRPO_MIN (training minutes; default 4), JOBS (default ABCDEF).
 set -u
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-540}
 GRPO_MIN=${GRPO_MIN:-4}
+JOBS=${JOBS:-ABCDEF}
+PIDS=()
 STAGE=${STAGE:-/root/stage}
 OUT=${OUT:-/tmp/out}
 LOG=$OUT/log.txt
@@ -41,6 +43,7 @@ job convert python3 -c "from mcp_server.backends.loading import resolve_model; p
 
 ACC="python3 benchmarks/accuracy_batched.py --data /tmp/data"
 SFT=models/sqlr1-smollm2-lora
+if [[ $JOBS == *F* ]]; then
 job F-grpo python3 -m training.cli grpo --config training/configs/grpo_smollm2_gpu.toml --init-from "$SFT" \
     --output-dir /tmp/runs/grpo --max-minutes "$GRPO_MIN" --no-resume &&
   job F-export python3 -m training.cli export /tmp/runs/grpo --out /tmp/grpo-lora \
@@ -48,17 +51,13 @@ job F-grpo python3 -m training.cli grpo --config training/configs/grpo_smollm2_g
   { (cd /tmp && tar cJf "$OUT/grpo.tar.xz" grpo-lora runs/grpo/run.json runs/grpo/training_curves.png \
       runs/grpo/trainer_state.json runs/grpo/dropped.jsonl 2>/dev/null); say "F packed"; } &&
   job F-eval $ACC --deadline-s "$(( $(left) - 45 ))" --model /tmp/grpo-lora --n 1 --turns 3 --batch 100 --label grpo-greedy-agent3 --out "$OUT/acc_grpo.json" &
-PIDS=($!)
-job A $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 1 --batch 100 --label base-greedy --out "$OUT/acc_base_greedy.json" &
 PIDS+=($!)
-job D $ACC --deadline-s "$(( $(left) - 45 ))" --model "$SFT" --n 1 --turns 3 --batch 100 --label sft-greedy-agent3 --out "$OUT/acc_sft_agent.json" &
-PIDS+=($!)
-job B $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 8 --batch 25 --label base-sc8 --out "$OUT/acc_base_sc8.json" &
-PIDS+=($!)
-job C $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 8 --values --batch 25 --label base-sc8-values --out "$OUT/acc_base_sc8_values.json" &
-PIDS+=($!)
-job E $ACC --deadline-s "$(( $(left) - 45 ))" --model "$SFT" --n 8 --batch 25 --label sft-sc8 --out "$OUT/acc_sft_sc8.json" &
-PIDS+=($!)
+fi
+[[ $JOBS == *A* ]] && { job A $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 1 --batch 100 --label base-greedy --out "$OUT/acc_base_greedy.json" & PIDS+=($!); }
+[[ $JOBS == *D* ]] && { job D $ACC --deadline-s "$(( $(left) - 45 ))" --model "$SFT" --n 1 --turns 3 --batch 100 --label sft-greedy-agent3 --out "$OUT/acc_sft_agent.json" & PIDS+=($!); }
+[[ $JOBS == *B* ]] && { job B $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 8 --batch 25 --label base-sc8 --out "$OUT/acc_base_sc8.json" & PIDS+=($!); }
+[[ $JOBS == *C* ]] && { job C $ACC --deadline-s "$(( $(left) - 45 ))" --model bundled --n 8 --values --batch 25 --label base-sc8-values --out "$OUT/acc_base_sc8_values.json" & PIDS+=($!); }
+[[ $JOBS == *E* ]] && { job E $ACC --deadline-s "$(( $(left) - 45 ))" --model "$SFT" --n 8 --batch 25 --label sft-sc8 --out "$OUT/acc_sft_sc8.json" & PIDS+=($!); }
 ( while sleep 30; do say "gpu: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"; done ) &
 MON=$!
 alive() { local n=0 p; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo $n; }
