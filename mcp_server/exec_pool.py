@@ -23,9 +23,11 @@ benchmark's baseline): engine timeouts only, no hard deadline.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing as mp
+import os
 import pickle
 import sys
 import threading
@@ -371,6 +373,10 @@ def _worker_main(conn: Connection, limits: _Limits, beat: Any) -> None:
     ``beat`` (shared memory) says which task runs since when: ``[task id, start]``, the start
     zeroed while the id changes, so the parent can time out the very task that hangs.
     """
+    if hasattr(os, "SCHED_BATCH"):
+        # woken by a new chunk, a batch-class worker does not preempt the parent that sent it
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     ctx = WorkerContext(limits)
     conn.send("ready")
     try:
