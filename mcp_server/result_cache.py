@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -34,10 +36,16 @@ CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, mtime_n
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
+@functools.lru_cache(maxsize=4096)
+def _resolved(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
 def _stat_key(path: str | Path) -> tuple[str, int, int]:
-    p = Path(path).resolve()
-    st = p.stat()
-    return str(p), st.st_size, st.st_mtime_ns
+    """(absolute path, size, mtime): what a memoised content hash is valid for."""
+    real = _resolved(path)
+    st = os.stat(real)
+    return real, st.st_size, st.st_mtime_ns
 
 
 def _sha256_file(path: str) -> str:

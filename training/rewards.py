@@ -93,6 +93,15 @@ def reward_sql(sql: str) -> str:
         return sql
 
 
+@functools.lru_cache(maxsize=8192)
+def _gold_order_matters(gold_sql: str) -> bool:
+    """Whether row order counts for this gold (parsed once per gold, not once per completion)."""
+    try:
+        return order_matters_for(gold_sql, "sqlite")
+    except QueryFailed:
+        return "order by" in gold_sql.lower()
+
+
 class _RewardFunc:
     """One TRL reward callable (a named object: TRL logs it under ``__name__``)."""
 
@@ -233,11 +242,7 @@ class SQLR1Reward:
     def _match(pred: ExecOutcome, gold: ExecOutcome, gold_sql: str) -> bool:
         if pred.truncated != gold.truncated:
             return False  # a capped result cannot be compared as a bag with an uncapped one
-        try:
-            order = order_matters_for(gold_sql, "sqlite")
-        except QueryFailed:
-            order = "order by" in gold_sql.lower()
-        return spider_equal(pred.rows or [], gold.rows or [], order_matters=order)
+        return spider_equal(pred.rows or [], gold.rows or [], order_matters=_gold_order_matters(gold_sql))
 
     def _length(self, p: Any) -> float:
         think = p.think or ""
