@@ -214,3 +214,14 @@ async def test_execute_sql_output_schema_is_cheap_to_validate(db: Path) -> None:
     QueryResult.model_validate(good)
     with pytest.raises(ValidationError):
         QueryResult.model_validate(good | {"rows": [[{"nested": 1}]]})
+
+
+def test_sqlite_rows_stop_at_the_result_memory_bound(db: Path) -> None:
+    """The row cap alone does not bound memory: fetching stops once text passes MAX_RESULT_BYTES."""
+    engine = make(db, 0.0).registry.engine("concert_singer")
+    sql = (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) "
+        "SELECT printf('%.*c', 10000000, 'x') FROM r"
+    )
+    result = engine.execute(sql, max_rows=100, timeout_s=60)
+    assert result.truncated and len(result.rows) == 7  # 70 MB read: over the 64 MiB bound

@@ -30,6 +30,7 @@ import sqlglot.expressions as exp
 
 from mcp_server.dialects import ALLOWED_FUNCTIONS
 from mcp_server.engines.base import (
+    MAX_RESULT_BYTES,
     WATCHDOG,
     CancelHandle,
     CatalogColumn,
@@ -41,7 +42,6 @@ from mcp_server.engines.base import (
     cancelled_error,
     engine_refused,
     execution_error,
-    fetch_bounded,
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
@@ -466,7 +466,7 @@ class SqliteEngine:
             cur = conn.raw.cursor()
             try:
                 cur.execute(sql)
-                rows, cut = fetch_bounded(cur.fetchmany, max_rows + 1)
+                rows, cut = _fetch_bounded(cur, max_rows + 1)
                 description = cur.description or ()
             finally:
                 cur.close()
@@ -483,7 +483,9 @@ class SqliteEngine:
             self._release(conn)
         truncated = len(rows) > max_rows or cut
         rows = rows[:max_rows]
-        columns = [Column(name=d[0], type=_infer_type(rows, i)) for i, d in enumerate(description)]
+        columns = [
+            Column.model_construct(name=d[0], type=_infer_type(rows, i)) for i, d in enumerate(description)
+        ]
         return RawResult(
             columns=columns, rows=rows, truncated=truncated, elapsed_ms=(time.monotonic() - started) * 1000
         )
@@ -604,6 +606,25 @@ class SqliteEngine:
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
+
+
+def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool]:
+    """``engines.base.fetch_bounded`` for SQLite rows, one at a time (the memory bound holds to the row),
+    in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``."""
+    rows: list[tuple[Any, ...]] = []
+    used = 0
+    fetchone = cur.fetchone
+    while len(rows) < limit:
+        row = fetchone()
+        if row is None:
+            break
+        rows.append(row)
+        for value in row:
+            if type(value) is str or type(value) is bytes:
+                used += len(value)
+        if used > MAX_RESULT_BYTES:
+            return rows, True
+    return rows, False
 
 
 def _interrupted(exc: sqlite3.Error) -> bool:
