@@ -483,9 +483,7 @@ class SqliteEngine:
             self._release(conn)
         truncated = len(rows) > max_rows or cut
         rows = rows[:max_rows]
-        columns = [
-            Column.model_construct(name=d[0], type=_infer_type(rows, i)) for i, d in enumerate(description)
-        ]
+        columns = [Column(name=d[0], type=_infer_type(rows, i)) for i, d in enumerate(description)]
         return RawResult(
             columns=columns, rows=rows, truncated=truncated, elapsed_ms=(time.monotonic() - started) * 1000
         )
