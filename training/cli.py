@@ -88,6 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         merge=args.merge,
         extra_metrics=dict(args.metric or []),
         notes=args.notes or "",
+        dtype=args.dtype,
     )
     print(f"exported → {out} (serve it with: sqlr1 serve --model {out})")
     return 0
@@ -157,6 +158,12 @@ def register(subparsers: Any) -> None:
     e.add_argument("--merge", action="store_true", help="merge a LoRA adapter into full weights")
     e.add_argument("--metric", action="append", type=_metric, metavar="NAME=VALUE", help="a measured metric")
     e.add_argument("--notes", help="free text for the manifest")
+    e.add_argument(
+        "--dtype",
+        choices=["keep", "bf16", "fp16", "fp32"],
+        default="keep",
+        help="store the adapter's weights in this type (bf16 halves an fp32 LoRA)",
+    )
     e.set_defaults(handler=_guarded(cmd_export))
     pl = sub.add_parser("plot", help="re-draw a run's training curves")
     pl.add_argument("run")

@@ -33,6 +33,7 @@ _TOKENIZER_FILES = (
     "merges.txt",
     "added_tokens.json",
 )
+_DTYPES = ("keep", "bf16", "fp16", "fp32")
 _METRIC_PREFIXES = ("rewards/", "reward", "kl", "loss", "train_loss", "mean_token_accuracy", "eval_")
 
 
@@ -83,6 +84,20 @@ def _record(run: Path, source: Path) -> dict[str, Any]:
     return record
 
 
+def _cast_safetensors(path: Path, dtype: str) -> None:
+    """Rewrite ``path`` with its floating-point tensors in ``dtype`` (metadata kept)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    target = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    cast = {k: t.to(target) if t.is_floating_point() else t for k, t in tensors.items()}
+    save_file(cast, str(path), metadata=metadata)
+
+
 def _select_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {
         k: float(v)
@@ -100,8 +115,14 @@ def export_checkpoint(
     extra_metrics: Mapping[str, float] | None = None,
     notes: str = "",
     generation: GenerationDefaults | None = None,
+    dtype: str = "keep",
 ) -> Path:
-    """Write the servable folder ``out_dir``; returns it. ``merge`` folds a LoRA into full weights."""
+    """Write the servable folder ``out_dir``; returns it. ``merge`` folds a LoRA into full weights.
+
+    ``dtype`` (``keep``, ``bf16``, ``fp16``, ``fp32``) stores an adapter's floating-point tensors in
+    that type: a LoRA trained in fp32 ships at half the size in bf16."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, not {dtype!r}")
     run = Path(run_dir)
     source = find_source(run, checkpoint)
     record = _record(run, source)
@@ -116,6 +137,8 @@ def export_checkpoint(
         for name in _ADAPTER_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, out / name)
+        if dtype != "keep" and (out / "adapter_model.safetensors").is_file():
+            _cast_safetensors(out / "adapter_model.safetensors", dtype)
         cfg_path = out / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         cfg["base_model_name_or_path"] = base_spec  # portable: "bundled" instead of a cache path
