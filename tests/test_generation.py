@@ -143,6 +143,20 @@ def test_values_feedback_and_training_prompt(chinook_copy: Path, tmp_path: Path)
     assert [m.role for m in messages] == ["user", "assistant", "user"]
     assert "this returned 0 rows" in messages[-1].content
 
+    # a checkpoint trained on the training prompt (the shipped adapter) takes the agent's feedback too
+    trained = ScriptedBackend([COUNT_A], prompt_version=TRAIN_PROMPT_VERSION)
+    gen, db = _generator(chinook_copy, trained)
+    res = gen.generate_sql(
+        db,
+        "How many albums does AC/DC have?",
+        num_candidates=1,
+        previous_turns=[PreviousTurn("How many albums does AC/DC have?", "SELECT 0", "this returned 0 rows")],
+    )
+    messages = trained.calls[0][0].messages
+    assert res.prompt.variant == "training"
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
+    assert "this returned 0 rows" in messages[-1].content
+
 
 @pytest.mark.slow
 def test_bundled_model_end_to_end(spider_copy, bundled_backend) -> None:  # noqa: F811
