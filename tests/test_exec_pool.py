@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import fractions
 import os
 import sqlite3
 from pathlib import Path
@@ -129,6 +130,11 @@ def test_result_cache_round_trips_and_skips_timeouts(db, tmp_path: Path):
         "no such column",
     )
     assert again.get(slow) is None and len(again) == 2
+    # a value of another type (here a Fraction) is never unpickled: the entry reads as a miss
+    odd = again.key(db, "d")
+    again.put(odd, ExecOutcome(ok=True, rows=[(fractions.Fraction(1, 3),)]))
+    again.flush()
+    assert ResultCache(path).get(odd) is None
     # another database content is another key
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM singer WHERE singer_id = 1")
