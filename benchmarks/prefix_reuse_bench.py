@@ -105,7 +105,7 @@ def main() -> None:
             with torch.inference_mode():
                 torch.manual_seed(i)
                 out = model.generate(
-                    torch.tensor([ids]),
+                    torch.tensor([ids], device=backend.device),
                     do_sample=True,
                     temperature=0.8,
                     top_p=1.0,
@@ -122,7 +122,11 @@ def main() -> None:
         if i < greedy_k:
             greedy = backend.generate(prompt, SamplingParams(n=1, max_new_tokens=args.max_new_tokens))[0]
             with torch.inference_mode():
-                ref = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=args.max_new_tokens)
+                ref = model.generate(
+                    torch.tensor([ids], device=backend.device),
+                    do_sample=False,
+                    max_new_tokens=args.max_new_tokens,
+                )
             ref_ids = [t for t in ref[0, len(ids) :].tolist() if t not in backend.eos_token_ids]
             same = "yes" if ref_ids == greedy.extra["token_ids"] else "NO"
             identical += same == "yes"

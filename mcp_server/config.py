@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_server.errors import QueryFailed
 
 __all__ = [
+    "DEVICE_PATTERN",
+    "MODEL_DTYPES",
     "AppConfig",
     "DatabaseConfig",
     "GenerationConfig",
@@ -23,6 +25,12 @@ __all__ = [
     "ServerConfig",
     "load_config",
 ]
+
+
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+"""Accepted ``model.device`` values (checked against the machine by ``backends/device.py``)."""
+ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
+MODEL_DTYPES: tuple[str, ...] = get_args(ModelDtype)
 
 
 class _Strict(BaseModel):
@@ -75,7 +83,16 @@ class ModelConfig(_Strict):
     base_url: str | None = None
     api_key: str | None = None
     max_new_tokens: int = Field(default=1024, gt=0)
-    dtype: str = "auto"
+    device: str = Field(
+        default="auto",
+        pattern=DEVICE_PATTERN,
+        description="transformers backend: auto (cuda, else mps, else cpu), cpu, mps, cuda or cuda:N.",
+    )
+    dtype: ModelDtype = Field(
+        default="auto",
+        description="transformers backend: auto = bfloat16 on a GPU that supports it (else float16), "
+        "float32 on CPU.",
+    )
 
 
 class GenerationConfig(_Strict):

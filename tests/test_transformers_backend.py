@@ -42,7 +42,8 @@ def _plain_generate(backend, prompt: PromptInput, max_new_tokens: int) -> list[i
 
     ids = backend.encode(backend.render(prompt))
     with torch.inference_mode():
-        out = backend.model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False)
+        input_ids = torch.tensor([ids], device=backend.device)
+        out = backend.model.generate(input_ids, max_new_tokens=max_new_tokens, do_sample=False)
     return [t for t in out[0, len(ids) :].tolist() if t not in backend.eos_token_ids]
 
 
@@ -186,6 +187,35 @@ def test_get_backend_loads_once_and_is_thread_safe(backend) -> None:
     for t in threads:
         t.join(timeout=300)
     assert results == [expected, expected]
+
+
+@pytest.mark.slow
+def test_device_cpu_explicit_and_auto_share_one_backend_and_prefix_kv_lives_there(backend) -> None:
+    import torch
+
+    from mcp_server.backends.factory import load_backend
+    from mcp_server.backends.transformers_backend import get_backend
+    from mcp_server.config import ModelConfig
+
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert backend.device == expected  # the fixture's backend is device="auto"
+    if expected == "cpu":
+        assert get_backend(None, device="cpu") is backend  # auto resolved to cpu: not loaded twice
+        assert load_backend(ModelConfig(model="bundled", device="cpu", dtype="float32")) is backend
+        assert backend.dtype is torch.float32
+    params = list(backend.model.parameters())
+    assert {p.device.type for p in params} == {torch.device(expected).type}
+    assert {p.dtype for p in params} == {backend.dtype}
+
+    backend.clear_prefix_cache()
+    short = SamplingParams(n=1, temperature=0.0, max_new_tokens=4)
+    first = backend.generate(build_prompt(DDL, "How many singers?"), short)[0]
+    (cached,) = backend._prefix_cache.values()
+    kv = [t for layer in cached.layers for t in (layer.keys, layer.values)]
+    assert kv and {t.device.type for t in kv} == {torch.device(expected).type}
+    hits = backend.stats.hits
+    second = backend.generate(build_prompt(DDL, "How many singers?"), short)[0]
+    assert backend.stats.hits == hits + 1 and second.extra["token_ids"] == first.extra["token_ids"]
 
 
 @pytest.mark.slow

@@ -17,17 +17,17 @@ from mcp_server.errors import QueryFailed
 
 __all__ = ["load_backend"]
 
-_cache: dict[tuple[str, str | None, str | None], Backend] = {}
+_cache: dict[tuple[str, str | None, str | None, str, str], Backend] = {}
 _lock = threading.Lock()
 
 
 def load_backend(config: ModelConfig) -> Backend:
     """The shared backend for ``config`` (loaded on first use).
 
-    Raises ``QueryFailed`` (kind ``config``) when the configuration is incomplete or the model
-    cannot be loaded, saying what to set.
+    Raises ``QueryFailed`` (kind ``config``) when the configuration is incomplete, the model
+    cannot be loaded or the configured device is not on this machine, saying what to set.
     """
-    key = (config.backend, config.model, config.base_url)
+    key = (config.backend, config.model, config.base_url, config.device, config.dtype)
     with _lock:  # held while loading: a second caller waits for the first load instead of repeating it
         backend = _cache.get(key)
         if backend is None:
@@ -58,4 +58,4 @@ def _load(config: ModelConfig) -> Backend:
         return backend
     from mcp_server.backends.transformers_backend import get_backend
 
-    return get_backend(config.model)
+    return get_backend(config.model, device=config.device, dtype=config.dtype)

@@ -88,20 +88,28 @@ def resolve_model(spec: str | Path | None) -> ResolvedModel:
     return ResolvedModel(spec=text, kind="hf", source=text)  # a Hugging Face id
 
 
-def load_model_and_tokenizer(resolved: ResolvedModel, *, dtype: Any = None) -> tuple[Any, Any]:
-    """Load (model, tokenizer) in eval mode on CPU (or where transformers puts it).
+def load_model_and_tokenizer(
+    resolved: ResolvedModel, *, dtype: Any = None, device: str | None = None
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) in eval mode, in ``dtype`` (a ``torch.dtype``; ``None``: transformers'
+    choice) and moved to ``device`` (a :func:`~mcp_server.backends.device.resolve_device` result;
+    ``None``: left where transformers loads it, the CPU).
 
-    Raises ``QueryFailed`` (kind ``config``) when transformers cannot load it.
+    Raises ``QueryFailed`` (kind ``config``) when transformers cannot load it or it does not fit there.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     model: Any
+    kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     try:
         if resolved.kind == "gguf":
             gguf = Path(resolved.source)
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+                str(gguf.parent),
+                gguf_file=gguf.name,
+                quantization_config=GgufConfig(dequantize=True),
+                **kwargs,
             )
         elif resolved.kind == "adapter":
             from peft import PeftModel
@@ -113,13 +121,16 @@ def load_model_and_tokenizer(resolved: ResolvedModel, *, dtype: Any = None) -> t
             model = PeftModel.from_pretrained(base_model, resolved.source)
         else:
             tokenizer = AutoTokenizer.from_pretrained(resolved.source)
-            kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
             model = AutoModelForCausalLM.from_pretrained(resolved.source, **kwargs)
+        if device is not None:  # after the adapter, so its weights move with the base
+            model = model.to(device)
     except QueryFailed:
         raise
     except (OSError, ValueError, ImportError, RuntimeError) as exc:
         raise QueryFailed.of(
-            "config", f"cannot load model {resolved.spec!r} ({resolved.source}): {exc}"
+            "config",
+            f"cannot load model {resolved.spec!r} ({resolved.source})"
+            f"{f' onto {device}' if device else ''}: {exc}",
         ) from exc
     model.eval()
     return model, tokenizer

@@ -10,6 +10,10 @@ bundled default) and a decoding loop that, unlike ``model.generate(num_return_se
   (the stop string is kept in the text, so ``</answer>`` survives for the format check) and sums
   each candidate's token log-probabilities (under the model's unscaled distribution).
 
+The model runs on ``device`` (``auto``: CUDA, else MPS, else CPU; see ``device.py``) in ``dtype``;
+every tensor the loop creates (input ids, row indices, the sampling generator) is made there, and
+the cached prefix KV stays there, so prefix reuse works the same on any device.
+
 Under greedy decoding the tokens are identical to plain ``model.generate`` (tested).
 One generation runs at a time per model (a lock); :func:`get_backend` is the process-wide cache
 that guarantees a model is loaded once. It never touches a database.
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
+from mcp_server.backends.device import resolve_device, resolve_dtype
 from mcp_server.backends.loading import ResolvedModel, load_model_and_tokenizer, resolve_model
 from mcp_server.prompt import render_text, split_cached_prefix
 
@@ -49,12 +54,27 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model: str | Path | None = None, *, prefix_cache_size: int = 8) -> None:
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        prefix_cache_size: int = 8,
+    ) -> None:
+        """Load ``model`` onto ``device`` in ``dtype`` (both checked before any weights are read).
+
+        Raises ``QueryFailed`` (kind ``config``) naming a device this machine lacks.
+        """
         import torch
 
+        self.device: str = resolve_device(device)
+        self.dtype: Any = resolve_dtype(dtype, self.device)
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_id = self.resolved.spec
-        self.model, self.tokenizer = load_model_and_tokenizer(self.resolved)
+        self.model, self.tokenizer = load_model_and_tokenizer(
+            self.resolved, dtype=self.dtype, device=self.device
+        )
         self.has_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.prompt_version = self.resolved.prompt_version
         self._torch = torch
@@ -103,7 +123,11 @@ class TransformersBackend:
     # -- prefill ---------------------------------------------------------------------------
     def _forward(self, ids: Sequence[int] | Any, cache: Any) -> Any:
         torch = self._torch
-        input_ids = ids if isinstance(ids, torch.Tensor) else torch.tensor([list(ids)], dtype=torch.long)
+        input_ids = (
+            ids
+            if isinstance(ids, torch.Tensor)
+            else torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        )
         kwargs = {self._cache_kw: cache}
         return self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
 
@@ -169,7 +193,7 @@ class TransformersBackend:
     ) -> list[Completion]:
         torch = self._torch
         n = max(1, params.n)
-        generator = torch.Generator()
+        generator = torch.Generator(device=self.device)
         if params.seed is not None:
             generator.manual_seed(params.seed)
         else:
@@ -194,14 +218,17 @@ class TransformersBackend:
                 break
             chosen = self._choose(logits, params, generator)
             token_lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, chosen[:, None]).squeeze(-1)
+            # One device-to-host copy per step, not one per row (each would be a GPU sync).
+            chosen_ids: list[int] = chosen.tolist()
+            chosen_lps: list[float] = token_lp.tolist()
             keep: list[int] = []
             for j, row in enumerate(active):
-                tok = int(chosen[j])
+                tok = chosen_ids[j]
                 if tok in self.eos_token_ids:
                     finish[row] = "stop"
                     continue
                 tokens[row].append(tok)
-                logprobs[row] += float(token_lp[j])
+                logprobs[row] += chosen_lps[j]
                 text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
                 stop_at = _find_stop(text, params.stop, max(0, len(texts[row]) - max_stop))
                 if stop_at is not None:
@@ -218,7 +245,7 @@ class TransformersBackend:
             if not keep:
                 break
             if len(keep) < len(active):
-                index = torch.tensor(keep, dtype=torch.long)
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
                 cache.batch_select_indices(index)
                 chosen = chosen[index]
                 active = [active[j] for j in keep]
@@ -264,16 +291,27 @@ def _find_stop(text: str, stops: Sequence[str], search_from: int) -> int | None:
     return best
 
 
-_backends: dict[str, TransformersBackend] = {}
+_backends: dict[tuple[str, str, str], TransformersBackend] = {}
 _backends_lock = threading.Lock()
 
 
-def get_backend(model: str | Path | None = None) -> TransformersBackend:
-    """The process-wide backend for ``model`` (``None`` = bundled); loads each model only once."""
-    key = str(model) if model is not None else "bundled"
+def get_backend(
+    model: str | Path | None = None, *, device: str = "auto", dtype: str = "auto"
+) -> TransformersBackend:
+    """The process-wide backend for ``model`` (``None`` = bundled) on ``device`` in ``dtype``.
+
+    Each (model, device, dtype) is loaded only once; ``auto`` shares the instance of what it
+    resolves to (``auto`` and ``cpu`` on a CPU-only machine are one backend).
+    """
+    resolved_device = resolve_device(device)
+    key = (
+        str(model) if model is not None else "bundled",
+        resolved_device,
+        str(resolve_dtype(dtype, resolved_device)),
+    )
     with _backends_lock:
         backend = _backends.get(key)
         if backend is None:
-            backend = TransformersBackend(model)
+            backend = TransformersBackend(model, device=resolved_device, dtype=dtype)
             _backends[key] = backend
         return backend
