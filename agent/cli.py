@@ -98,6 +98,9 @@ def agent_source(
             argv += ["--config", args.config]
         if args.agent_model or getattr(args, "model", None):
             argv += ["--model", args.agent_model or args.model]
+        for flag in ("device", "dtype"):  # global flags of the server's model
+            if value := getattr(args, flag, None):
+                argv += [f"--{flag}", value]
         target = StdioTarget(args=(*argv, "serve"))
         database = None
     else:

@@ -1,10 +1,10 @@
 """The one ``sqlr1`` command: global flags, the core subcommands, and discovery of the others.
 
 Owns ``serve`` (stdio or streamable HTTP), ``dbs``, ``schema`` and ``sql``, and how ``--db``/``--config``/
-``--model`` become an :class:`AppConfig`. Subcommands from upper layers (``chat``, ``ask``, ``eval``,
-``train``) arrive through the ``sqlr1.commands`` entry-point group: each entry point is a callable
-``register(subparsers)`` that adds a parser and sets ``handler=fn(args) -> int`` on it. This module never
-imports ``agent``, ``tui`` or ``training``.
+``--model``/``--device``/``--dtype`` become an :class:`AppConfig`. Subcommands from upper layers
+(``chat``, ``ask``, ``eval``, ``train``) arrive through the ``sqlr1.commands`` entry-point group: each
+entry point is a callable ``register(subparsers)`` that adds a parser and sets ``handler=fn(args) -> int``
+on it. This module never imports ``agent``, ``tui`` or ``training``.
 
 Exit codes: 0 success, 1 a query was refused or failed, 2 usage/configuration errors (bad flags, a
 missing database file, an unknown database name or config key).
@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server import __version__
-from mcp_server.config import AppConfig, DatabaseConfig, load_config
+from mcp_server.config import DEVICE_PATTERN, MODEL_DTYPES, AppConfig, DatabaseConfig, load_config
 from mcp_server.errors import QueryFailed
 
 __all__ = [
@@ -100,7 +101,8 @@ def parse_db_flag(value: str) -> DatabaseConfig:
 
 
 def resolve_config(args: argparse.Namespace) -> AppConfig:
-    """The effective configuration: ``--config`` file, then ``--db``/``--model`` flags on top.
+    """The effective configuration: ``--config`` file, then ``--db``/``--model``/``--device``/``--dtype``
+    flags on top.
 
     With no database anywhere, the bundled Chinook example is used.
     """
@@ -114,7 +116,19 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
         config.model.model = model
     elif config.model.model is None and config.model.backend == "transformers":
         config.model.model = default_model()
+    if device := getattr(args, "device", None):
+        config.model.device = device
+    if dtype := getattr(args, "dtype", None):
+        config.model.dtype = dtype
     return config
+
+
+def _device_flag(value: str) -> str:
+    """``--device`` syntax (whether this machine has it is checked when the model loads)."""
+    text = value.strip().lower()
+    if not re.match(DEVICE_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of auto, cpu, mps, cuda, cuda:N")
+    return text
 
 
 def open_registry(config: AppConfig) -> Any:
@@ -310,6 +324,18 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", metavar="PATH_OR_ID", help="model for generation (default: bundled SmolLM2)"
     )
+    parser.add_argument(
+        "--device",
+        type=_device_flag,
+        metavar="DEVICE",
+        help="where the transformers backend runs: auto (default: cuda, else mps, else cpu), cpu, mps, "
+        "cuda, cuda:N",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=MODEL_DTYPES,
+        help="transformers backend precision (default auto: bfloat16 on a GPU that has it, float32 on CPU)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the MCP server (stdio by default)")
@@ -358,7 +384,7 @@ def _register_plugins(sub: Any) -> None:
 
 
 CORE_COMMANDS = frozenset({"serve", "dbs", "schema", "sql"})
-_GLOBAL_WITH_VALUE = frozenset({"--db", "--config", "--model"})
+_GLOBAL_WITH_VALUE = frozenset({"--db", "--config", "--model", "--device", "--dtype"})
 
 
 def _needs_plugins(argv: Sequence[str]) -> bool:
