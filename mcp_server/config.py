@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mcp_server.errors import QueryFailed
 
 __all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
     "DEVICE_PATTERN",
     "MODEL_DTYPES",
     "AppConfig",
@@ -31,6 +32,10 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 """Accepted ``model.device`` values (checked against the machine by ``backends/device.py``)."""
 ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
 MODEL_DTYPES: tuple[str, ...] = get_args(ModelDtype)
+
+
+DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
+"""Default of ``guard.max_value_bytes`` (also the engines' own default when no executor sets it)."""
 
 
 class _Strict(BaseModel):
@@ -52,6 +57,14 @@ class GuardSettings(_Strict):
     max_rows: int = Field(default=1000, gt=0, le=1_000_000, description="Row cap for returned results.")
     max_chars: int = Field(
         default=200_000, gt=0, le=50_000_000, description="Character cap over all returned cell text."
+    )
+    max_value_bytes: int = Field(
+        default=DEFAULT_MAX_VALUE_BYTES,
+        ge=1024,
+        le=1_000_000_000,  # SQLite's own ceiling (SQLITE_MAX_LENGTH)
+        description="Longest text/blob a result may hold: SQLite refuses to build or read a longer value, "
+        "PostgreSQL and MariaDB/MySQL (whose drivers receive a row whole) a longer row; the statement "
+        "fails with an execution error instead.",
     )
     extra_functions: list[str] = Field(
         default_factory=list, description="Functions to allow on top of the dialect allowlist."

@@ -99,6 +99,7 @@ class Executor:
         self.inline_budget_s = inline_budget_s  # 0 sends every statement to a worker thread
         # The engines' own function allowlists must admit what the guard admits.
         registry.allow_functions(self.settings.extra_functions)
+        registry.limit_values(self.settings.max_value_bytes)
         self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
         self._limiters_lock = threading.Lock()
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from mcp_server.config import DatabaseConfig
+from mcp_server.config import DEFAULT_MAX_VALUE_BYTES, DatabaseConfig
 from mcp_server.engines.base import DatabaseSpec, Engine, EngineKind
 from mcp_server.errors import QueryFailed, quoted
 
@@ -235,21 +235,21 @@ def _replace(spec: DatabaseSpec, **changes: Any) -> DatabaseSpec:
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
 
 
-def _create_engine(spec: DatabaseSpec, extra_functions: Sequence[str]) -> Engine:
+def _create_engine(spec: DatabaseSpec, extra_functions: Sequence[str], max_value_bytes: int) -> Engine:
     # Imported lazily so a server-only install needs only the drivers it uses.
     try:
         if spec.kind == "sqlite":
             from mcp_server.engines.sqlite import SqliteEngine
 
-            return SqliteEngine(spec, extra_functions=extra_functions)
+            return SqliteEngine(spec, extra_functions=extra_functions, max_value_bytes=max_value_bytes)
         if spec.kind == "postgresql":
             from mcp_server.engines.postgres import PostgresEngine
 
-            return PostgresEngine(spec)
+            return PostgresEngine(spec, max_value_bytes=max_value_bytes)
         if spec.kind == "mysql":
             from mcp_server.engines.mysql import MysqlEngine
 
-            return MysqlEngine(spec)
+            return MysqlEngine(spec, max_value_bytes=max_value_bytes)
         from mcp_server.engines.duckdb import DuckdbEngine
 
         return DuckdbEngine(spec)
@@ -274,6 +274,7 @@ class Registry:
                 )
             self._specs[spec.name] = spec
         self._extra_functions: list[str] = list(extra_functions)
+        self._max_value_bytes = DEFAULT_MAX_VALUE_BYTES
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
@@ -292,10 +293,12 @@ class Registry:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Registry, (list(self._specs.values()),), {"extra_functions": self._extra_functions})
+        state = {"extra_functions": self._extra_functions, "max_value_bytes": self._max_value_bytes}
+        return (Registry, (list(self._specs.values()),), state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._extra_functions = list(state["extra_functions"])
+        self._max_value_bytes = state.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES)
 
     def names(self) -> list[str]:
         return list(self._specs)
@@ -321,12 +324,25 @@ class Registry:
             if allow is not None:
                 allow(new)
 
+    def limit_values(self, max_bytes: int) -> None:
+        """The longest text/blob value (row, where a driver receives rows whole) the engines return
+        (the guard setting ``max_value_bytes``)."""
+        with self._lock:
+            self._max_value_bytes = max_bytes
+            engines = list(self._engines.values())
+        for engine in engines:
+            limit = getattr(engine, "limit_values", None)
+            if limit is not None:
+                limit(max_bytes)
+
     def engine(self, name: str) -> Engine:
         spec = self.get(name)
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
-                engine = self._engines[name] = _create_engine(spec, self._extra_functions)
+                engine = self._engines[name] = _create_engine(
+                    spec, self._extra_functions, self._max_value_bytes
+                )
             return engine
 
     def close(self) -> None:

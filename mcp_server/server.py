@@ -167,7 +167,8 @@ def describe_guard(settings: GuardSettings) -> str:
     extra = ",".join(settings.extra_functions) or "none"
     return (
         f"guard: read_only={settings.read_only} timeout_s={settings.timeout_s:g} "
-        f"max_rows={settings.max_rows} max_chars={settings.max_chars} extra_functions={extra}"
+        f"max_rows={settings.max_rows} max_chars={settings.max_chars} "
+        f"max_value_bytes={settings.max_value_bytes} extra_functions={extra}"
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlglot.expressions as exp
 
+from mcp_server.config import DEFAULT_MAX_VALUE_BYTES
 from mcp_server.dialects import ALLOWED_FUNCTIONS
 from mcp_server.engines.base import (
     MAX_RESULT_BYTES,
@@ -170,7 +171,7 @@ SQLITE_NATIVE_FUNCTIONS = frozenset(
     ]
 )
 
-MAX_VALUE_BYTES = 64 * 1024 * 1024  # largest string/blob a statement may build
+MAX_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES  # longest string/blob a statement may build or read, by default
 _PROGRESS_OPS = 2000  # VM instructions between deadline checks (a few microseconds of work)
 
 # Functions (sqlglot's names, as the guard reports them) whose result is no larger than their arguments
@@ -260,8 +261,11 @@ class _Running:
 
 
 class _Conn:
-    def __init__(self, raw: sqlite3.Connection, running: _Running, file_id: tuple[int, int]) -> None:
+    def __init__(
+        self, raw: sqlite3.Connection, running: _Running, file_id: tuple[int, int], max_value_bytes: int
+    ) -> None:
         self.raw = raw
+        self.max_value_bytes = max_value_bytes  # its SQLITE_LIMIT_LENGTH
         self.running = running
         self.file_id = file_id  # (st_dev, st_ino) of the file it opened
         self.lock = threading.Lock()
@@ -287,7 +291,12 @@ class SqliteEngine:
     """One SQLite file, read-only; thread-safe through a small pool of connections."""
 
     def __init__(
-        self, spec: DatabaseSpec, *, extra_functions: Iterable[str] = (), busy_timeout_s: float = 5.0
+        self,
+        spec: DatabaseSpec,
+        *,
+        extra_functions: Iterable[str] = (),
+        busy_timeout_s: float = 5.0,
+        max_value_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
         if spec.path is None:
             raise QueryFailed.of("config", f"SQLite database {spec.name!r} has no file path")
@@ -296,6 +305,7 @@ class SqliteEngine:
         self.allowed_functions = {f.lower() for f in ALLOWED_FUNCTIONS["sqlite"]} | SQLITE_NATIVE_FUNCTIONS
         self.allow_functions(extra_functions)
         self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
+        self.max_value_bytes = max_value_bytes
         self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
         self._active: set[_Conn] = set()
         self._active_lock = threading.Lock()
@@ -312,6 +322,10 @@ class SqliteEngine:
     def allow_functions(self, names: Iterable[str]) -> None:
         """Also allow these functions (the ``extra_functions`` guard setting)."""
         self.allowed_functions |= {n.lower() for n in names}
+
+    def limit_values(self, max_bytes: int) -> None:
+        """Refuse to build or read a string/blob longer than ``max_bytes`` (``SQLITE_LIMIT_LENGTH``)."""
+        self.max_value_bytes = max_bytes
 
     # -- connections -------------------------------------------------------------------------
     def _file_id(self) -> tuple[int, int]:
@@ -351,13 +365,16 @@ class SqliteEngine:
         if conn is None:
             raw = self._open()
             running = _Running()
-            # Bound what one VM step can allocate (printf/replace blow-ups are single steps the
-            # progress handler can't interrupt), and forbid ATTACH outright.
-            raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+            # Forbid ATTACH outright; the value limit is set below.
             raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             raw.set_authorizer(self._authorize)
             raw.set_progress_handler(lambda: self._progress(running), _PROGRESS_OPS)
-            conn = _Conn(raw, running, file_id)
+            conn = _Conn(raw, running, file_id, -1)
+        if conn.max_value_bytes != self.max_value_bytes:
+            # Bounds each value a statement builds or reads (printf/replace blow-ups are single VM
+            # steps the progress handler can't interrupt; a row holds its values whole).
+            conn.max_value_bytes = self.max_value_bytes
+            conn.raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, conn.max_value_bytes)
         with self._active_lock:
             self._active.add(conn)
         return conn
@@ -514,7 +531,9 @@ class SqliteEngine:
             return QueryFailed.of("syntax", f"{msg} (SQLite)")
         if "too big" in low:
             return execution_error(
-                f"{msg}: a value would exceed {MAX_VALUE_BYTES // (1024 * 1024)} MiB; build smaller strings"
+                f"{msg}: a value is longer than {_size(self.max_value_bytes)} (the max_value_bytes guard "
+                "setting); build shorter strings or ask for part of a computed one (substr(x, 1, 1000)); a "
+                "stored value that long can be read only with a higher max_value_bytes"
             )
         if "database is locked" in low or "database is busy" in low:
             return execution_error(
@@ -623,6 +642,10 @@ def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...
         if used > MAX_RESULT_BYTES:
             return rows, True
     return rows, False
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
 def _interrupted(exc: sqlite3.Error) -> bool:
