@@ -4,26 +4,31 @@ Every statement runs in its own ``READ ONLY`` transaction with ``SET LOCAL``-sco
 ``statement_timeout`` and is rolled back afterwards. It is sent alone through the extended
 protocol as a server-side cursor (``DECLARE … CURSOR FOR <sql>``), so the server itself refuses a
 second statement, anything that is not a SELECT/VALUES and data-modifying CTEs; only
-``max_rows + 1`` rows are fetched. Cancellation uses the libpq cancel request. A connection that
-broke (server restart) is dropped and the statement retried once on a fresh one. This module never
-decides what SQL is allowed; the guard does.
+``max_rows + 1`` rows are fetched, in one ``FETCH`` received a row at a time (libpq single-row mode),
+so the client never holds more than one row beyond those it has counted. Cancellation uses the libpq
+cancel request. A connection that broke (server restart) is dropped and the statement retried once on a
+fresh one. This module never decides what SQL is allowed; the guard does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Generator
+from typing import Any, cast
 
 import psycopg
 from psycopg import errors as pgerr
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
+from mcp_server.config import DEFAULT_MAX_VALUE_BYTES
 from mcp_server.engines.base import (
+    MAX_RESULT_BYTES,
     WATCHDOG,
     CancelHandle,
     CatalogColumn,
@@ -35,7 +40,6 @@ from mcp_server.engines.base import (
     cancelled_error,
     engine_refused,
     execution_error,
-    fetch_bounded,
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
@@ -71,6 +75,8 @@ ORDER BY n.nspname, c.relname, con.conname
 
 log = logging.getLogger("sqlr1.engines.postgres")
 
+_FIRST_FETCH = 16  # rows in the first FETCH (most results need only that one); later ones 4x, up to:
+_MAX_FETCH = 256
 _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
 # The server ended the session (pg_terminate_backend, shutdown, restart): the error can arrive before
 # psycopg marks the connection broken, so these SQLSTATEs count as a dropped connection too.
@@ -100,8 +106,9 @@ def conninfo_from_url(url: str) -> str:
 class PostgresEngine:
     """One PostgreSQL database; thread-safe through a pool of connections."""
 
-    def __init__(self, spec: DatabaseSpec) -> None:
+    def __init__(self, spec: DatabaseSpec, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
         self.spec = spec
+        self.max_row_bytes = max_value_bytes
         self._conninfo = conninfo_from_url(spec.url)
         u = make_url(spec.url)
         self._where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
@@ -114,6 +121,10 @@ class PostgresEngine:
     @property
     def dialect(self) -> str:
         return "postgres"
+
+    def limit_values(self, max_bytes: int) -> None:
+        """Refuse a result row whose text and bytes pass ``max_bytes`` (``max_value_bytes``)."""
+        self.max_row_bytes = max_bytes
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -230,14 +241,13 @@ class PostgresEngine:
             cur = conn.cursor(name=name)
             try:
                 cur.execute(sql)
-                # In batches: a row cap alone does not bound memory (a cut here is then over the
-                # character cap too, so the executor marks the result truncated).
-                rows, _ = fetch_bounded(cur.fetchmany, limit, batch=16)
                 columns = [
                     Column(name=d.name, type=self._type_name(conn, d.type_code))
                     for d in cur.description or ()
                 ]
-                conn.execute("ROLLBACK")  # ends the transaction and drops the cursor in one round trip
+                rows = self._fetch_rows(conn, name, limit)
+                if not conn.closed:  # ends the transaction and drops the cursor in one round trip
+                    conn.execute("ROLLBACK")
             finally:
                 cur.close()
         finally:
@@ -245,6 +255,56 @@ class PostgresEngine:
             if cancel is not None:
                 cancel.unbind()
         return columns, rows
+
+    def _fetch_rows(self, conn: psycopg.Connection[Any], name: str, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` rows of cursor ``name``, each received alone (libpq single-row mode).
+
+        ``FETCH``es of 16, 64, then 256 rows: the server builds a FETCH's rows before sending them,
+        but the client holds one row at a time whatever the size. Stops once the rows' text and bytes
+        pass MAX_RESULT_BYTES: a row cap alone does not bound memory (a cut is then over the character
+        cap too, so the executor marks the result truncated). A row over ``max_row_bytes`` fails the
+        statement (``QueryFailed``), though it was received whole: PostgreSQL sends a row (up to 1 GB) as
+        one message. Either way the connection is closed, which ends the statement on the server
+        without receiving the rest of the FETCH and frees libpq's grown buffer.
+        """
+        rows: list[tuple[Any, ...]] = []
+        used = 0
+        batch = _FIRST_FETCH
+        with conn.cursor() as plain:
+            while len(rows) < limit:
+                want = min(batch, limit - len(rows))
+                got = 0
+                # a generator holding the connection lock: closed even when left early
+                fetch = cast(
+                    Generator[Any, None, None], plain.stream(f'FETCH FORWARD {want:d} FROM "{name}"')
+                )
+                with contextlib.closing(fetch):
+                    for row in fetch:
+                        got += 1
+                        size = 0
+                        for value in row:
+                            if isinstance(value, str | bytes | bytearray | memoryview):
+                                size += len(value)
+                        if size > self.max_row_bytes:
+                            conn.close()
+                            raise self._row_too_long(len(rows) + 1, size)
+                        rows.append(row)
+                        used += size
+                        if used > MAX_RESULT_BYTES:
+                            conn.close()
+                            return rows
+                if got < want:
+                    break
+                batch = min(batch * 4, _MAX_FETCH)
+        return rows
+
+    def _row_too_long(self, number: int, size: int) -> QueryFailed:
+        return QueryFailed.of(
+            "execution",
+            f"row {number} of the result holds {size:,} characters/bytes of text and binary values, more "
+            f"than the {_size(self.max_row_bytes)} a row may hold (the max_value_bytes guard setting); ask "
+            "for less of its long values (left(x, 1000), length(x)) or raise max_value_bytes",
+        )
 
     @staticmethod
     def _begin(conn: psycopg.Connection[Any], timeout_s: float) -> None:
@@ -355,3 +415,7 @@ class PostgresEngine:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
