@@ -4,13 +4,16 @@ Connections never ask for ``CLIENT.MULTI_STATEMENTS`` (the server refuses a seco
 the session is ``TRANSACTION READ ONLY`` and every statement runs inside
 ``START TRANSACTION READ ONLY`` … ``ROLLBACK``. The server stops a statement at its time limit
 (MariaDB ``max_statement_time``, MySQL ``max_execution_time``); ``sql_select_limit`` and an
-unbuffered cursor keep at most ``max_rows + 1`` rows in memory. Cancellation sends
+unbuffered cursor keep at most ``max_rows + 1`` rows in memory, and a row longer than
+``max_value_bytes`` is refused while it arrives (the driver would otherwise buffer it whole), as is a
+value the server itself cut to NULL at its ``max_allowed_packet``. Cancellation sends
 ``KILL QUERY <id>`` from a second connection. This module never decides what SQL is allowed;
 the guard does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -19,9 +22,11 @@ from typing import Any
 
 import pymysql
 import pymysql.cursors
+from pymysql.connections import MAX_PACKET_LEN
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy.engine import make_url
 
+from mcp_server.config import DEFAULT_MAX_VALUE_BYTES
 from mcp_server.engines.base import (
     WATCHDOG,
     CancelHandle,
@@ -49,6 +54,7 @@ _TIMEOUT_CODES = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution
 _INTERRUPTED = 1317
 _REFUSED_CODES = {1792, 1142, 1044, 1045, 1227, 1290, 1036}  # read-only txn, privileges, read-only server
 _LOST_CODES = {2003, 2006, 2013, 2014, 2055, 4031}
+_PACKET_OVERFLOW = 1301  # warning: a function's result passed max_allowed_packet and became NULL
 
 _COLUMNS_SQL = (
     "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_KEY "
@@ -91,6 +97,36 @@ def connect_args_from_url(url: str) -> dict[str, Any]:
     return args
 
 
+class _RowTooLong(Exception):
+    """A result row passed ``max_packet_bytes`` while it arrived; the connection was closed."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class _BoundedConnection(pymysql.connections.Connection):
+    """PyMySQL reads a packet (a row, sent in pieces of 16 MiB) whole before parsing it; this refuses one
+    longer than ``max_packet_bytes`` before reading the piece that would pass it."""
+
+    max_packet_bytes = DEFAULT_MAX_VALUE_BYTES
+    _packet_bytes = 0  # of the packet being read, in the pieces before this one
+
+    def _read_bytes(self, num_bytes: int) -> bytes:
+        if num_bytes != 4:  # a packet's body or one piece of it (4: a header, or a body too short to count)
+            total = self._packet_bytes + num_bytes
+            if total > self.max_packet_bytes:
+                if self._result is not None:
+                    self._result.unbuffered_active = False  # closing the cursor must not read on
+                self._force_close()  # the rest of the packet is unread: the connection can't go on
+                raise _RowTooLong(total)
+            self._packet_bytes = total if num_bytes == MAX_PACKET_LEN else 0  # a full piece: more follow
+        return _read_bytes(self, num_bytes)
+
+
+_read_bytes = pymysql.connections.Connection._read_bytes
+
+
 class _Conn:
     def __init__(self, raw: pymysql.connections.Connection, mariadb: bool) -> None:
         self.raw = raw
@@ -102,8 +138,9 @@ class _Conn:
 class MysqlEngine:
     """One MariaDB/MySQL database; thread-safe through a pool of connections."""
 
-    def __init__(self, spec: DatabaseSpec) -> None:
+    def __init__(self, spec: DatabaseSpec, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
         self.spec = spec
+        self.max_row_bytes = max_value_bytes
         self._args = connect_args_from_url(spec.url)
         self._where = f"{self._args['host']}:{self._args['port']}/{self._args.get('database') or ''}"
         self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
@@ -115,10 +152,14 @@ class MysqlEngine:
     def dialect(self) -> str:
         return "mysql"
 
+    def limit_values(self, max_bytes: int) -> None:
+        """Refuse a result row longer than ``max_bytes`` (``max_value_bytes``) as it arrives."""
+        self.max_row_bytes = max_bytes
+
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> _Conn:
         try:
-            raw = pymysql.connect(**self._args, autocommit=True, client_flag=0)
+            raw = _BoundedConnection(**self._args, autocommit=True, client_flag=0)
             with raw.cursor() as cur:
                 cur.execute("SET SESSION TRANSACTION READ ONLY")
         except pymysql.Error as exc:
@@ -239,6 +280,7 @@ class MysqlEngine:
                     (max(1, int(timeout_s * 1000)), limit),
                 )
             setup.execute("START TRANSACTION READ ONLY")
+        raw.max_packet_bytes = self.max_row_bytes
 
         def stop() -> None:
             self._kill(conn)
@@ -262,17 +304,48 @@ class MysqlEngine:
                     # An explicit LIMIT beat sql_select_limit, or the result is too big to hold:
                     # stop the server instead of draining the rest of the result.
                     self._kill(conn)
+                    warned = True  # not known: the end of the result, with its warning count, never came
+                else:
+                    warned = cur.warning_count > 0
+            except _RowTooLong as exc:
+                with contextlib.suppress(QueryFailed):
+                    self._kill(conn)  # the connection is closed; make sure the statement ends too
+                raise self._row_too_long(exc.size) from None
             finally:
                 try:
                     cur.close()
                 except pymysql.Error as exc:  # the killed statement's error ends the result
                     reuse = (exc.args[0] if exc.args else None) == _INTERRUPTED
+            if warned and reuse and (overflow := self._packet_overflow(raw)):
+                raise QueryFailed.of(
+                    "execution",
+                    f"{overflow}: the server returned NULL for a value longer than its max_allowed_packet; "
+                    "ask for less of it (LEFT(x, 1000), LENGTH(x))",
+                )
         finally:
             disarm()
             if cancel is not None:
                 cancel.unbind()
         columns = [Column(name=d[0], type=_TYPE_NAMES.get(d[1], str(d[1]))) for d in description]
         return columns, rows, reuse
+
+    @staticmethod
+    def _packet_overflow(raw: pymysql.connections.Connection) -> str | None:
+        """The server's warning when the last statement cut a value to NULL at max_allowed_packet."""
+        with raw.cursor() as cur:
+            cur.execute("SHOW WARNINGS")
+            for _level, code, message in cur.fetchall():
+                if code == _PACKET_OVERFLOW:
+                    return str(message)
+        return None
+
+    def _row_too_long(self, size: int) -> QueryFailed:
+        return QueryFailed.of(
+            "execution",
+            f"a row of the result holds at least {size:,} bytes, more than the {_size(self.max_row_bytes)} a "
+            "row may hold (the max_value_bytes guard setting); ask for less of its long values "
+            "(LEFT(x, 1000), LENGTH(x)) or raise max_value_bytes",
+        )
 
     def _map_error(
         self,
@@ -346,3 +419,7 @@ class MysqlEngine:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
