@@ -6,7 +6,7 @@ Each GRPO-sized batch (``--batch`` completions) mixes, per question: the gold SQ
 (format -1). Gold results are resolved once up front (as the disk cache does in training), so the
 timing is the steady state: parse + format check + execute predictions + compare.
 
-    python benchmarks/reward_throughput_bench.py [--questions 160] [--batch 64] [--workers 2]
+    python benchmarks/reward_throughput_bench.py [--questions 160] [--batch 64] [--workers 2] [--paired 10]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from training.gold import GoldResolver
 from training.pool import ExecutionPool, InProcessExecutor
@@ -74,7 +75,27 @@ def _score_all(reward: SQLR1Reward, texts: list[str], dbs: list[str], golds: lis
     return time.perf_counter() - start
 
 
+def _paired(
+    rewards: tuple[SQLR1Reward, SQLR1Reward], texts: list[str], dbs: list[str], golds: list[str], args: Any
+) -> tuple[float, float]:
+    """Serial and pool alternate on each batch (order flipped every batch): load changes within a
+    round hit both alike. Returns (pool/serial throughput over all batches, median batch ratio)."""
+    totals, ratios = [0.0, 0.0], []
+    for r in range(args.paired):
+        for i in range(0, len(texts), args.batch):
+            cols = {"db_path": dbs[i : i + args.batch], "gold_sql": golds[i : i + args.batch]}
+            took = [0.0, 0.0]
+            for k in (0, 1) if (r + i // args.batch) % 2 else (1, 0):
+                start = time.perf_counter()
+                rewards[k].funcs[0](["p"] * len(cols["db_path"]), texts[i : i + args.batch], **cols)
+                took[k] = time.perf_counter() - start
+            totals = [totals[0] + took[0], totals[1] + took[1]]
+            ratios.append(took[0] / took[1])
+    return totals[0] / totals[1], statistics.median(ratios)
+
+
 def _measure(args: argparse.Namespace, heavy: int) -> None:
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         texts, dbs, golds = _corpus(args.questions, Path(d), heavy)
         serial_exec = InProcessExecutor(timeout_s=30)
@@ -98,6 +119,14 @@ def _measure(args: argparse.Namespace, heavy: int) -> None:
             check_s = SQLR1Reward(serial_exec, serial_gold).funcs[2](["p"] * 8, texts[:8], **cols)
             check_p = SQLR1Reward(pool, pool_gold).funcs[2](["p"] * 8, texts[:8], **cols)
             assert check_s == check_p, (check_s, check_p)
+            if args.paired:
+                paired = _paired(
+                    (SQLR1Reward(serial_exec, serial_gold), SQLR1Reward(pool, pool_gold)),
+                    texts,
+                    dbs,
+                    golds,
+                    args,
+                )
         finally:
             pool.close()
     n = len(texts)
@@ -107,13 +136,19 @@ def _measure(args: argparse.Namespace, heavy: int) -> None:
     )
     print(
         f"\n{kind}: {n} completions ({args.questions} questions x 4 variants), batch {args.batch}, "
-        f"median of {args.rounds} rounds, cpus: {os.cpu_count()}"
+        f"median of {args.rounds} rounds, cpus: {os.cpu_count()}, "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
     print("| executor | completions/s | s per 64-completion step |")
     print("|---|---:|---:|")
     print(f"| serial, in-process | {n / s:.0f} | {s / n * 64:.3f} |")
     print(f"| process pool ({args.workers} workers) | {n / p:.0f} | {p / n * 64:.3f} |")
     print(f"pool / serial throughput: {s / p:.2f}x; pool start-up (once per run): {startup:.2f} s")
+    if args.paired:
+        print(
+            f"batch-paired ({args.paired} rounds): pool / serial throughput {paired[0]:.2f}x, "
+            f"median batch {paired[1]:.2f}x; load average {os.getloadavg()[0]:.2f}"
+        )
 
 
 def main() -> None:
@@ -122,6 +157,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="rounds of batch-level alternation (0: skip); steadier under load",
+    )
     ap.add_argument(
         "--heavy", type=int, default=200_000, help="rows of the slow query (0: skip that scenario)"
     )
