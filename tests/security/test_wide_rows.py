@@ -1,0 +1,199 @@
+"""One very wide row (many long values) on SQLite, PostgreSQL and MariaDB: bounded memory, specific errors.
+
+The drivers hold a row whole, so the 64 MiB bound a result has (``engines.base.MAX_RESULT_BYTES``) does
+not bound one row. ``guard.max_value_bytes`` (16 MiB by default) does: SQLite refuses to build or read a
+longer value, PostgreSQL rows arrive one at a time and a longer one fails, MariaDB refuses a longer row
+while it arrives (and a value its server cut to NULL at ``max_allowed_packet`` fails instead of passing
+as NULL). Each oversized statement runs in a child process whose peak RSS (``VmHWM``, reset after a
+warm-up) is measured; the figures are printed (``-s``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from mcp_server.config import GuardSettings
+from mcp_server.engines.mysql import connect_args_from_url
+from mcp_server.errors import QueryFailed
+from mcp_server.executor import Executor
+
+REPO = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
+
+CHILD = """
+import json, sys
+from mcp_server.config import GuardSettings
+from mcp_server.errors import QueryFailed
+from mcp_server.executor import Executor
+
+def hwm():
+    with open("/proc/self/status", encoding="ascii") as fh:
+        return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM:"))
+
+target, sql, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+ex = Executor.from_targets([f"db={target}"], GuardSettings(timeout_s=120, **settings))
+ex.run("db", "SELECT 1")  # connections and imports are not the statement's
+with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+    fh.write("5")  # the peak restarts at the current RSS
+before = hwm()
+out = {}
+try:
+    result = ex.run("db", sql)
+    out.update(rows=result.row_count, truncated=result.truncated)
+except QueryFailed as exc:
+    out.update(kind=exc.error.kind, message=exc.error.message)
+out["growth_mib"] = hwm() - before
+out["after"] = ex.run("db", "SELECT 1").rows  # the engine (its connection pool) still works
+print(json.dumps(out))
+"""
+
+
+def measure(target: str, sql: str, **settings: Any) -> dict[str, Any]:
+    """Run ``sql`` through an executor in a child process: its outcome and peak RSS growth (MiB)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, target, sql, json.dumps(settings)],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["after"] == [[1]]
+    print(
+        f"\n{target.split(':')[0]}: {sql[:70]}... -> {got.get('message', got)!s:.90}; +{got['growth_mib']:.0f} MiB"
+    )
+    return got
+
+
+def columns(expression: str, count: int) -> str:
+    return ", ".join(f"{expression} AS c{i}" for i in range(count))
+
+
+# -- SQLite ------------------------------------------------------------------------------------------
+
+
+def test_sqlite_a_row_of_values_over_the_limit_fails_before_it_is_held(tmp_path: Path) -> None:
+    """20 values of 20 MB in one row (400 MB; with SQLite's own copy and Python's, ~800 MiB if held)."""
+    db = tmp_path / "empty.sqlite"
+    sqlite3.connect(db).close()
+    twenty_mb = "(printf('%.*c', 10000000, 'x') || printf('%.*c', 10000000, 'x'))"
+    got = measure(str(db), f"SELECT {columns(twenty_mb, 20)}")
+    assert got.get("kind") == "execution", got
+    assert "too big" in got["message"] and "16 MiB" in got["message"] and "max_value_bytes" in got["message"]
+    assert got["growth_mib"] < 128  # at most a value or two of 20 MB were built before the refusal
+
+
+def test_sqlite_value_limit_follows_the_setting_for_built_and_stored_values(tmp_path: Path) -> None:
+    db = tmp_path / "docs.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO docs VALUES (1, ?), (2, 'short')", ("d" * (3 * MIB),))
+    before = db.read_bytes()
+    small = Executor.from_targets([f"docs={db}"], GuardSettings(max_value_bytes=MIB))
+    for sql in (
+        "SELECT body FROM docs WHERE id = 1",  # stored: can't even be measured under the limit
+        "SELECT length(body) FROM docs WHERE id = 1",
+        "SELECT printf('%.*c', 600000, 'x') || printf('%.*c', 600000, 'x')",  # built
+    ):
+        with pytest.raises(QueryFailed) as info:
+            small.run("docs", sql)
+        assert info.value.error.kind == "execution", sql
+        assert "1 MiB" in info.value.error.message and "max_value_bytes" in info.value.error.message
+    assert small.run("docs", "SELECT body FROM docs WHERE id = 2").rows == [["short"]]
+    assert small.run("docs", "SELECT length(printf('%.*c', 600000, 'x'))").rows == [[600000]]
+    large = Executor.from_targets([f"docs={db}"], GuardSettings(max_value_bytes=4 * MIB))
+    assert large.run("docs", "SELECT length(body) FROM docs WHERE id = 1").rows == [[3 * MIB]]
+    # the setting reaches engines created before it, too (one registry, a new executor)
+    small.registry.limit_values(4 * MIB)
+    assert small.run("docs", "SELECT length(body) FROM docs WHERE id = 1").rows == [[3 * MIB]]
+    assert db.read_bytes() == before
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------------
+
+
+def test_postgres_rows_arrive_one_at_a_time(postgres_url: str) -> None:
+    """16 rows of 12 MB (each under the limit): fetching stops past 64 MiB, holding one row at a time
+    (16 at a time would be ~200 MB of values, ~600 MiB with libpq's copies)."""
+    got = measure(postgres_url, "SELECT n, repeat('x', 12000000) AS big FROM generate_series(1, 16) AS g(n)")
+    assert got.get("truncated") is True and got["rows"] == 1, got  # the character cap shows one
+    assert got["growth_mib"] < 192
+
+
+def test_postgres_a_row_over_the_limit_fails(postgres_url: str) -> None:
+    """4 rows of 60 MB: the first fails the statement, the others are never received (~720 MiB if the
+    four were fetched together, as before)."""
+    got = measure(postgres_url, "SELECT n, repeat('x', 60000000) AS big FROM generate_series(1, 4) AS g(n)")
+    assert got.get("kind") == "execution", got
+    assert "row 1 " in got["message"] and "16 MiB" in got["message"] and "max_value_bytes" in got["message"]
+    assert got["growth_mib"] < 320  # one row: libpq's buffer, its result and the Python string
+
+
+def test_postgres_row_limit_follows_the_setting(postgres_url: str) -> None:
+    ex = Executor.from_targets([f"pg={postgres_url}"], GuardSettings(max_value_bytes=MIB))
+    wide = "SELECT repeat('a', 600000) AS a, repeat('b', 600000) AS b"
+    with pytest.raises(QueryFailed) as info:
+        ex.run("pg", f"SELECT 1 AS n, 'x' AS a, 'y' AS b UNION ALL {wide.replace('SELECT', 'SELECT 2,')}")
+    assert info.value.error.kind == "execution"
+    assert "row 2 " in info.value.error.message and "1,200,000" in info.value.error.message
+    assert ex.run("pg", "SELECT length(repeat('a', 900000)) AS n").rows == [[900000]]
+    assert len(ex.run("pg", "SELECT repeat('a', 900000) AS a").rows) == 1
+    ex.registry.close()
+
+
+# -- MariaDB -----------------------------------------------------------------------------------------
+
+
+def test_mariadb_a_long_row_is_refused_as_it_arrives(mariadb_url: str) -> None:
+    """One row of 50 values of 10 MB (500 MB; +963 MiB when PyMySQL read it whole)."""
+    ten_mb = "REPEAT('x', 10000000)"
+    got = measure(mariadb_url, f"SELECT 1 AS n, {columns(ten_mb, 50)}")
+    assert got.get("kind") == "execution", got
+    assert "16 MiB" in got["message"] and "max_value_bytes" in got["message"]
+    assert got["growth_mib"] < 64  # at most one 16 MiB piece of the row
+
+
+def test_mariadb_row_limit_follows_the_setting(mariadb_url: str) -> None:
+    ex = Executor.from_targets([f"my={mariadb_url}"], GuardSettings(max_value_bytes=MIB))
+    with pytest.raises(QueryFailed) as info:
+        ex.run("my", "SELECT REPEAT('a', 600000) AS a, REPEAT('b', 600000) AS b")
+    assert info.value.error.kind == "execution" and "1 MiB" in info.value.error.message
+    assert ex.run("my", "SELECT LENGTH(REPEAT('a', 900000)) AS n").rows == [[900000]]
+    assert len(ex.run("my", "SELECT REPEAT('a', 900000) AS a").rows) == 1
+    ex.registry.close()
+
+
+def test_mariadb_value_the_server_cut_to_null_is_an_error(mariadb_url: str) -> None:
+    """MariaDB returns NULL (with warning 1301) for a function result over its max_allowed_packet: that
+    is an error here, not a NULL, also when the result was cut short of its end."""
+    ex = Executor.from_targets([f"my={mariadb_url}"], GuardSettings(max_rows=5, max_value_bytes=64 * MIB))
+    conn = pymysql.connect(**connect_args_from_url(mariadb_url))  # the guard refuses @@variables
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@max_allowed_packet")
+            (packet,) = cur.fetchone()
+    finally:
+        conn.close()
+    over = int(packet) + 1
+    for sql in (
+        f"SELECT REPEAT('x', {over}) AS big",
+        # the over-long value in row 2 of 40 (an explicit LIMIT past the row cap: the rest is killed)
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 50) "
+        f"SELECT n, IF(n = 2, REPEAT('x', {over}), 'a') AS big FROM r LIMIT 40",
+    ):
+        with pytest.raises(QueryFailed) as info:
+            ex.run("my", sql)
+        assert info.value.error.kind == "execution", sql
+        assert "max_allowed_packet" in info.value.error.message
+    # other warnings (an implicit cast) leave the result as it is
+    assert ex.run("my", "SELECT CAST('12abc' AS SIGNED) AS n").rows == [[12]]
+    ex.registry.close()
