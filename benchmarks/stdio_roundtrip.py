@@ -123,7 +123,7 @@ async def round_trips(
     inproc = build_server(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(inproc_db))]))
     raw = sqlite3.connect(f"file:{inproc_db}?mode=ro", uri=True)
     rt: dict[str, dict[str, list[float]]] = {q: {"sqlr1": [], "reference": []} for q in QUERIES}
-    ss: dict[str, dict[str, list[float]]] = {q: {"server": [], "sqlite3": []} for q in QUERIES}
+    ss: dict[str, dict[str, list[float]]] = {q: {"server": [], "sqlite3": [], "b2b": []} for q in QUERIES}
     with open(work / "stderr.log", "w", encoding="utf-8") as errlog:
         async with (
             Client(stdio_client(ours_params(ours_db), errlog=errlog)) as ours,
@@ -158,6 +158,14 @@ async def round_trips(
                         rt[label]["reference"].append(d2)
                         ss[label]["server"].append(t1 - t0)
                         ss[label]["sqlite3"].append(t2 - t1)
+            # The same in-process call back to back (a warm CPU, as inside a busy server): shown beside the
+            # interleaved figure above, which pays the wake-up after each stdio wait as the server process does.
+            for label, sql in QUERIES.items():
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    res = await inproc.call_tool("execute_sql", {"database": "chinook", "sql": sql})
+                    res.model_dump_json(by_alias=True, exclude_none=True)
+                    ss[label]["b2b"].append(time.perf_counter() - t0)
             calls = n * len(QUERIES)
             CPU_PER_CALL["sqlr1"] = (child_cpu_s("mcp_server.cli") - cpu["sqlr1"]) / calls
             CPU_PER_CALL["reference"] = (child_cpu_s("mcp-server-sqlite") - cpu["reference"]) / calls
@@ -293,14 +301,24 @@ def render(
         "argument validation, guard, engine, result model; no transport) against the stdio round trip, "
         "with raw `sqlite3` (`execute` + `fetchall` on an open read-only connection) as the floor:",
         "",
-        "| query | server-side p50 (ms) | share of stdio p50 (goal <= 15%) | raw sqlite3 p50 (ms) |",
-        "|---|---|---|---|",
+        "| query | server-side p50 (ms) | share of stdio p50 (goal <= 15%) | raw sqlite3 p50 (ms) "
+        "| back to back: server-side p50 (ms), share |",
+        "|---|---|---|---|---|",
     ]
     for label in QUERIES:
         s50, _ = ms(ss[label]["server"])
         f50, _ = ms(ss[label]["sqlite3"])
         o50, _ = ms(rt[label]["sqlr1"])
-        lines.append(f"| {label} | {s50:.3f} | {100 * s50 / o50:.1f}% | {f50:.3f} |")
+        b50, _ = ms(ss[label]["b2b"])
+        lines.append(
+            f"| {label} | {s50:.3f} | {100 * s50 / o50:.1f}% | {f50:.3f} | {b50:.3f}, {100 * b50 / o50:.1f}% |"
+        )
+    lines += [
+        "",
+        "The first three columns interleave each in-process call with the stdio calls, so it starts on a CPU "
+        "that has just waited, as the server does after reading a request; that is the figure held against the "
+        "goal. The last column repeats the call back to back (warm caches), the cost inside a busy server.",
+    ]
     lines += [
         "",
         "What the reference cannot do (same machine, same run):",
