@@ -1,11 +1,13 @@
-"""stdio transport: the SDK's stdio server, plus an answer for malformed lines the SDK drops silently.
+"""stdio transport: the SDK's stdio server, plus the answers JSON-RPC 2.0 requires for malformed lines,
+which the SDK drops silently (a client that sent, say, ``"params": []`` with an id would wait forever).
 
-The SDK drops a line that fails JSON-RPC validation without answering it, so a client that sent, say,
-``"params": []`` with an id would wait forever. Such a line is rewritten into a request for a method that
-does not exist, named after the problem, so the SDK itself answers it with a JSON-RPC error on that id.
-A line that is not JSON at all gets the reply JSON-RPC 2.0 requires: a ``-32700`` Parse error with
-``id: null`` (blank lines are skipped). Everything the server writes still goes through the SDK's writer
-(no interleaving on stdout).
+* A line that is not JSON at all gets a ``-32700`` Parse error with ``id: null`` (blank lines are skipped).
+* Valid JSON that is not a valid message (``[]``, ``{"method": 5}``, ``"params": []``) gets a ``-32600``
+  Invalid Request naming the problem, on the request's id when it has a usable one, else ``id: null``.
+  :func:`repair_line` marks such a line (it becomes a line the SDK cannot parse, carrying the id and the
+  problem) and :func:`parse_error_reply` answers it.
+
+Everything the server writes still goes through the SDK's writer (no interleaving on stdout).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-__all__ = ["INVALID_REQUEST_METHOD", "PARSE_ERROR", "parse_error_reply", "repair_line", "run_stdio"]
+__all__ = ["INVALID_REQUEST", "PARSE_ERROR", "parse_error_reply", "repair_line", "run_stdio"]
 
-INVALID_REQUEST_METHOD = "sqlr1/invalid-request"
 PARSE_ERROR = -32700  # JSON-RPC 2.0: invalid JSON was received
+INVALID_REQUEST = -32600  # JSON-RPC 2.0: the JSON sent is not a valid Request object
+_MARK = "\x00sqlr1-invalid-request "  # starts a line no JSON parser accepts; the rest is {"id", "problem"}
 
 
 def _problem(obj: dict[str, Any]) -> str | None:
@@ -43,21 +46,22 @@ def _problem(obj: dict[str, Any]) -> str | None:
 
 
 def repair_line(line: str) -> str:
-    """Pass valid lines through; turn an invalid request with a usable id into one the SDK will reject."""
+    """Pass lines through, except valid JSON that is not a message: that is marked for a ``-32600`` reply."""
+    if not line.strip():
+        return line
     try:
         obj = json.loads(line)
     except ValueError:
-        return line  # not JSON: there is no id to answer
-    if not isinstance(obj, dict) or "result" in obj or "error" in obj:
-        return line
-    ident = obj.get("id")
-    if isinstance(ident, bool) or not isinstance(ident, str | int):
-        return line  # a notification, or an id JSON-RPC does not allow: nothing can be answered
-    problem = _problem(obj)
+        return line  # not JSON: the SDK's parse error is answered with -32700
+    if isinstance(obj, dict) and ("result" in obj or "error" in obj):
+        return line  # a response: the SDK's business
+    problem = _problem(obj) if isinstance(obj, dict) else "a message must be a JSON object"
     if problem is None:
         return line
-    method = f"{INVALID_REQUEST_METHOD} ({problem})"
-    return json.dumps({"jsonrpc": "2.0", "id": ident, "method": method, "params": {}}) + "\n"
+    ident = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(ident, bool) or not isinstance(ident, str | int):
+        ident = None  # JSON-RPC: when the id cannot be determined, the reply's id is null
+    return _MARK + json.dumps({"id": ident, "problem": problem}) + "\n"
 
 
 class _RepairedLines:
@@ -73,10 +77,11 @@ class _RepairedLines:
 
 
 def parse_error_reply(exc: BaseException) -> types.JSONRPCError | None:
-    """The ``-32700`` reply (``id: null``) for a line the SDK could not parse as JSON, else None.
+    """The reply to a line the SDK could not parse: ``-32600`` for a line :func:`repair_line` marked as an
+    invalid request (on its id), else ``-32700`` with ``id: null``; None for anything else.
 
     The SDK's own parse verdict decides (a pydantic ``json_invalid`` error), so what counts as JSON is
-    exactly what the SDK accepts. Valid JSON that is not a message is left to :func:`repair_line`.
+    exactly what the SDK accepts.
     """
     if not isinstance(exc, ValidationError):
         return None
@@ -86,6 +91,13 @@ def parse_error_reply(exc: BaseException) -> types.JSONRPCError | None:
         line = err.get("input")
         if isinstance(line, str) and not line.strip():
             return None  # a blank line carries no message: nothing to answer
+        if isinstance(line, str) and line.startswith(_MARK):
+            marked = json.loads(line[len(_MARK) :])
+            return types.JSONRPCError(
+                jsonrpc="2.0",
+                id=marked["id"],
+                error=types.ErrorData(code=INVALID_REQUEST, message=f"Invalid Request: {marked['problem']}"),
+            )
         detail = str(err.get("msg", "invalid JSON")).removeprefix("Invalid JSON: ")
         return types.JSONRPCError(
             jsonrpc="2.0", id=None, error=types.ErrorData(code=PARSE_ERROR, message=f"Parse error: {detail}")

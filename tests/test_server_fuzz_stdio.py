@@ -178,30 +178,45 @@ def test_huge_line_and_huge_sql(peer: StdioPeer) -> None:
     _alive(peer)
 
 
-def test_repair_line() -> None:
-    from mcp_server.stdio_app import repair_line
+def _verdict(line: str) -> Any:
+    """The SDK's own parse verdict on ``line`` (the exception its stdio reader passes on)."""
+    import mcp_types
+    from pydantic import ValidationError
 
-    valid = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}\n'
-    assert repair_line(valid) == valid
-    for bad in (
-        '{"jsonrpc": "2.0", "id": 1, "method": 5}',
-        '{"id": "a", "method": "x"}',
-        '{"jsonrpc": "2.0", "id": 2, "method": "x", "params": [1]}',
-    ):
-        fixed = json.loads(repair_line(bad))
-        assert fixed["id"] == json.loads(bad)["id"] and fixed["method"].startswith("sqlr1/invalid-request (")
-    for untouched in (
-        "not json",
-        "[]",
-        '{"jsonrpc": "2.0", "method": 5}',
-        '{"id": true, "method": 1}',
+    with pytest.raises(ValidationError) as info:
+        mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    return info.value
+
+
+def test_repair_line_marks_invalid_requests_for_a_32600_reply() -> None:
+    from mcp_server.stdio_app import INVALID_REQUEST, parse_error_reply, repair_line
+
+    for ok in (
+        '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}\n',
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
         '{"id": 1, "result": {}}',
+        "not json",
+        "   ",
     ):
-        assert repair_line(untouched) == untouched
+        assert repair_line(ok) == ok
+    for bad, ident, problem in (
+        ('{"jsonrpc": "2.0", "id": 1, "method": 5}', 1, "method must be a string"),
+        ('{"id": "a", "method": "x"}', "a", "jsonrpc must be '2.0'"),
+        ('{"jsonrpc": "2.0", "id": 2, "method": "x", "params": [1]}', 2, "params must be an object"),
+        ("[]", None, "a message must be a JSON object"),
+        ("7", None, "a message must be a JSON object"),
+        ('{"jsonrpc": "2.0", "method": 5}', None, "method must be a string"),
+        ('{"id": true, "method": 1}', None, "jsonrpc must be '2.0'"),
+    ):
+        reply = parse_error_reply(_verdict(repair_line(bad)))
+        assert reply is not None, bad
+        assert reply.id == ident and reply.error.code == INVALID_REQUEST
+        assert reply.error.message == f"Invalid Request: {problem}"
 
 
 def test_unparseable_lines_get_a_parse_error_and_the_server_keeps_serving(tmp_path: Path) -> None:
-    """JSON-RPC 2.0: invalid JSON gets ``-32700`` with ``id: null``; blank lines get nothing; serving goes on."""
+    """JSON-RPC 2.0: invalid JSON gets ``-32700`` with ``id: null``, valid JSON that is no valid request
+    ``-32600`` (on its id if it has one); blank lines get nothing; serving goes on."""
     import shutil
 
     db = tmp_path / "chinook.sqlite"
@@ -214,7 +229,12 @@ def test_unparseable_lines_get_a_parse_error_and_the_server_keeps_serving(tmp_pa
             b"\xff\xfe\x00 binary",
             b"}" * 100_000,
         ]
-        for line in [*unparseable, b"   ", b""]:
+        invalid = [  # valid JSON, not a valid request: -32600 on the id when it has one
+            (b"[]", None),
+            (b'{"jsonrpc": "2.0", "method": 5}', None),
+            (b'{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": [1]}', 3),
+        ]
+        for line in [*unparseable, b"   ", b"", *(raw for raw, _ in invalid)]:
             p.send_raw(line)
         # Lines are read in order and a parse error is answered before the next line is read, so every
         # reply comes before the answer to this request.
@@ -229,10 +249,13 @@ def test_unparseable_lines_get_a_parse_error_and_the_server_keeps_serving(tmp_pa
                 assert msg["result"] == {}
                 break
             replies.append(msg)
-        assert len(replies) == len(unparseable), replies  # one each; none for the blank lines
-        for msg in replies:
+        assert len(replies) == len(unparseable) + len(invalid), replies  # one each; none for blank lines
+        for msg in replies[: len(unparseable)]:
             assert msg["jsonrpc"] == "2.0" and msg["id"] is None and "result" not in msg
             assert msg["error"]["code"] == -32700 and msg["error"]["message"].startswith("Parse error: ")
+        for msg, (_, ident) in zip(replies[len(unparseable) :], invalid, strict=True):
+            assert msg["jsonrpc"] == "2.0" and msg["id"] == ident and "result" not in msg
+            assert msg["error"]["code"] == -32600 and msg["error"]["message"].startswith("Invalid Request: ")
         init = p.call(
             "initialize",
             {
@@ -249,16 +272,9 @@ def test_unparseable_lines_get_a_parse_error_and_the_server_keeps_serving(tmp_pa
 
 
 def test_parse_error_reply_only_for_invalid_json() -> None:
-    import mcp_types
-    from pydantic import ValidationError
-
     from mcp_server.stdio_app import PARSE_ERROR, parse_error_reply
 
-    def verdict(line: str) -> ValidationError:
-        with pytest.raises(ValidationError) as info:
-            mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-        return info.value
-
+    verdict = _verdict
     reply = parse_error_reply(verdict("{not json"))
     assert reply is not None and reply.id is None and reply.error.code == PARSE_ERROR
     assert json.loads(reply.model_dump_json(by_alias=True, exclude_unset=True)) == {
@@ -267,6 +283,6 @@ def test_parse_error_reply_only_for_invalid_json() -> None:
         "error": {"code": -32700, "message": reply.error.message},
     }
     assert parse_error_reply(verdict("  \n")) is None  # blank line
-    assert parse_error_reply(verdict("[]")) is None  # JSON, just not a message: not a parse error
+    assert parse_error_reply(verdict("[]")) is None  # JSON, just not a message: repair_line marks those
     assert parse_error_reply(verdict('{"jsonrpc": "2.0", "method": 5}')) is None
     assert parse_error_reply(RuntimeError("x")) is None
