@@ -32,6 +32,7 @@ import pickle
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -205,7 +206,7 @@ def _call(func: Func[T, R], ctx: WorkerContext, item: T) -> tuple[bool, R | str]
         return False, f"{type(exc).__name__}: {exc}"
 
 
-class Submission(Generic[T, R]):
+class Submission(ABC, Generic[T, R]):
     """Tasks handed to a pool one by one (``add``) while the caller goes on with other work; the
     pool runs them meanwhile and ``results()`` waits for the rest. Use it as a context manager: a
     submission left unfinished (an exception) is cancelled and its workers replaced."""
@@ -252,8 +253,8 @@ class Submission(Generic[T, R]):
         """``results()`` of :func:`execute_job` tasks, failures as unsuccessful outcomes."""
         return _as_outcomes(self.results())
 
-    def _finish(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _finish(self) -> None: ...
 
     def _cancel(self) -> None:
         """Release the pool without waiting for the results."""
@@ -265,7 +266,7 @@ class Submission(Generic[T, R]):
         self._cancel()
 
 
-class _PoolBase:
+class _PoolBase(ABC):
     """``map`` and ``run`` on top of a pool's ``submit``."""
 
     deadline_s = math.inf
@@ -279,10 +280,10 @@ class _PoolBase:
         deadline = limit if callable(limit) else (lambda _item: float(limit))
         return self._open(func, deadline, on_result)
 
+    @abstractmethod
     def _open(
         self, func: Func[T, R], deadline: Callable[[T], float], on_result: OnResult[R]
-    ) -> Submission[T, R]:
-        raise NotImplementedError
+    ) -> Submission[T, R]: ...
 
     def map(
         self,
