@@ -30,6 +30,9 @@ from typing import Any
 import anyio
 from mcp import Client
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # benchmarks/ is not a package: import from beside this file
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## MCP load over streamable HTTP (benchmarks/http_load.py)"
@@ -224,18 +227,6 @@ def render(stats: Stats, wall: float, args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -250,7 +241,7 @@ def main() -> None:
     text = render(stats, wall, args)
     print(text)
     if args.write_results:
-        write_section(text)
+        write_section(SECTION, text, RESULTS)
     sys.exit(1 if stats.failures else 0)
 
 

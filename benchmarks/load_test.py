@@ -22,6 +22,9 @@ from types import ModuleType
 
 import anyio
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # benchmarks/ is not a package: import from beside this file
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## Load: slow queries vs none, side by side (benchmarks/load_test.py)"
@@ -115,18 +118,6 @@ def render(fig: dict[str, object], args: argparse.Namespace) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -143,7 +134,7 @@ def main() -> None:
     for f in failures[:10]:
         print("failure:", f)
     if args.write_results:
-        write_section(text)
+        write_section(SECTION, text, RESULTS)
     sys.exit(1 if failures else 0)
 
 

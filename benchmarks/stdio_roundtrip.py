@@ -32,6 +32,9 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # benchmarks/ is not a package: import from beside this file
+
 REPO = Path(__file__).resolve().parent.parent
 REF_VENV = REPO / ".venv-ref"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -338,19 +341,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's own section of RESULTS.md (other sections are left as they are)."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 async def amain(args: argparse.Namespace) -> str:
     exe = ensure_reference_env()
     with tempfile.TemporaryDirectory(prefix="sqlr1-bench-") as tmp:
@@ -371,7 +361,7 @@ def main() -> None:
     text = anyio.run(amain, args)
     print(text)
     if args.write_results:
-        write_section(text)
+        write_section(SECTION, text, RESULTS)
 
 
 if __name__ == "__main__":
