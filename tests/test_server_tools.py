@@ -67,6 +67,35 @@ async def test_tools_have_schemas_and_honest_annotations(server: MCPServer) -> N
         assert "execute_sql" in instructions and "read-only" in instructions
 
 
+TYPED_CELLS = (
+    "SELECT 1 AS i, 2.5 AS f, 'x' AS s, NULL AS n, x'00ff' AS b, 9007199254740993 AS big, "
+    "'\u00e9\u4e2d' AS u, 1e308 * 10 AS inf UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+)
+
+
+async def test_execute_sql_results_match_the_published_schema_and_model(server: MCPServer) -> None:
+    """The server does not re-validate execute_sql's structured content per call (server.py,
+    ``_trust_structured_output``), so every cell type must come out valid by construction."""
+    import jsonschema
+
+    from mcp_server.results import QueryResult
+
+    async with Client(server) as client:
+        schema = {t.name: t for t in (await client.list_tools()).tools}["execute_sql"].output_schema
+        for db, sql in [
+            ("chinook", TYPED_CELLS),
+            ("chinook", "SELECT * FROM Invoice ORDER BY InvoiceId LIMIT 60"),
+            ("concert_singer", "SELECT * FROM singer"),
+        ]:
+            res = await call(client, "execute_sql", {"database": db, "sql": sql})
+            assert not res.is_error, text_of(res)
+            jsonschema.validate(res.structured_content, schema)
+            QueryResult.model_validate(res.structured_content)  # the stricter model: cells are JSON scalars
+            assert json.loads(text_of(res)) == res.structured_content
+    tool = server._tool_manager.get_tool("execute_sql")
+    assert tool is not None and tool.fn_metadata.output_model is None  # the SDK skips its pass
+
+
 async def test_list_databases_and_tables(server: MCPServer) -> None:
     async with Client(server) as client:
         res = await call(client, "list_databases", {})
