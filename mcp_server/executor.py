@@ -100,6 +100,7 @@ class Executor:
         # The engines' own function allowlists must admit what the guard admits.
         registry.allow_functions(self.settings.extra_functions)
         registry.limit_values(self.settings.max_value_bytes)
+        registry.limit_sqlite_heap(self.settings.max_sqlite_heap_bytes)
         self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
         self._limiters_lock = threading.Lock()
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from mcp_server.config import DEFAULT_MAX_VALUE_BYTES, DatabaseConfig
+from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES, DatabaseConfig
 from mcp_server.engines.base import DatabaseSpec, Engine, EngineKind
 from mcp_server.errors import QueryFailed, quoted
 
@@ -235,13 +235,20 @@ def _replace(spec: DatabaseSpec, **changes: Any) -> DatabaseSpec:
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
 
 
-def _create_engine(spec: DatabaseSpec, extra_functions: Sequence[str], max_value_bytes: int) -> Engine:
+def _create_engine(
+    spec: DatabaseSpec, extra_functions: Sequence[str], max_value_bytes: int, sqlite_heap_bytes: int
+) -> Engine:
     # Imported lazily so a server-only install needs only the drivers it uses.
     try:
         if spec.kind == "sqlite":
             from mcp_server.engines.sqlite import SqliteEngine
 
-            return SqliteEngine(spec, extra_functions=extra_functions, max_value_bytes=max_value_bytes)
+            return SqliteEngine(
+                spec,
+                extra_functions=extra_functions,
+                max_value_bytes=max_value_bytes,
+                max_heap_bytes=sqlite_heap_bytes,
+            )
         if spec.kind == "postgresql":
             from mcp_server.engines.postgres import PostgresEngine
 
@@ -275,6 +282,7 @@ class Registry:
             self._specs[spec.name] = spec
         self._extra_functions: list[str] = list(extra_functions)
         self._max_value_bytes = DEFAULT_MAX_VALUE_BYTES
+        self._sqlite_heap_bytes = DEFAULT_MAX_SQLITE_HEAP_BYTES
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
@@ -293,12 +301,17 @@ class Registry:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {"extra_functions": self._extra_functions, "max_value_bytes": self._max_value_bytes}
+        state = {
+            "extra_functions": self._extra_functions,
+            "max_value_bytes": self._max_value_bytes,
+            "sqlite_heap_bytes": self._sqlite_heap_bytes,
+        }
         return (Registry, (list(self._specs.values()),), state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._extra_functions = list(state["extra_functions"])
         self._max_value_bytes = state.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES)
+        self._sqlite_heap_bytes = state.get("sqlite_heap_bytes", DEFAULT_MAX_SQLITE_HEAP_BYTES)
 
     def names(self) -> list[str]:
         return list(self._specs)
@@ -335,13 +348,25 @@ class Registry:
             if limit is not None:
                 limit(max_bytes)
 
+    def limit_sqlite_heap(self, max_bytes: int) -> None:
+        """The most memory SQLite may allocate in this process (the guard setting ``max_sqlite_heap_bytes``):
+        SQLite engines ask for it when they next open or use a connection. Process-wide, and SQLite can
+        only lower it, so the lowest value asked for applies."""
+        with self._lock:
+            self._sqlite_heap_bytes = max_bytes
+            engines = list(self._engines.values())
+        for engine in engines:
+            limit = getattr(engine, "limit_heap", None)
+            if limit is not None:
+                limit(max_bytes)
+
     def engine(self, name: str) -> Engine:
         spec = self.get(name)
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
                 engine = self._engines[name] = _create_engine(
-                    spec, self._extra_functions, self._max_value_bytes
+                    spec, self._extra_functions, self._max_value_bytes, self._sqlite_heap_bytes
                 )
             return engine
 

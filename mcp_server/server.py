@@ -168,7 +168,8 @@ def describe_guard(settings: GuardSettings) -> str:
     return (
         f"guard: read_only={settings.read_only} timeout_s={settings.timeout_s:g} "
         f"max_rows={settings.max_rows} max_chars={settings.max_chars} "
-        f"max_value_bytes={settings.max_value_bytes} extra_functions={extra}"
+        f"max_value_bytes={settings.max_value_bytes} max_sqlite_heap_bytes={settings.max_sqlite_heap_bytes} "
+        f"extra_functions={extra}"
     )
 
 

@@ -7,6 +7,11 @@ statement is prepared). A progress handler stops a statement at its deadline; ``
 per-query cancel handles stop it from another thread. This module never decides what SQL is
 allowed; the guard does.
 
+Memory: ``SQLITE_LIMIT_LENGTH`` (``max_value_bytes``) bounds one value, and SQLite's process-wide hard heap
+limit (``max_sqlite_heap_bytes``, :class:`_HeapLimit`) bounds everything SQLite holds, a row of many values
+each under the first limit included; a statement past either fails with an execution error naming the
+setting, and the connection stays usable.
+
 ``execute_inline`` lets an async caller run a cheap statement on its own thread (no hand-off to a worker
 thread): the engine stops it at a short budget, and the caller then runs it in a worker thread. Only
 statements that cannot build large values (no ``printf``, ``replace``, ``||``, ``group_concat``, …: see
@@ -28,7 +33,7 @@ from typing import Any
 
 import sqlglot.expressions as exp
 
-from mcp_server.config import DEFAULT_MAX_VALUE_BYTES
+from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
 from mcp_server.dialects import ALLOWED_FUNCTIONS
 from mcp_server.engines.base import (
     MAX_RESULT_BYTES,
@@ -49,7 +54,14 @@ from mcp_server.errors import QueryFailed
 from mcp_server.guard import function_name
 from mcp_server.results import Column
 
-__all__ = ["INLINE_FUNCTIONS", "MAX_VALUE_BYTES", "SQLITE_NATIVE_FUNCTIONS", "SqliteEngine", "inline_safe"]
+__all__ = [
+    "INLINE_FUNCTIONS",
+    "MAX_HEAP_BYTES",
+    "MAX_VALUE_BYTES",
+    "SQLITE_NATIVE_FUNCTIONS",
+    "SqliteEngine",
+    "inline_safe",
+]
 
 # SQLite's own names for its side-effect-free built-ins (core, date, aggregate, window, math, JSON).
 # Deliberately absent: load_extension, fts3_tokenizer, randomblob/zeroblob (memory blow-ups),
@@ -172,6 +184,7 @@ SQLITE_NATIVE_FUNCTIONS = frozenset(
 )
 
 MAX_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES  # longest string/blob a statement may build or read, by default
+MAX_HEAP_BYTES = DEFAULT_MAX_SQLITE_HEAP_BYTES  # most memory SQLite may allocate in the process, by default
 _PROGRESS_OPS = 2000  # VM instructions between deadline checks (a few microseconds of work)
 
 # Functions (sqlglot's names, as the guard reports them) whose result is no larger than their arguments
@@ -250,6 +263,43 @@ class _InlineWatch:
             WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
 
 
+class _HeapLimit:
+    """SQLite's process-wide hard heap limit (``PRAGMA hard_heap_limit``), asked for once per distinct value.
+
+    Past the limit SQLite's allocations fail (``SQLITE_NOMEM``, which Python's ``sqlite3`` raises as
+    ``MemoryError``) and the statement fails. The pragma takes effect only when it lowers the limit (or
+    sets the first one), so the limit in force is the lowest any engine in the process asked for:
+    ``effective``, as SQLite reports it. A forked child inherits both SQLite's limit and this record.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: set[int] = set()
+        self.effective = 0  # bytes; 0 until a limit was asked for
+
+    def ask(self, max_bytes: int) -> None:
+        if max_bytes in self._asked:
+            return
+        with self._lock:
+            if max_bytes in self._asked:
+                return
+            try:
+                raw = sqlite3.connect(":memory:")
+                try:
+                    (effective,) = raw.execute(f"PRAGMA hard_heap_limit = {int(max_bytes)}").fetchone()
+                finally:
+                    raw.close()
+            except (sqlite3.Error, MemoryError) as exc:
+                raise execution_error(
+                    f"cannot set SQLite's heap limit (max_sqlite_heap_bytes={max_bytes}): {exc!r}"
+                ) from exc
+            self.effective = int(effective)
+            self._asked.add(max_bytes)
+
+
+_HEAP = _HeapLimit()
+
+
 class _Running:
     """State of the statement a pooled connection is running (read by the progress handler)."""
 
@@ -297,6 +347,7 @@ class SqliteEngine:
         extra_functions: Iterable[str] = (),
         busy_timeout_s: float = 5.0,
         max_value_bytes: int = MAX_VALUE_BYTES,
+        max_heap_bytes: int = MAX_HEAP_BYTES,
     ) -> None:
         if spec.path is None:
             raise QueryFailed.of("config", f"SQLite database {spec.name!r} has no file path")
@@ -306,6 +357,7 @@ class SqliteEngine:
         self.allow_functions(extra_functions)
         self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
         self.max_value_bytes = max_value_bytes
+        self.max_heap_bytes = max_heap_bytes
         self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
         self._active: set[_Conn] = set()
         self._active_lock = threading.Lock()
@@ -326,6 +378,12 @@ class SqliteEngine:
     def limit_values(self, max_bytes: int) -> None:
         """Refuse to build or read a string/blob longer than ``max_bytes`` (``SQLITE_LIMIT_LENGTH``)."""
         self.max_value_bytes = max_bytes
+
+    def limit_heap(self, max_bytes: int) -> None:
+        """Ask SQLite to allocate at most ``max_bytes`` in this process (``PRAGMA hard_heap_limit``, the
+        ``max_sqlite_heap_bytes`` guard setting) before the next connection is used; process-wide, and the
+        lowest value any engine asked for applies."""
+        self.max_heap_bytes = max_bytes
 
     # -- connections -------------------------------------------------------------------------
     def _file_id(self) -> tuple[int, int]:
@@ -354,9 +412,12 @@ class SqliteEngine:
             raw.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise execution_error(f"cannot open SQLite file {self.path}: {exc}") from exc
+        except MemoryError as exc:
+            raise self._out_of_memory(f"cannot open SQLite file {self.path}") from exc
         return raw
 
     def _acquire(self) -> _Conn:
+        _HEAP.ask(self.max_heap_bytes)
         file_id = self._file_id()
         conn = self._pool.take()
         while conn is not None and conn.file_id != file_id:
@@ -492,6 +553,8 @@ class SqliteEngine:
             if budgeted and not running.stop and _interrupted(exc):
                 raise _OverBudget from exc
             raise self._map_error(exc, timeout_s, timed_out=timed_out, cancelled=running.stop) from exc
+        except MemoryError as exc:  # SQLITE_NOMEM: past the heap limit
+            raise self._out_of_memory("SQLite ran out of memory") from exc
         finally:
             disarm()
             if cancel is not None:
@@ -543,6 +606,19 @@ class SqliteEngine:
             return execution_error(f"{self.path}: {msg} (the file is damaged or not SQLite)")
         return execution_error(msg)
 
+    def _out_of_memory(self, what: str) -> QueryFailed:
+        """The error for an allocation SQLite refused at its heap limit (``max_sqlite_heap_bytes``)."""
+        limit = _HEAP.effective
+        setting = "the max_sqlite_heap_bytes guard setting"
+        if 0 < limit < self.max_heap_bytes:
+            asked = _size(self.max_heap_bytes)
+            setting += f"; {asked} was asked for here, the lowest value set in the process applies"
+        return execution_error(
+            f"{what}: the statement needs more than the {_size(limit)} SQLite may allocate in this server "
+            f"process ({setting}), open connections included; ask for fewer or shorter values "
+            "(substr(x, 1, 1000), length(x), fewer columns) or raise max_sqlite_heap_bytes"
+        )
+
     def interrupt(self) -> None:
         with self._active_lock:
             active = list(self._active)
@@ -552,6 +628,7 @@ class SqliteEngine:
     # -- catalog -------------------------------------------------------------------------------
     def _meta_query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Schema reads on an internal connection without the statement authorizer (still read-only)."""
+        _HEAP.ask(self.max_heap_bytes)
         with self._meta_lock:
             file_id = self._file_id()
             if self._meta is not None and self._meta_id != file_id:
@@ -561,9 +638,11 @@ class SqliteEngine:
                 self._meta, self._meta_id = self._open(), file_id
             try:
                 return self._meta.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, MemoryError) as exc:
                 self._meta.close()
                 self._meta = None
+                if isinstance(exc, MemoryError):
+                    raise self._out_of_memory(f"reading the schema of {self.path}") from exc
                 raise execution_error(f"reading the schema of {self.path}: {exc}") from exc
 
     def catalog(self) -> list[CatalogTable]:

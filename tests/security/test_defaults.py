@@ -105,6 +105,8 @@ async def test_running_server_applies_the_defaults(default_server: Served) -> No
         "timeout_s=30",
         "max_rows=1000",
         "max_chars=200000",
+        "max_value_bytes=16777216",
+        "max_sqlite_heap_bytes=268435456",
         "extra_functions=none",
     ):
         assert setting in banner, (setting, banner)
@@ -135,7 +137,8 @@ async def test_running_server_applies_the_defaults(default_server: Served) -> No
 def test_effective_settings_printed_are_the_configured_ones(tmp_path: Path, chinook_copy: Path) -> None:
     cfg = tmp_path / "sqlr1.toml"
     cfg.write_text(
-        '[guard]\ntimeout_s = 7.5\nmax_rows = 12\nmax_chars = 3456\nextra_functions = ["unicode"]\n',
+        "[guard]\ntimeout_s = 7.5\nmax_rows = 12\nmax_chars = 3456\nmax_sqlite_heap_bytes = 67108864\n"
+        'extra_functions = ["unicode"]\n',
         encoding="utf-8",
     )
     served = start("--config", str(cfg), "--db", f"chinook={chinook_copy}")
@@ -146,6 +149,7 @@ def test_effective_settings_printed_are_the_configured_ones(tmp_path: Path, chin
             "timeout_s=7.5",
             "max_rows=12",
             "max_chars=3456",
+            "max_sqlite_heap_bytes=67108864",
             "extra_functions=unicode",
         ):
             assert setting in s.banner, (setting, s.banner)

@@ -4,8 +4,10 @@ The drivers hold a row whole, so the 64 MiB bound a result has (``engines.base.M
 not bound one row. ``guard.max_value_bytes`` (16 MiB by default) does: SQLite refuses to build or read a
 longer value, PostgreSQL rows arrive one at a time and a longer one fails, MariaDB refuses a longer row
 while it arrives (and a value its server cut to NULL at ``max_allowed_packet`` fails instead of passing
-as NULL). Each oversized statement runs in a child process whose peak RSS (``VmHWM``, reset after a
-warm-up) is measured; the figures are printed (``-s``).
+as NULL). A SQLite row of many values each under that limit is bounded by ``guard.max_sqlite_heap_bytes``
+(256 MiB by default), SQLite's process-wide hard heap limit. Each oversized statement runs in a child
+process whose peak RSS (``VmHWM``, reset after a warm-up) is measured; the figures are printed (``-s``).
+The heap limit is process-wide and can only be lowered, so a test that lowers it does so in a child.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from mcp_server.config import GuardSettings
+from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, GuardSettings, load_config
 from mcp_server.engines.mysql import connect_args_from_url
 from mcp_server.errors import QueryFailed
 from mcp_server.executor import Executor
@@ -78,6 +80,17 @@ def columns(expression: str, count: int) -> str:
     return ", ".join(f"{expression} AS c{i}" for i in range(count))
 
 
+FIFTEEN_MB = "printf('%.*c', 15000000, 'x')"  # under max_value_bytes (16 MiB)
+HEAP_MIB = DEFAULT_MAX_SQLITE_HEAP_BYTES // MIB
+
+
+def assert_heap_error(got: dict[str, Any], mib: int) -> None:
+    assert got.get("kind") == "execution", got
+    message = got["message"]
+    assert "out of memory" in message and f"{mib} MiB" in message, message
+    assert "max_sqlite_heap_bytes" in message and "substr" in message and "fewer columns" in message, message
+
+
 # -- SQLite ------------------------------------------------------------------------------------------
 
 
@@ -116,6 +129,90 @@ def test_sqlite_value_limit_follows_the_setting_for_built_and_stored_values(tmp_
     small.registry.limit_values(4 * MIB)
     assert small.run("docs", "SELECT length(body) FROM docs WHERE id = 1").rows == [[3 * MIB]]
     assert db.read_bytes() == before
+
+
+def test_sqlite_a_row_of_many_values_under_the_limit_is_bounded_by_the_heap_limit(tmp_path: Path) -> None:
+    """20 values of 15 MB in one row, each under max_value_bytes: +859 MiB when SQLite's copy and Python's
+    were held whole; now SQLite's allocations stop at its 256 MiB heap limit and the statement fails."""
+    db = tmp_path / "empty.sqlite"
+    sqlite3.connect(db).close()
+    got = measure(str(db), f"SELECT {columns(FIFTEEN_MB, 20)}")
+    assert_heap_error(got, HEAP_MIB)
+    assert got["growth_mib"] < HEAP_MIB + 64  # SQLite's heap; nothing reached Python
+    # the same with a stored value read 20 times into one row (each column is its own 15 MB copy)
+    stored = tmp_path / "stored.sqlite"
+    with sqlite3.connect(stored) as conn:
+        conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO docs VALUES (1, ?)", ("d" * 15_000_000,))
+    got = measure(str(stored), f"SELECT {columns('body', 20)} FROM docs")
+    assert_heap_error(got, HEAP_MIB)
+    assert got["growth_mib"] < HEAP_MIB + 64
+
+
+def test_sqlite_heap_limit_follows_the_setting(tmp_path: Path) -> None:
+    """6 values of 15 MB (90 MB): allowed under the default heap limit, refused under 64 MiB."""
+    db = tmp_path / "empty.sqlite"
+    sqlite3.connect(db).close()
+    sql = f"SELECT {columns(FIFTEEN_MB, 6)}"
+    allowed = measure(str(db), sql)
+    assert allowed.get("rows") == 1 and allowed["truncated"] is True, allowed  # cut to max_chars
+    refused = measure(str(db), sql, max_sqlite_heap_bytes=64 * MIB)
+    assert_heap_error(refused, 64)
+    assert refused["growth_mib"] < 64 + 32
+
+
+LOWEST_APPLIES = """
+import json, sys
+from mcp_server.config import GuardSettings
+from mcp_server.errors import QueryFailed
+from mcp_server.executor import Executor
+
+low = Executor.from_targets([f"a={sys.argv[1]}"], GuardSettings(max_sqlite_heap_bytes=64 * 2**20))
+low.run("a", "SELECT 1")
+high = Executor.from_targets([f"b={sys.argv[1]}"], GuardSettings())  # asks for 256 MiB: SQLite keeps 64
+try:
+    high.run("b", sys.argv[2])
+    out = {"message": None}
+except QueryFailed as exc:
+    out = {"kind": exc.error.kind, "message": exc.error.message}
+out["after"] = high.run("b", "SELECT 1").rows
+print(json.dumps(out))
+"""
+
+
+def test_sqlite_heap_limit_is_process_wide_and_the_lowest_applies(tmp_path: Path) -> None:
+    db = tmp_path / "empty.sqlite"
+    sqlite3.connect(db).close()
+    proc = subprocess.run(
+        [sys.executable, "-c", LOWEST_APPLIES, str(db), f"SELECT {columns(FIFTEEN_MB, 6)}"],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert_heap_error(got, 64)
+    assert f"{HEAP_MIB} MiB was asked for here, the lowest value set in the process applies" in got["message"]
+    assert got["after"] == [[1]]
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("max_sqlite_heap_bytes = 1000000\n", "max_sqlite_heap_bytes"),  # under 16 MiB
+        ('max_sqlite_heap_bytes = "lots"\n', "max_sqlite_heap_bytes"),
+        ("max_value_bytes = 100000000\nmax_sqlite_heap_bytes = 50000000\n", "max_sqlite_heap_bytes"),
+    ],
+)
+def test_bad_heap_limit_is_a_config_error_naming_the_key(tmp_path: Path, toml: str, named: str) -> None:
+    cfg = tmp_path / "sqlr1.toml"
+    cfg.write_text("[guard]\n" + toml, encoding="utf-8")
+    with pytest.raises(QueryFailed) as info:
+        load_config(cfg)
+    assert info.value.error.kind == "config" and named in info.value.error.message, info.value.error.message
+    cfg.write_text("[guard]\nmax_sqlite_heap_bytes = 67108864\n", encoding="utf-8")
+    assert load_config(cfg).guard.max_sqlite_heap_bytes == 64 * MIB
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------------
