@@ -51,10 +51,17 @@ def cap_rows(raw_rows: Sequence[Sequence[Any]], max_chars: int) -> tuple[list[li
     rows: list[list[JSONValue]] = []
     used = 0
     for raw_row in raw_rows:
-        row = [v if type(v) is int or type(v) is str else json_safe(v) for v in raw_row]
+        row: list[JSONValue] = list(raw_row)
         size = 0
-        for v in row:
-            size += len(v) if type(v) is str else (4 if v is None else len(str(v)))
+        for i, v in enumerate(row):
+            if type(v) is str:
+                size += len(v)
+            elif v is None:
+                size += 4
+            else:
+                if type(v) is not int:
+                    v = row[i] = json_safe(v)
+                size += len(v) if type(v) is str else len(str(v))
         if used + size > max_chars:
             if not rows:
                 per_cell = max(16, max_chars // max(1, len(row)))

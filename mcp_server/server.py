@@ -96,8 +96,9 @@ def structured_result(model: BaseModel | dict[str, Any], *, text: str | None = N
     """A tool result whose text is compact JSON (or ``text``) instead of the SDK's indented dump.
 
     Large results stay cheap for a model that reads the text; the structured content is the same as the
-    SDK would produce (and it still validates it against the tool's output schema). ``model`` may be the
-    already JSON-ready dict (e.g. :meth:`QueryResult.to_json_dict`), which is then used as it is.
+    SDK would produce (and it validates it against the tool's output schema, except for tools marked with
+    :func:`_trust_structured_output`). ``model`` may be the already JSON-ready dict (e.g.
+    :meth:`QueryResult.to_json_dict`), which is then used as it is.
     """
     data = model if isinstance(model, dict) else model.model_dump(mode="json", by_alias=True)
     if text is None:

@@ -207,6 +207,7 @@ INLINE_FUNCTIONS = frozenset(
 _INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
 _INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
 _INLINE_WATCH_S = 0.02  # how often the backstop looks at inline statements while any run
+_INLINE_WATCH_LINGER_S = 1.0  # it keeps looking this long after the last one (no re-arming per call)
 
 
 def inline_safe(expression: exp.Expr) -> bool:
@@ -228,21 +229,27 @@ class _InlineWatch:
 
     The progress handler stops a statement at its budget, but not inside one long VM step (``count(*)``
     of a huge table, a LIKE over a huge value). One watchdog entry every ``_INLINE_WATCH_S`` serves all
-    inline statements while any run (a wake-up per statement would cost more than a cheap statement),
-    so such a step is interrupted at most that long after the budget.
+    inline statements while any run and for ``_INLINE_WATCH_LINGER_S`` after the last (a wake-up of the
+    watchdog thread per statement would cost more than a cheap statement), so such a step is
+    interrupted at most that long after the budget.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[_Conn, tuple[int, float]] = {}
         self._armed = False
-        self._pid = os.getpid()
+        self._last = 0.0  # when the last statement was watched
+        os.register_at_fork(after_in_child=self._forget)
 
-    def watch(self, conn: _Conn, run_id: int, deadline: float) -> None:
+    def _forget(self) -> None:
+        """In a forked child: no entry of its own is scheduled (and the lock may be held by a dead thread)."""
+        self._lock = threading.Lock()
+        self._runs, self._armed = {}, False
+
+    def watch(self, conn: _Conn, run_id: int, deadline: float, now: float) -> None:
         with self._lock:
-            if self._pid != os.getpid():  # a forked child has no entry of its own scheduled
-                self._runs, self._armed, self._pid = {}, False, os.getpid()
             self._runs[conn] = (run_id, deadline)
+            self._last = now
             if self._armed:
                 return
             self._armed = True
@@ -256,7 +263,7 @@ class _InlineWatch:
         now = time.monotonic()
         with self._lock:
             late = [(conn, run_id) for conn, (run_id, deadline) in self._runs.items() if deadline <= now]
-            self._armed = bool(self._runs)
+            self._armed = bool(self._runs) or now - self._last < _INLINE_WATCH_LINGER_S
         for conn, run_id in late:
             conn.stop(run_id, cancel=False)
         if self._armed:
@@ -353,6 +360,7 @@ class SqliteEngine:
             raise QueryFailed.of("config", f"SQLite database {spec.name!r} has no file path")
         self.spec = spec
         self.path = Path(spec.path)
+        self._path_str = str(self.path)
         self.allowed_functions = {f.lower() for f in ALLOWED_FUNCTIONS["sqlite"]} | SQLITE_NATIVE_FUNCTIONS
         self.allow_functions(extra_functions)
         self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
@@ -390,7 +398,7 @@ class SqliteEngine:
         """(device, inode) of the file now at the path: an open connection keeps reading a deleted or
         replaced file's old inode, so connections opened on another one are never used again."""
         try:
-            st = self.path.stat()
+            st = os.stat(self._path_str)
         except FileNotFoundError as exc:
             raise QueryFailed.of(
                 "not_found", f"SQLite file {self.path} no longer exists (database {self.spec.name!r})"
@@ -534,7 +542,7 @@ class SqliteEngine:
         # Backstop for a single long VM step (e.g. a huge LIKE) that the progress handler can't see.
         disarm: Callable[[], None]
         if budgeted:
-            _INLINE_WATCH.watch(conn, run_id, running.deadline)
+            _INLINE_WATCH.watch(conn, run_id, running.deadline, started)
             disarm = partial(_INLINE_WATCH.unwatch, conn)
         else:
             disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
@@ -708,18 +716,18 @@ def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...
     """``engines.base.fetch_bounded`` for SQLite rows, one at a time (the memory bound holds to the row),
     in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``."""
     rows: list[tuple[Any, ...]] = []
+    if limit <= 0:
+        return rows, False
     used = 0
-    fetchone = cur.fetchone
-    while len(rows) < limit:
-        row = fetchone()
-        if row is None:
-            break
+    for row in cur:  # iterating steps one row per call, like fetchone, without a method call
         rows.append(row)
         for value in row:
             if type(value) is str or type(value) is bytes:
                 used += len(value)
         if used > MAX_RESULT_BYTES:
             return rows, True
+        if len(rows) >= limit:
+            break
     return rows, False
 
 
