@@ -62,6 +62,43 @@ def test_error_position_points_into_the_callers_sql(engine: PostgresEngine) -> N
     assert info.value.error.position == sql.index("no_such_table")
 
 
+def run(engine: PostgresEngine, sql: str) -> list[tuple[object, ...]]:
+    return engine.execute(sql, max_rows=100, timeout_s=10).rows
+
+
+def test_row_check_keeps_what_the_statement_returns(engine: PostgresEngine) -> None:
+    """The caller's SQL runs as a subquery under the row-size check: same rows, order, columns, types."""
+    desc = run(engine, "SELECT g FROM generate_series(1, 50) AS g ORDER BY g DESC")
+    assert [r[0] for r in desc] == list(range(50, 0, -1))
+    dup = engine.execute("SELECT 1 AS a, 2 AS a, 'x'::text AS b", max_rows=5, timeout_s=10)
+    assert [c.name for c in dup.columns] == ["a", "a", "b"] and dup.rows == [(1, 2, "x")]
+    assert [c.type for c in dup.columns] == ["int4", "int4", "text"]
+    assert run(engine, "SELECT 1 AS n; -- a trailing comment after the semicolon") == [(1,)]
+    assert run(engine, "SELECT 2 AS n -- a comment that would swallow what follows") == [(2,)]
+    assert run(engine, "SELECT 3 AS n;;") == [(3,)]
+    assert run(engine, "SELECT ';' AS s") == [(";",)]
+    assert run(engine, "VALUES (1, 'a'), (2, 'b')") == [(1, "a"), (2, "b")]
+    assert run(
+        engine, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r"
+    ) == [(1,), (2,), (3,)]
+    assert run(engine, "SELECT FROM generate_series(1, 2)") == [(), ()]  # zero columns
+
+
+def test_row_check_sees_the_whole_row_whatever_the_columns_are_named(engine: PostgresEngine) -> None:
+    """A column named like the check's alias must not narrow the check to that column."""
+    engine.limit_values(1024 * 1024)
+    with pytest.raises(QueryFailed) as info:
+        run(engine, "SELECT 1 AS sqlr1_row, repeat('x', 2000000) AS big")
+    assert "max_value_bytes" in info.value.error.message and "2,000,0" in info.value.error.message
+    assert run(engine, "SELECT 1 AS sqlr1_row, repeat('x', 1000) AS small")[0][0] == 1  # still usable
+
+
+def test_several_statements_are_refused_through_the_row_check(engine: PostgresEngine) -> None:
+    with pytest.raises(QueryFailed) as info:
+        engine.execute("SELECT 1; SELECT 2;", max_rows=5, timeout_s=5)
+    assert info.value.error.kind == "blocked" and "one statement" in info.value.error.message
+
+
 def test_pg_sleep_stopped_by_statement_timeout(engine: PostgresEngine) -> None:
     started = time.monotonic()
     with pytest.raises(QueryFailed) as info:

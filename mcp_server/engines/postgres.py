@@ -25,6 +25,8 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.tokens import TokenType
 
 from mcp_server.config import DEFAULT_MAX_VALUE_BYTES
 from mcp_server.engines.base import (
@@ -46,6 +48,9 @@ from mcp_server.errors import QueryFailed
 from mcp_server.results import Column
 
 __all__ = ["PostgresEngine", "conninfo_from_url"]
+
+_ROW_CHECK_HEAD = "SELECT * FROM ("  # what precedes the caller's SQL in the row-checked cursor query
+_ROW_CHECK_MARK = "sqlr1_row_over_max_value_bytes:"  # in the error a too-long row raises
 
 _COLUMNS_SQL = """
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -186,7 +191,7 @@ class PostgresEngine:
         started = time.monotonic()
         for attempt in (0, 1):
             name = f"sqlr1_{next(self._names)}"
-            prefix = len("EXPLAIN ") if explain else len(f'DECLARE "{name}" CURSOR FOR ')
+            prefix = len("EXPLAIN ") if explain else len(f'DECLARE "{name}" CURSOR FOR {_ROW_CHECK_HEAD}')
             conn = self._acquire()
             try:
                 columns, rows = self._fetch(
@@ -240,7 +245,7 @@ class PostgresEngine:
                 return [Column(name="QUERY PLAN", type="text")], rows
             cur = conn.cursor(name=name)
             try:
-                cur.execute(sql)
+                cur.execute(self._with_row_check(sql, name))
                 columns = [
                     Column(name=d.name, type=self._type_name(conn, d.type_code))
                     for d in cur.description or ()
@@ -256,16 +261,35 @@ class PostgresEngine:
                 cancel.unbind()
         return columns, rows
 
+    def _with_row_check(self, sql: str, name: str) -> str:
+        """``sql`` as a subquery whose rows PostgreSQL refuses to send when longer than ``max_row_bytes``.
+
+        libpq receives a row (up to 1 GB) as one message before any client code sees it, so the limit is
+        checked where the row is built: a row whose text form is longer fails the statement with an
+        error carrying :data:`_ROW_CHECK_MARK` (mapped to :meth:`_row_too_long`). The check's error is
+        computed from the row, so the planner can't fold it into a constant and raise it for every
+        statement. ``(alias.*)`` is the whole row even when a column has the alias's name; a trailing
+        ``;`` is dropped (it can't sit inside parentheses); a line comment ends at the newline before
+        ``)``. Rows keep the subquery's order (a filter over a subquery scan does not reorder).
+        """
+        body = _without_trailing_semicolons(sql)
+        row = "(sqlr1_row.*)::text"
+        return (
+            f"{_ROW_CHECK_HEAD}{body}\n) AS sqlr1_row WHERE CASE WHEN octet_length({row}) > "
+            f"{self.max_row_bytes:d} THEN CAST('{_ROW_CHECK_MARK}{name}:' || octet_length({row}) AS int) = 0 "
+            "ELSE true END"
+        )
+
     def _fetch_rows(self, conn: psycopg.Connection[Any], name: str, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` rows of cursor ``name``, each received alone (libpq single-row mode).
 
         ``FETCH``es of 16, 64, then 256 rows: the server builds a FETCH's rows before sending them,
         but the client holds one row at a time whatever the size. Stops once the rows' text and bytes
         pass MAX_RESULT_BYTES: a row cap alone does not bound memory (a cut is then over the character
-        cap too, so the executor marks the result truncated). A row over ``max_row_bytes`` fails the
-        statement (``QueryFailed``), though it was received whole: PostgreSQL sends a row (up to 1 GB) as
-        one message. Either way the connection is closed, which ends the statement on the server
-        without receiving the rest of the FETCH and frees libpq's grown buffer.
+        cap too, so the executor marks the result truncated). A row over ``max_row_bytes`` is refused by
+        the server before it is sent (:meth:`_with_row_check`); one whose values pass it only once
+        decoded fails here too (``QueryFailed``). Either way the connection is closed, which ends the
+        statement on the server without receiving the rest of the FETCH and frees libpq's grown buffer.
         """
         rows: list[tuple[Any, ...]] = []
         used = 0
@@ -279,29 +303,42 @@ class PostgresEngine:
                     Generator[Any, None, None], plain.stream(f'FETCH FORWARD {want:d} FROM "{name}"')
                 )
                 with contextlib.closing(fetch):
-                    for row in fetch:
-                        got += 1
-                        size = 0
-                        for value in row:
-                            if isinstance(value, str | bytes | bytearray | memoryview):
-                                size += len(value)
-                        if size > self.max_row_bytes:
-                            conn.close()
-                            raise self._row_too_long(len(rows) + 1, size)
-                        rows.append(row)
-                        used += size
-                        if used > MAX_RESULT_BYTES:
-                            conn.close()
-                            return rows
+                    try:
+                        for row in fetch:
+                            got += 1
+                            size = 0
+                            for value in row:
+                                if isinstance(value, str | bytes | bytearray | memoryview):
+                                    size += len(value)
+                            if size > self.max_row_bytes:
+                                conn.close()
+                                raise self._row_too_long(len(rows) + 1, size)
+                            rows.append(row)
+                            used += size
+                            if used > MAX_RESULT_BYTES:
+                                conn.close()
+                                return rows
+                    except pgerr.InvalidTextRepresentation as exc:
+                        over = _row_check_size(exc)
+                        if over is None:
+                            raise
+                        raise self._row_too_long(None, over) from exc  # refused before it was sent
                 if got < want:
                     break
                 batch = min(batch * 4, _MAX_FETCH)
         return rows
 
-    def _row_too_long(self, number: int, size: int) -> QueryFailed:
+    def _row_too_long(self, number: int | None, size: int) -> QueryFailed:
+        """Row ``number`` (received) holds ``size`` characters/bytes; ``None``: PostgreSQL refused to send
+        a row whose text form is ``size`` bytes long (:meth:`_with_row_check`)."""
+        what = (
+            f"row {number} of the result holds {size:,} characters/bytes of text and binary values"
+            if number is not None
+            else f"a row of the result is {size:,} bytes long as text"
+        )
         return QueryFailed.of(
             "execution",
-            f"row {number} of the result holds {size:,} characters/bytes of text and binary values, more "
+            f"{what}, more "
             f"than the {_size(self.max_row_bytes)} a row may hold (the max_value_bytes guard setting); ask "
             "for less of its long values (left(x, 1000), length(x)) or raise max_value_bytes",
         )
@@ -339,9 +376,14 @@ class PostgresEngine:
             # Report where in the caller's SQL, not in our DECLARE/EXPLAIN wrapper.
             position = max(0, int(diag.statement_position) - 1 - prefix)
         failed: QueryFailed
+        over = _row_check_size(exc)
+        if over is not None:
+            return self._row_too_long(None, over)
         if isinstance(exc, pgerr.ReadOnlySqlTransaction | pgerr.InsufficientPrivilege):
             failed = engine_refused(msg)
-        elif "multiple commands" in msg:
+        elif "multiple commands" in msg or (
+            isinstance(exc, pgerr.SyntaxError) and prefix and msg.endswith('at or near ";"')
+        ):
             failed = engine_refused("only one statement may be sent at a time")
         elif isinstance(exc, pgerr.SyntaxError) and position == 0 and prefix:
             failed = engine_refused("only a SELECT / WITH … SELECT / VALUES statement can run")
@@ -415,6 +457,32 @@ class PostgresEngine:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _row_check_size(exc: psycopg.Error) -> int | None:
+    """The size of the row :meth:`PostgresEngine._with_row_check` refused, if ``exc`` is that refusal."""
+    if not isinstance(exc, pgerr.InvalidTextRepresentation):
+        return None
+    msg = exc.diag.message_primary or ""
+    mark = msg.find(_ROW_CHECK_MARK)
+    if mark < 0:
+        return None
+    size = msg[mark:].rsplit(":", 1)[1].rstrip('"')
+    return int(size) if size.isdigit() else 0
+
+
+def _without_trailing_semicolons(sql: str) -> str:
+    """``sql`` without the ``;`` (and what follows it: whitespace, comments) that may end a statement."""
+    if ";" not in sql:
+        return sql
+    try:
+        tokens = Dialect.get_or_raise("postgres").tokenize(sql)
+    except Exception:  # not tokenizable: PostgreSQL reports the error on the text as it is
+        return sql
+    end = len(sql)
+    while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
+        end = tokens.pop().start
+    return sql[:end]
 
 
 def _size(n: int) -> str:
