@@ -107,15 +107,24 @@ def ours_params(db: Path, config: Path | None = None) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=[*args, "serve"], cwd=str(REPO))
 
 
-def timed_params(db: Path, times: Path) -> StdioServerParameters:
-    """sqlr1 with each tool call timed inside the server process (``timed_stdio_server.py``)."""
+def timed_params(db: Path, times: Path, *, floor: bool = False) -> StdioServerParameters:
+    """sqlr1 (or, with ``floor``, the cost floor) with each tool call timed inside the server process
+    (``timed_stdio_server.py``)."""
     script = REPO / "benchmarks" / "timed_stdio_server.py"
+    env = {**get_default_environment(), "SQLR1_CALL_TIMES": str(times), "SQLR1_FLOOR": "1" if floor else "0"}
     return StdioServerParameters(
-        command=sys.executable,
-        args=[str(script), "--db", f"chinook={db}", "serve"],
-        cwd=str(REPO),
-        env={**get_default_environment(), "SQLR1_CALL_TIMES": str(times)},
+        command=sys.executable, args=[str(script), "--db", f"chinook={db}", "serve"], cwd=str(REPO), env=env
     )
+
+
+async def timed_call(client: Client, times: Path, sql: str) -> float:
+    """One execute_sql call to a timed server: the seconds the server measured for it."""
+    mark = times.stat().st_size if times.exists() else 0
+    res = await client.call_tool("execute_sql", {"database": "chinook", "sql": sql})
+    assert not res.is_error, res
+    with open(times, encoding="utf-8") as fh:
+        fh.seek(mark)
+        return float(fh.read().split("\t", 1)[0])
 
 
 def ref_params(exe: Path, db: Path) -> StdioServerParameters:
@@ -132,20 +141,24 @@ async def round_trips(
 
     ours_db, ref_db, inproc_db = work / "ours.sqlite", work / "ref.sqlite", work / "inproc.sqlite"
     timed_db, times = work / "timed.sqlite", work / "call_times.tsv"
-    for db in (ours_db, ref_db, inproc_db, timed_db):
+    floor_db, floor_times = work / "floor.sqlite", work / "floor_times.tsv"
+    for db in (ours_db, ref_db, inproc_db, timed_db, floor_db):
         shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
     # In-process: tool dispatch, argument validation, guard, engine, result model, JSON; no transport.
     inproc = build_server(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(inproc_db))]))
     raw = sqlite3.connect(f"file:{inproc_db}?mode=ro", uri=True)
     rt: dict[str, dict[str, list[float]]] = {q: {"sqlr1": [], "reference": []} for q in QUERIES}
     ss: dict[str, dict[str, list[float]]] = {
-        q: {"in_server": [], "server": [], "sqlite3": [], "b2b": []} for q in QUERIES
+        q: {"in_server": [], "floor": [], "server": [], "sqlite3": [], "b2b": []} for q in QUERIES
     }
     with open(work / "stderr.log", "w", encoding="utf-8") as errlog:
         async with (
             Client(stdio_client(ours_params(ours_db), errlog=errlog)) as ours,
             Client(stdio_client(ref_params(exe, ref_db), errlog=errlog)) as ref,
             Client(stdio_client(timed_params(timed_db, times), errlog=errlog)) as timed_server,
+            Client(
+                stdio_client(timed_params(floor_db, floor_times, floor=True), errlog=errlog)
+            ) as floor_server,
         ):
             for sql in QUERIES.values():
                 a = await ours.call_tool("execute_sql", {"database": "chinook", "sql": sql})
@@ -165,12 +178,12 @@ async def round_trips(
                         lambda sql=sql: ours.call_tool("execute_sql", {"database": "chinook", "sql": sql})
                     )
                     d2, _ = await timed(lambda sql=sql: ref.call_tool("read_query", {"query": sql}))
-                    mark = times.stat().st_size if times.exists() else 0
-                    await timed_server.call_tool("execute_sql", {"database": "chinook", "sql": sql})
-                    if i >= warmup:  # the server wrote its own timing of this call
-                        with open(times, encoding="utf-8") as fh:
-                            fh.seek(mark)
-                            ss[label]["in_server"].append(float(fh.read().split("\t", 1)[0]))
+                    # The two timed servers in alternating order, so neither always answers first.
+                    pair = [("in_server", timed_server, times), ("floor", floor_server, floor_times)]
+                    for key, client, path in pair if i % 2 else pair[::-1]:
+                        seconds = await timed_call(client, path, sql)
+                        if i >= warmup:
+                            ss[label][key].append(seconds)
                     t0 = time.perf_counter()
                     res = await inproc.call_tool("execute_sql", {"database": "chinook", "sql": sql})
                     res.model_dump_json(by_alias=True, exclude_none=True)
@@ -323,21 +336,23 @@ def render(
         "",
         "Server-side cost of `execute_sql` (`MCPServer.call_tool` + JSON serialization of the result: argument "
         "validation, guard, engine, result model; not the transport) against the stdio round trip, with raw "
-        "`sqlite3` (`execute` + `fetchall` on an open read-only connection) as the floor. Measured three ways: "
-        "**in the server**, inside a real stdio server process during its round trips (`timed_stdio_server.py`, "
-        "a third server process interleaved with the two above, so it answers right after reading each "
-        "request as a server does); **in-process**, the same call in the benchmark's own process right after "
-        "its stdio waits (the first code to run after a wait, so it also pays the wake-up); and **back to "
-        "back**, repeated with warm caches (the cost inside a busy server):",
+        "`sqlite3` (`execute` + `fetchall` on an open read-only connection, in this process) beside it. Measured "
+        "four ways: **in the server**, inside a real stdio server process during its round trips "
+        "(`timed_stdio_server.py`: another server process, interleaved with the two above, so it answers right "
+        "after reading each request as a server does); **floor**, the same in a server whose `execute_sql` "
+        "does the least any server must (cached guard verdict, `execute` + `fetchmany` on one open connection: "
+        "no timeout, interrupt, memory or character bounds) with the same SDK dispatch, result model and JSON; "
+        "**in-process**, the call in the benchmark's own process right after its stdio waits (the first code to "
+        "run after a wait); and **back to back**, repeated with warm caches (the cost inside a busy server):",
         "",
-        "| query | in the server p50 (ms), share of stdio p50 (goal <= 15%) | in-process p50 (ms), share "
-        "| back to back p50 (ms), share | raw sqlite3 p50 (ms) |",
-        "|---|---|---|---|---|",
+        "| query | in the server p50 (ms), share of stdio p50 (goal <= 15%) | floor p50 (ms), share "
+        "| in-process p50 (ms), share | back to back p50 (ms), share | raw sqlite3 p50 (ms) |",
+        "|---|---|---|---|---|---|",
     ]
     for label in QUERIES:
         o50, _ = ms(rt[label]["sqlr1"])
         cells = []
-        for key in ("in_server", "server", "b2b"):
+        for key in ("in_server", "floor", "server", "b2b"):
             v50, _ = ms(ss[label][key])
             cells.append(f"{v50:.3f}, {100 * v50 / o50:.1f}%")
         f50, _ = ms(ss[label]["sqlite3"])

@@ -8,6 +8,11 @@ named by ``SQLR1_CALL_TIMES`` as ``<seconds>\\t<sql>`` after the call; the extra
 write make this process's own round trips a little slower, so the benchmark uses another server process
 for the round-trip figures.
 
+With ``SQLR1_FLOOR=1`` the server is the cost floor, not sqlr1: ``Executor.run_async`` is replaced by the
+least any server must do (the guard's cached verdict, then ``execute`` + ``fetchmany`` on one open
+``sqlite3`` connection, no timeout, interrupt, memory or character bounds), keeping the SDK's dispatch and
+the result model and JSON, so the benchmark can show how much of the server-side cost is sqlr1's own.
+
 Usage: ``SQLR1_CALL_TIMES=times.tsv python benchmarks/timed_stdio_server.py --db chinook=... serve``
 """
 
@@ -25,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mcp_server import cli  # noqa: E402
+from mcp_server.executor import Executor  # noqa: E402
+from mcp_server.results import Column, QueryResult  # noqa: E402
 
 _call_tool = MCPServer.call_tool
 _out = open(os.environ["SQLR1_CALL_TIMES"], "a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -41,6 +48,28 @@ async def timed_call_tool(self: MCPServer, name: str, arguments: dict[str, Any],
 
 
 MCPServer.call_tool = timed_call_tool  # type: ignore[method-assign]
+
+
+async def floor_run_async(
+    self: Executor, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
+) -> QueryResult:
+    """The floor: guard (cached), then one open connection's execute + fetchmany; no limits, no timeout."""
+    statement = self.check(database, sql)
+    engine = self.registry.engine(database)
+    conn = FLOOR_CONNECTIONS.get(database)
+    if conn is None:
+        conn = FLOOR_CONNECTIONS[database] = engine._open()  # type: ignore[attr-defined]
+    cur = conn.execute(statement.sql)
+    rows = cur.fetchmany((max_rows or self.settings.max_rows) + 1)
+    columns = [Column(name=d[0], type=None) for d in cur.description]
+    return QueryResult.model_construct(
+        columns=columns, rows=[list(r) for r in rows], row_count=len(rows), truncated=False, elapsed_ms=0.0
+    )
+
+
+FLOOR_CONNECTIONS: dict[str, Any] = {}
+if os.environ.get("SQLR1_FLOOR") == "1":
+    Executor.run_async = floor_run_async  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(cli.main())
