@@ -22,10 +22,12 @@ the budget by much on data of ordinary size.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -43,7 +45,6 @@ from mcp_server.engines.base import (
     CatalogForeignKey,
     CatalogTable,
     DatabaseSpec,
-    IdlePool,
     RawResult,
     cancelled_error,
     engine_refused,
@@ -53,6 +54,8 @@ from mcp_server.engines.base import (
 from mcp_server.errors import QueryFailed
 from mcp_server.guard import function_name
 from mcp_server.results import Column
+
+log = logging.getLogger("sqlr1.engines.sqlite")
 
 __all__ = [
     "INLINE_FUNCTIONS",
@@ -207,6 +210,7 @@ INLINE_FUNCTIONS = frozenset(
 _INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
 _INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
 _INLINE_WATCH_S = 0.02  # how often the backstop looks at inline statements while any run
+_MAX_IDLE = 8  # idle connections an engine keeps
 _INLINE_WATCH_LINGER_S = 1.0  # it keeps looking this long after the last one (no re-arming per call)
 
 
@@ -220,6 +224,10 @@ def inline_safe(expression: exp.Expr) -> bool:
     return True
 
 
+def _nothing() -> None:
+    """Nothing to disarm."""
+
+
 class _OverBudget(Exception):
     """An inline statement was stopped at its budget (not an error: it runs again in a worker thread)."""
 
@@ -228,46 +236,55 @@ class _InlineWatch:
     """Backstop for inline statements: interrupts one still running past its budget.
 
     The progress handler stops a statement at its budget, but not inside one long VM step (``count(*)``
-    of a huge table, a LIKE over a huge value). One watchdog entry every ``_INLINE_WATCH_S`` serves all
-    inline statements while any run and for ``_INLINE_WATCH_LINGER_S`` after the last (a wake-up of the
-    watchdog thread per statement would cost more than a cheap statement), so such a step is
-    interrupted at most that long after the budget.
+    of a huge table, a LIKE over a huge value). While inline statements run, and for
+    ``_INLINE_WATCH_LINGER_S`` after the last one started, one watchdog entry every ``_INLINE_WATCH_S``
+    looks at every engine's busy connections and interrupts those past their deadline, so such a step
+    is interrupted at most that long after the budget. A statement itself only notes that it started
+    (a wake-up of the watchdog thread, or even a lock, per statement would cost more than a cheap one).
+    A connection's ``run_id`` is read before its deadline, so a statement that ended meanwhile is never
+    stopped in place of its successor (:meth:`_Conn.stop` compares run ids under the connection's lock).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[_Conn, tuple[int, float]] = {}
-        self._armed = False
-        self._last = 0.0  # when the last statement was watched
+        self._engines: weakref.WeakSet[SqliteEngine] = weakref.WeakSet()
+        self.armed = False
+        self.last = 0.0  # when the last inline statement started
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
         """In a forked child: no entry of its own is scheduled (and the lock may be held by a dead thread)."""
         self._lock = threading.Lock()
-        self._runs, self._armed = {}, False
+        self.armed = False
 
-    def watch(self, conn: _Conn, run_id: int, deadline: float, now: float) -> None:
+    def add(self, engine: SqliteEngine) -> None:
         with self._lock:
-            self._runs[conn] = (run_id, deadline)
-            self._last = now
-            if self._armed:
+            self._engines.add(engine)
+
+    def arm(self) -> None:
+        """Start looking (every ``_INLINE_WATCH_S``) unless already looking."""
+        with self._lock:
+            if self.armed:
                 return
-            self._armed = True
+            self.armed = True
         WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
-
-    def unwatch(self, conn: _Conn) -> None:
-        with self._lock:
-            self._runs.pop(conn, None)
 
     def _check(self) -> None:
         now = time.monotonic()
         with self._lock:
-            late = [(conn, run_id) for conn, (run_id, deadline) in self._runs.items() if deadline <= now]
-            self._armed = bool(self._runs) or now - self._last < _INLINE_WATCH_LINGER_S
-        for conn, run_id in late:
-            conn.stop(run_id, cancel=False)
-        if self._armed:
-            WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
+            engines = list(self._engines)
+        for engine in engines:
+            for conn in engine.busy_connections():
+                run_id = conn.run_id
+                if conn.running.deadline <= now:
+                    conn.stop(run_id, cancel=False)
+        with self._lock:
+            self.armed = now - self.last < _INLINE_WATCH_LINGER_S or any(
+                e.busy_connections() for e in engines
+            )
+            if not self.armed:
+                return
+        WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
 
 
 class _HeapLimit:
@@ -281,14 +298,14 @@ class _HeapLimit:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._asked: set[int] = set()
+        self.asked: set[int] = set()
         self.effective = 0  # bytes; 0 until a limit was asked for
 
     def ask(self, max_bytes: int) -> None:
-        if max_bytes in self._asked:
+        if max_bytes in self.asked:
             return
         with self._lock:
-            if max_bytes in self._asked:
+            if max_bytes in self.asked:
                 return
             try:
                 raw = sqlite3.connect(":memory:")
@@ -301,7 +318,7 @@ class _HeapLimit:
                     f"cannot set SQLite's heap limit (max_sqlite_heap_bytes={max_bytes}): {exc!r}"
                 ) from exc
             self.effective = int(effective)
-            self._asked.add(max_bytes)
+            self.asked.add(max_bytes)
 
 
 _HEAP = _HeapLimit()
@@ -366,18 +383,26 @@ class SqliteEngine:
         self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
         self.max_value_bytes = max_value_bytes
         self.max_heap_bytes = max_heap_bytes
-        self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
+        # Idle connections (reused newest first) and busy ones, under one lock.
+        self._idle: list[_Conn] = []
         self._active: set[_Conn] = set()
         self._active_lock = threading.Lock()
+        self._closed = False
         self._meta_lock = threading.Lock()
         self._meta: sqlite3.Connection | None = None
         self._meta_id: tuple[int, int] | None = None
         # sql -> [calls left to skip the inline attempt (-1: never, not inline_safe), last skip]; oldest first
         self._inline_verdicts: dict[str, list[int]] = {}
+        _INLINE_WATCH.add(self)
 
     @property
     def dialect(self) -> str:
         return "sqlite"
+
+    def busy_connections(self) -> list[_Conn]:
+        """The connections running a statement now."""
+        with self._active_lock:
+            return list(self._active)
 
     def allow_functions(self, names: Iterable[str]) -> None:
         """Also allow these functions (the ``extra_functions`` guard setting)."""
@@ -425,12 +450,21 @@ class SqliteEngine:
         return raw
 
     def _acquire(self) -> _Conn:
-        _HEAP.ask(self.max_heap_bytes)
+        if self.max_heap_bytes not in _HEAP.asked:
+            _HEAP.ask(self.max_heap_bytes)
         file_id = self._file_id()
-        conn = self._pool.take()
-        while conn is not None and conn.file_id != file_id:
-            self._pool.discard(conn)  # opened on a file since deleted or replaced
-            conn = self._pool.take()
+        conn: _Conn | None = None
+        stale: list[_Conn] = []
+        with self._active_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.file_id == file_id:
+                    self._active.add(conn)
+                    break
+                stale.append(conn)  # opened on a file since deleted or replaced
+                conn = None
+        for old in stale:
+            _close(old)
         if conn is None:
             raw = self._open()
             running = _Running()
@@ -439,21 +473,24 @@ class SqliteEngine:
             raw.set_authorizer(self._authorize)
             raw.set_progress_handler(lambda: self._progress(running), _PROGRESS_OPS)
             conn = _Conn(raw, running, file_id, -1)
+            with self._active_lock:
+                self._active.add(conn)
         if conn.max_value_bytes != self.max_value_bytes:
             # Bounds each value a statement builds or reads (printf/replace blow-ups are single VM
             # steps the progress handler can't interrupt; a row holds its values whole).
             conn.max_value_bytes = self.max_value_bytes
             conn.raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, conn.max_value_bytes)
-        with self._active_lock:
-            self._active.add(conn)
         return conn
 
     def _release(self, conn: _Conn) -> None:
-        with self._active_lock:
-            self._active.discard(conn)
         conn.running.deadline = float("inf")
         conn.running.stop = False
-        self._pool.give(conn)
+        with self._active_lock:
+            self._active.discard(conn)
+            if not self._closed and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        _close(conn)
 
     @staticmethod
     def _progress(running: _Running) -> int:
@@ -542,8 +579,10 @@ class SqliteEngine:
         # Backstop for a single long VM step (e.g. a huge LIKE) that the progress handler can't see.
         disarm: Callable[[], None]
         if budgeted:
-            _INLINE_WATCH.watch(conn, run_id, running.deadline, started)
-            disarm = partial(_INLINE_WATCH.unwatch, conn)
+            _INLINE_WATCH.last = started
+            if not _INLINE_WATCH.armed:
+                _INLINE_WATCH.arm()
+            disarm = _nothing
         else:
             disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
@@ -705,11 +744,22 @@ class SqliteEngine:
         return "sqlite:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def close(self) -> None:
-        self._pool.close()
+        with self._active_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close(conn)
         with self._meta_lock:
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
+
+
+def _close(conn: _Conn) -> None:
+    try:
+        conn.raw.close()
+    except sqlite3.Error as exc:  # a broken connection may fail to close; it is dropped either way
+        log.debug("closing a pooled SQLite connection failed: %s", exc)
 
 
 def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool]:
