@@ -315,7 +315,7 @@ def render(
         "",
         f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores), {n} calls per server and query after warm-up, "
-        "calls alternating between the two servers, the two queries and the in-process measurements; same client (MCP SDK 2.x `Client` over a "
+        "calls alternating between the servers (sqlr1, the reference, the two timed servers below), the two queries and the in-process measurements; same client (MCP SDK 2.x `Client` over a "
         f"stdio subprocess; negotiated protocol: sqlr1 {PROTOCOLS.get('sqlr1')}, reference {PROTOCOLS.get('reference')}); "
         "copies of `examples/chinook.sqlite`; reference = `mcp-server-sqlite` (`read_query`, mcp<2, `.venv-ref`).",
         "",
