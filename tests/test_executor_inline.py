@@ -177,7 +177,7 @@ def test_a_late_stop_does_not_hit_the_next_statement(db: Path) -> None:
     # The next statement gets that connection back and runs long enough for the progress handler to look.
     sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5000) SELECT count(*) FROM r"
     assert ex.run("concert_singer", sql).rows == [[5000]]
-    assert engine._idle[-1] is conn  # back among the idle connections, reused next
+    assert engine._pool.idle()[-1] is conn  # back among the idle connections, reused next
 
 
 def test_pickling_keeps_the_budget(db: Path) -> None:

@@ -31,10 +31,10 @@ __all__ = [
     "CatalogColumn",
     "CatalogForeignKey",
     "CatalogTable",
+    "ConnectionPool",
     "DatabaseSpec",
     "Engine",
     "EngineKind",
-    "IdlePool",
     "RawResult",
     "Watchdog",
     "cancelled_error",
@@ -191,46 +191,83 @@ class Watchdog:
 WATCHDOG = Watchdog()
 
 
-class IdlePool(Generic[T]):
-    """Idle connections an engine reuses; a connection is used by one query (thread) at a time."""
+class ConnectionPool(Generic[T]):
+    """An engine's connections: idle ones it reuses (newest first) and busy ones running a query, under one
+    lock. A connection runs one query (thread) at a time; ``busy()`` is what an interrupt must reach."""
 
     def __init__(self, close: Callable[[T], None], max_idle: int = 8) -> None:
         self._close = close
         self._max_idle = max_idle
         self._idle: list[T] = []
+        self._busy: set[T] = set()
         self._lock = threading.Lock()
         self._closed = False
 
-    def take(self) -> T | None:
+    def take(self, usable: Callable[[T], bool] | None = None) -> T | None:
+        """An idle connection, now busy; idle ones that ``usable`` rejects are closed on the way."""
+        stale: list[T] = []
+        found: T | None = None
         with self._lock:
-            return self._idle.pop() if self._idle else None
+            while self._idle:
+                conn = self._idle.pop()
+                if usable is None or usable(conn):
+                    self._busy.add(conn)
+                    found = conn
+                    break
+                stale.append(conn)
+        for conn in stale:
+            self._close_quietly(conn)
+        return found
+
+    def add_busy(self, conn: T) -> None:
+        """A connection just opened for a query."""
+        with self._lock:
+            self._busy.add(conn)
 
     def give(self, conn: T) -> None:
+        """A busy connection whose query ended: kept idle, or closed past ``max_idle`` or after ``close``."""
         with self._lock:
+            self._busy.discard(conn)
             if not self._closed and len(self._idle) < self._max_idle:
                 self._idle.append(conn)
                 return
-        self.discard(conn)
+        self._close_quietly(conn)
 
     def discard(self, conn: T) -> None:
-        try:
-            self._close(conn)
-        except Exception as exc:  # a broken connection may fail to close; it is dropped either way
-            log.debug("closing a pooled connection failed: %s", exc)
+        """Close a connection that must not be reused (broken, or its query could not be ended cleanly)."""
+        with self._lock:
+            self._busy.discard(conn)
+        self._close_quietly(conn)
+
+    def busy(self) -> list[T]:
+        """The connections running a query now."""
+        with self._lock:
+            return list(self._busy)
+
+    def idle(self) -> list[T]:
+        """The idle connections, the next one to be reused last."""
+        with self._lock:
+            return list(self._idle)
 
     def clear(self) -> None:
         """Drop every idle connection (after one broke, e.g. a server restart, the rest are stale too)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
-            self.discard(conn)
+            self._close_quietly(conn)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
-            self.discard(conn)
+            self._close_quietly(conn)
+
+    def _close_quietly(self, conn: T) -> None:
+        try:
+            self._close(conn)
+        except Exception as exc:  # a broken connection may fail to close; it is dropped either way
+            log.debug("closing a pooled connection failed: %s", exc)
 
 
 MAX_RESULT_BYTES = 64 * 1024 * 1024  # text and blobs one result may hold in memory before the caps

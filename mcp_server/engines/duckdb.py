@@ -47,8 +47,8 @@ from mcp_server.engines.base import (
     CatalogColumn,
     CatalogForeignKey,
     CatalogTable,
+    ConnectionPool,
     DatabaseSpec,
-    IdlePool,
     RawResult,
     cancelled_error,
     engine_refused,
@@ -486,7 +486,7 @@ class _WorkerState:
         self.root = root
         self.conn = conn
         self.send_lock = threading.Lock()
-        self.pool: IdlePool[duckdb.DuckDBPyConnection] = IdlePool(lambda c: c.close())
+        self.pool: ConnectionPool[duckdb.DuckDBPyConnection] = ConnectionPool(lambda c: c.close())
         self.active: dict[int, tuple[duckdb.DuckDBPyConnection, threading.Event]] = {}
         self.lock = threading.Lock()
         # Threads are reused; more than this many queries at once on one file wait for a free one.

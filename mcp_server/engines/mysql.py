@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import threading
 import time
 from typing import Any
 
@@ -33,8 +32,8 @@ from mcp_server.engines.base import (
     CatalogColumn,
     CatalogForeignKey,
     CatalogTable,
+    ConnectionPool,
     DatabaseSpec,
-    IdlePool,
     RawResult,
     cancelled_error,
     engine_refused,
@@ -143,14 +142,17 @@ class MysqlEngine:
         self.max_row_bytes = max_value_bytes
         self._args = connect_args_from_url(spec.url)
         self._where = f"{self._args['host']}:{self._args['port']}/{self._args.get('database') or ''}"
-        self._pool: IdlePool[_Conn] = IdlePool(lambda c: c.raw.close())
-        self._active: set[_Conn] = set()
-        self._lock = threading.Lock()
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(lambda c: c.raw.close())
         self._privileges_checked = False
 
     @property
     def dialect(self) -> str:
         return "mysql"
+
+    @property
+    def _active(self) -> set[_Conn]:
+        """The connections running a statement now (tests look at it)."""
+        return set(self._pool.busy())
 
     def limit_values(self, max_bytes: int) -> None:
         """Refuse a result row longer than ``max_bytes`` (``max_value_bytes``) as it arrives."""
@@ -192,14 +194,13 @@ class MysqlEngine:
         return conn
 
     def _acquire(self) -> _Conn:
-        conn = self._pool.take() or self._connect()
-        with self._lock:
-            self._active.add(conn)
+        conn = self._pool.take()
+        if conn is None:
+            conn = self._connect()
+            self._pool.add_busy(conn)
         return conn
 
     def _release(self, conn: _Conn, *, reuse: bool) -> None:
-        with self._lock:
-            self._active.discard(conn)
         if reuse and conn.raw.open:
             try:
                 with conn.raw.cursor() as cur:
@@ -375,8 +376,7 @@ class MysqlEngine:
         return execution_error(msg)
 
     def interrupt(self) -> None:
-        with self._lock:
-            active = list(self._active)
+        active = self._pool.busy()
         for conn in active:
             self._kill(conn)
 

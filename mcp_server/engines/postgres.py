@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Generator
 from typing import Any, cast
@@ -36,8 +35,8 @@ from mcp_server.engines.base import (
     CatalogColumn,
     CatalogForeignKey,
     CatalogTable,
+    ConnectionPool,
     DatabaseSpec,
-    IdlePool,
     RawResult,
     cancelled_error,
     engine_refused,
@@ -117,15 +116,18 @@ class PostgresEngine:
         self._conninfo = conninfo_from_url(spec.url)
         u = make_url(spec.url)
         self._where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
-        self._pool: IdlePool[psycopg.Connection[Any]] = IdlePool(lambda c: c.close())
-        self._active: set[psycopg.Connection[Any]] = set()
-        self._lock = threading.Lock()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(lambda c: c.close())
         self._names = itertools.count()
         self._privileges_checked = False
 
     @property
     def dialect(self) -> str:
         return "postgres"
+
+    @property
+    def _active(self) -> set[psycopg.Connection[Any]]:
+        """The connections running a statement now (tests look at it)."""
+        return set(self._pool.busy())
 
     def limit_values(self, max_bytes: int) -> None:
         """Refuse a result row whose text and bytes pass ``max_bytes`` (``max_value_bytes``)."""
@@ -152,18 +154,13 @@ class PostgresEngine:
         return conn
 
     def _acquire(self) -> psycopg.Connection[Any]:
-        conn = self._pool.take()
-        while conn is not None and (conn.closed or conn.broken):
-            self._pool.discard(conn)
-            conn = self._pool.take()
-        conn = conn or self._connect()
-        with self._lock:
-            self._active.add(conn)
+        conn = self._pool.take(lambda c: not (c.closed or c.broken))
+        if conn is None:
+            conn = self._connect()
+            self._pool.add_busy(conn)
         return conn
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
-        with self._lock:
-            self._active.discard(conn)
         if conn.closed or conn.broken:
             self._pool.discard(conn)
             return
@@ -399,8 +396,7 @@ class PostgresEngine:
         return failed
 
     def interrupt(self) -> None:
-        with self._lock:
-            active = list(self._active)
+        active = self._pool.busy()
         for conn in active:
             try:
                 conn.cancel_safe(timeout=2.0)

@@ -22,7 +22,6 @@ the budget by much on data of ordinary size.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import sqlite3
 import threading
@@ -44,6 +43,7 @@ from mcp_server.engines.base import (
     CatalogColumn,
     CatalogForeignKey,
     CatalogTable,
+    ConnectionPool,
     DatabaseSpec,
     RawResult,
     cancelled_error,
@@ -54,8 +54,6 @@ from mcp_server.engines.base import (
 from mcp_server.errors import QueryFailed
 from mcp_server.guard import function_name
 from mcp_server.results import Column
-
-log = logging.getLogger("sqlr1.engines.sqlite")
 
 __all__ = [
     "INLINE_FUNCTIONS",
@@ -210,7 +208,6 @@ INLINE_FUNCTIONS = frozenset(
 _INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
 _INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
 _INLINE_WATCH_S = 0.02  # how often the backstop looks at inline statements while any run
-_MAX_IDLE = 8  # idle connections an engine keeps
 _INLINE_WATCH_LINGER_S = 1.0  # it keeps looking this long after the last one (no re-arming per call)
 
 
@@ -383,11 +380,8 @@ class SqliteEngine:
         self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
         self.max_value_bytes = max_value_bytes
         self.max_heap_bytes = max_heap_bytes
-        # Idle connections (reused newest first) and busy ones, under one lock.
-        self._idle: list[_Conn] = []
-        self._active: set[_Conn] = set()
-        self._active_lock = threading.Lock()
-        self._closed = False
+        self._pool: ConnectionPool[_Conn] = ConnectionPool(lambda c: c.raw.close())
+        self._verdicts_lock = threading.Lock()
         self._meta_lock = threading.Lock()
         self._meta: sqlite3.Connection | None = None
         self._meta_id: tuple[int, int] | None = None
@@ -401,8 +395,11 @@ class SqliteEngine:
 
     def busy_connections(self) -> list[_Conn]:
         """The connections running a statement now."""
-        with self._active_lock:
-            return list(self._active)
+        return self._pool.busy()
+
+    @property
+    def _active(self) -> set[_Conn]:
+        return set(self._pool.busy())
 
     def allow_functions(self, names: Iterable[str]) -> None:
         """Also allow these functions (the ``extra_functions`` guard setting)."""
@@ -453,18 +450,8 @@ class SqliteEngine:
         if self.max_heap_bytes not in _HEAP.asked:
             _HEAP.ask(self.max_heap_bytes)
         file_id = self._file_id()
-        conn: _Conn | None = None
-        stale: list[_Conn] = []
-        with self._active_lock:
-            while self._idle:
-                conn = self._idle.pop()
-                if conn.file_id == file_id:
-                    self._active.add(conn)
-                    break
-                stale.append(conn)  # opened on a file since deleted or replaced
-                conn = None
-        for old in stale:
-            _close(old)
+        # One opened on a file since deleted or replaced is never used again.
+        conn = self._pool.take(lambda c: c.file_id == file_id)
         if conn is None:
             raw = self._open()
             running = _Running()
@@ -473,8 +460,7 @@ class SqliteEngine:
             raw.set_authorizer(self._authorize)
             raw.set_progress_handler(lambda: self._progress(running), _PROGRESS_OPS)
             conn = _Conn(raw, running, file_id, -1)
-            with self._active_lock:
-                self._active.add(conn)
+            self._pool.add_busy(conn)
         if conn.max_value_bytes != self.max_value_bytes:
             # Bounds each value a statement builds or reads (printf/replace blow-ups are single VM
             # steps the progress handler can't interrupt; a row holds its values whole).
@@ -485,12 +471,7 @@ class SqliteEngine:
     def _release(self, conn: _Conn) -> None:
         conn.running.deadline = float("inf")
         conn.running.stop = False
-        with self._active_lock:
-            self._active.discard(conn)
-            if not self._closed and len(self._idle) < _MAX_IDLE:
-                self._idle.append(conn)
-                return
-        _close(conn)
+        self._pool.give(conn)
 
     @staticmethod
     def _progress(running: _Running) -> int:
@@ -549,7 +530,7 @@ class SqliteEngine:
         return result
 
     def _remember_verdict(self, sql: str, verdict: list[int]) -> None:
-        with self._active_lock:
+        with self._verdicts_lock:
             self._inline_verdicts[sql] = verdict
             if len(self._inline_verdicts) > _INLINE_VERDICTS:
                 del self._inline_verdicts[next(iter(self._inline_verdicts))]
@@ -667,8 +648,7 @@ class SqliteEngine:
         )
 
     def interrupt(self) -> None:
-        with self._active_lock:
-            active = list(self._active)
+        active = self._pool.busy()
         for conn in active:
             conn.stop(conn.run_id, cancel=True)
 
@@ -744,22 +724,11 @@ class SqliteEngine:
         return "sqlite:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def close(self) -> None:
-        with self._active_lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            _close(conn)
+        self._pool.close()
         with self._meta_lock:
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
-
-
-def _close(conn: _Conn) -> None:
-    try:
-        conn.raw.close()
-    except sqlite3.Error as exc:  # a broken connection may fail to close; it is dropped either way
-        log.debug("closing a pooled SQLite connection failed: %s", exc)
 
 
 def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool]:
