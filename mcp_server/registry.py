@@ -331,22 +331,14 @@ class Registry:
         with self._lock:
             new = [n for n in names if n not in self._extra_functions]
             self._extra_functions.extend(new)
-            engines = list(self._engines.values())
-        for engine in engines:
-            allow = getattr(engine, "allow_functions", None)
-            if allow is not None:
-                allow(new)
+        self._tell_engines("allow_functions", new)
 
     def limit_values(self, max_bytes: int) -> None:
         """The longest text/blob value (row, where a driver receives rows whole) the engines return
         (the guard setting ``max_value_bytes``)."""
         with self._lock:
             self._max_value_bytes = max_bytes
-            engines = list(self._engines.values())
-        for engine in engines:
-            limit = getattr(engine, "limit_values", None)
-            if limit is not None:
-                limit(max_bytes)
+        self._tell_engines("limit_values", max_bytes)
 
     def limit_sqlite_heap(self, max_bytes: int) -> None:
         """The most memory SQLite may allocate in this process (the guard setting ``max_sqlite_heap_bytes``):
@@ -354,11 +346,16 @@ class Registry:
         only lower it, so the lowest value asked for applies."""
         with self._lock:
             self._sqlite_heap_bytes = max_bytes
+        self._tell_engines("limit_heap", max_bytes)
+
+    def _tell_engines(self, method: str, value: object) -> None:
+        """Pass a setting to the engines already open that have ``method`` (new ones get it at creation)."""
+        with self._lock:
             engines = list(self._engines.values())
         for engine in engines:
-            limit = getattr(engine, "limit_heap", None)
-            if limit is not None:
-                limit(max_bytes)
+            apply = getattr(engine, method, None)
+            if apply is not None:
+                apply(value)
 
     def engine(self, name: str) -> Engine:
         spec = self.get(name)
