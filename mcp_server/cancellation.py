@@ -10,12 +10,52 @@ starts. ``cancel()`` may be called from any thread: it sets the flag and cancels
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
 
 from mcp_server.engines.base import CancelHandle, cancelled_error
 
-__all__ = ["Cancellation"]
+__all__ = ["STOP_WAIT_S", "Cancellation", "run_in_thread"]
+
+T = TypeVar("T")
+
+STOP_WAIT_S = 5.0
+"""How long a cancelled caller waits for its worker thread to stop (engine interrupt, model step)."""
+
+
+async def run_in_thread(
+    work: Callable[[], T],
+    on_cancel: Callable[[], None] | None,
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> T:
+    """Run ``work()`` in a worker thread without blocking the event loop.
+
+    Cancelling the awaiting task calls ``on_cancel`` (a :class:`Cancellation`'s or a query's
+    :class:`CancelHandle`'s ``cancel``, which stops the running query in the engine), then waits,
+    shielded and at most ``STOP_WAIT_S``, until the worker has returned, and re-raises. Without
+    ``on_cancel`` the worker is abandoned at once.
+    """
+    done = threading.Event()
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            done.set()
+
+    try:
+        return await anyio.to_thread.run_sync(run, limiter=limiter, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        if on_cancel is not None:
+            on_cancel()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WAIT_S):
+                await anyio.to_thread.run_sync(done.wait, STOP_WAIT_S)
+        raise
 
 
 class Cancellation:

@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from mcp_server import guard
+from mcp_server.cancellation import run_in_thread
 from mcp_server.config import DatabaseConfig, GuardSettings
 from mcp_server.engines.base import CancelHandle, RawResult, timeout_error
 from mcp_server.registry import Registry
@@ -229,20 +230,6 @@ class Executor:
         return await self._in_thread(partial(self.validate, database, sql), None)
 
     async def _in_thread(self, call: Any, handle: CancelHandle | None) -> Any:
-        done = threading.Event()
-
-        def work() -> Any:
-            try:
-                return call()
-            finally:
-                done.set()
-
-        try:
-            return await anyio.to_thread.run_sync(work, limiter=self._limiter(), abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            if handle is not None:
-                handle.cancel()
-                # Wait (bounded, shielded) until the engine has really stopped the query.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                    await anyio.to_thread.run_sync(done.wait, 5.0)
-            raise
+        return await run_in_thread(
+            call, handle.cancel if handle is not None else None, limiter=self._limiter()
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import anyio
 import anyio.from_thread
@@ -22,7 +22,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mcp_server.backends.base import Backend
-from mcp_server.cancellation import Cancellation
+from mcp_server.cancellation import Cancellation, run_in_thread
 from mcp_server.generation import GenerationResult, Generator
 from mcp_server.prompt import PreviousTurn
 from mcp_server.server import ServerDeps, read_only_annotations, tool_errors
@@ -33,34 +33,6 @@ __all__ = ["FeedbackTurn", "ValueSearch", "generation_plugin", "register_generat
 log = logging.getLogger(__name__)
 
 BackendProvider = Callable[[], Backend]
-T = TypeVar("T")
-
-STOP_WAIT_S = 5.0
-"""How long a cancelled tool waits for its worker to stop (model step, engine interrupt)."""
-
-
-async def _run_cancellable(work: Callable[[], T], cancel: Cancellation) -> T:
-    """Run ``work()`` in a worker thread; cancelling the awaiting task cancels ``cancel``.
-
-    ``work`` hands ``cancel.handle()`` to each query it runs, so a cancel stops a running query in the
-    engine (as ``Executor.run_async`` does for one statement). After a cancel the awaiting task waits,
-    shielded and at most ``STOP_WAIT_S``, until the worker has returned, then re-raises.
-    """
-    done = threading.Event()
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            done.set()
-
-    try:
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-    except anyio.get_cancelled_exc_class():
-        cancel.cancel()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_WAIT_S):
-            await anyio.to_thread.run_sync(done.wait, STOP_WAIT_S)
-        raise
 
 
 class FeedbackTurn(BaseModel):
@@ -177,7 +149,7 @@ def register_generation_tools(
             )
 
         with tool_errors():
-            return await _run_cancellable(work, cancel)
+            return await run_in_thread(work, cancel.cancel)
 
     @server.tool(
         name="search_values",
@@ -195,7 +167,7 @@ def register_generation_tools(
     ) -> ValueSearch:
         with tool_errors():
             cancel = Cancellation()
-            hits = await _run_cancellable(
-                lambda: values.search(database, text, limit=limit, cancel=cancel), cancel
+            hits = await run_in_thread(
+                lambda: values.search(database, text, limit=limit, cancel=cancel), cancel.cancel
             )
         return ValueSearch(database=database, text=text, hits=hits)
