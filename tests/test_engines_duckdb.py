@@ -4,17 +4,15 @@ memory-capped worker process it runs in (bounded memory for big results, a kille
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_process import run_json_child
 from engine_contract import RUNAWAY, EngineContract
 from service_data import duckdb_concert  # noqa: F401  (fixture)
 
@@ -112,16 +110,7 @@ print(json.dumps(out))
 
 
 def _measure(db: Path, sql: str, *, max_rows: int, memory_mib: int) -> dict[str, Any]:
-    repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(db), sql, str(max_rows), str(memory_mib)],
-        cwd=str(repo),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_json_child(_MEASURE, str(db), sql, str(max_rows), str(memory_mib), timeout=600)
     print(f"\n{sql[:70]}: {result}")
     return result
 

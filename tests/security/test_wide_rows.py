@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
+from child_process import run_json_child
 
 from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, GuardSettings, load_config
 from mcp_server.engines.mysql import connect_args_from_url
 from mcp_server.errors import QueryFailed
 from mcp_server.executor import Executor
 
-REPO = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 CHILD = """
@@ -60,15 +58,7 @@ print(json.dumps(out))
 
 def measure(target: str, sql: str, **settings: Any) -> dict[str, Any]:
     """Run ``sql`` through an executor in a child process: its outcome and peak RSS growth (MiB)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, target, sql, json.dumps(settings)],
-        cwd=str(REPO),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_json_child(CHILD, target, sql, json.dumps(settings))
     assert got["after"] == [[1]]
     print(
         f"\n{target.split(':')[0]}: {sql[:70]}... -> {got.get('message', got)!s:.90}; +{got['growth_mib']:.0f} MiB"
@@ -183,15 +173,7 @@ print(json.dumps(out))
 def test_sqlite_heap_limit_is_process_wide_and_the_lowest_applies(tmp_path: Path) -> None:
     db = tmp_path / "empty.sqlite"
     sqlite3.connect(db).close()
-    proc = subprocess.run(
-        [sys.executable, "-c", LOWEST_APPLIES, str(db), f"SELECT {columns(FIFTEEN_MB, 6)}"],
-        cwd=str(REPO),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_json_child(LOWEST_APPLIES, str(db), f"SELECT {columns(FIFTEEN_MB, 6)}")
     assert_heap_error(got, 64)
     assert f"{HEAP_MIB} MiB was asked for here, the lowest value set in the process applies" in got["message"]
     assert got["after"] == [[1]]
