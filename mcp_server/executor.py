@@ -78,7 +78,14 @@ def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
 
     ``truncated`` is set when rows or characters were cut.
     """
-    rows, cut = cap_rows(raw.rows, max_chars)
+    bound = raw.plain_chars_bound
+    if bound is not None and bound <= max_chars:
+        # The engine saw only str, int and None values, and no more characters than the cap: cap_rows
+        # would convert nothing and cut nothing.
+        rows: list[list[JSONValue]] = list(map(list, raw.rows))
+        cut = False
+    else:
+        rows, cut = cap_rows(raw.rows, max_chars)
     # Built from values cap_rows made JSON-safe: no validation pass needed.
     return QueryResult.model_construct(
         columns=raw.columns,
@@ -86,7 +93,7 @@ def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
         row_count=len(rows),
         truncated=raw.truncated or cut,
         elapsed_ms=round(raw.elapsed_ms, 3),
-        raw_rows=list(raw.rows[: len(rows)]),
+        raw_rows=raw.rows if len(rows) == len(raw.rows) else raw.rows[: len(rows)],
     )
 
 

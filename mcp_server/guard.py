@@ -71,6 +71,9 @@ class GuardedStatement:
     has_order_by: bool  # the top-level query has ORDER BY (result order is meaningful)
 
 
+_NO_EXTRA: frozenset[str] = frozenset()
+
+
 def check(sql: str, dialect: str, *, extra_functions: Iterable[str] = ()) -> GuardedStatement:
     """Accept one read-only statement or raise.
 
@@ -81,7 +84,8 @@ def check(sql: str, dialect: str, *, extra_functions: Iterable[str] = ()) -> Gua
     with a stable ``rule`` id and a message naming the offending node and how to fix the query.
     Raises ``ValueError`` for an unknown dialect.
     """
-    verdict = _check_cached(sql, sqlglot_dialect(dialect), frozenset(f.upper() for f in extra_functions))
+    extra = frozenset(f.upper() for f in extra_functions) if extra_functions else _NO_EXTRA
+    verdict = _check_cached(sql, sqlglot_dialect(dialect), extra)
     if isinstance(verdict, QueryError):
         raise QueryFailed(verdict.model_copy())
     return verdict

@@ -358,6 +358,9 @@ class Registry:
                 apply(value)
 
     def engine(self, name: str) -> Engine:
+        engine = self._engines.get(name)  # the common case, without the lock (a dict read is atomic)
+        if engine is not None:
+            return engine
         spec = self.get(name)
         with self._lock:
             engine = self._engines.get(name)

@@ -7,12 +7,13 @@ import datetime as dt
 import decimal
 import math
 import uuid
+from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-__all__ = ["Column", "JSONScalar", "JSONValue", "QueryResult", "json_safe"]
+__all__ = ["Column", "JSONScalar", "JSONValue", "QueryResult", "column", "json_safe"]
 
 JSONValue = str | int | float | bool | None
 # The same values with a JSON schema of one ``type`` list instead of pydantic's ``anyOf`` of five: it
@@ -29,10 +30,20 @@ _ROWS_SCHEMA = WithJsonSchema({"type": "array", "items": {"type": "array"}})
 
 
 class Column(BaseModel):
+    """One result column (immutable, so results can share instances: see :func:`column`)."""
+
+    model_config = ConfigDict(frozen=True)
+
     name: str
     type: Annotated[str | None, WithJsonSchema({"type": ["string", "null"]})] = Field(
         default=None, description="Declared or inferred type, as the engine reports it."
     )
+
+
+@lru_cache(maxsize=4096)
+def column(name: str, type: str | None) -> Column:
+    """The :class:`Column` for ``name`` and ``type``, built once (a query's columns repeat call after call)."""
+    return Column(name=name, type=type)
 
 
 class QueryResult(BaseModel):

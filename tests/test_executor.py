@@ -6,6 +6,7 @@ import json
 import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from mcp_server.config import GuardSettings
 from mcp_server.errors import QueryFailed
-from mcp_server.executor import Executor
+from mcp_server.executor import Executor, cap_result, cap_rows
 
 UNBOUNDED = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 
@@ -53,6 +54,38 @@ def test_character_cap(db: Path) -> None:
     long = ex.run("concert_singer", "SELECT '" + "x" * 500 + "' AS s")
     assert long.truncated is True and long.row_count == 1 and long.rows[0][0].endswith("…")
     assert len(long.rows[0][0]) <= 40
+
+
+# Rows of every SQLite storage class, with ints of every width and NULLs, to test the fetch's bound.
+MIXED = (
+    "SELECT Name, Age, NULL AS n, -9223372036854775808 AS lo, 9223372036854775807 AS hi FROM singer "
+    "ORDER BY Singer_ID"
+)
+
+
+@pytest.mark.parametrize(
+    ("sql", "plain"),
+    [
+        (MIXED, True),
+        ("SELECT -9223372036854775808 AS lo, -9223372036854775807 AS lo2", True),  # the widest ints
+        ("SELECT Name, X'68690a' AS b FROM singer", False),
+        ("SELECT Name, 1.5 AS f FROM singer", False),
+        ("SELECT 9e999 AS inf", False),
+    ],
+)
+@pytest.mark.parametrize("max_chars", [1, 12, 40, 95, 96, 97, 200, 10_000])
+def test_fetch_bound_gives_what_cap_rows_gives(db: Path, sql: str, plain: bool, max_chars: int) -> None:
+    """SQLite's fetch bounds the characters cap_rows counts; the fast path it allows changes nothing."""
+    engine = make(db).registry.engine("concert_singer")
+    raw = engine.execute(sql, max_rows=100, timeout_s=5.0)
+    assert (raw.plain_chars_bound is not None) is plain
+    rows, _ = cap_rows(raw.rows, 10**9)
+    if plain:
+        counted = sum(len(v) if type(v) is str else 4 if v is None else len(str(v)) for r in rows for v in r)
+        assert counted <= raw.plain_chars_bound
+    fast, slow = cap_result(raw, max_chars), cap_result(replace(raw, plain_chars_bound=None), max_chars)
+    assert fast.model_dump() == slow.model_dump() and fast.raw_rows == slow.raw_rows
+    assert all(type(r) is list for r in fast.rows)
 
 
 def test_bytes_become_text_or_base64(db: Path) -> None:

@@ -316,6 +316,10 @@ class RawResult:
     rows: list[tuple[Any, ...]]
     truncated: bool  # more rows existed than max_rows (one extra row was fetched to know)
     elapsed_ms: float
+    # Set by an engine that saw every value while fetching: when all of them are already JSON scalars
+    # that need no conversion (str, int, None), an upper bound of the characters executor.cap_rows would
+    # count for ``rows``, so a result within the character cap skips that second pass. None: unknown.
+    plain_chars_bound: int | None = None
 
 
 @dataclass

@@ -29,6 +29,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from mcp_server.engines.base import (
 )
 from mcp_server.errors import QueryFailed
 from mcp_server.guard import function_name
-from mcp_server.results import Column
+from mcp_server.results import column as _column
 
 __all__ = [
     "INLINE_FUNCTIONS",
@@ -186,7 +187,8 @@ SQLITE_NATIVE_FUNCTIONS = frozenset(
 
 MAX_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES  # longest string/blob a statement may build or read, by default
 MAX_HEAP_BYTES = DEFAULT_MAX_SQLITE_HEAP_BYTES  # most memory SQLite may allocate in the process, by default
-_PROGRESS_OPS = 2000  # VM instructions between deadline checks (a few microseconds of work)
+_PROGRESS_OPS = 4000  # VM instructions between deadline checks (tens of microseconds of work)
+_monotonic = time.monotonic
 
 # Functions (sqlglot's names, as the guard reports them) whose result is no larger than their arguments
 # or a small constant: a statement that calls only these cannot build a large value, so each VM step stays
@@ -219,10 +221,6 @@ def inline_safe(expression: exp.Expr) -> bool:
         if isinstance(node, exp.Func) and function_name(node) not in INLINE_FUNCTIONS:
             return False
     return True
-
-
-def _nothing() -> None:
-    """Nothing to disarm."""
 
 
 class _OverBudget(Exception):
@@ -329,6 +327,10 @@ class _Running:
     def __init__(self) -> None:
         self.deadline = float("inf")
         self.stop = False
+
+    def progress(self) -> int:
+        """SQLite's progress handler: non-zero interrupts the statement (stopped, or past its deadline)."""
+        return 1 if self.stop or _monotonic() > self.deadline else 0
 
 
 class _Conn:
@@ -458,7 +460,7 @@ class SqliteEngine:
             # Forbid ATTACH outright; the value limit is set below.
             raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             raw.set_authorizer(self._authorize)
-            raw.set_progress_handler(lambda: self._progress(running), _PROGRESS_OPS)
+            raw.set_progress_handler(running.progress, _PROGRESS_OPS)
             conn = _Conn(raw, running, file_id, -1)
             self._pool.add_busy(conn)
         if conn.max_value_bytes != self.max_value_bytes:
@@ -472,10 +474,6 @@ class SqliteEngine:
         conn.running.deadline = float("inf")
         conn.running.stop = False
         self._pool.give(conn)
-
-    @staticmethod
-    def _progress(running: _Running) -> int:
-        return 1 if running.stop or time.monotonic() > running.deadline else 0
 
     def _authorize(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None
@@ -558,12 +556,11 @@ class SqliteEngine:
         started = time.monotonic()
         running.deadline = started + limit_s
         # Backstop for a single long VM step (e.g. a huge LIKE) that the progress handler can't see.
-        disarm: Callable[[], None]
+        disarm: Callable[[], None] | None = None
         if budgeted:
             _INLINE_WATCH.last = started
             if not _INLINE_WATCH.armed:
                 _INLINE_WATCH.arm()
-            disarm = _nothing
         else:
             disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
@@ -572,7 +569,7 @@ class SqliteEngine:
             cur = conn.raw.cursor()
             try:
                 cur.execute(sql)
-                rows, cut = _fetch_bounded(cur, max_rows + 1)
+                rows, cut, chars_bound = _fetch_bounded(cur, max_rows + 1)
                 description = cur.description or ()
             finally:
                 cur.close()
@@ -584,16 +581,23 @@ class SqliteEngine:
         except MemoryError as exc:  # SQLITE_NOMEM: past the heap limit
             raise self._out_of_memory("SQLite ran out of memory") from exc
         finally:
-            disarm()
+            if disarm is not None:
+                disarm()
             if cancel is not None:
                 cancel.unbind()
             conn.finish()
             self._release(conn)
-        truncated = len(rows) > max_rows or cut
-        rows = rows[:max_rows]
-        columns = [Column(name=d[0], type=_infer_type(rows, i)) for i, d in enumerate(description)]
+        truncated = cut
+        if len(rows) > max_rows:
+            truncated = True
+            rows = rows[:max_rows]
+        columns = [_column(d[0], _infer_type(rows, i)) for i, d in enumerate(description)]
         return RawResult(
-            columns=columns, rows=rows, truncated=truncated, elapsed_ms=(time.monotonic() - started) * 1000
+            columns=columns,
+            rows=rows,
+            truncated=truncated,
+            elapsed_ms=(time.monotonic() - started) * 1000,
+            plain_chars_bound=chars_bound,
         )
 
     def _map_error(
@@ -731,23 +735,32 @@ class SqliteEngine:
                 self._meta = None
 
 
-def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool]:
+def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool, int | None]:
     """``engines.base.fetch_bounded`` for SQLite rows, one at a time (the memory bound holds to the row),
-    in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``."""
+    in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``.
+
+    Also returns ``RawResult.plain_chars_bound``: the rows' characters as ``executor.cap_rows`` counts
+    them, at most (an int has at most 20 characters, None 4), or None when a value needs converting first
+    (bytes, float).
+    """
     rows: list[tuple[Any, ...]] = []
-    if limit <= 0:
-        return rows, False
-    used = 0
-    for row in cur:  # iterating steps one row per call, like fetchone, without a method call
+    used = 0  # characters of text and bytes of blobs: the memory bound
+    short = 0  # ints and NULLs
+    plain = True
+    for row in islice(cur, max(0, limit)):  # iterating steps one row per call, like fetchone
         rows.append(row)
         for value in row:
-            if type(value) is str or type(value) is bytes:
+            if type(value) is str:
                 used += len(value)
+            elif value is None or type(value) is int:
+                short += 1
+            else:
+                plain = False
+                if type(value) is bytes:
+                    used += len(value)
         if used > MAX_RESULT_BYTES:
-            return rows, True
-        if len(rows) >= limit:
-            break
-    return rows, False
+            return rows, True, None
+    return rows, False, used + 20 * short if plain else None
 
 
 def _size(n: int) -> str:
