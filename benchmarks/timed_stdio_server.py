@@ -8,7 +8,7 @@ named by ``SQLR1_CALL_TIMES`` as ``<seconds>\\t<sql>`` after the call; the extra
 write make this process's own round trips a little slower, so the benchmark uses another server process
 for the round-trip figures.
 
-With ``SQLR1_FLOOR=1`` the server is the cost floor, not sqlr1: ``Executor.run_async`` is replaced by the
+With ``SQLR1_FLOOR=1`` the server is the cost floor, not sqlr1: ``Executor.run_json_async`` is replaced by the
 least any server must do (the guard's cached verdict, then ``execute`` + ``fetchmany`` on one open
 ``sqlite3`` connection, no timeout, interrupt, memory or character bounds), keeping the SDK's dispatch and
 the result model and JSON, so the benchmark can show how much of the server-side cost is sqlr1's own.
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from mcp_server import cli  # noqa: E402
 from mcp_server.executor import Executor  # noqa: E402
-from mcp_server.results import Column, QueryResult  # noqa: E402
+from mcp_server.results import column, result_json  # noqa: E402
 
 _call_tool = MCPServer.call_tool
 _out = open(os.environ["SQLR1_CALL_TIMES"], "a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -50,9 +50,9 @@ async def timed_call_tool(self: MCPServer, name: str, arguments: dict[str, Any],
 MCPServer.call_tool = timed_call_tool  # type: ignore[method-assign]
 
 
-async def floor_run_async(
+async def floor_run_json_async(
     self: Executor, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
-) -> QueryResult:
+) -> dict[str, Any]:
     """The floor: guard (cached), then one open connection's execute + fetchmany; no limits, no timeout."""
     statement = self.check(database, sql)
     engine = self.registry.engine(database)
@@ -61,15 +61,13 @@ async def floor_run_async(
         conn = FLOOR_CONNECTIONS[database] = engine._open()  # type: ignore[attr-defined]
     cur = conn.execute(statement.sql)
     rows = cur.fetchmany((max_rows or self.settings.max_rows) + 1)
-    columns = [Column(name=d[0], type=None) for d in cur.description]
-    return QueryResult.model_construct(
-        columns=columns, rows=[list(r) for r in rows], row_count=len(rows), truncated=False, elapsed_ms=0.0
-    )
+    columns = [column(d[0], None) for d in cur.description]
+    return result_json(columns, list(map(list, rows)), False, 0.0)
 
 
 FLOOR_CONNECTIONS: dict[str, Any] = {}
 if os.environ.get("SQLR1_FLOOR") == "1":
-    Executor.run_async = floor_run_async  # type: ignore[method-assign]
+    Executor.run_json_async = floor_run_json_async  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(cli.main())

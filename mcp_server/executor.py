@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,9 +27,9 @@ from mcp_server.cancellation import run_in_thread
 from mcp_server.config import DatabaseConfig, GuardSettings
 from mcp_server.engines.base import CancelHandle, RawResult, timeout_error
 from mcp_server.registry import Registry
-from mcp_server.results import JSONValue, QueryResult, json_safe
+from mcp_server.results import JSONValue, QueryResult, json_safe, result_json
 
-__all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
+__all__ = ["INLINE_BUDGET_S", "Executor", "cap_json", "cap_result", "cap_rows"]
 
 _ELLIPSIS = "…"
 INLINE_BUDGET_S = 0.002  # how long a statement may run on the event loop's thread before a worker takes over
@@ -73,19 +73,21 @@ def cap_rows(raw_rows: Sequence[Sequence[Any]], max_chars: int) -> tuple[list[li
     return rows, False
 
 
+def _capped(raw: RawResult, max_chars: int) -> tuple[list[list[JSONValue]], bool]:
+    """``cap_rows`` of ``raw``, skipped when the engine's bound shows it would convert and cut nothing."""
+    bound = raw.plain_chars_bound
+    if bound is not None and bound <= max_chars:
+        # Only str, int and None values, and no more characters than the cap.
+        return list(map(list, raw.rows)), False
+    return cap_rows(raw.rows, max_chars)
+
+
 def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
     """Convert engine rows to a :class:`QueryResult` under the character cap (see :func:`cap_rows`).
 
     ``truncated`` is set when rows or characters were cut.
     """
-    bound = raw.plain_chars_bound
-    if bound is not None and bound <= max_chars:
-        # The engine saw only str, int and None values, and no more characters than the cap: cap_rows
-        # would convert nothing and cut nothing.
-        rows: list[list[JSONValue]] = list(map(list, raw.rows))
-        cut = False
-    else:
-        rows, cut = cap_rows(raw.rows, max_chars)
+    rows, cut = _capped(raw, max_chars)
     # Built from values cap_rows made JSON-safe: no validation pass needed.
     return QueryResult.model_construct(
         columns=raw.columns,
@@ -95,6 +97,12 @@ def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
         elapsed_ms=round(raw.elapsed_ms, 3),
         raw_rows=raw.rows if len(rows) == len(raw.rows) else raw.rows[: len(rows)],
     )
+
+
+def cap_json(raw: RawResult, max_chars: int) -> dict[str, Any]:
+    """``cap_result(raw, max_chars).to_json_dict()`` without building the model (the MCP tool's result)."""
+    rows, cut = _capped(raw, max_chars)
+    return result_json(raw.columns, rows, raw.truncated or cut, round(raw.elapsed_ms, 3))
 
 
 class Executor:
@@ -201,20 +209,51 @@ class Executor:
         worker thread with what is left of the timeout (statements are read-only, so a second run
         returns what the first would have).
         """
+        result: QueryResult = await self._run_shaped(database, sql, max_rows, timeout_s, cap_result)
+        return result
+
+    async def run_json_async(
+        self, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """``run_async(...).to_json_dict()``, built directly: the ``execute_sql`` tool's structured result."""
+        result: dict[str, Any] = await self._run_shaped(database, sql, max_rows, timeout_s, cap_json)
+        return result
+
+    async def _run_shaped(
+        self,
+        database: str,
+        sql: str,
+        max_rows: int | None,
+        timeout_s: float | None,
+        shape: Callable[[RawResult, int], Any],
+    ) -> Any:
+        """``shape(raw, max_chars)`` of the statement's engine result, run as ``run_async`` describes."""
         rows = max_rows if max_rows is not None else self.settings.max_rows
         timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
         started = time.monotonic()
         raw = self._run_inline(database, sql, rows, timeout)
         if raw is not None:
             if len(raw.rows) * max(1, len(raw.columns)) <= _INLINE_MAX_CELLS:
-                return cap_result(raw, self.settings.max_chars)
-            return await self._in_thread(partial(cap_result, raw, self.settings.max_chars), None)
+                return shape(raw, self.settings.max_chars)
+            return await self._in_thread(partial(shape, raw, self.settings.max_chars), None)
         left = timeout - (time.monotonic() - started)
         if left <= 0:
             raise timeout_error(timeout)
         handle = CancelHandle()
-        call = partial(self.run, database, sql, max_rows=rows, timeout_s=left, cancel=handle)
+        call = partial(self._run_then_shape, database, sql, rows, left, handle, shape)
         return await self._in_thread(call, handle)
+
+    def _run_then_shape(
+        self,
+        database: str,
+        sql: str,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle,
+        shape: Callable[[RawResult, int], Any],
+    ) -> Any:
+        raw = self.run_raw(database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return shape(raw, self.settings.max_chars)
 
     def _run_inline(self, database: str, sql: str, max_rows: int, timeout_s: float) -> RawResult | None:
         """The statement's result if it ran inline within the budget, else ``None`` (run it in a thread)."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-__all__ = ["Column", "JSONScalar", "JSONValue", "QueryResult", "column", "json_safe"]
+__all__ = ["Column", "JSONScalar", "JSONValue", "QueryResult", "column", "json_safe", "result_json"]
 
 JSONValue = str | int | float | bool | None
 # The same values with a JSON schema of one ``type`` list instead of pydantic's ``anyOf`` of five: it
@@ -65,13 +65,25 @@ class QueryResult(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """``model_dump(mode="json", by_alias=True)`` without the generic pass: rows are already JSON-safe."""
-        return {
-            "columns": [{"name": c.name, "type": c.type} for c in self.columns],
-            "rows": self.rows,
-            "row_count": self.row_count,
-            "truncated": self.truncated,
-            "elapsed_ms": self.elapsed_ms,
-        }
+        return result_json(self.columns, self.rows, self.truncated, self.elapsed_ms, self.row_count)
+
+
+def result_json(
+    columns: list[Column],
+    rows: list[list[JSONValue]],
+    truncated: bool,
+    elapsed_ms: float,
+    row_count: int | None = None,
+) -> dict[str, Any]:
+    """A :class:`QueryResult`'s JSON form from its parts (``rows`` already JSON-safe; ``row_count``
+    defaults to their number)."""
+    return {
+        "columns": [{"name": c.name, "type": c.type} for c in columns],
+        "rows": rows,
+        "row_count": len(rows) if row_count is None else row_count,
+        "truncated": truncated,
+        "elapsed_ms": elapsed_ms,
+    }
 
 
 def json_safe(value: Any) -> JSONValue:

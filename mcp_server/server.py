@@ -298,8 +298,8 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
     ) -> Annotated[CallToolResult, QueryResult]:
         cap = guard.max_rows if max_rows is None else min(max_rows, guard.max_rows)
         with tool_errors():
-            result = await executor.run_async(database, sql, max_rows=cap)
-        return structured_result(result.to_json_dict())
+            result = await executor.run_json_async(database, sql, max_rows=cap)
+        return structured_result(result)
 
     _trust_structured_output(server, "execute_sql")
 

@@ -69,6 +69,14 @@ async def test_inline_gives_what_a_worker_thread_gives(db: Path, sql: str, caps:
     assert fast.raw_rows == slow.raw_rows
     assert fast.model_dump(exclude=drop) == inline.run("concert_singer", sql).model_dump(exclude=drop)
     assert fast.to_json_dict() == fast.model_dump(mode="json", by_alias=True)
+    for ex in (inline, worker):  # the execute_sql tool's form, inline and from a worker thread
+        assert without_elapsed(await ex.run_json_async("concert_singer", sql)) == without_elapsed(
+            fast.to_json_dict()
+        )
+
+
+def without_elapsed(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "elapsed_ms"}
 
 
 async def test_a_large_inline_result_is_capped_like_a_worker_s(chinook_copy: Path) -> None:
@@ -79,6 +87,9 @@ async def test_a_large_inline_result_is_capped_like_a_worker_s(chinook_copy: Pat
     slow = await worker.run_async("chinook", sql, max_rows=900)
     assert fast.row_count == 900 and fast.truncated
     assert fast.model_dump(exclude={"elapsed_ms"}) == slow.model_dump(exclude={"elapsed_ms"})
+    for ex in (inline, worker):  # over _INLINE_MAX_CELLS: shaped in a worker thread either way
+        got = await ex.run_json_async("chinook", sql, max_rows=900)
+        assert without_elapsed(got) == without_elapsed(fast.to_json_dict())
 
 
 async def test_a_statement_outlasting_the_budget_finishes_in_a_worker(db: Path) -> None:
@@ -90,6 +101,12 @@ async def test_a_statement_outlasting_the_budget_finishes_in_a_worker(db: Path) 
     assert (await ex.run_async("concert_singer", LONG)).rows == [[300000]]
     assert verdict(ex, LONG) == [2, 2]  # tried inline again, outlasted it again: skips twice as long
     assert ex.registry.engine("concert_singer")._active == set()
+
+
+async def test_the_tool_form_outlasting_the_budget_finishes_in_a_worker(db: Path) -> None:
+    ex = make(db, 0.0005)
+    assert (await ex.run_json_async("concert_singer", LONG))["rows"] == [[300000]]
+    assert verdict(ex, LONG) == [1, 1]  # stopped at the budget, then run again in a worker
 
 
 async def test_outlasting_the_budget_still_obeys_the_timeout(db: Path) -> None:

@@ -471,6 +471,8 @@ class SqliteEngine:
         return conn
 
     def _release(self, conn: _Conn) -> None:
+        """Back to the pool after a statement ended (its run id advanced first: a late stop misses it)."""
+        conn.finish()
         conn.running.deadline = float("inf")
         conn.running.stop = False
         self._pool.give(conn)
@@ -585,13 +587,13 @@ class SqliteEngine:
                 disarm()
             if cancel is not None:
                 cancel.unbind()
-            conn.finish()
             self._release(conn)
         truncated = cut
         if len(rows) > max_rows:
             truncated = True
             rows = rows[:max_rows]
-        columns = [_column(d[0], _infer_type(rows, i)) for i, d in enumerate(description)]
+        types = _infer_types(rows, len(description))
+        columns = [_column(d[0], t) for d, t in zip(description, types, strict=True)]
         return RawResult(
             columns=columns,
             rows=rows,
@@ -774,10 +776,13 @@ def _interrupted(exc: sqlite3.Error) -> bool:
 _PY_TO_SQLITE = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}
 
 
-def _infer_type(rows: list[tuple[Any, ...]], index: int) -> str | None:
-    """SQLite has no result-column types in the Python API: report the storage class seen."""
+def _infer_types(rows: list[tuple[Any, ...]], width: int) -> list[str | None]:
+    """SQLite has no result-column types in the Python API: report each column's first storage class seen."""
+    types: list[str | None] = [None] * width
     for row in rows:
-        value = row[index]
-        if value is not None:
-            return _PY_TO_SQLITE.get(type(value))
-    return None
+        for i, value in enumerate(row):
+            if value is not None and types[i] is None:
+                types[i] = _PY_TO_SQLITE.get(type(value))
+        if None not in types:
+            break
+    return types
