@@ -20,6 +20,7 @@ Usage: ``.venv/bin/python benchmarks/stdio_roundtrip.py [--n 300] [--runs 5] [--
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sqlite3
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 REF_VENV = REPO / ".venv-ref"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## MCP stdio round trip vs the reference server (benchmarks/stdio_roundtrip.py)"
+STAGES_SECTION = "## Where execute_sql's time goes in a stdio server (benchmarks/stdio_roundtrip.py --stages)"
 
 QUERIES = {
     "point lookup": "SELECT TrackId, Name, UnitPrice FROM Track WHERE TrackId = 1234",
@@ -58,6 +61,7 @@ WRITE = "DELETE FROM Track"
 DEMO_TIMEOUT_S = 2.0
 PROTOCOLS: dict[str, str] = {}
 CPU_PER_CALL: dict[str, float] = {}
+STAGES: list[bool] = []  # non-empty with --stages
 
 
 def ensure_reference_env() -> Path:
@@ -113,9 +117,11 @@ def ours_params(db: Path, config: Path | None = None) -> StdioServerParameters:
 
 def timed_params(db: Path, times: Path, *, floor: bool = False) -> StdioServerParameters:
     """sqlr1 (or, with ``floor``, the cost floor) with each tool call timed inside the server process
-    (``timed_stdio_server.py``)."""
+    (``timed_stdio_server.py``); with ``STAGES`` set, each call's stages go to ``<times>.stages``."""
     script = REPO / "benchmarks" / "timed_stdio_server.py"
     env = {**get_default_environment(), "SQLR1_CALL_TIMES": str(times), "SQLR1_FLOOR": "1" if floor else "0"}
+    if STAGES:
+        env["SQLR1_STAGES"] = str(times.with_suffix(".stages"))
     return StdioServerParameters(
         command=sys.executable, args=[str(script), "--db", f"chinook={db}", "serve"], cwd=str(REPO), env=env
     )
@@ -416,8 +422,46 @@ async def amain(args: argparse.Namespace) -> str:
         for _ in range(args.runs):
             rt, ss = await round_trips(exe, work, args.n, args.warmup)
             runs.append(Run(rt, ss, dict(CPU_PER_CALL)))
+        if STAGES:
+            return render_stages(work, args.n)
         demo = await limits_demo(exe, work)
     return render(runs, demo, args.n)
+
+
+def render_stages(work: Path, n: int) -> str:
+    """Per query, the p50 of each step between consecutive marks, sqlr1 in the server beside the floor."""
+    lines = [
+        STAGES_SECTION,
+        "",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (load average {os.getloadavg()[0]:.1f}). "
+        "The timed servers of the section above, each call marked where it enters and leaves its steps "
+        "(`SQLR1_STAGES`, `timed_stdio_server.py`): the p50 of each step between consecutive marks over the last "
+        f"{n} calls, sqlr1 beside the floor, in the server right after it reads each request. The marks add "
+        "a little time of their own, so the totals are not the benchmark's figures.",
+    ]
+    for label, sql in QUERIES.items():
+        lines += ["", f"{label}:", "", "| server | step | p50 (µs) |", "|---|---|---:|"]
+        for server, name in (("sqlr1", "call_times.stages"), ("floor", "floor_times.stages")):
+            with open(work / name, encoding="utf-8") as fh:
+                calls = [c["marks"] for c in map(json.loads, fh) if c["sql"] == sql][-n:]
+            # The path every call of a query takes (a call that took another one, e.g. a worker thread, is left out).
+            common = Counter(tuple(x[0] for x in m) for m in calls).most_common(1)[0][0]
+            same = [m for m in calls if tuple(x[0] for x in m) == common]
+            for i in range(1, len(common)):
+                step = [1e6 * (m[i][1] - m[i - 1][1]) for m in same]
+                lines.append(f"| {server} | {common[i - 1]} -> {common[i]} | {pct(step, 0.5):.1f} |")
+            total = [1e6 * (m[-1][1] - m[0][1]) for m in same]
+            lines.append(f"| {server} | total ({len(same)} calls) | {pct(total, 0.5):.1f} |")
+    lines += [
+        "",
+        "Steps: `validate` is the SDK's argument validation, `executor` the executor call (guard verdict, "
+        "inline budget), `acquire` taking a pooled connection (heap limit, the check that the file was not "
+        "replaced), `execute` to `fetch>` the statement itself, `fetch` the rows under the memory bound (the "
+        "floor: `fetchmany`), `fetch<` to `shape>` releasing the connection and the column types, `shape` the "
+        "character cap and the result's JSON, `tool_result` the `CallToolResult` and its text, `json<` its "
+        "serialization.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -433,11 +477,17 @@ def main() -> None:
     parser.add_argument(
         "--write-results", action="store_true", help="update this section of benchmarks/RESULTS.md"
     )
+    parser.add_argument(
+        "--stages", action="store_true", help="instead: where the time goes in the timed servers (one run)"
+    )
     args = parser.parse_args()
+    if args.stages:
+        STAGES.append(True)
+        args.runs = 1
     text = anyio.run(amain, args)
     print(text)
     if args.write_results:
-        write_section(SECTION, text, RESULTS)
+        write_section(STAGES_SECTION if args.stages else SECTION, text, RESULTS)
 
 
 if __name__ == "__main__":

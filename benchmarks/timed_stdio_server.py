@@ -13,38 +13,83 @@ least any server must do (the guard's cached verdict, then ``execute`` + ``fetch
 ``sqlite3`` connection, no timeout, interrupt, memory or character bounds), keeping the SDK's dispatch and
 the result model and JSON, so the benchmark can show how much of the server-side cost is sqlr1's own.
 
+With ``SQLR1_STAGES=stages.jsonl`` each call also records when it entered and left the steps it goes
+through (argument validation, the executor, taking a connection, the fetch, shaping the result, the tool
+result; the floor marks its execute and fetch), one JSON line per call: where the time goes in a cold
+server (``stdio_roundtrip.py --stages``). Each mark costs a little, so these runs are not the figures.
+
 Usage: ``SQLR1_CALL_TIMES=times.tsv python benchmarks/timed_stdio_server.py --db chinook=... serve``
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import sys
 import time
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mcp_server import cli  # noqa: E402
+from mcp_server import cli, executor, server  # noqa: E402
+from mcp_server.engines import sqlite  # noqa: E402
 from mcp_server.executor import Executor  # noqa: E402
 from mcp_server.results import column, result_json  # noqa: E402
 
 _call_tool = MCPServer.call_tool
 _out = open(os.environ["SQLR1_CALL_TIMES"], "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+_stages_path = os.environ.get("SQLR1_STAGES")
+_stages = open(_stages_path, "a", encoding="utf-8", buffering=1) if _stages_path else None  # noqa: SIM115
+FLOOR = os.environ.get("SQLR1_FLOOR") == "1"
+MARKS: list[tuple[str, float]] = []
 
 
 async def timed_call_tool(self: MCPServer, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+    MARKS.clear()
     t0 = time.perf_counter()
     result = await _call_tool(self, name, arguments, context)
+    t1 = time.perf_counter()
     result.model_dump_json(by_alias=True, exclude_none=True)
-    elapsed = time.perf_counter() - t0
+    t2 = time.perf_counter()
     sql = str(arguments.get("sql", "")).replace("\t", " ").replace("\n", " ")
-    _out.write(f"{elapsed:.9f}\t{sql}\n")
+    _out.write(f"{t2 - t0:.9f}\t{sql}\n")
+    if _stages is not None:
+        marks = [("call_tool>", t0), *MARKS, ("call_tool<", t1), ("json<", t2)]
+        _stages.write(json.dumps({"sql": sql, "marks": marks}) + "\n")
     return result
+
+
+def _staged(owner: Any, name: str, label: str) -> None:
+    """Mark entering (``label>``) and leaving (``label<``) ``owner.name`` in each call's stages."""
+    fn = getattr(owner, name)
+    if inspect.iscoroutinefunction(fn):
+
+        @wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            MARKS.append((label + ">", time.perf_counter()))
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                MARKS.append((label + "<", time.perf_counter()))
+
+    else:
+
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            MARKS.append((label + ">", time.perf_counter()))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                MARKS.append((label + "<", time.perf_counter()))
+
+    setattr(owner, name, wrapper)
 
 
 MCPServer.call_tool = timed_call_tool  # type: ignore[method-assign]
@@ -59,15 +104,29 @@ async def floor_run_json_async(
     conn = FLOOR_CONNECTIONS.get(database)
     if conn is None:
         conn = FLOOR_CONNECTIONS[database] = engine._open()  # type: ignore[attr-defined]
+    if _stages is not None:
+        MARKS.append(("execute>", time.perf_counter()))
     cur = conn.execute(statement.sql)
+    if _stages is not None:
+        MARKS.append(("fetch>", time.perf_counter()))
     rows = cur.fetchmany((max_rows or self.settings.max_rows) + 1)
+    if _stages is not None:
+        MARKS.append(("fetch<", time.perf_counter()))
     columns = [column(d[0], None) for d in cur.description]
     return result_json(columns, list(map(list, rows)), False, 0.0)
 
 
 FLOOR_CONNECTIONS: dict[str, Any] = {}
-if os.environ.get("SQLR1_FLOOR") == "1":
+if FLOOR:
     Executor.run_json_async = floor_run_json_async  # type: ignore[method-assign]
+if _stages is not None:
+    _staged(FuncMetadata, "validate_arguments", "validate")
+    _staged(Executor, "run_json_async", "executor")
+    _staged(server, "structured_result", "tool_result")
+    if not FLOOR:
+        _staged(sqlite.SqliteEngine, "_acquire", "acquire")
+        _staged(sqlite, "_fetch_bounded", "fetch")
+        _staged(executor, "cap_json", "shape")
 
 if __name__ == "__main__":
     sys.exit(cli.main())
