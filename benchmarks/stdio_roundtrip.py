@@ -61,7 +61,6 @@ WRITE = "DELETE FROM Track"
 DEMO_TIMEOUT_S = 2.0
 PROTOCOLS: dict[str, str] = {}
 CPU_PER_CALL: dict[str, float] = {}
-STAGES: list[bool] = []  # non-empty with --stages
 
 
 def ensure_reference_env() -> Path:
@@ -115,12 +114,14 @@ def ours_params(db: Path, config: Path | None = None) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=[*args, "serve"], cwd=str(REPO))
 
 
-def timed_params(db: Path, times: Path, *, floor: bool = False) -> StdioServerParameters:
+def timed_params(
+    db: Path, times: Path, *, floor: bool = False, stages: bool = False
+) -> StdioServerParameters:
     """sqlr1 (or, with ``floor``, the cost floor) with each tool call timed inside the server process
-    (``timed_stdio_server.py``); with ``STAGES`` set, each call's stages go to ``<times>.stages``."""
+    (``timed_stdio_server.py``); with ``stages``, each call's stages go to ``<times>.stages``."""
     script = REPO / "benchmarks" / "timed_stdio_server.py"
     env = {**get_default_environment(), "SQLR1_CALL_TIMES": str(times), "SQLR1_FLOOR": "1" if floor else "0"}
-    if STAGES:
+    if stages:
         env["SQLR1_STAGES"] = str(times.with_suffix(".stages"))
     return StdioServerParameters(
         command=sys.executable, args=[str(script), "--db", f"chinook={db}", "serve"], cwd=str(REPO), env=env
@@ -142,7 +143,7 @@ def ref_params(exe: Path, db: Path) -> StdioServerParameters:
 
 
 async def round_trips(
-    exe: Path, work: Path, n: int, warmup: int
+    exe: Path, work: Path, n: int, warmup: int, *, stages: bool = False
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """Stdio round trips of both servers, and in the same loop (so machine load hits all alike) the
     server-side cost of execute_sql in this process and raw sqlite3."""
@@ -165,9 +166,9 @@ async def round_trips(
         async with (
             Client(stdio_client(ours_params(ours_db), errlog=errlog)) as ours,
             Client(stdio_client(ref_params(exe, ref_db), errlog=errlog)) as ref,
-            Client(stdio_client(timed_params(timed_db, times), errlog=errlog)) as timed_server,
+            Client(stdio_client(timed_params(timed_db, times, stages=stages), errlog=errlog)) as timed_server,
             Client(
-                stdio_client(timed_params(floor_db, floor_times, floor=True), errlog=errlog)
+                stdio_client(timed_params(floor_db, floor_times, floor=True, stages=stages), errlog=errlog)
             ) as floor_server,
         ):
             for sql in QUERIES.values():
@@ -392,7 +393,7 @@ def render(runs: list[Run], demo: list[tuple[str, str, str]], n: int) -> str:
         "difference between the first two columns is what sqlr1's own bounds cost (the timeout and interrupt "
         "the engine enforces, the check that the file was not replaced, the one-row-at-a-time memory bound, the "
         "character cap, JSON-safe values). Both pay for a CPU that has just waited: the same calls back to back "
-        "cost about half as much. The host's speed drifts between runs (the join's stdio p50 was 1.9 to 2.6 ms "
+        "cost about half as much. The host's speed drifts between runs (the join's stdio p50 was 1.9 to 2.8 ms "
         "within one hour on 2026-11-27), which moves every share by a point or more: compare columns of one run.",
     ]
     lines += [
@@ -420,9 +421,9 @@ async def amain(args: argparse.Namespace) -> str:
         work = Path(tmp)
         runs: list[Run] = []
         for _ in range(args.runs):
-            rt, ss = await round_trips(exe, work, args.n, args.warmup)
+            rt, ss = await round_trips(exe, work, args.n, args.warmup, stages=args.stages)
             runs.append(Run(rt, ss, dict(CPU_PER_CALL)))
-        if STAGES:
+        if args.stages:
             return render_stages(work, args.n)
         demo = await limits_demo(exe, work)
     return render(runs, demo, args.n)
@@ -482,7 +483,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.stages:
-        STAGES.append(True)
         args.runs = 1
     text = anyio.run(amain, args)
     print(text)

@@ -1,7 +1,7 @@
 """``sqlr1 serve`` (stdio) with each tool call timed inside the server process, for stdio_roundtrip.py.
 
 Measures what the goal "server-side cost of execute_sql" names, where it happens: from the moment the
-MCP session hands the call to ``MCPServer.call_tool`` (arguments validated, guard, engine, result model)
+MCP session hands the call to ``MCPServer.call_tool`` (arguments validated, guard, engine, result JSON)
 to the result serialized as JSON, in a real stdio server that has just read the request. The transport
 (reading stdin, JSON-RPC parsing, writing stdout) is not counted. Each timing is appended to the file
 named by ``SQLR1_CALL_TIMES`` as ``<seconds>\\t<sql>`` after the call; the extra serialization and the
@@ -10,8 +10,8 @@ for the round-trip figures.
 
 With ``SQLR1_FLOOR=1`` the server is the cost floor, not sqlr1: ``Executor.run_json_async`` is replaced by the
 least any server must do (the guard's cached verdict, then ``execute`` + ``fetchmany`` on one open
-``sqlite3`` connection, no timeout, interrupt, memory or character bounds), keeping the SDK's dispatch and
-the result model and JSON, so the benchmark can show how much of the server-side cost is sqlr1's own.
+``sqlite3`` connection, no timeout, interrupt, memory or character bounds), keeping the SDK's dispatch, the
+result's JSON and ``CallToolResult``, so the benchmark can show how much of the server-side cost is sqlr1's own.
 
 With ``SQLR1_STAGES=stages.jsonl`` each call also records when it entered and left the steps it goes
 through (argument validation, the executor, taking a connection, the fetch, shaping the result, the tool

@@ -88,7 +88,7 @@ def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
     ``truncated`` is set when rows or characters were cut.
     """
     rows, cut = _capped(raw, max_chars)
-    # Built from values cap_rows made JSON-safe: no validation pass needed.
+    # Built from JSON-safe values (see _capped): no validation pass needed.
     return QueryResult.model_construct(
         columns=raw.columns,
         rows=rows,
