@@ -7,7 +7,8 @@ installed into ``.venv-ref`` by this script when missing). Calls alternate betwe
 machine noise hits both alike. Also reports:
 
 * the server-side cost of ``execute_sql`` (the tool call inside the process, result serialized to JSON,
-  without any transport) as a share of the stdio round trip (goal <= 15 %), and raw ``sqlite3`` as the floor;
+  without any transport) as a share of the stdio round trip (goal <= 15 %), and raw SQLite as the floor (the
+  engine's, through APSW, and the system's through the standard library's ``sqlite3`` beside it);
 * what the reference cannot do: a runaway SELECT freezes it for every request, it rejects a legitimate
   ``WITH ... SELECT``, and its refusals come back as successful results; sqlr1 does none of these.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import apsw
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import get_default_environment, stdio_client
 
@@ -146,7 +148,7 @@ async def round_trips(
     exe: Path, work: Path, n: int, warmup: int, *, stages: bool = False
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """Stdio round trips of both servers, and in the same loop (so machine load hits all alike) the
-    server-side cost of execute_sql in this process and raw sqlite3."""
+    server-side cost of execute_sql in this process and raw SQLite (APSW's, and the system's sqlite3)."""
     from mcp_server.config import AppConfig, DatabaseConfig
     from mcp_server.server import build_server
 
@@ -157,10 +159,11 @@ async def round_trips(
         shutil.copyfile(REPO / "examples" / "chinook.sqlite", db)
     # In-process: tool dispatch, argument validation, guard, engine, result model, JSON; no transport.
     inproc = build_server(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(inproc_db))]))
-    raw = sqlite3.connect(f"file:{inproc_db}?mode=ro", uri=True)
+    raw = apsw.Connection(f"file:{inproc_db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    system = sqlite3.connect(f"file:{inproc_db}?mode=ro", uri=True)
     rt: dict[str, dict[str, list[float]]] = {q: {"sqlr1": [], "reference": []} for q in QUERIES}
     ss: dict[str, dict[str, list[float]]] = {
-        q: {"in_server": [], "floor": [], "server": [], "sqlite3": [], "b2b": []} for q in QUERIES
+        q: {"in_server": [], "floor": [], "server": [], "raw": [], "sqlite3": [], "b2b": []} for q in QUERIES
     }
     with open(work / "stderr.log", "w", encoding="utf-8") as errlog:
         async with (
@@ -199,13 +202,19 @@ async def round_trips(
                     res = await inproc.call_tool("execute_sql", {"database": "chinook", "sql": sql})
                     res.model_dump_json(by_alias=True, exclude_none=True)
                     t1 = time.perf_counter()
-                    raw.execute(sql).fetchall()
-                    t2 = time.perf_counter()
+                    # The engine's SQLite (APSW) and the system's (stdlib sqlite3), in alternating order.
+                    libs = [("raw", raw.execute), ("sqlite3", system.execute)]
+                    raw_s: dict[str, float] = {}
+                    for key, execute in libs if i % 2 else libs[::-1]:
+                        t2 = time.perf_counter()
+                        execute(sql).fetchall()
+                        raw_s[key] = time.perf_counter() - t2
                     if i >= warmup:
                         rt[label]["sqlr1"].append(d1)
                         rt[label]["reference"].append(d2)
                         ss[label]["server"].append(t1 - t0)
-                        ss[label]["sqlite3"].append(t2 - t1)
+                        ss[label]["raw"].append(raw_s["raw"])
+                        ss[label]["sqlite3"].append(raw_s["sqlite3"])
             # The same in-process call back to back (a warm CPU, as inside a busy server): shown beside the
             # interleaved figure above, which pays the wake-up after each stdio wait as the server process does.
             for label, sql in QUERIES.items():
@@ -218,6 +227,7 @@ async def round_trips(
             CPU_PER_CALL["sqlr1"] = (child_cpu_s("mcp_server.cli") - cpu["sqlr1"]) / calls
             CPU_PER_CALL["reference"] = (child_cpu_s("mcp-server-sqlite") - cpu["reference"]) / calls
     raw.close()
+    system.close()
     return rt, ss
 
 
@@ -360,17 +370,19 @@ def render(runs: list[Run], demo: list[tuple[str, str, str]], n: int) -> str:
         "",
         "Server-side cost of `execute_sql` (`MCPServer.call_tool` + JSON serialization of the result: argument "
         "validation, guard, engine, the result's JSON and `CallToolResult`; not the transport) against the stdio round trip, with raw "
-        "`sqlite3` (`execute` + `fetchall` on an open read-only connection, in this process) beside it. Measured "
+        "SQLite (`execute` + `fetchall` on an open read-only connection, in this process) beside it: the engine's "
+        f"(APSW, SQLite {apsw.sqlite_lib_version()}) and the system's (Python's `sqlite3`, SQLite "
+        f"{sqlite3.sqlite_version}). Measured "
         "four ways: **in the server**, inside a real stdio server process during its round trips "
         "(`timed_stdio_server.py`: another server process, interleaved with the two above, so it answers right "
         "after reading each request as a server does); **floor**, the same in a server whose `execute_sql` "
-        "does the least any server must (cached guard verdict, `execute` + `fetchmany` on one open connection: "
+        "does the least any server must (cached guard verdict, `execute` + fetch on one open connection: "
         "no timeout, interrupt, memory or character bounds) with the same SDK dispatch, result JSON and serialization; "
         "**in-process**, the call in the benchmark's own process right after its stdio waits (the first code to "
         "run after a wait); and **back to back**, repeated with warm caches (the cost inside a busy server):",
         "",
         "| query | in the server p50 (ms), share of stdio p50 (goal <= 15%) | floor p50 (ms), share "
-        "| in-process p50 (ms), share | back to back p50 (ms), share | raw sqlite3 p50 (ms) |",
+        "| in-process p50 (ms), share | back to back p50 (ms), share | raw SQLite p50 (ms): APSW / system |",
         "|---|---|---|---|---|---|",
     ]
     for label in QUERIES:
@@ -379,8 +391,9 @@ def render(runs: list[Run], demo: list[tuple[str, str, str]], n: int) -> str:
         for key in ("in_server", "floor", "server", "b2b"):
             v50, _ = ms(ss[label][key])
             cells.append(f"{v50:.3f}, {100 * v50 / o50:.1f}%")
+        r50, _ = ms(ss[label]["raw"])
         f50, _ = ms(ss[label]["sqlite3"])
-        lines.append(f"| {label} | {' | '.join(cells)} | {f50:.3f} |")
+        lines.append(f"| {label} | {' | '.join(cells)} | {r50:.3f} / {f50:.3f} |")
     lines += ["", "Each run's shares of the stdio p50, in the server / floor (the run order):", ""]
     for label in QUERIES:
         shares = ", ".join(
@@ -458,7 +471,7 @@ def render_stages(work: Path, n: int) -> str:
         "Steps: `validate` is the SDK's argument validation, `executor` the executor call (guard verdict, "
         "inline budget), `acquire` taking a pooled connection (heap limit, the check that the file was not "
         "replaced), `execute` to `fetch>` the statement itself, `fetch` the rows under the memory bound (the "
-        "floor: `fetchmany`), `fetch<` to `shape>` releasing the connection and the column types, `shape` the "
+        "floor: `execute` then iterating the cursor), `fetch<` to `shape>` releasing the connection and the column types, `shape` the "
         "character cap and the result's JSON, `tool_result` the `CallToolResult` and its text, `json<` its "
         "serialization.",
     ]

@@ -297,8 +297,10 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         ] = None,
     ) -> Annotated[CallToolResult, QueryResult]:
         cap = guard.max_rows if max_rows is None else min(max_rows, guard.max_rows)
-        with tool_errors():
+        try:  # tool_errors(), inline: this is every query's path
             result = await executor.run_json_async(database, sql, max_rows=cap)
+        except QueryFailed as exc:
+            raise ToolError(error_text(exc.error)) from exc
         return structured_result(result)
 
     _trust_structured_output(server, "execute_sql")

@@ -7,8 +7,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 from engine_contract import EngineContract
+from sqlite_lock import exclusive_lock
 
 from mcp_server.engines.base import DatabaseSpec
 from mcp_server.engines.sqlite import SqliteEngine
@@ -97,7 +99,7 @@ def test_extra_functions_are_allowed(db_path: Path) -> None:
         eng.allow_functions(["SQLITE_VERSION"])
         assert (
             eng.execute("SELECT sqlite_version()", max_rows=1, timeout_s=5).rows[0][0]
-            == sqlite3.sqlite_version
+            == apsw.sqlite_lib_version()  # the SQLite APSW bundles, not the system's
         )
     finally:
         eng.close()
@@ -165,16 +167,13 @@ def test_locked_file_gives_a_clear_error(spider_copy) -> None:
     eng = SqliteEngine(
         DatabaseSpec(name="pets_1", kind="sqlite", url=f"sqlite:///{path}", path=path), busy_timeout_s=0.2
     )
-    writer = sqlite3.connect(path, isolation_level=None)
     try:
-        writer.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(QueryFailed) as info:
-            eng.execute("SELECT count(*) FROM pets", max_rows=1, timeout_s=5)
-        assert info.value.error.kind == "execution" and "locked" in info.value.error.message
-        writer.execute("ROLLBACK")
+        with exclusive_lock(path):
+            with pytest.raises(QueryFailed) as info:
+                eng.execute("SELECT count(*) FROM pets", max_rows=1, timeout_s=5)
+            assert info.value.error.kind == "execution" and "locked" in info.value.error.message
         assert eng.execute("SELECT count(*) FROM pets", max_rows=1, timeout_s=5).rows == [(3,)]
     finally:
-        writer.close()
         eng.close()
 
 
@@ -189,3 +188,43 @@ def test_huge_value_blowup_is_bounded(engine: SqliteEngine) -> None:
     assert engine.execute("SELECT length(printf('%.*c', 1000, 'x'))", max_rows=1, timeout_s=5).rows == [
         (1000,)
     ]
+
+
+def test_a_second_statement_never_runs(engine: SqliteEngine, db_path: Path) -> None:
+    """The engine alone (no guard): APSW would run every statement of a text; the exec tracer stops it."""
+    before = db_path.read_bytes()
+    for sql in ("SELECT 1; SELECT 2", "SELECT Name FROM singer WHERE 0; SELECT 2", "SELECT 1;\nSELECT 2;"):
+        with pytest.raises(QueryFailed) as info:
+            engine.execute(sql, max_rows=10, timeout_s=5)
+        assert info.value.error.kind == "blocked" and info.value.error.rule == "engine_read_only"
+        assert "only one statement" in info.value.error.message
+    # Comments or empty statements after the ``;`` do nothing: allowed, like in the standard library.
+    for sql in ("SELECT 1;  -- done\n", "SELECT 1; /* done */", "SELECT 1; ;", "SELECT 1;\n\n"):
+        assert engine.execute(sql, max_rows=10, timeout_s=5).rows == [(1,)], sql
+    assert db_path.read_bytes() == before
+
+
+def test_columns_of_an_empty_result(engine: SqliteEngine) -> None:
+    raw = engine.execute("SELECT Name, Age AS years FROM singer WHERE 0", max_rows=10, timeout_s=5)
+    assert raw.rows == [] and [c.name for c in raw.columns] == ["Name", "years"]
+
+
+def test_the_tracer_refuses_a_statement_sqlite_marks_as_writing(tmp_path: Path) -> None:
+    """Behind the authorizer: a statement SQLite does not mark read-only never takes its first step."""
+    from mcp_server.engines.sqlite import _Conn, _Running
+
+    raw = apsw.Connection(str(tmp_path / "w.sqlite"))  # writable on purpose, no authorizer
+    conn = _Conn(raw, _Running(), (0, 0), -1)
+    raw.exec_trace = conn.trace
+    with pytest.raises(apsw.ExecTraceAbort):
+        raw.execute("CREATE TABLE t (x)")
+    assert conn.refused == "the statement would write to the database"
+    conn.description = conn.refused = None
+    assert raw.execute("SELECT count(*) FROM sqlite_schema").fetchall() == [(0,)]  # nothing was created
+    raw.close()
+
+
+def test_nul_in_a_statement_is_refused(engine: SqliteEngine) -> None:
+    with pytest.raises(QueryFailed) as info:
+        engine.execute("SELECT 1\x00; DELETE FROM singer", max_rows=10, timeout_s=5)
+    assert info.value.error.kind == "blocked" and "NUL" in info.value.error.message

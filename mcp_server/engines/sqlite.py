@@ -1,5 +1,12 @@
 """SQLite engine: read-only file connections, an authorizer allowlist, deadline and cancellation.
 
+The engine talks to SQLite through APSW, which bundles a current SQLite (3.5x) on every platform, rather
+than the standard library's ``sqlite3``, which links whatever the system has (3.40 on Debian 12). The
+Spider dev gold queries take 0.73x the time in the newer SQLite here, with the same rows up to a float's
+last digits (``benchmarks/sqlite_build_bench.py``); every install runs the same SQLite; and APSW exposes
+what the guard needs: limits, authorizer, progress handler, interrupt, the statement's read-only flag and
+typed errors.
+
 Defence in depth under the guard: the file is opened with a ``mode=ro`` URI, ``PRAGMA query_only``
 is on, and an authorizer lets a statement only read tables and call allowlisted functions
 (everything else — writes, ATTACH, PRAGMA, transactions, ``load_extension`` — is denied when the
@@ -9,8 +16,11 @@ allowed; the guard does.
 
 Memory: ``SQLITE_LIMIT_LENGTH`` (``max_value_bytes``) bounds one value, and SQLite's process-wide hard heap
 limit (``max_sqlite_heap_bytes``, :class:`_HeapLimit`) bounds everything SQLite holds, a row of many values
-each under the first limit included; a statement past either fails with an execution error naming the
-setting, and the connection stays usable.
+each under the first limit included. SQLite can hand one stored value to several result columns without
+copying it, while Python builds a copy per column, so a statement's result columns also share
+``max_sqlite_heap_bytes`` per row: with N columns, each value is at most that over N (set when the
+statement is prepared, :meth:`_Conn.trace`). A statement past any of these fails with an execution error
+naming the setting, and the connection stays usable.
 
 ``execute_inline`` lets an async caller run a cheap statement on its own thread (no hand-off to a worker
 thread): the engine stops it at a short budget, and the caller then runs it in a worker thread. Only
@@ -23,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import threading
 import time
 import weakref
@@ -33,6 +42,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import apsw
 import sqlglot.expressions as exp
 
 from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
@@ -189,6 +199,8 @@ MAX_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES  # longest string/blob a statement may
 MAX_HEAP_BYTES = DEFAULT_MAX_SQLITE_HEAP_BYTES  # most memory SQLite may allocate in the process, by default
 _PROGRESS_OPS = 4000  # VM instructions between deadline checks (tens of microseconds of work)
 _monotonic = time.monotonic
+_CACHED_STATEMENTS = 128  # prepared statements each connection keeps (APSW's default is 16)
+_READS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_RECURSIVE})  # authorizer actions
 
 # Functions (sqlglot's names, as the guard reports them) whose result is no larger than their arguments
 # or a small constant: a statement that calls only these cannot build a large value, so each VM step stays
@@ -285,8 +297,8 @@ class _InlineWatch:
 class _HeapLimit:
     """SQLite's process-wide hard heap limit (``PRAGMA hard_heap_limit``), asked for once per distinct value.
 
-    Past the limit SQLite's allocations fail (``SQLITE_NOMEM``, which Python's ``sqlite3`` raises as
-    ``MemoryError``) and the statement fails. The pragma takes effect only when it lowers the limit (or
+    Past the limit SQLite's allocations fail (``SQLITE_NOMEM``, which APSW raises as ``apsw.NoMemError``)
+    and the statement fails. The pragma takes effect only when it lowers the limit (or
     sets the first one), so the limit in force is the lowest any engine in the process asked for:
     ``effective``, as SQLite reports it. A forked child inherits both SQLite's limit and this record.
     """
@@ -303,16 +315,17 @@ class _HeapLimit:
             if max_bytes in self.asked:
                 return
             try:
-                raw = sqlite3.connect(":memory:")
-                try:
-                    (effective,) = raw.execute(f"PRAGMA hard_heap_limit = {int(max_bytes)}").fetchone()
+                raw = apsw.Connection(":memory:")
+                try:  # the pragma, unlike the C call, only ever lowers the limit
+                    raw.execute(f"PRAGMA hard_heap_limit = {int(max_bytes)}").fetchall()
                 finally:
                     raw.close()
-            except (sqlite3.Error, MemoryError) as exc:
+                effective = apsw.hard_heap_limit(-1)  # a negative value reads the limit in force
+            except (apsw.Error, MemoryError) as exc:
                 raise execution_error(
                     f"cannot set SQLite's heap limit (max_sqlite_heap_bytes={max_bytes}): {exc!r}"
                 ) from exc
-            self.effective = int(effective)
+            self.effective = effective
             self.asked.add(max_bytes)
 
 
@@ -328,21 +341,53 @@ class _Running:
         self.deadline = float("inf")
         self.stop = False
 
-    def progress(self) -> int:
-        """SQLite's progress handler: non-zero interrupts the statement (stopped, or past its deadline)."""
-        return 1 if self.stop or _monotonic() > self.deadline else 0
+    def progress(self) -> bool:
+        """SQLite's progress handler: True interrupts the statement (stopped, or past its deadline)."""
+        return self.stop or _monotonic() > self.deadline
 
 
 class _Conn:
     def __init__(
-        self, raw: sqlite3.Connection, running: _Running, file_id: tuple[int, int], max_value_bytes: int
+        self, raw: apsw.Connection, running: _Running, file_id: tuple[int, int], max_value_bytes: int
     ) -> None:
         self.raw = raw
-        self.max_value_bytes = max_value_bytes  # its SQLITE_LIMIT_LENGTH
+        self.value_bytes = max_value_bytes  # the engine's max_value_bytes when last acquired
+        self.row_bytes = MAX_HEAP_BYTES  # the engine's max_heap_bytes when last acquired: a row's budget
+        self.length_limit = -1  # the SQLITE_LIMIT_LENGTH set on ``raw`` now
         self.running = running
         self.file_id = file_id  # (st_dev, st_ino) of the file it opened
         self.lock = threading.Lock()
         self.run_id = 0  # advanced when a statement ends, so a late stop can't hit the next one
+        # Set by ``trace`` for the statement being run: its result columns (name, declared type), and why
+        # it was refused before it ran (None when it was not).
+        self.description: tuple[tuple[str, str | None], ...] | None = None
+        self.refused: str | None = None
+
+    def trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        """APSW's exec tracer, called when each statement of a run is prepared and before it steps:
+        records the first one's columns and refuses (``apsw.ExecTraceAbort``) a statement that would
+        write, or any further statement that does something (comments after a ``;`` do nothing)."""
+        if self.description is None:
+            if not cursor.is_readonly:
+                self.refused = "the statement would write to the database"
+                return False
+            self.description = description = cursor.get_description()
+            if len(description) * self.value_bytes > self.row_bytes:
+                # SQLite may hand one stored value to several result columns (``SELECT body, body, ...``)
+                # without copying it, past its heap limit, while Python builds each column's own copy:
+                # the columns share the row's budget, each value at most its part.
+                self.limit_length(max(1, self.row_bytes // len(description)))
+            return True
+        if cursor.has_vdbe:
+            self.refused = "only one statement may be sent at a time"
+            return False
+        return True
+
+    def limit_length(self, max_bytes: int) -> None:
+        """Refuse to build or read a string/blob longer than ``max_bytes`` (``SQLITE_LIMIT_LENGTH``)."""
+        if max_bytes != self.length_limit:
+            self.length_limit = max_bytes
+            self.raw.limit(apsw.SQLITE_LIMIT_LENGTH, max_bytes)
 
     def stop(self, run_id: int, *, cancel: bool) -> None:
         """Interrupt statement ``run_id`` if this connection is still running it (from any thread)."""
@@ -385,7 +430,7 @@ class SqliteEngine:
         self._pool: ConnectionPool[_Conn] = ConnectionPool(lambda c: c.raw.close())
         self._verdicts_lock = threading.Lock()
         self._meta_lock = threading.Lock()
-        self._meta: sqlite3.Connection | None = None
+        self._meta: apsw.Connection | None = None
         self._meta_id: tuple[int, int] | None = None
         # sql -> [calls left to skip the inline attempt (-1: never, not inline_safe), last skip]; oldest first
         self._inline_verdicts: dict[str, list[int]] = {}
@@ -431,21 +476,24 @@ class SqliteEngine:
             raise execution_error(f"cannot open SQLite file {self.path}: {exc}") from exc
         return st.st_dev, st.st_ino
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> apsw.Connection:
         if not self.path.is_file():
             raise QueryFailed.of(
                 "not_found", f"SQLite file {self.path} no longer exists (database {self.spec.name!r})"
             )
         uri = self.path.resolve().as_uri() + "?mode=ro"
         try:
-            raw = sqlite3.connect(
-                uri, uri=True, check_same_thread=False, isolation_level=None, timeout=self.busy_timeout_s
+            raw = apsw.Connection(
+                uri,
+                flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI,
+                statementcachesize=_CACHED_STATEMENTS,
             )
+            raw.set_busy_timeout(int(self.busy_timeout_s * 1000))
             raw.execute("PRAGMA query_only = ON")
-        except sqlite3.Error as exc:
-            raise execution_error(f"cannot open SQLite file {self.path}: {exc}") from exc
-        except MemoryError as exc:
+        except (apsw.NoMemError, MemoryError) as exc:
             raise self._out_of_memory(f"cannot open SQLite file {self.path}") from exc
+        except apsw.Error as exc:
+            raise execution_error(f"cannot open SQLite file {self.path}: {exc}") from exc
         return raw
 
     def _acquire(self) -> _Conn:
@@ -458,21 +506,24 @@ class SqliteEngine:
             raw = self._open()
             running = _Running()
             # Forbid ATTACH outright; the value limit is set below.
-            raw.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            raw.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
             raw.set_authorizer(self._authorize)
             raw.set_progress_handler(running.progress, _PROGRESS_OPS)
             conn = _Conn(raw, running, file_id, -1)
+            raw.exec_trace = conn.trace
             self._pool.add_busy(conn)
-        if conn.max_value_bytes != self.max_value_bytes:
+        if conn.value_bytes != self.max_value_bytes or conn.row_bytes != self.max_heap_bytes:
             # Bounds each value a statement builds or reads (printf/replace blow-ups are single VM
             # steps the progress handler can't interrupt; a row holds its values whole).
-            conn.max_value_bytes = self.max_value_bytes
-            conn.raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, conn.max_value_bytes)
+            conn.value_bytes, conn.row_bytes = self.max_value_bytes, self.max_heap_bytes
+            conn.limit_length(conn.value_bytes)
         return conn
 
     def _release(self, conn: _Conn) -> None:
         """Back to the pool after a statement ended (its run id advanced first: a late stop misses it)."""
         conn.finish()
+        if conn.length_limit != conn.value_bytes:  # lowered for a wide statement (``_Conn.trace``)
+            conn.limit_length(conn.value_bytes)
         conn.running.deadline = float("inf")
         conn.running.stop = False
         self._pool.give(conn)
@@ -480,15 +531,15 @@ class SqliteEngine:
     def _authorize(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None
     ) -> int:
-        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_FUNCTION and arg2 is not None and arg2.lower() in self.allowed_functions:
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master" and src is None:
+        if action in _READS:
+            return apsw.SQLITE_OK
+        if action == apsw.SQLITE_FUNCTION and arg2 is not None and arg2.lower() in self.allowed_functions:
+            return apsw.SQLITE_OK
+        if action == apsw.SQLITE_UPDATE and arg1 == "sqlite_master" and src is None:
             # An eponymous virtual table (json_each) declares its schema through this check when it
             # is first used; real writes to the schema are impossible on a mode=ro, query_only file.
-            return sqlite3.SQLITE_OK
-        return sqlite3.SQLITE_DENY
+            return apsw.SQLITE_OK
+        return apsw.SQLITE_DENY
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
@@ -567,21 +618,27 @@ class SqliteEngine:
             disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
             cancel.bind(partial(conn.stop, run_id, cancel=True))
+        conn.description = conn.refused = None
         try:
-            cur = conn.raw.cursor()
+            cur = conn.raw.execute(sql)  # prepares, runs conn.trace, steps to the first row
             try:
-                cur.execute(sql)
                 rows, cut, chars_bound = _fetch_bounded(cur, max_rows + 1)
-                description = cur.description or ()
             finally:
-                cur.close()
-        except sqlite3.Error as exc:
+                cur.close(True)
+            description: tuple[tuple[str, str | None], ...] = conn.description or ()
+        except apsw.ExecTraceAbort as exc:
+            raise engine_refused(conn.refused or "refused before it ran") from exc
+        except ValueError as exc:  # APSW's refusal of a statement text it cannot pass to SQLite (a NUL)
+            raise engine_refused(f"{exc}: a statement cannot contain a NUL character") from exc
+        except (apsw.NoMemError, MemoryError) as exc:  # SQLITE_NOMEM: past the heap limit
+            raise self._out_of_memory("SQLite ran out of memory") from exc
+        except apsw.Error as exc:
             timed_out = time.monotonic() >= running.deadline
             if budgeted and not running.stop and _interrupted(exc):
                 raise _OverBudget from exc
-            raise self._map_error(exc, timeout_s, timed_out=timed_out, cancelled=running.stop) from exc
-        except MemoryError as exc:  # SQLITE_NOMEM: past the heap limit
-            raise self._out_of_memory("SQLite ran out of memory") from exc
+            raise self._map_error(
+                exc, timeout_s, timed_out=timed_out, cancelled=running.stop, conn=conn
+            ) from exc
         finally:
             if disarm is not None:
                 disarm()
@@ -603,7 +660,7 @@ class SqliteEngine:
         )
 
     def _map_error(
-        self, exc: sqlite3.Error, timeout_s: float, *, timed_out: bool, cancelled: bool
+        self, exc: apsw.Error, timeout_s: float, *, timed_out: bool, cancelled: bool, conn: _Conn
     ) -> QueryFailed:
         msg = str(exc)
         low = msg.lower()
@@ -612,31 +669,40 @@ class SqliteEngine:
                 return cancelled_error()
             return timeout_error(timeout_s)
         if (
-            "not authorized" in low
+            isinstance(exc, apsw.AuthError | apsw.ReadOnlyError)
+            or "not authorized" in low
             or "prohibited" in low
             or "readonly database" in low
             or "may not be modified" in low
         ):
             return engine_refused(msg)
-        if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in low:
-            return engine_refused("only one statement may be sent at a time")
         if "no such table" in low:
             return execution_error(msg, missing="table")
         if "no such column" in low:
             return execution_error(msg, missing="column")
         if "syntax error" in low or "incomplete input" in low:
             return QueryFailed.of("syntax", f"{msg} (SQLite)")
-        if "too big" in low:
+        if (
+            isinstance(exc, apsw.TooBigError) or "too big" in low
+        ) and conn.length_limit < self.max_value_bytes:
+            columns = len(conn.description or ())
+            return execution_error(
+                f"{msg}: a value is longer than {_size(conn.length_limit)}, this statement's share of a row: "
+                f"its {columns} result columns share the {_size(conn.row_bytes)} one row may hold (the "
+                f"max_sqlite_heap_bytes guard setting), each at most {_size(self.max_value_bytes)} "
+                "(max_value_bytes); ask for fewer columns or part of a long value (substr(x, 1, 1000), length(x))"
+            )
+        if isinstance(exc, apsw.TooBigError) or "too big" in low:
             return execution_error(
                 f"{msg}: a value is longer than {_size(self.max_value_bytes)} (the max_value_bytes guard "
                 "setting); build shorter strings or ask for part of a computed one (substr(x, 1, 1000)); a "
                 "stored value that long can be read only with a higher max_value_bytes"
             )
-        if "database is locked" in low or "database is busy" in low:
+        if isinstance(exc, apsw.BusyError | apsw.LockedError) or "database is locked" in low:
             return execution_error(
                 f"{self.path} is locked by another process that is writing to it; try again in a moment"
             )
-        if "not a database" in low or "malformed" in low:
+        if isinstance(exc, apsw.NotADBError | apsw.CorruptError) or "malformed" in low:
             return execution_error(f"{self.path}: {msg} (the file is damaged or not SQLite)")
         return execution_error(msg)
 
@@ -671,10 +737,10 @@ class SqliteEngine:
                 self._meta, self._meta_id = self._open(), file_id
             try:
                 return self._meta.execute(sql, params).fetchall()
-            except (sqlite3.Error, MemoryError) as exc:
+            except (apsw.Error, MemoryError) as exc:
                 self._meta.close()
                 self._meta = None
-                if isinstance(exc, MemoryError):
+                if isinstance(exc, apsw.NoMemError | MemoryError):
                     raise self._out_of_memory(f"reading the schema of {self.path}") from exc
                 raise execution_error(f"reading the schema of {self.path}: {exc}") from exc
 
@@ -737,7 +803,7 @@ class SqliteEngine:
                 self._meta = None
 
 
-def _fetch_bounded(cur: sqlite3.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool, int | None]:
+def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool, int | None]:
     """``engines.base.fetch_bounded`` for SQLite rows, one at a time (the memory bound holds to the row),
     in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``.
 
@@ -769,8 +835,8 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
-def _interrupted(exc: sqlite3.Error) -> bool:
-    return "interrupted" in str(exc).lower()
+def _interrupted(exc: apsw.Error) -> bool:
+    return isinstance(exc, apsw.InterruptError)
 
 
 _PY_TO_SQLITE = {int: "INTEGER", float: "REAL", str: "TEXT", bytes: "BLOB"}

@@ -31,6 +31,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from service_data import duckdb_concert, mariadb_concert_url, pg_concert_url  # noqa: F401  (fixtures)
 from sqlalchemy.engine import make_url
+from sqlite_lock import exclusive_lock
 
 from mcp_server.config import AppConfig, DatabaseConfig, GuardSettings
 from mcp_server.engines.mysql import connect_args_from_url
@@ -121,11 +122,9 @@ async def test_replaced_file_is_served_fresh(files: tuple[Path, Path], tmp_path:
 async def test_exclusive_lock_held_by_another_connection(files: tuple[Path, Path]) -> None:
     db, backup = files
     server = serve(("concert_singer", str(db)))
-    writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    try:
-        async with Client(server) as client:
-            assert (await count(client)).structured_content["rows"] == [[SINGERS]]
-            writer.execute("BEGIN EXCLUSIVE")
+    async with Client(server) as client:
+        assert (await count(client)).structured_content["rows"] == [[SINGERS]]
+        with exclusive_lock(db):  # a writer in another process, mid-transaction
             started = time.monotonic()
             res = await count(client)
             waited = time.monotonic() - started
@@ -135,10 +134,7 @@ async def test_exclusive_lock_held_by_another_connection(files: tuple[Path, Path
             # list_databases needs no file access: the server answers while the lock is held
             res = await call(client, "list_databases", {})
             assert not res.is_error
-            writer.execute("ROLLBACK")
-            assert (await count(client)).structured_content["rows"] == [[SINGERS]]
-    finally:
-        writer.close()
+        assert (await count(client)).structured_content["rows"] == [[SINGERS]]
     assert db.read_bytes() == backup.read_bytes()
 
 

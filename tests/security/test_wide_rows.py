@@ -74,10 +74,17 @@ FIFTEEN_MB = "printf('%.*c', 15000000, 'x')"  # under max_value_bytes (16 MiB)
 HEAP_MIB = DEFAULT_MAX_SQLITE_HEAP_BYTES // MIB
 
 
-def assert_heap_error(got: dict[str, Any], mib: int) -> None:
+def assert_heap_error(got: dict[str, Any], mib: int, *, columns: int | None = None) -> None:
+    """SQLite's heap limit stopped the statement, or (``columns``) the statement's result columns' share of
+    a row's budget did, before the first value past it was built or read."""
     assert got.get("kind") == "execution", got
     message = got["message"]
-    assert "out of memory" in message and f"{mib} MiB" in message, message
+    if columns is None:
+        assert "out of memory" in message and f"{mib} MiB" in message, message
+    else:
+        assert "too big" in message and f"its {columns} result columns share the {mib} MiB" in message, (
+            message
+        )
     assert "max_sqlite_heap_bytes" in message and "substr" in message and "fewer columns" in message, message
 
 
@@ -123,20 +130,31 @@ def test_sqlite_value_limit_follows_the_setting_for_built_and_stored_values(tmp_
 
 def test_sqlite_a_row_of_many_values_under_the_limit_is_bounded_by_the_heap_limit(tmp_path: Path) -> None:
     """20 values of 15 MB in one row, each under max_value_bytes: +859 MiB when SQLite's copy and Python's
-    were held whole; now SQLite's allocations stop at its 256 MiB heap limit and the statement fails."""
+    were held whole; now the 20 columns share the row's 256 MiB (12.8 MiB each), so the first value past
+    its share fails the statement before it is built (SQLite's heap limit stops what the share lets through:
+    ``test_sqlite_heap_limit_is_process_wide_and_the_lowest_applies``)."""
     db = tmp_path / "empty.sqlite"
     sqlite3.connect(db).close()
     got = measure(str(db), f"SELECT {columns(FIFTEEN_MB, 20)}")
-    assert_heap_error(got, HEAP_MIB)
-    assert got["growth_mib"] < HEAP_MIB + 64  # SQLite's heap; nothing reached Python
+    assert_heap_error(got, HEAP_MIB, columns=20)
+    assert got["growth_mib"] < 64  # SQLite's heap; nothing reached Python
     # the same with a stored value read 20 times into one row (each column is its own 15 MB copy)
     stored = tmp_path / "stored.sqlite"
     with sqlite3.connect(stored) as conn:
         conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)")
         conn.execute("INSERT INTO docs VALUES (1, ?)", ("d" * 15_000_000,))
+    # SQLite 3.5x reads it once for all 20 columns (no heap growth), Python would build 20 copies: the
+    # columns' share of the row (256 MiB / 20) refuses it before it is read
     got = measure(str(stored), f"SELECT {columns('body', 20)} FROM docs")
-    assert_heap_error(got, HEAP_MIB)
-    assert got["growth_mib"] < HEAP_MIB + 64
+    assert_heap_error(got, HEAP_MIB, columns=20)
+    assert got["growth_mib"] < 64
+    # the same stored value in 2,000 columns (30 GB in Python): refused the same way, nothing held
+    got = measure(str(stored), f"SELECT {columns('body', 2000)} FROM docs")
+    assert_heap_error(got, HEAP_MIB, columns=2000)
+    assert got["growth_mib"] < 64
+    # and 10 columns of it (150 MB) are within the share (25.6 MiB each) and the heap limit: allowed
+    got = measure(str(stored), f"SELECT {columns('body', 10)} FROM docs")
+    assert got.get("rows") == 1 and got["truncated"] is True, got  # cut to max_chars
 
 
 def test_sqlite_heap_limit_follows_the_setting(tmp_path: Path) -> None:
@@ -147,8 +165,18 @@ def test_sqlite_heap_limit_follows_the_setting(tmp_path: Path) -> None:
     allowed = measure(str(db), sql)
     assert allowed.get("rows") == 1 and allowed["truncated"] is True, allowed  # cut to max_chars
     refused = measure(str(db), sql, max_sqlite_heap_bytes=64 * MIB)
-    assert_heap_error(refused, 64)
+    assert_heap_error(refused, 64, columns=6)  # 6 x 15 MB: over the 10.7 MiB share of each column
     assert refused["growth_mib"] < 64 + 32
+    # the stored value read into 6 columns (SQLite holds it once): refused by the share as well
+    stored = tmp_path / "stored.sqlite"
+    with sqlite3.connect(stored) as conn:
+        conn.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO docs VALUES (1, ?)", ("d" * 15_000_000,))
+    stored_sql = f"SELECT {columns('body', 6)} FROM docs"
+    assert measure(str(stored), stored_sql).get("rows") == 1
+    refused = measure(str(stored), stored_sql, max_sqlite_heap_bytes=64 * MIB)
+    assert_heap_error(refused, 64, columns=6)
+    assert refused["growth_mib"] < 32
 
 
 LOWEST_APPLIES = """
