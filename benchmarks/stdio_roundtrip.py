@@ -407,7 +407,9 @@ def render(runs: list[Run], demo: list[tuple[str, str, str]], n: int) -> str:
         "the engine enforces, the check that the file was not replaced, the one-row-at-a-time memory bound, the "
         "character cap, JSON-safe values). Both pay for a CPU that has just waited: the same calls back to back "
         "cost about half as much. The host's speed drifts between runs (the join's stdio p50 was 1.9 to 2.8 ms "
-        "within one hour on 2026-11-27), which moves every share by a point or more: compare columns of one run.",
+        "within one hour on 2026-11-27), which moves every share by a point or more: compare columns of one run. "
+        "The engine (and the floor) run APSW's bundled SQLite; the reference runs the system's through Python's "
+        "`sqlite3`, slower on the join's statement (the last column; `benchmarks/sqlite_build_bench.py`).",
     ]
     lines += [
         "",
