@@ -682,9 +682,8 @@ class SqliteEngine:
             return execution_error(msg, missing="column")
         if "syntax error" in low or "incomplete input" in low:
             return QueryFailed.of("syntax", f"{msg} (SQLite)")
-        if (
-            isinstance(exc, apsw.TooBigError) or "too big" in low
-        ) and conn.length_limit < self.max_value_bytes:
+        too_big = isinstance(exc, apsw.TooBigError) or "too big" in low
+        if too_big and conn.length_limit < self.max_value_bytes:
             columns = len(conn.description or ())
             return execution_error(
                 f"{msg}: a value is longer than {_size(conn.length_limit)}, this statement's share of a row: "
@@ -692,7 +691,7 @@ class SqliteEngine:
                 f"max_sqlite_heap_bytes guard setting), each at most {_size(self.max_value_bytes)} "
                 "(max_value_bytes); ask for fewer columns or part of a long value (substr(x, 1, 1000), length(x))"
             )
-        if isinstance(exc, apsw.TooBigError) or "too big" in low:
+        if too_big:
             return execution_error(
                 f"{msg}: a value is longer than {_size(self.max_value_bytes)} (the max_value_bytes guard "
                 "setting); build shorter strings or ask for part of a computed one (substr(x, 1, 1000)); a "
