@@ -281,7 +281,7 @@ def _serve_http(server: Any, config: AppConfig) -> int:
     import anyio
     import uvicorn
 
-    from mcp_server.http_app import MCP_PATH, build_http_app, transport_security
+    from mcp_server.http_app import MCP_PATH, build_http_app, host_policy
 
     app = build_http_app(server, config.server)
     host = config.server.host
@@ -298,7 +298,7 @@ def _serve_http(server: Any, config: AppConfig) -> int:
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     auth = "bearer token required" if config.server.token else "no token (loopback only)"
     _log(f"sqlr1: serving MCP over streamable HTTP at http://{shown}:{port}{MCP_PATH} ({auth})")
-    allowed = ", ".join(transport_security(config.server).allowed_hosts)
+    allowed = host_policy(config.server).describe().replace("<port>", str(port))
     _log(f"sqlr1: DNS-rebinding protection on; accepted Host headers: {allowed} (add more with --allow-host)")
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     anyio.run(uv.serve, [sock])

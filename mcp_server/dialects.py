@@ -19,13 +19,20 @@ from typing import Final
 __all__ = [
     "ALLOWED_FUNCTIONS",
     "ALLOWED_NODES",
+    "ALLOWED_ONLY_IN",
     "ALLOWED_ROOTS",
+    "ATTRIBUTE_NOTATION_DIALECTS",
     "BLOCKED_NODE_RULES",
     "DIALECTS",
+    "DUCKDB_OPERATOR_CHARS",
+    "ENGINE_BUILTIN_SCHEMAS",
+    "ENGINE_FUNCTIONS",
     "EXECUTABLE_COMMENT_MARKERS",
     "FILE_PATH_TABLE_CHARS",
     "MAX_PAREN_DEPTH",
     "MAX_SQL_CHARS",
+    "SQLITE_READ_PRAGMAS",
+    "TABLE_FUNCTION_PREFIXES",
     "sqlglot_dialect",
 ]
 
@@ -69,6 +76,15 @@ MAX_PAREN_DEPTH: Final = 64
 # every dialect: no legitimate read needs them.
 EXECUTABLE_COMMENT_MARKERS: Final = ("/*!", "/*M!", "/*+")
 
+# Dialects whose engine reads ``(x).f`` as a call of ``f(x)`` (PostgreSQL's attribute notation): the guard
+# checks ``f`` as a function there. (``alias.f`` is a call only when ``f`` takes a whole row, which no
+# built-in outside the allowlist that matters does; the engine's own check covers user functions.)
+ATTRIBUTE_NOTATION_DIALECTS: Final = frozenset({"postgres"})
+
+# Table names an engine reads as a call: SQLite's ``FROM pragma_table_list`` is the pragma function
+# ``pragma_table_list()``, checked against the function allowlist like one.
+TABLE_FUNCTION_PREFIXES: Final[dict[str, str]] = {"sqlite": "pragma_"}
+
 # DuckDB resolves an unknown table name that looks like a path or URL through a replacement scan
 # (FROM 'x.csv', FROM "s3://b/x.parquet"). Per dialect: characters that make a table name a path.
 FILE_PATH_TABLE_CHARS: Final[dict[str, frozenset[str]]] = {
@@ -77,8 +93,8 @@ FILE_PATH_TABLE_CHARS: Final[dict[str, frozenset[str]]] = {
 
 # --- node types -------------------------------------------------------------------------------
 
-# Statement kinds allowed at the top level.
-ALLOWED_ROOTS: Final = frozenset({"Select", "Union", "Intersect", "Except", "Subquery"})
+# Statement kinds allowed at the top level (a bare VALUES list is a read in every dialect here).
+ALLOWED_ROOTS: Final = frozenset({"Select", "Union", "Intersect", "Except", "Subquery", "Values"})
 
 # Every non-function node type a read query may contain (class names of sqlglot.expressions).
 # Functions (subclasses of exp.Func) are checked by name against ALLOWED_FUNCTIONS instead.
@@ -94,8 +110,13 @@ ALLOWED_NODES: Final = _names(
     NullSafeNEQ Is Between In Like ILike Glob SimilarTo Escape Any All BitwiseAnd BitwiseOr
     BitwiseXor BitwiseLeftShift BitwiseRightShift Bracket Dot Slice Distance
     JSONPath JSONPathKey JSONPathRoot JSONPathSubscript JSONPathWildcard JSONPathSlice
+    Introducer Lambda Comprehension
     """
 )
+
+# Node types allowed only directly inside certain parents: a DuckDB struct literal's ``'key': value``
+# pairs parse as PropertyEQ, which elsewhere is an assignment (MySQL ``@x := 1``).
+ALLOWED_ONLY_IN: Final[dict[str, frozenset[str]]] = {"PropertyEQ": frozenset({"Struct"})}
 
 _WRITES: Final = _names(
     """
@@ -169,6 +190,8 @@ _SQLITE: Final = _names(
     QUOTE RANDOM LIKE GLOB LIKELIHOOD LIKELY UNLIKELY OCTET_LENGTH LOG10 LOG2 POW MOD STRING_AGG
     JSON JSON_ARRAY JSON_ARRAY_LENGTH JSON_OBJECT JSON_VALID JSON_EACH JSON_TREE JSON_GROUP_ARRAY
     JSON_GROUP_OBJECT JSON_QUOTE TRUNC CEILING SIGN
+    PRAGMA_TABLE_INFO PRAGMA_TABLE_XINFO PRAGMA_TABLE_LIST PRAGMA_INDEX_LIST PRAGMA_INDEX_INFO
+    PRAGMA_INDEX_XINFO PRAGMA_FOREIGN_KEY_LIST
     """
 )
 
@@ -203,6 +226,7 @@ _DUCKDB: Final = _names(
     SUBSTR IFNULL UNNEST GENERATE_SERIES EXPLODING_GENERATE_SERIES ARRAY ARRAY_LENGTH ARRAY_SIZE
     ARRAY_CONTAINS ARRAY_TO_STRING ARRAY_AGG STRUCT_EXTRACT BOOL_AND BOOL_OR MAKE_DATE MAKE_TIMESTAMP
     EPOCH CEILING LOG10 LOG2 POW MOD IIF JSON_EXTRACT_STRING LIST_CONTAINS LEN CHAR_LENGTH
+    STRUCT EXPLODE COLUMNS TRANSFORM FILTER
     """
 )
 
@@ -211,4 +235,159 @@ ALLOWED_FUNCTIONS: Final[dict[str, frozenset[str]]] = {
     "postgres": _COMMON | _POSTGRES,
     "mysql": _COMMON | _MYSQL,
     "duckdb": _COMMON | _DUCKDB,
+}
+
+
+# --- what the engines themselves report -------------------------------------------------------
+#
+# Each engine also reports, in its own words, which functions a statement calls (see
+# ``mcp_server.engines.calls``), and every one must be in its list below (or in ``extra_functions``).
+# These are the engines' own names, lower case (MariaDB renders ``upper`` as ``ucase``, PostgreSQL
+# ``x LIKE y`` as an operator, DuckDB ``[1, 2]`` as ``list_value``), for the same side-effect-free
+# built-ins the guard's lists allow. A name missing here refuses a harmless statement (the test
+# ``tests/security/test_engine_calls.py`` runs the Spider gold queries on every engine to catch that);
+# a name present wrongly would let a call through, so nothing that reads files, sleeps, locks, signals,
+# changes settings or sequences, talks to the network or runs SQL text is ever listed.
+
+_SQLITE_NATIVE: Final = _names(
+    """
+    abs char coalesce concat concat_ws format glob hex ifnull iif if instr length like likelihood likely
+    lower ltrim max min nullif octet_length printf quote random replace round rtrim sign soundex substr
+    substring trim typeof unhex unicode unistr unistr_quote unlikely upper
+    date time datetime julianday unixepoch strftime timediff current_date current_time current_timestamp
+    avg count group_concat string_agg sum total median percentile percentile_cont percentile_disc
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+    acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log log10 log2 mod
+    pi pow power radians sin sinh sqrt tan tanh trunc
+    json jsonb json_array jsonb_array json_array_length json_extract jsonb_extract json_insert
+    jsonb_insert json_replace jsonb_replace json_set jsonb_set json_remove jsonb_remove json_patch
+    jsonb_patch json_object jsonb_object json_type json_valid json_quote json_group_array
+    jsonb_group_array json_group_object jsonb_group_object json_each json_tree json_pretty
+    -> ->>
+    """
+)
+
+# Table-valued PRAGMA functions a read may use (``SELECT * FROM pragma_table_info('t')``): the schema of
+# the database's own tables. Not ``database_list`` (it shows the server's file path) nor any pragma that
+# changes something.
+SQLITE_READ_PRAGMAS: Final = _names(
+    "table_info table_xinfo table_list index_list index_info index_xinfo foreign_key_list"
+)
+
+_POSTGRES_NATIVE: Final = _names(
+    """
+    count sum avg min max string_agg array_agg bool_and bool_or every bit_and bit_or bit_xor stddev
+    stddev_pop stddev_samp variance var_pop var_samp corr covar_pop covar_samp regr_slope regr_intercept
+    regr_r2 regr_count regr_avgx regr_avgy regr_sxx regr_sxy regr_syy percentile_cont percentile_disc
+    mode json_agg jsonb_agg json_object_agg jsonb_object_agg any_value
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+    abs ceil ceiling floor round trunc sign sqrt cbrt exp ln log log10 power pi degrees radians sin cos
+    tan asin acos atan atan2 cot sind cosd tand asind acosd atand atan2d cotd sinh cosh tanh asinh acosh
+    atanh mod div width_bucket gcd lcm factorial scale min_scale trim_scale random
+    length char_length character_length octet_length bit_length lower upper initcap substr substring
+    position strpos replace translate left right lpad rpad ltrim rtrim btrim trim concat concat_ws repeat
+    reverse split_part ascii chr md5 sha224 sha256 sha384 sha512 encode decode format quote_literal
+    quote_ident quote_nullable starts_with regexp_replace regexp_match regexp_matches
+    regexp_split_to_array regexp_split_to_table regexp_like regexp_count regexp_instr regexp_substr
+    overlay to_hex string_to_array string_to_table array_to_string normalize unistr similar_escape
+    like_escape textlen
+    now current_timestamp current_time localtimestamp localtime statement_timestamp
+    transaction_timestamp clock_timestamp timeofday date_part date_trunc extract age to_char to_date
+    to_timestamp to_number make_date make_time make_timestamp make_timestamptz make_interval
+    justify_days justify_hours justify_interval date_bin isfinite timezone date_add date_subtract
+    coalesce nullif greatest least
+    array_length array_upper array_lower array_position array_positions cardinality array_cat
+    array_append array_prepend array_remove array_replace unnest array_dims array_ndims generate_series
+    generate_subscripts array_fill trim_array array_sample array_shuffle
+    json_build_object jsonb_build_object json_build_array jsonb_build_array to_json to_jsonb
+    json_array_length jsonb_array_length json_typeof jsonb_typeof json_extract_path
+    json_extract_path_text jsonb_extract_path jsonb_extract_path_text json_each jsonb_each
+    json_each_text jsonb_each_text json_array_elements jsonb_array_elements json_array_elements_text
+    jsonb_array_elements_text json_object_keys jsonb_object_keys row_to_json array_to_json
+    json_strip_nulls jsonb_strip_nulls jsonb_pretty jsonb_path_exists jsonb_path_match
+    jsonb_path_query jsonb_path_query_array jsonb_path_query_first json_object jsonb_set jsonb_insert
+    numeric int2 int4 int8 float4 float8 text varchar bpchar bool date time timestamp timestamptz
+    interval row array exists
+    """
+)
+
+_MARIADB_NATIVE: Final = _names(
+    """
+    count sum avg min max group_concat std stddev stddev_pop stddev_samp variance var_pop var_samp
+    bit_and bit_or bit_xor json_arrayagg json_objectagg median percentile_cont percentile_disc
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+    abs ceiling ceil floor round truncate sign sqrt exp ln log log2 log10 pow power pi degrees radians
+    sin cos tan asin acos atan atan2 cot mod rand crc32 conv oct bin hex unhex
+    ucase lcase upper lower substr substring substring_index locate instr position length char_length
+    character_length octet_length bit_length concat concat_ws replace reverse repeat space lpad rpad
+    ltrim rtrim trim left right mid field elt find_in_set format strcmp soundex ascii ord char md5 sha
+    sha1 sha2 quote regexp_replace regexp_substr regexp_instr
+    curdate curtime current_date current_time current_timestamp now sysdate utc_date utc_time
+    utc_timestamp localtime localtimestamp date time timestamp year month day dayofmonth dayofweek
+    dayofyear weekday week weekofyear yearweek hour minute second microsecond quarter monthname dayname
+    date_format time_format str_to_date date_add date_sub adddate subdate addtime subtime datediff
+    timediff timestampdiff timestampadd extract to_days from_days to_seconds unix_timestamp
+    from_unixtime makedate maketime period_add period_diff sec_to_time time_to_sec last_day
+    if ifnull nullif coalesce greatest least isnull cast convert exists trigcond
+    json_extract json_unquote json_value json_length json_keys json_contains json_contains_path
+    json_type json_valid json_object json_array json_quote json_depth json_search
+    """
+)
+
+_DUCKDB_NATIVE: Final = _names(
+    """
+    count count_star sum avg mean min max string_agg group_concat listagg list array_agg bool_and bool_or
+    bit_and bit_or bit_xor stddev stddev_pop stddev_samp variance var_pop var_samp corr covar_pop
+    covar_samp regr_slope regr_intercept regr_r2 regr_count median mode quantile quantile_cont
+    quantile_disc approx_count_distinct approx_quantile arg_max arg_min argmax argmin max_by min_by
+    first last any_value product sumkahan fsum favg histogram entropy kurtosis skewness
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+    abs ceil ceiling floor round trunc sign sqrt cbrt exp ln log log10 log2 pow power pi degrees radians
+    sin cos tan asin acos atan atan2 cot sinh cosh tanh asinh acosh atanh mod fmod div gcd lcm factorial
+    even isnan isinf isfinite random least greatest bit_count
+    length len char_length character_length octet_length bit_length strlen lower lcase upper ucase
+    substr substring substring_grapheme position strpos instr replace translate left right lpad rpad
+    ltrim rtrim trim concat concat_ws repeat reverse split_part string_split str_split string_split_regex
+    ascii chr unicode md5 sha1 sha256 hash format printf starts_with ends_with prefix suffix contains
+    regexp_replace regexp_matches regexp_full_match regexp_extract regexp_extract_all regexp_split_to_array
+    like_escape ilike_escape levenshtein damerau_levenshtein hamming jaccard jaro_similarity
+    jaro_winkler_similarity editdist3 to_base to_hex hex unhex bin array_to_string list_aggregate
+    now current_date current_time current_timestamp today get_current_time get_current_timestamp
+    date_part datepart date_trunc datetrunc date_diff datediff date_sub datesub date_add extract age
+    strftime strptime try_strptime epoch epoch_ms epoch_us epoch_ns make_date make_time make_timestamp
+    to_timestamp year month day dayofmonth dayofweek dayofyear weekday week weekofyear yearweek hour
+    minute second millisecond microsecond quarter monthname dayname last_day isodow isoyear era decade
+    century millennium julian to_days to_months to_years to_hours to_minutes to_seconds
+    to_milliseconds to_microseconds time_bucket
+    coalesce nullif ifnull if iif
+    list_value list_pack array_value struct_pack row array_extract list_extract list_element
+    array_slice list_slice unnest generate_series range array_length list_contains list_has
+    array_contains array_has list_position array_position list_sort array_sort list_distinct
+    array_distinct list_unique list_reverse list_concat array_concat list_cat flatten list_transform
+    array_transform list_apply array_apply apply list_filter array_filter filter list_reduce
+    array_reduce reduce list_sum list_min list_max list_avg list_count list_string_agg cardinality
+    map map_keys map_values map_extract element_at struct_extract struct_insert
+    json_extract json_extract_string json_extract_path json_extract_path_text json_array_length
+    json_type json_valid json_keys json_object json_array json_quote to_json json_structure
+    columns typeof
+    """
+)
+
+# DuckDB writes operators as functions named by their symbol (``+``, ``||``, ``~~`` for LIKE): a name made
+# only of these characters is an operator, and DuckDB's operators are built in and side-effect free.
+DUCKDB_OPERATOR_CHARS: Final = frozenset("+-*/%^|&<>=~!@#")
+
+ENGINE_FUNCTIONS: Final[dict[str, frozenset[str]]] = {
+    "sqlite": _SQLITE_NATIVE,
+    "postgres": _POSTGRES_NATIVE,
+    "mysql": _MARIADB_NATIVE,
+    "duckdb": _DUCKDB_NATIVE,
+}
+
+# Qualifiers that name an engine's built-in functions: ``pg_catalog.upper`` is ``upper``.
+ENGINE_BUILTIN_SCHEMAS: Final[dict[str, frozenset[str]]] = {
+    "sqlite": frozenset(),
+    "postgres": frozenset({"pg_catalog"}),
+    "mysql": frozenset(),
+    "duckdb": frozenset(),
 }

@@ -11,6 +11,11 @@ suspicious_character, empty, single_statement, read_only, transaction_control, p
 set, extension, unparsed_command, select_into, locking_clause, optimizer_hint, parameter,
 function_not_allowed, node_not_allowed, file_path_table, unchecked. Parse errors are kind ``syntax``.
 
+It also owns the second check, :class:`CallPolicy`: sqlglot and an engine can read one text differently
+(PostgreSQL's ``(x).f`` is a call of ``f(x)``; a setting can move where a string literal ends), so each
+engine reports the functions *it* resolved before a statement runs (``mcp_server.engines.calls``) and
+the policy refuses any outside ``dialects.ENGINE_FUNCTIONS``, with the same ``function_not_allowed`` rule.
+
 Verdicts are cached (LRU) by ``(sql, dialect, extra_functions)``; the returned AST is shared between
 callers and must not be mutated (``statement.expression.copy()`` first).
 """
@@ -30,17 +35,23 @@ from sqlglot.tokens import Token, TokenType
 from mcp_server.dialects import (
     ALLOWED_FUNCTIONS,
     ALLOWED_NODES,
+    ALLOWED_ONLY_IN,
     ALLOWED_ROOTS,
+    ATTRIBUTE_NOTATION_DIALECTS,
     BLOCKED_NODE_RULES,
+    DUCKDB_OPERATOR_CHARS,
+    ENGINE_BUILTIN_SCHEMAS,
+    ENGINE_FUNCTIONS,
     EXECUTABLE_COMMENT_MARKERS,
     FILE_PATH_TABLE_CHARS,
     MAX_PAREN_DEPTH,
     MAX_SQL_CHARS,
+    TABLE_FUNCTION_PREFIXES,
     sqlglot_dialect,
 )
 from mcp_server.errors import QueryError, QueryFailed
 
-__all__ = ["GuardedStatement", "cache_clear", "check", "function_name"]
+__all__ = ["CallPolicy", "GuardedStatement", "cache_clear", "check", "function_name"]
 
 _CACHE_SIZE = 4096
 
@@ -89,6 +100,54 @@ def check(sql: str, dialect: str, *, extra_functions: Iterable[str] = ()) -> Gua
     if isinstance(verdict, QueryError):
         raise QueryFailed(verdict.model_copy())
     return verdict
+
+
+class CallPolicy:
+    """Which functions an engine may report that a statement calls (the second check; module docstring).
+
+    ``dialects.ENGINE_FUNCTIONS`` for the dialect, in the engine's own names, plus the administrator's
+    ``extra_functions``; a name qualified with the engine's built-in schema (``pg_catalog.upper``) counts
+    as the bare name, any other qualified name must be allowed as written. Thread-safe to read.
+    """
+
+    def __init__(self, dialect: str, extra_functions: Iterable[str] = ()) -> None:
+        self.dialect = sqlglot_dialect(dialect)
+        self._allowed = frozenset(ENGINE_FUNCTIONS[self.dialect]) | {f.lower() for f in extra_functions}
+        self._builtin = ENGINE_BUILTIN_SCHEMAS[self.dialect]
+
+    def allow(self, names: Iterable[str]) -> None:
+        """Also allow these (the ``extra_functions`` guard setting)."""
+        self._allowed = self._allowed | {n.lower() for n in names}
+
+    def allows(self, name: str) -> bool:
+        name = name.lower()
+        if name in self._allowed:
+            return True
+        schema, dot, bare = name.rpartition(".")
+        if dot and schema in self._builtin:
+            return bare in self._allowed
+        return self.dialect == "duckdb" and bool(name) and all(c in DUCKDB_OPERATOR_CHARS for c in name)
+
+    def check(self, calls: Iterable[str], engine: str) -> None:
+        """Raise ``QueryFailed`` (blocked, ``function_not_allowed``) at the first call not allowed.
+
+        ``engine`` names who reported the calls, for the message ("PostgreSQL").
+        """
+        for name in calls:
+            if not self.allows(name):
+                raise _blocked(
+                    "function_not_allowed",
+                    f"function {name} is not allowed in the {self.dialect} dialect: {engine} reads this "
+                    f"statement as calling {name}(...)" + _NOTATION_HINT.get(self.dialect, "") + "; use "
+                    "built-in scalar, aggregate and window functions only (an administrator can allow a safe "
+                    "function with guard.extra_functions)",
+                )
+
+
+# How a call can hide from a reader that is not the engine, per dialect (for the message above).
+_NOTATION_HINT = {
+    "postgres": " (PostgreSQL also calls a function written as a column: (x).f or alias.f is f(x))",
+}
 
 
 def cache_clear() -> None:
@@ -232,11 +291,25 @@ def _check_tree(root: exp.Expr, sql: str, dialect: str, extra: frozenset[str]) -
         )
     functions = ALLOWED_FUNCTIONS[dialect]
     path_chars = FILE_PATH_TABLE_CHARS.get(dialect)
+    attribute_calls = dialect in ATTRIBUTE_NOTATION_DIALECTS
     for node in root.walk():
         kind = type(node).__name__
+        if kind in ALLOWED_ONLY_IN and type(node.parent).__name__ in ALLOWED_ONLY_IN[kind]:
+            continue
         if kind in BLOCKED_NODE_RULES:
             rule, advice = BLOCKED_NODE_RULES[kind]
             raise _blocked(rule, f"{_describe(node, dialect)} is not allowed: {advice}", _position(node))
+        if attribute_calls and isinstance(node, exp.Dot) and isinstance(node.expression, exp.Identifier):
+            # PostgreSQL reads (x).f as a call of f(x) unless f is a field of x's composite type.
+            name = node.expression.name
+            if name.upper() not in functions and name.upper() not in extra:
+                raise _blocked(
+                    "function_not_allowed",
+                    f"{_describe(node, dialect)} calls function {name} in PostgreSQL (attribute "
+                    f"notation: (x).f is f(x)), and {name} is not allowed; select a column by name or use "
+                    "built-in scalar, aggregate and window functions only",
+                    _position(node),
+                )
         if isinstance(node, exp.Func):
             name = function_name(node)
             if name not in functions and name not in extra:
@@ -255,6 +328,15 @@ def _check_tree(root: exp.Expr, sql: str, dialect: str, extra: frozenset[str]) -
             )
         elif isinstance(node, exp.Table):
             _check_table(node, sql, dialect, path_chars)
+            name = node.name.upper()
+            prefix = TABLE_FUNCTION_PREFIXES.get(dialect)
+            if prefix and name.startswith(prefix.upper()) and name not in functions and name not in extra:
+                raise _blocked(
+                    "function_not_allowed",
+                    f"table {node.name} is the function {node.name}() in {dialect}, and it is not allowed; read "
+                    "the schema with pragma_table_info('t'), pragma_table_list or the schema tools",
+                    _position(node),
+                )
 
 
 def _check_table(table: exp.Table, sql: str, dialect: str, path_chars: frozenset[str] | None) -> None:

@@ -2,8 +2,9 @@
 
 Owns the rules for exposing the MCP server over HTTP. Binding to anything but a loopback address
 without a token is refused before a socket is opened; a wrong or missing token gets 401 before the
-request reaches the MCP session (so no tool runs); DNS-rebinding protection (Host and Origin allowlists)
-is always on.
+request reaches the MCP session (so no tool runs); DNS-rebinding protection (Host and Origin, each
+compared as a whole authority: host and port) is always on; a request body must arrive within
+deadlines (a client that stops sending gets 408 instead of holding the connection).
 """
 
 from __future__ import annotations
@@ -11,23 +12,36 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
+from dataclasses import dataclass
 
+import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server.config import ServerConfig
 from mcp_server.errors import QueryFailed
 
-__all__ = ["BearerTokenMiddleware", "build_http_app", "check_bind", "is_loopback", "transport_security"]
+__all__ = [
+    "BearerTokenMiddleware",
+    "BodyDeadlineMiddleware",
+    "HostOriginMiddleware",
+    "HostPolicy",
+    "build_http_app",
+    "check_bind",
+    "host_policy",
+    "is_loopback",
+]
 
 logger = logging.getLogger("sqlr1.http")
 
 MCP_PATH = "/mcp"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+BODY_IDLE_S = 5.0  # a request body may pause this long between bytes ...
+BODY_TOTAL_S = 30.0  # ... and take this long in all
 
 
 def is_loopback(host: str) -> bool:
@@ -51,23 +65,171 @@ def check_bind(settings: ServerConfig) -> None:
         raise QueryFailed.of("config", "the bearer token must be at least 16 characters long")
 
 
-def transport_security(settings: ServerConfig) -> TransportSecuritySettings:
-    """Host/Origin allowlists: loopback names on any port, the bound host, plus ``allowed_hosts``."""
-    hosts = [f"{name}:*" for name in _LOOPBACK_NAMES]
-    origins = [f"http://{name}:*" for name in _LOOPBACK_NAMES]
-    extra = (
+# An authority as a Host header or an Origin carries it: a host name, IPv4 or bracketed IPv6 address, and an
+# optional port, nothing else (no user info, no path): "127.0.0.1:8765@evil.example" is not one.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_AUTHORITY = re.compile(rf"(\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*)(?::([0-9]{{1,5}}))?")
+_ORIGIN = re.compile(rf"(https?)://({_AUTHORITY.pattern})")
+
+
+def _authority(text: str) -> tuple[str, int | None] | None:
+    match = _AUTHORITY.fullmatch(text)
+    if match is None:
+        return None
+    host, port = match.group(1).lower(), match.group(2)
+    return host, int(port) if port is not None else None
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """Which Host and Origin authorities the server answers (DNS-rebinding protection), compared whole.
+
+    Loopback names must carry the server's own port. A name from ``allowed_hosts`` (or the bound host) may
+    come without a port (a reverse proxy forwards ``Host: db.example``) or with the server's port;
+    ``name:port`` allows exactly that port and ``name:*`` any port.
+    """
+
+    loopback: frozenset[str]
+    names: frozenset[str]
+    any_port: frozenset[str]
+    exact: frozenset[tuple[str, int]]
+
+    def allows(self, host: str, port: int | None, server_port: int | None) -> bool:
+        if (host, port) in self.exact or (host in self.any_port):
+            return True
+        if host in self.loopback:
+            return port == server_port or (port is None and server_port == 80)
+        return host in self.names and (port is None or port == server_port)
+
+    def allows_host(self, header: str, server_port: int | None) -> bool:
+        found = _authority(header)
+        return found is not None and self.allows(*found, server_port)
+
+    def allows_origin(self, origin: str, server_port: int | None) -> bool:
+        match = _ORIGIN.fullmatch(origin)
+        if match is None:
+            return False
+        found = _authority(match.group(2))
+        return found is not None and self.allows(*found, server_port)
+
+    def describe(self) -> str:
+        """The accepted Host headers, for the start-up log."""
+        shown = [f"{name}:<port>" for name in sorted(self.loopback)]
+        shown += sorted(self.names) + [f"{name}:*" for name in sorted(self.any_port)]
+        shown += [f"{host}:{port}" for host, port in sorted(self.exact)]
+        return ", ".join(shown)
+
+
+def host_policy(settings: ServerConfig) -> HostPolicy:
+    """Loopback names, the bound host (unless a wildcard address) and ``allowed_hosts``."""
+    names: set[str] = set()
+    any_port: set[str] = set()
+    exact: set[tuple[str, int]] = set()
+    bound = (
         [settings.host] if not is_loopback(settings.host) and settings.host not in ("0.0.0.0", "::") else []
     )
-    for host in [*extra, *settings.allowed_hosts]:
-        if host.endswith(":*") or ":" in host.strip("[]").rsplit("]", 1)[-1]:
-            hosts.append(host)
+    for entry in [*bound, *settings.allowed_hosts]:
+        entry = entry.strip().lower()
+        if entry.endswith(":*"):
+            any_port.add(entry[:-2])
+            continue
+        found = _authority(entry) or _authority(f"[{entry}]")  # a bare IPv6 address
+        if found is None:
+            raise QueryFailed.of(
+                "config", f"allowed host {entry!r} is not a host name, an address or host:port"
+            )
+        host, port = found
+        if port is None:
+            names.add(host)
         else:
-            hosts += [host, f"{host}:*"]
-        base = host[:-2] if host.endswith(":*") else host
-        origins += [f"http://{base}:*", f"https://{base}:*", f"http://{base}", f"https://{base}"]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
+            exact.add((host, port))
+    return HostPolicy(frozenset(_LOOPBACK_NAMES), frozenset(names), frozenset(any_port), frozenset(exact))
+
+
+class HostOriginMiddleware:
+    """Answers 421 to a Host and 403 to an Origin the :class:`HostPolicy` does not allow, before the MCP app."""
+
+    def __init__(self, app: ASGIApp, policy: HostPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        server = scope.get("server")
+        server_port = server[1] if server else None
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        if host is None or not self.policy.allows_host(host, server_port):
+            logger.warning("refused Host header %r", host)
+            await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+            return
+        origin = headers.get("origin")
+        if origin is not None and not self.policy.allows_origin(origin, server_port):
+            logger.warning("refused Origin header %r", origin)
+            await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyDeadlineMiddleware:
+    """Reads a request's whole body before the app sees it, within deadlines, then replays it.
+
+    A client that stops sending (a body shorter than its Content-Length, a slow drip) gets 408 once
+    ``idle_s`` pass without a byte or ``total_s`` in all, instead of holding a connection and a task for as
+    long as it likes; other clients are served meanwhile. Bodies over ``max_bytes`` get 413.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, idle_s: float = BODY_IDLE_S, total_s: float = BODY_TOTAL_S, max_bytes: int
+    ) -> None:
+        self.app = app
+        self.idle_s = idle_s
+        self.total_s = total_s
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        deadline = anyio.current_time() + self.total_s
+        while True:
+            wait = min(self.idle_s, deadline - anyio.current_time())
+            message: Message | None = None
+            with anyio.move_on_after(max(0.0, wait)):
+                message = await receive()
+            if message is None:
+                await PlainTextResponse(
+                    "Request body not received in time", status_code=408, headers={"Connection": "close"}
+                )(scope, _no_body, send)
+                return
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await PlainTextResponse("Request body too large", status_code=413)(scope, _no_body, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
 
 
 class BearerTokenMiddleware:
@@ -99,11 +261,14 @@ class BearerTokenMiddleware:
 def build_http_app(server: MCPServer, settings: ServerConfig) -> ASGIApp:
     """The ASGI app for ``sqlr1 serve --http``: the SDK's streamable HTTP app behind our policy."""
     check_bind(settings)
-    app: Starlette = server.streamable_http_app(
+    # The SDK's own Host/Origin check matches "name:*" as a prefix, so it is off and HostOriginMiddleware
+    # compares whole authorities instead (the SDK still checks Content-Type and the body size).
+    app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
-        transport_security=transport_security(settings),
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=settings.host,
     )
     if settings.token:
-        return BearerTokenMiddleware(app, settings.token)
-    return app
+        app = BearerTokenMiddleware(app, settings.token)
+    app = BodyDeadlineMiddleware(app, max_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
+    return HostOriginMiddleware(app, host_policy(settings))

@@ -14,8 +14,9 @@ missing files and duplicate names are errors (``QueryFailed`` kind ``config`` / 
 
 Allowed URL query options (everything else is refused, never ignored):
   * PostgreSQL: ``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``, ``connect_timeout``,
-    ``application_name``, ``options`` (e.g. ``-csearch_path=myschema``);
-  * MariaDB/MySQL: ``charset``, ``connect_timeout``, ``ssl_ca``, ``ssl_cert``, ``ssl_key``;
+    ``application_name``, ``options`` (``-c name=value`` settings, e.g. ``-csearch_path=myschema``; not
+    the settings ``mcp_server.engines.pinning`` pins);
+  * MariaDB/MySQL: ``charset`` (UTF-8 only), ``connect_timeout``, ``ssl_ca``, ``ssl_cert``, ``ssl_key``;
   * SQLite, DuckDB: none.
 
 Engines are created lazily, once per database, and shared by every thread. A registry pickles
@@ -34,6 +35,7 @@ from sqlalchemy.exc import ArgumentError
 
 from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES, DatabaseConfig
 from mcp_server.engines.base import DatabaseSpec, Engine, EngineKind
+from mcp_server.engines.pinning import check_url_options
 from mcp_server.errors import QueryFailed, quoted
 
 if TYPE_CHECKING:
@@ -175,6 +177,7 @@ def _url_spec(name: str | None, url: str) -> DatabaseSpec:
             f"unknown URL option(s) {', '.join(unknown)} in {u.render_as_string(hide_password=True)}; "
             f"allowed for {kind}: {allowed}"
         )
+    check_url_options(kind, u.query)
     if kind in ("sqlite", "duckdb"):
         if not u.database or u.database == ":memory:":
             raise _config_error(f"{url!r}: give a database file path ({kind}:///path/to/file)")
@@ -252,14 +255,14 @@ def _create_engine(
         if spec.kind == "postgresql":
             from mcp_server.engines.postgres import PostgresEngine
 
-            return PostgresEngine(spec, max_value_bytes=max_value_bytes)
+            return PostgresEngine(spec, max_value_bytes=max_value_bytes, extra_functions=extra_functions)
         if spec.kind == "mysql":
             from mcp_server.engines.mysql import MysqlEngine
 
-            return MysqlEngine(spec, max_value_bytes=max_value_bytes)
+            return MysqlEngine(spec, max_value_bytes=max_value_bytes, extra_functions=extra_functions)
         from mcp_server.engines.duckdb import DuckdbEngine
 
-        return DuckdbEngine(spec)
+        return DuckdbEngine(spec, extra_functions=extra_functions)
     except ImportError as exc:
         extra = _EXTRAS.get(spec.kind, spec.kind)
         raise _config_error(

@@ -66,10 +66,23 @@ def test_file_unchanged_and_nothing_written(engine: DuckdbEngine, duckdb_concert
     assert not Path("evil.csv").exists() and not Path("evil_dir").exists()
 
 
-def test_file_readers_refused_by_the_engine(engine: DuckdbEngine) -> None:
+def test_file_readers_refused_by_the_engine(engine: DuckdbEngine, duckdb_concert: Path) -> None:  # noqa: F811
+    # DuckDB's own reading of the statement names read_csv, which is not allowed ...
     with pytest.raises(QueryFailed) as info:
         engine.execute("SELECT * FROM read_csv('/etc/passwd')", max_rows=1, timeout_s=5)
-    assert info.value.error.kind == "blocked" and info.value.error.rule == "engine_read_only"
+    assert info.value.error.kind == "blocked" and info.value.error.rule == "function_not_allowed"
+    assert "DuckDB reads this statement as calling read_csv" in info.value.error.message
+    # ... and were it allowed, the locked configuration (no external access) still refuses the file.
+    spec = DatabaseSpec(
+        name="concert_singer", kind="duckdb", url=f"duckdb:///{duckdb_concert}", path=duckdb_concert
+    )
+    permissive = DuckdbEngine(spec, extra_functions=["read_csv"])
+    try:
+        with pytest.raises(QueryFailed) as info:
+            permissive.execute("SELECT * FROM read_csv('/etc/passwd')", max_rows=1, timeout_s=5)
+        assert info.value.error.kind == "blocked" and info.value.error.rule == "engine_read_only"
+    finally:
+        permissive.close()
 
 
 # A process that opens the engine, warms it up, then runs one big query and reports its own peak RSS growth

@@ -19,7 +19,12 @@ from mcp_server.errors import QueryFailed
 
 @pytest.fixture
 def engine(pg_concert_url: str) -> Iterator[PostgresEngine]:  # noqa: F811
-    eng = PostgresEngine(DatabaseSpec(name="concert_singer", kind="postgresql", url=pg_concert_url))
+    # pg_sleep and pg_backend_pid are not allowed by default; these tests need a slow statement and the
+    # server's process id, as an administrator's extra_functions would allow them.
+    eng = PostgresEngine(
+        DatabaseSpec(name="concert_singer", kind="postgresql", url=pg_concert_url),
+        extra_functions=("pg_sleep", "pg_backend_pid"),
+    )
     yield eng
     eng.close()
 

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import MCPServer
 
 from mcp_server.config import AppConfig, DatabaseConfig, ServerConfig
 from mcp_server.errors import QueryFailed
-from mcp_server.http_app import build_http_app, check_bind, is_loopback, transport_security
+from mcp_server.http_app import build_http_app, check_bind, host_policy, is_loopback
 from mcp_server.server import ServerDeps, build_server, read_only_annotations
 
 TOKEN = "policy-test-token-0123456789abcdef"
@@ -29,9 +29,8 @@ def test_defaults_are_the_safe_ones() -> None:
     assert cfg.guard.read_only is True
     assert cfg.guard.timeout_s == 30 and cfg.guard.max_rows == 1000 and cfg.guard.max_chars == 200_000
     assert cfg.server.host == "127.0.0.1" and cfg.server.token is None
-    sec = transport_security(cfg.server)
-    assert sec.enable_dns_rebinding_protection is True
-    assert all(h.split(":")[0] in ("127.0.0.1", "localhost", "[") for h in sec.allowed_hosts)
+    policy = host_policy(cfg.server)
+    assert policy.loopback == {"127.0.0.1", "localhost", "[::1]"} and not policy.names and not policy.exact
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"])
@@ -52,9 +51,102 @@ def test_non_loopback_needs_a_token(host: str) -> None:
 
 
 def test_extra_allowed_hosts() -> None:
-    sec = transport_security(ServerConfig(host="0.0.0.0", token=TOKEN, allowed_hosts=["db-box.internal"]))
-    assert "db-box.internal" in sec.allowed_hosts and "db-box.internal:*" in sec.allowed_hosts
-    assert "http://db-box.internal:*" in sec.allowed_origins
+    policy = host_policy(
+        ServerConfig(
+            host="0.0.0.0",
+            token=TOKEN,
+            allowed_hosts=["db-box.internal", "proxy.example:443", "dev.example:*"],
+        )
+    )
+    assert policy.allows_host("db-box.internal", 8765) and policy.allows_host("db-box.internal:8765", 8765)
+    assert not policy.allows_host("db-box.internal:9000", 8765)
+    assert policy.allows_host("proxy.example:443", 8765) and not policy.allows_host("proxy.example:444", 8765)
+    assert policy.allows_host("dev.example:1234", 8765)
+    assert policy.allows_origin("https://db-box.internal", 8765)
+    assert not policy.allows_origin("https://db-box.internal.evil.example", 8765)
+    with pytest.raises(QueryFailed):
+        host_policy(ServerConfig(allowed_hosts=["user@host"]))
+
+
+# Host and Origin headers compared as whole authorities (host and port): what a prefix match let through.
+BAD_HOSTS = [
+    "127.0.0.1:{port}@evil.example",
+    "127.0.0.1:{port}.evil.example",
+    "localhost:{port}/x",
+    "127.0.0.1:{other}",
+    "localhost",
+    "evil.example:{port}",
+    "127.0.0.1:{port} ",
+    "",
+]
+BAD_ORIGINS = [
+    "http://127.0.0.1:{port}@evil.example",
+    "http://localhost:{port}.evil.example",
+    "http://127.0.0.1:{other}",
+    "http://evil.example",
+    "null",
+    "http://localhost:{port}/path",
+    "file://localhost:{port}",
+]
+
+
+def test_host_and_origin_compare_the_whole_authority() -> None:
+    policy = host_policy(ServerConfig())
+    port, other = 8765, 8766
+    assert policy.allows_host(f"127.0.0.1:{port}", port) and policy.allows_host(f"[::1]:{port}", port)
+    assert policy.allows_origin(f"http://localhost:{port}", port)
+    for bad in BAD_HOSTS:
+        assert not policy.allows_host(bad.format(port=port, other=other), port), bad
+    for bad in BAD_ORIGINS:
+        assert not policy.allows_origin(bad.format(port=port, other=other), port), bad
+
+
+async def test_running_server_refuses_bad_authorities(recording: tuple[MCPServer, list[str]]) -> None:
+    server, runs = recording
+    async with serving(server, ServerConfig()) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        async with httpx2.AsyncClient(timeout=30) as http:
+            for bad in BAD_HOSTS:
+                host = bad.format(port=port, other=port + 1)
+                if not host or host != host.strip():
+                    continue  # the HTTP client itself refuses to send these
+                res = await http.post(url, json=_call("bad host"), headers={**HEADERS, "Host": host})
+                assert res.status_code in (400, 421), (host, res.status_code)
+            for bad in BAD_ORIGINS:
+                origin = bad.format(port=port, other=port + 1)
+                res = await http.post(url, json=_call("bad origin"), headers={**HEADERS, "Origin": origin})
+                assert res.status_code == 403, (origin, res.status_code)
+        assert runs == []
+        async with Client(url) as client:  # the right authority still works: the refusals above could fail
+            assert not (await client.call_tool("canary", {"note": "good"})).is_error
+    assert runs == ["good"]
+
+
+async def test_a_short_body_ends_in_seconds_and_others_are_served(
+    recording: tuple[MCPServer, list[str]],
+) -> None:
+    """A request announcing more body than it sends gets 408 once the body deadline passes (5 s without a
+    byte), and a second client is answered meanwhile."""
+    server, _ = recording
+    async with serving(server, ServerConfig()) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        head = (
+            f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n"
+        )
+        started = anyio.current_time()
+        await stream.send(head.encode() + b'{"jsonrpc": "2.0"')
+        async with Client(url) as client:  # served while the first request hangs
+            res = await client.call_tool("execute_sql", {"database": "chinook", "sql": "SELECT 7"})
+            assert res.structured_content["rows"] == [[7]]
+        assert anyio.current_time() - started < 5
+        with anyio.fail_after(15):
+            answer = await stream.receive()
+        waited = anyio.current_time() - started
+        await stream.aclose()
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert 4 < waited < 12, waited
 
 
 @asynccontextmanager

@@ -3,7 +3,8 @@
 The file is opened ``read_only`` with external access (files, network, extensions) disabled and
 the configuration locked, so no statement can undo it. The engine itself refuses anything but
 exactly one SELECT statement (DuckDB would otherwise run every statement of a multi-statement
-string). Timeouts and cancellation call ``interrupt()`` on the query's own cursor. This module
+string), and reads the statement with DuckDB's own parser before it runs (``json_serialize_sql``):
+every function it calls must be allowed (``guard.CallPolicy``) and no table name may be a file path. Timeouts and cancellation call ``interrupt()`` on the query's own cursor. This module
 never decides what SQL is allowed; the guard does.
 
 Why a worker process: DuckDB computes a result one vector (2,048 rows) at a time, and the first row
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -32,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -40,6 +42,7 @@ from typing import Any
 
 import duckdb
 
+from mcp_server.dialects import FILE_PATH_TABLE_CHARS
 from mcp_server.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
@@ -56,7 +59,9 @@ from mcp_server.engines.base import (
     fetch_bounded,
     timeout_error,
 )
+from mcp_server.engines.calls import calls_in_duckdb_tree, duckdb_tables
 from mcp_server.errors import QueryError, QueryFailed
+from mcp_server.guard import CallPolicy
 from mcp_server.results import Column, json_safe
 
 __all__ = ["LOCKED_CONFIG", "WORKER_MEMORY_BYTES", "DuckdbEngine"]
@@ -94,10 +99,18 @@ _CONSTRAINTS_SQL = (
 class DuckdbEngine:
     """One DuckDB file, read-only, served by a worker process (started on first use)."""
 
-    def __init__(self, spec: DatabaseSpec, *, memory_bytes: int = WORKER_MEMORY_BYTES) -> None:
+    def __init__(
+        self,
+        spec: DatabaseSpec,
+        *,
+        memory_bytes: int = WORKER_MEMORY_BYTES,
+        extra_functions: Sequence[str] = (),
+    ) -> None:
         if spec.path is None:
             raise QueryFailed.of("config", f"DuckDB database {spec.name!r} has no file path")
         self.spec = spec
+        # The administrator's extra_functions, sent with each statement: the worker checks calls with them.
+        self.extra_functions: tuple[str, ...] = tuple(extra_functions)
         self.path = Path(spec.path)
         self.memory_bytes = memory_bytes
         self._worker: _Worker | None = None
@@ -107,6 +120,10 @@ class DuckdbEngine:
     @property
     def dialect(self) -> str:
         return "duckdb"
+
+    def allow_functions(self, names: Sequence[str]) -> None:
+        """Also allow these functions in DuckDB's own reading of a statement (``extra_functions``)."""
+        self.extra_functions = tuple(dict.fromkeys([*self.extra_functions, *names]))
 
     @property
     def worker_pid(self) -> int | None:
@@ -163,6 +180,7 @@ class DuckdbEngine:
                 timeout_s,
                 max(0.001, started + timeout_s - time.monotonic()),
                 explain,
+                self.extra_functions,
             )
         )
         if cancel is not None:
@@ -489,6 +507,7 @@ class _WorkerState:
         self.pool: ConnectionPool[duckdb.DuckDBPyConnection] = ConnectionPool(lambda c: c.close())
         self.active: dict[int, tuple[duckdb.DuckDBPyConnection, threading.Event]] = {}
         self.lock = threading.Lock()
+        self.policies: dict[tuple[str, ...], CallPolicy] = {}  # by extra_functions
         # Threads are reused; more than this many queries at once on one file wait for a free one.
         self.threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sqlr1-duckdb-query")
 
@@ -570,6 +589,7 @@ class _WorkerState:
         timeout_s: float,
         remaining_s: float,
         explain: bool,
+        extra_functions: tuple[str, ...],
     ) -> None:
         started = time.monotonic() - (timeout_s - remaining_s)  # when the server started the query
         stopped = self.active[rid][1]
@@ -582,6 +602,7 @@ class _WorkerState:
                 raise engine_refused(f"expected exactly one statement, got {len(statements)}")
             if statements[0].type != duckdb.StatementType.SELECT:
                 raise engine_refused(f"{statements[0].type.name} statements cannot run; only SELECT")
+            self.check_calls(cur, sql, extra_functions)
             if explain:
                 cur.execute("EXPLAIN " + sql)
             else:
@@ -616,6 +637,31 @@ class _WorkerState:
             self.reply(
                 rid, "error", execution_error("cannot return this result: a value cannot be sent").error
             )
+
+    def check_calls(self, cur: duckdb.DuckDBPyConnection, sql: str, extra_functions: tuple[str, ...]) -> None:
+        """DuckDB's own parse of ``sql``: every function must be allowed and no table name a file path
+        (raises ``QueryFailed`` blocked). Parsing runs nothing."""
+        policy = self.policies.get(extra_functions)
+        if policy is None:
+            policy = self.policies[extra_functions] = CallPolicy("duckdb", extra_functions)
+        row = cur.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+        tree = json.loads(row[0]) if row else {"error": True}
+        if tree.get("error"):
+            raise QueryFailed.of(
+                "blocked",
+                f"DuckDB could not describe this statement's calls ({tree.get('error_message', 'no detail')}); "
+                "rewrite it as a plain SELECT",
+                rule="function_not_allowed",
+            )
+        policy.check(calls_in_duckdb_tree(tree), "DuckDB")
+        for table in duckdb_tables(tree):
+            if any(c in FILE_PATH_TABLE_CHARS["duckdb"] for c in table):
+                raise QueryFailed.of(
+                    "blocked",
+                    f"table name {table!r} looks like a file path or URL, which DuckDB would read from disk or "
+                    "network; name a table of the database instead",
+                    rule="file_path_table",
+                )
 
     def meta(self, cur: duckdb.DuckDBPyConnection, rid: int, sql: str) -> None:
         try:

@@ -2,7 +2,12 @@
 
 Connections never ask for ``CLIENT.MULTI_STATEMENTS`` (the server refuses a second statement),
 the session is ``TRANSACTION READ ONLY`` and every statement runs inside
-``START TRANSACTION READ ONLY`` … ``ROLLBACK``. The server stops a statement at its time limit
+``START TRANSACTION READ ONLY`` … ``ROLLBACK``, after which the session is reset
+(``COM_RESET_CONNECTION``: locks, user variables, temporary tables, prepared statements), so nothing
+one statement did reaches the next. ``sql_mode`` and the character set, which change how the server
+lexes SQL, are pinned to what the guard's dialect assumes (``mcp_server.engines.pinning``) and
+checked. Before a statement runs, the server describes it (``EXPLAIN EXTENDED`` and the rewritten query
+in its note 1003) and every function it resolved must be allowed (``guard.CallPolicy``). The server stops a statement at its time limit
 (MariaDB ``max_statement_time``, MySQL ``max_execution_time``); ``sql_select_limit`` and an
 unbuffered cursor keep at most ``max_rows + 1`` rows in memory, and a row longer than
 ``max_value_bytes`` is refused while it arrives (the driver would otherwise buffer it whole), as is a
@@ -16,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import pymysql
 import pymysql.cursors
@@ -41,10 +48,28 @@ from mcp_server.engines.base import (
     fetch_bounded,
     timeout_error,
 )
+from mcp_server.engines.calls import calls_in_rendering, variables_in_rendering
+from mcp_server.engines.pinning import MARIADB_CHARSETS, MARIADB_SQL_MODE, refuse_session
 from mcp_server.errors import QueryFailed
+from mcp_server.guard import CallPolicy
 from mcp_server.results import Column
 
 __all__ = ["MysqlEngine", "connect_args_from_url"]
+
+_COM_RESET_CONNECTION = 0x1F  # resets the session's state without a new login (MariaDB 10.2+, MySQL 5.7+)
+_REWRITTEN_QUERY = 1003  # the note EXPLAIN [EXTENDED] leaves: the statement as the optimizer rewrote it
+# What a least-privilege account must not have (read at the first connection, shown as warnings).
+_POWERS_SQL = (
+    'SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = CONCAT("\'", '
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")"
+)
+_DB_WRITES_SQL = (
+    "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = DATABASE() "
+    "AND GRANTEE = CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")"
+)
+_SERVER_POWERS = ("FILE", "SUPER", "PROCESS", "SHUTDOWN", "CREATE USER", "GRANT OPTION", "RELOAD")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "CREATE VIEW", "TRIGGER")
 
 log = logging.getLogger("sqlr1.engines.mysql")
 
@@ -81,6 +106,7 @@ def connect_args_from_url(url: str) -> dict[str, Any]:
         "database": u.database,
         "charset": "utf8mb4",
         "connect_timeout": 5,
+        "sql_mode": MARIADB_SQL_MODE,  # how the server lexes SQL: pinned (engines.pinning)
     }
     ssl: dict[str, str] = {}
     for key, value in u.query.items():
@@ -111,6 +137,13 @@ class _BoundedConnection(pymysql.connections.Connection):
     max_packet_bytes = DEFAULT_MAX_VALUE_BYTES
     _packet_bytes = 0  # of the packet being read, in the pieces before this one
 
+    def reset_session(self) -> None:
+        """``COM_RESET_CONNECTION``: roll back, release locks (``GET_LOCK`` included), drop temporary tables,
+        user variables and prepared statements, and reset session variables to the server's defaults (the
+        engine sets its own again before each statement). PyMySQL has no public call for it."""
+        self._execute_command(_COM_RESET_CONNECTION, "")
+        self._read_ok_packet()
+
     def _read_bytes(self, num_bytes: int) -> bytes:
         if num_bytes != 4:  # a packet's body or one piece of it (4: a header, or a body too short to count)
             total = self._packet_bytes + num_bytes
@@ -137,9 +170,17 @@ class _Conn:
 class MysqlEngine:
     """One MariaDB/MySQL database; thread-safe through a pool of connections."""
 
-    def __init__(self, spec: DatabaseSpec, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
+    def __init__(
+        self,
+        spec: DatabaseSpec,
+        *,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        extra_functions: Sequence[str] = (),
+    ) -> None:
         self.spec = spec
         self.max_row_bytes = max_value_bytes
+        self.calls = CallPolicy("mysql", extra_functions)
+        self.warnings: list[str] = []  # least-privilege findings of the first connection
         self._args = connect_args_from_url(spec.url)
         self._where = f"{self._args['host']}:{self._args['port']}/{self._args.get('database') or ''}"
         self._pool: ConnectionPool[_Conn] = ConnectionPool(lambda c: c.raw.close())
@@ -158,6 +199,10 @@ class MysqlEngine:
         """Refuse a result row longer than ``max_bytes`` (``max_value_bytes``) as it arrives."""
         self.max_row_bytes = max_bytes
 
+    def allow_functions(self, names: Sequence[str]) -> None:
+        """Also allow these functions in the server's own reading of a statement (``extra_functions``)."""
+        self.calls.allow(names)
+
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> _Conn:
         try:
@@ -168,30 +213,54 @@ class MysqlEngine:
             raise execution_error(
                 f"cannot connect to MariaDB/MySQL at {self._where}: {exc} (is the server running and the URL right?)"
             ) from exc
-        conn = _Conn(raw, "mariadb" in raw.get_server_info().lower())
-        with raw.cursor() as cur:
-            try:
-                cur.execute("SELECT @@session.transaction_read_only")
-                conn.read_only_var = "transaction_read_only"
-            except pymysql.Error:  # MariaDB before 11.1 only knows the old name
-                conn.read_only_var = "tx_read_only"
-            if not self._privileges_checked:
-                self._privileges_checked = True
-                cur.execute(
-                    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES "
-                    "WHERE PRIVILEGE_TYPE IN ('FILE', 'SUPER') "
-                    "AND GRANTEE = CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
-                    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")"
-                )
-                powers = sorted({r[0] for r in cur.fetchall()})
-                if powers:
-                    log.warning(
-                        "database %r: the MariaDB/MySQL account has %s privilege(s); read-only transactions do "
-                        "not stop file access (INTO OUTFILE, LOAD_FILE): use a least-privilege account",
-                        self.spec.name,
-                        "/".join(powers),
-                    )
+        try:
+            conn = _Conn(raw, "mariadb" in raw.get_server_info().lower())
+            with raw.cursor() as cur:
+                try:
+                    cur.execute("SELECT @@session.transaction_read_only")
+                    conn.read_only_var = "transaction_read_only"
+                except pymysql.Error:  # MariaDB before 11.1 only knows the old name
+                    conn.read_only_var = "tx_read_only"
+                self._check_pinned(cur)
+                if not self._privileges_checked:
+                    self._privileges_checked = True
+                    self.warnings = self._privilege_warnings(cur)
+                    for warning in self.warnings:
+                        log.warning("database %r: %s", self.spec.name, warning)
+        except BaseException:
+            raw.close()
+            raise
         return conn
+
+    def _check_pinned(self, cur: Any) -> None:
+        """Refuse a session whose ``sql_mode`` or character set is not the pinned one (``engines.pinning``)."""
+        cur.execute("SELECT @@session.sql_mode, @@session.character_set_client")
+        sql_mode, charset = cur.fetchone()
+        if set(str(sql_mode).upper().split(",")) != set(MARIADB_SQL_MODE.split(",")):
+            raise refuse_session("sql_mode", str(sql_mode), MARIADB_SQL_MODE, "MariaDB/MySQL", self.spec.name)
+        if str(charset).lower() not in MARIADB_CHARSETS:
+            raise refuse_session(
+                "character_set_client", str(charset), "utf8mb4", "MariaDB/MySQL", self.spec.name
+            )
+
+    def _privilege_warnings(self, cur: Any) -> list[str]:
+        """What the account can do beyond reading (docs/security.md shows a read-only account)."""
+        cur.execute(_POWERS_SQL)
+        server = sorted({r[0] for r in cur.fetchall()} & set(_SERVER_POWERS + _WRITES))
+        cur.execute(_DB_WRITES_SQL)
+        database = sorted({r[0] for r in cur.fetchall()} & set(_WRITES))
+        powers = []
+        if server:
+            powers.append(f"holds server-wide privileges {', '.join(server)}")
+        if database:
+            powers.append(f"may {', '.join(p.lower() for p in database)} in this database")
+        if not powers:
+            return []
+        return [
+            f"the MariaDB/MySQL account {self._args['user']!r} {'; '.join(powers)}. The guard, the server's "
+            "own check of every call and read-only transactions still apply, but FILE lets LOAD_FILE read "
+            "server files; connect with a read-only account (docs/security.md)"
+        ]
 
     def _acquire(self) -> _Conn:
         conn = self._pool.take()
@@ -201,10 +270,10 @@ class MysqlEngine:
         return conn
 
     def _release(self, conn: _Conn, *, reuse: bool) -> None:
+        """Back to the pool, reset (``COM_RESET_CONNECTION`` rolls back and clears the session), or closed."""
         if reuse and conn.raw.open:
             try:
-                with conn.raw.cursor() as cur:
-                    cur.execute("ROLLBACK")
+                conn.raw.reset_session()
             except pymysql.Error:
                 self._pool.discard(conn)
                 return
@@ -235,9 +304,19 @@ class MysqlEngine:
         return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
-        self._run("EXPLAIN " + sql, max_rows=10_000, timeout_s=timeout_s, cancel=None)
+        # The call check's EXPLAIN plans the statement (binding names and types) without running it.
+        self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
 
-    def _run(self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None) -> RawResult:
+    def _run(
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        mode: Literal["run", "explain", "meta"] = "run",
+    ) -> RawResult:
+        """``mode``: run a caller's statement, only check and plan it, or run sqlr1's own catalog query."""
         started = time.monotonic()
         for attempt in (0, 1):
             conn = self._acquire()
@@ -245,7 +324,7 @@ class MysqlEngine:
             try:
                 # a retry gets what is left of the caller's time, so the deadline stays timeout_s
                 left = max(0.01, timeout_s - (time.monotonic() - started))
-                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel)
+                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel, mode)
             except pymysql.Error as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 reuse = conn.raw.open and code not in _LOST_CODES
@@ -265,22 +344,35 @@ class MysqlEngine:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch(
-        self, conn: _Conn, sql: str, limit: int, timeout_s: float, cancel: CancelHandle | None
+        self,
+        conn: _Conn,
+        sql: str,
+        limit: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        mode: Literal["run", "explain", "meta"],
     ) -> tuple[list[Column], list[tuple[Any, ...]], bool]:
         raw = conn.raw
         with raw.cursor() as setup:
             # Re-asserted for every statement: session state must not carry over from a previous one.
+            # sql_mode again: the reset after the previous statement set it back to the server default.
             if conn.mariadb:
                 setup.execute(
-                    f"SET SESSION max_statement_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1",
-                    (float(timeout_s), limit),
+                    f"SET SESSION max_statement_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1, "
+                    "sql_mode = %s",
+                    (float(timeout_s), limit, MARIADB_SQL_MODE),
                 )
             else:
                 setup.execute(
-                    f"SET SESSION max_execution_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1",
-                    (max(1, int(timeout_s * 1000)), limit),
+                    f"SET SESSION max_execution_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1, "
+                    "sql_mode = %s",
+                    (max(1, int(timeout_s * 1000)), limit, MARIADB_SQL_MODE),
                 )
             setup.execute("START TRANSACTION READ ONLY")
+            if mode != "meta":
+                self._check_calls(setup, conn, sql)
+        if mode == "explain":
+            return [], [], True
         raw.max_packet_bytes = self.max_row_bytes
 
         def stop() -> None:
@@ -329,6 +421,38 @@ class MysqlEngine:
                 cancel.unbind()
         columns = [Column(name=d[0], type=_TYPE_NAMES.get(d[1], str(d[1]))) for d in description]
         return columns, rows, reuse
+
+    def _check_calls(self, cur: Any, conn: _Conn, sql: str) -> None:
+        """Check the functions in the server's own reading of ``sql`` (``guard.CallPolicy``; raises
+        ``QueryFailed`` blocked): ``EXPLAIN EXTENDED`` leaves the statement as the optimizer rewrote it in
+        note 1003, with every function under the server's canonical name (``upper`` is ``ucase``).
+        EXPLAIN plans without running the statement, but MariaDB may read a const table (one row, or a
+        primary-key lookup) while planning."""
+        if _first_word(sql) not in _QUERY_WORDS:
+            # EXPLAIN would describe (never run) an UPDATE or DELETE too; only reads run here.
+            raise engine_refused("only a SELECT, WITH … SELECT or VALUES statement can run")
+        cur.execute(("EXPLAIN EXTENDED " if conn.mariadb else "EXPLAIN ") + sql)
+        cur.fetchall()
+        cur.execute("SHOW WARNINGS")
+        rewritten = [message for _level, code, message in cur.fetchall() if code == _REWRITTEN_QUERY]
+        if not rewritten:
+            raise QueryFailed.of(
+                "blocked",
+                "the server did not describe which functions this statement calls (no EXPLAIN note 1003), "
+                "so it cannot be checked; rewrite it as a plain SELECT",
+                rule="function_not_allowed",
+            )
+        for text in rewritten:
+            self.calls.check(
+                calls_in_rendering(text, identifier_quote="`", backslash_escapes=True), "MariaDB/MySQL"
+            )
+            for variable in variables_in_rendering(text, identifier_quote="`", backslash_escapes=True):
+                raise QueryFailed.of(
+                    "blocked",
+                    f"{variable}: MariaDB/MySQL reads this statement as reading a user or server variable; "
+                    "variables are not allowed, use literals",
+                    rule="parameter",
+                )
 
     @staticmethod
     def _packet_overflow(raw: pymysql.connections.Connection) -> str | None:
@@ -382,7 +506,7 @@ class MysqlEngine:
 
     # -- catalog -------------------------------------------------------------------------------
     def _meta(self, sql: str) -> list[tuple[Any, ...]]:
-        result = self._run(sql, max_rows=1_000_000, timeout_s=30.0, cancel=None)
+        result = self._run(sql, max_rows=1_000_000, timeout_s=30.0, cancel=None, mode="meta")
         return result.rows
 
     def catalog(self) -> list[CatalogTable]:
@@ -419,6 +543,17 @@ class MysqlEngine:
 
     def close(self) -> None:
         self._pool.close()
+
+
+_QUERY_WORDS = frozenset({"select", "with", "values", "table"})
+_LEADING_NOISE = re.compile(r"(?:\s+|\(|--[ \t][^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def _first_word(sql: str) -> str:
+    """The statement's first keyword, lower case, after whitespace, comments and opening parentheses."""
+    rest = sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
+    word = re.match(r"[A-Za-z]+", rest)
+    return word.group(0).lower() if word else ""
 
 
 def _size(n: int) -> str:

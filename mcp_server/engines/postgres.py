@@ -1,9 +1,15 @@
 """PostgreSQL engine (psycopg 3): read-only transactions, server-side timeouts, cancel, reconnect.
 
 Every statement runs in its own ``READ ONLY`` transaction with ``SET LOCAL``-scoped
-``statement_timeout`` and is rolled back afterwards. It is sent alone through the extended
-protocol as a server-side cursor (``DECLARE … CURSOR FOR <sql>``), so the server itself refuses a
-second statement, anything that is not a SELECT/VALUES and data-modifying CTEs; only
+``statement_timeout`` and is rolled back afterwards; then ``DISCARD ALL`` resets the session (advisory
+locks, settings, prepared statements, temporary objects), so nothing one statement did reaches the
+next. Connections pin the settings that change how the server lexes SQL
+(``mcp_server.engines.pinning``) and are refused if the server reports other values. Before it runs,
+the server describes the statement (``EXPLAIN (VERBOSE, FORMAT JSON)``, which plans but never executes
+it) and every function it resolved must be allowed (``guard.CallPolicy``): PostgreSQL reads ``(x).f``
+and ``alias.f`` as calls of ``f``, which sqlglot reads as columns. The statement is then sent alone
+through the extended protocol as a server-side cursor (``DECLARE … CURSOR FOR <sql>``), so the server
+itself refuses a second statement, anything that is not a SELECT/VALUES and data-modifying CTEs; only
 ``max_rows + 1`` rows are fetched, in one ``FETCH`` received a row at a time (libpq single-row mode),
 so the client never holds more than one row beyond those it has counted. Cancellation uses the libpq
 cancel request. A connection that broke (server restart) is dropped and the statement retried once on a
@@ -15,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, cast
 
 import psycopg
@@ -43,10 +50,29 @@ from mcp_server.engines.base import (
     execution_error,
     timeout_error,
 )
+from mcp_server.engines.calls import calls_in_postgres_plan
+from mcp_server.engines.pinning import POSTGRES_SETTINGS, postgres_options, refuse_session
 from mcp_server.errors import QueryFailed
+from mcp_server.guard import CallPolicy
 from mcp_server.results import Column
 
 __all__ = ["PostgresEngine", "conninfo_from_url"]
+
+_EXPLAIN_CALLS = "EXPLAIN (VERBOSE, FORMAT JSON) "  # the server's own reading of a statement, not run
+_PINNED_SQL = "SELECT " + ", ".join(f"current_setting('{name}')" for name in POSTGRES_SETTINGS)
+# What a least-privilege role must not have (read at the first connection, shown as warnings).
+_PRIVILEGES_SQL = """
+SELECT r.rolsuper,
+  pg_has_role(current_user, 'pg_read_server_files', 'MEMBER'),
+  pg_has_role(current_user, 'pg_write_server_files', 'MEMBER'),
+  pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER'),
+  pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'),
+  (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY (current_schemas(false))
+   AND (pg_has_role(current_user, c.relowner, 'USAGE')
+        OR has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')))
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
 
 _ROW_CHECK_HEAD = "SELECT * FROM ("  # what precedes the caller's SQL in the row-checked cursor query
 _ROW_CHECK_MARK = "sqlr1_row_over_max_value_bytes:"  # in the error a too-long row raises
@@ -104,15 +130,25 @@ def conninfo_from_url(url: str) -> str:
         "application_name": "sqlr1",
     }
     params.update({k: v if isinstance(v, str) else v[-1] for k, v in u.query.items()})
+    params["options"] = postgres_options(params.get("options"))
+    params["client_encoding"] = POSTGRES_SETTINGS["client_encoding"]
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
 class PostgresEngine:
     """One PostgreSQL database; thread-safe through a pool of connections."""
 
-    def __init__(self, spec: DatabaseSpec, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
+    def __init__(
+        self,
+        spec: DatabaseSpec,
+        *,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        extra_functions: Sequence[str] = (),
+    ) -> None:
         self.spec = spec
         self.max_row_bytes = max_value_bytes
+        self.calls = CallPolicy("postgres", extra_functions)
+        self.warnings: list[str] = []  # least-privilege findings of the first connection
         self._conninfo = conninfo_from_url(spec.url)
         u = make_url(spec.url)
         self._where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}"
@@ -133,25 +169,65 @@ class PostgresEngine:
         """Refuse a result row whose text and bytes pass ``max_bytes`` (``max_value_bytes``)."""
         self.max_row_bytes = max_bytes
 
+    def allow_functions(self, names: Sequence[str]) -> None:
+        """Also allow these functions in the server's own reading of a statement (``extra_functions``)."""
+        self.calls.allow(names)
+
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             # autocommit: we open each read-only transaction ourselves, together with its settings.
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            # No prepared statements: DISCARD ALL after every statement would drop them anyway.
+            conn = psycopg.connect(self._conninfo, autocommit=True, prepare_threshold=None)
         except psycopg.Error as exc:
             raise execution_error(
                 f"cannot connect to PostgreSQL at {self._where}: {str(exc).strip()} "
                 "(is the server running and the URL right?)"
             ) from exc
-        if not self._privileges_checked:
-            self._privileges_checked = True
-            if conn.info.parameter_status("is_superuser") == "on":
-                log.warning(
-                    "database %r: connected to PostgreSQL as a superuser; the guard and read-only "
-                    "transactions still apply, but use a least-privilege role (see docs/security.md)",
-                    self.spec.name,
-                )
+        try:
+            self._check_pinned(conn)
+            if not self._privileges_checked:
+                self._privileges_checked = True
+                self.warnings = self._privilege_warnings(conn)
+                for warning in self.warnings:
+                    log.warning("database %r: %s", self.spec.name, warning)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _check_pinned(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse a session whose lexing settings are not the pinned ones (``engines.pinning``)."""
+        row = conn.execute(_PINNED_SQL).fetchone()
+        for (name, wanted), found in zip(POSTGRES_SETTINGS.items(), row or (), strict=True):
+            if str(found).lower() != wanted.lower():
+                raise refuse_session(name, str(found), wanted, "PostgreSQL", self.spec.name)
+
+    def _privilege_warnings(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """What the connection's role can do beyond reading (docs/security.md shows a read-only role)."""
+        row = conn.execute(_PRIVILEGES_SQL).fetchone()
+        if row is None:
+            return []
+        superuser, read_files, write_files, programs, signal, writable = row
+        powers = [
+            text
+            for held, text in (
+                (superuser, "is a superuser"),
+                (read_files and not superuser, "can read server files (pg_read_server_files)"),
+                (write_files and not superuser, "can write server files (pg_write_server_files)"),
+                (programs and not superuser, "can run server programs (pg_execute_server_program)"),
+                (signal and not superuser, "can signal other backends (pg_signal_backend)"),
+                (writable, f"owns or may write {writable} of the tables it reads"),
+            )
+            if held
+        ]
+        if not powers:
+            return []
+        return [
+            f"the PostgreSQL role {conn.info.user!r} {'; '.join(powers)}. The guard, the server's own "
+            "check of every call and read-only transactions still apply, but connect with a read-only "
+            "role (docs/security.md)"
+        ]
 
     def _acquire(self) -> psycopg.Connection[Any]:
         conn = self._pool.take(lambda c: not (c.closed or c.broken))
@@ -161,12 +237,15 @@ class PostgresEngine:
         return conn
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
+        """Back to the pool, reset: rolled back, then ``DISCARD ALL`` (advisory locks, settings, prepared
+        statements, temporary objects; the pinned settings are the session's own, so they stay)."""
         if conn.closed or conn.broken:
             self._pool.discard(conn)
             return
         try:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
+            conn.execute("DISCARD ALL")
         except psycopg.Error:
             self._pool.discard(conn)
             return
@@ -179,8 +258,9 @@ class PostgresEngine:
         return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, explain=False)
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
-        # Plain EXPLAIN plans the statement (binding names and types) without running it.
-        self._run("EXPLAIN " + sql, max_rows=10_000, timeout_s=timeout_s, cancel=None, explain=True)
+        # EXPLAIN plans the statement (binding names and types) without running it; the server's reading
+        # of its calls is checked as for a run.
+        self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, explain=True)
 
     def _run(
         self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None, explain: bool
@@ -188,7 +268,9 @@ class PostgresEngine:
         started = time.monotonic()
         for attempt in (0, 1):
             name = f"sqlr1_{next(self._names)}"
-            prefix = len("EXPLAIN ") if explain else len(f'DECLARE "{name}" CURSOR FOR {_ROW_CHECK_HEAD}')
+            # Errors come from the EXPLAIN of the server-side check, before the statement runs: report
+            # positions in the caller's SQL, not in the text around it.
+            prefix = len(_EXPLAIN_CALLS) + (0 if explain else len(_ROW_CHECK_HEAD))
             conn = self._acquire()
             try:
                 columns, rows = self._fetch(
@@ -236,13 +318,13 @@ class PostgresEngine:
         try:
             if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
                 raise cancelled_error()
-            if explain:  # EXPLAIN can't be a cursor's query; stream() still uses the extended protocol
-                with conn.cursor() as plain:
-                    rows = list(itertools.islice(plain.stream(sql), limit))
-                return [Column(name="QUERY PLAN", type="text")], rows
+            query = sql if explain else self._with_row_check(sql, name)
+            plan = self._describe(conn, query)
+            if explain:
+                return [Column(name="QUERY PLAN", type="json")], [(plan,)]
             cur = conn.cursor(name=name)
             try:
-                cur.execute(self._with_row_check(sql, name))
+                cur.execute(query)
                 columns = [
                     Column(name=d.name, type=self._type_name(conn, d.type_code))
                     for d in cur.description or ()
@@ -257,6 +339,21 @@ class PostgresEngine:
             if cancel is not None:
                 cancel.unbind()
         return columns, rows
+
+    def _describe(self, conn: psycopg.Connection[Any], query: str) -> Any:
+        """The server's plan of ``query`` (``EXPLAIN (VERBOSE, FORMAT JSON)``: planned, not run), after
+        checking every function it resolved (``guard.CallPolicy``; raises ``QueryFailed`` blocked).
+
+        ``stream()`` sends it through the extended protocol, so the server refuses a second statement
+        in the text instead of running it.
+        """
+        with conn.cursor() as plain:
+            rows = list(itertools.islice(plain.stream(_EXPLAIN_CALLS + query), 1))
+        plan = rows[0][0] if rows else []
+        if isinstance(plan, str | bytes):
+            plan = json.loads(plan)
+        self.calls.check(calls_in_postgres_plan(plan), "PostgreSQL")
+        return plan
 
     def _with_row_check(self, sql: str, name: str) -> str:
         """``sql`` as a subquery whose rows PostgreSQL refuses to send when longer than ``max_row_bytes``.

@@ -8,9 +8,11 @@ what the guard needs: limits, authorizer, progress handler, interrupt, the state
 typed errors.
 
 Defence in depth under the guard: the file is opened with a ``mode=ro`` URI, ``PRAGMA query_only``
-is on, and an authorizer lets a statement only read tables and call allowlisted functions
-(everything else — writes, ATTACH, PRAGMA, transactions, ``load_extension`` — is denied when the
-statement is prepared). A progress handler stops a statement at its deadline; ``interrupt()`` and
+is on, and an authorizer lets a statement only read tables, read the schema through table-valued
+pragmas (``pragma_table_info('t')``) and call allowlisted functions (everything else — writes, ATTACH,
+other pragmas, transactions, ``load_extension`` — is denied when the statement is prepared). The
+authorizer is SQLite's own reading of the statement: a function it is asked about that the
+``guard.CallPolicy`` does not allow is refused as ``blocked`` naming the function. A progress handler stops a statement at its deadline; ``interrupt()`` and
 per-query cancel handles stop it from another thread. This module never decides what SQL is
 allowed; the guard does.
 
@@ -46,7 +48,7 @@ import apsw
 import sqlglot.expressions as exp
 
 from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
-from mcp_server.dialects import ALLOWED_FUNCTIONS
+from mcp_server.dialects import SQLITE_READ_PRAGMAS
 from mcp_server.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
@@ -63,137 +65,16 @@ from mcp_server.engines.base import (
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
-from mcp_server.guard import function_name
+from mcp_server.guard import CallPolicy, function_name
 from mcp_server.results import column as _column
 
 __all__ = [
     "INLINE_FUNCTIONS",
     "MAX_HEAP_BYTES",
     "MAX_VALUE_BYTES",
-    "SQLITE_NATIVE_FUNCTIONS",
     "SqliteEngine",
     "inline_safe",
 ]
-
-# SQLite's own names for its side-effect-free built-ins (core, date, aggregate, window, math, JSON).
-# Deliberately absent: load_extension, fts3_tokenizer, randomblob/zeroblob (memory blow-ups),
-# sqlite_* introspection, changes/last_insert_rowid.
-SQLITE_NATIVE_FUNCTIONS = frozenset(
-    [
-        "abs",
-        "char",
-        "coalesce",
-        "concat",
-        "concat_ws",
-        "format",
-        "glob",
-        "hex",
-        "ifnull",
-        "iif",
-        "instr",
-        "length",
-        "like",
-        "likelihood",
-        "likely",
-        "lower",
-        "ltrim",
-        "max",
-        "min",
-        "nullif",
-        "octet_length",
-        "printf",
-        "quote",
-        "random",
-        "replace",
-        "round",
-        "rtrim",
-        "sign",
-        "soundex",
-        "substr",
-        "substring",
-        "trim",
-        "typeof",
-        "unhex",
-        "unicode",
-        "unlikely",
-        "upper",
-        "date",
-        "time",
-        "datetime",
-        "julianday",
-        "unixepoch",
-        "strftime",
-        "timediff",
-        "current_date",
-        "current_time",
-        "current_timestamp",
-        "avg",
-        "count",
-        "group_concat",
-        "string_agg",
-        "sum",
-        "total",
-        "row_number",
-        "rank",
-        "dense_rank",
-        "percent_rank",
-        "cume_dist",
-        "ntile",
-        "lag",
-        "lead",
-        "first_value",
-        "last_value",
-        "nth_value",
-        "acos",
-        "acosh",
-        "asin",
-        "asinh",
-        "atan",
-        "atan2",
-        "atanh",
-        "ceil",
-        "ceiling",
-        "cos",
-        "cosh",
-        "degrees",
-        "exp",
-        "floor",
-        "ln",
-        "log",
-        "log10",
-        "log2",
-        "mod",
-        "pi",
-        "pow",
-        "power",
-        "radians",
-        "sin",
-        "sinh",
-        "sqrt",
-        "tan",
-        "tanh",
-        "trunc",
-        "json",
-        "json_array",
-        "json_array_length",
-        "json_extract",
-        "json_insert",
-        "json_replace",
-        "json_set",
-        "json_remove",
-        "json_patch",
-        "json_object",
-        "json_type",
-        "json_valid",
-        "json_quote",
-        "json_group_array",
-        "json_group_object",
-        "json_each",
-        "json_tree",
-        "->",
-        "->>",
-    ]
-)
 
 MAX_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES  # longest string/blob a statement may build or read, by default
 MAX_HEAP_BYTES = DEFAULT_MAX_SQLITE_HEAP_BYTES  # most memory SQLite may allocate in the process, by default
@@ -356,6 +237,9 @@ class _Conn:
         self.length_limit = -1  # the SQLITE_LIMIT_LENGTH set on ``raw`` now
         self.running = running
         self.file_id = file_id  # (st_dev, st_ino) of the file it opened
+        self.denied_call: str | None = (
+            None  # a function the authorizer refused in the statement being prepared
+        )
         self.lock = threading.Lock()
         self.run_id = 0  # advanced when a statement ends, so a late stop can't hit the next one
         # Set by ``trace`` for the statement being run: its result columns (name, declared type), and why
@@ -422,8 +306,7 @@ class SqliteEngine:
         self.spec = spec
         self.path = Path(spec.path)
         self._path_str = str(self.path)
-        self.allowed_functions = {f.lower() for f in ALLOWED_FUNCTIONS["sqlite"]} | SQLITE_NATIVE_FUNCTIONS
-        self.allow_functions(extra_functions)
+        self.calls = CallPolicy("sqlite", extra_functions)
         self.busy_timeout_s = busy_timeout_s  # how long a read waits for a writer's lock
         self.max_value_bytes = max_value_bytes
         self.max_heap_bytes = max_heap_bytes
@@ -450,7 +333,7 @@ class SqliteEngine:
 
     def allow_functions(self, names: Iterable[str]) -> None:
         """Also allow these functions (the ``extra_functions`` guard setting)."""
-        self.allowed_functions |= {n.lower() for n in names}
+        self.calls.allow(names)
 
     def limit_values(self, max_bytes: int) -> None:
         """Refuse to build or read a string/blob longer than ``max_bytes`` (``SQLITE_LIMIT_LENGTH``)."""
@@ -507,9 +390,9 @@ class SqliteEngine:
             running = _Running()
             # Forbid ATTACH outright; the value limit is set below.
             raw.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
-            raw.set_authorizer(self._authorize)
             raw.set_progress_handler(running.progress, _PROGRESS_OPS)
             conn = _Conn(raw, running, file_id, -1)
+            raw.set_authorizer(partial(self._authorize, conn))
             raw.exec_trace = conn.trace
             self._pool.add_busy(conn)
         if conn.value_bytes != self.max_value_bytes or conn.row_bytes != self.max_heap_bytes:
@@ -529,12 +412,17 @@ class SqliteEngine:
         self._pool.give(conn)
 
     def _authorize(
-        self, action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None
+        self, conn: _Conn, action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None
     ) -> int:
         if action in _READS:
             return apsw.SQLITE_OK
-        if action == apsw.SQLITE_FUNCTION and arg2 is not None and arg2.lower() in self.allowed_functions:
-            return apsw.SQLITE_OK
+        if action == apsw.SQLITE_FUNCTION:
+            if arg2 is not None and self.calls.allows(arg2):
+                return apsw.SQLITE_OK
+            conn.denied_call = conn.denied_call or str(arg2)
+            return apsw.SQLITE_DENY
+        if action == apsw.SQLITE_PRAGMA and arg1 is not None and arg1.lower() in SQLITE_READ_PRAGMAS:
+            return apsw.SQLITE_OK  # pragma_table_info('t') and the like: the schema, read only
         if action == apsw.SQLITE_UPDATE and arg1 == "sqlite_master" and src is None:
             # An eponymous virtual table (json_each) declares its schema through this check when it
             # is first used; real writes to the schema are impossible on a mode=ro, query_only file.
@@ -618,7 +506,7 @@ class SqliteEngine:
             disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
             cancel.bind(partial(conn.stop, run_id, cancel=True))
-        conn.description = conn.refused = None
+        conn.description = conn.refused = conn.denied_call = None
         try:
             cur = conn.raw.execute(sql)  # prepares, runs conn.trace, steps to the first row
             try:
@@ -628,6 +516,11 @@ class SqliteEngine:
             description: tuple[tuple[str, str | None], ...] = conn.description or ()
         except apsw.ExecTraceAbort as exc:
             raise engine_refused(conn.refused or "refused before it ran") from exc
+        except _NotUtf8 as exc:
+            raise execution_error(
+                f"row {exc.row} of the result holds a text value that is not valid UTF-8 (stored in another "
+                "encoding); read it as bytes with CAST(column AS BLOB) or hex(column)"
+            ) from exc
         except ValueError as exc:  # APSW's refusal of a statement text it cannot pass to SQLite (a NUL)
             raise engine_refused(f"{exc}: a statement cannot contain a NUL character") from exc
         except (apsw.NoMemError, MemoryError) as exc:  # SQLITE_NOMEM: past the heap limit
@@ -636,6 +529,10 @@ class SqliteEngine:
             timed_out = time.monotonic() >= running.deadline
             if budgeted and not running.stop and _interrupted(exc):
                 raise _OverBudget from exc
+            if (
+                conn.denied_call is not None
+            ):  # the authorizer refused a function (SQLite says "not authorized")
+                self.calls.check([conn.denied_call], "SQLite")  # raises: blocked, naming the function
             raise self._map_error(
                 exc, timeout_s, timed_out=timed_out, cancelled=running.stop, conn=conn
             ) from exc
@@ -814,7 +711,14 @@ def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]],
     used = 0  # characters of text and bytes of blobs: the memory bound
     short = 0  # ints and NULLs
     plain = True
-    for row in islice(cur, max(0, limit)):  # iterating steps one row per call, like fetchone
+    rows_iter = islice(cur, max(0, limit))  # iterating steps one row per call, like fetchone
+    while True:
+        try:
+            row = next(rows_iter, None)
+        except UnicodeDecodeError as exc:  # APSW decodes TEXT as UTF-8; the file may hold another encoding
+            raise _NotUtf8(len(rows) + 1) from exc
+        if row is None:
+            break
         rows.append(row)
         for value in row:
             if type(value) is str:
@@ -828,6 +732,14 @@ def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]],
         if used > MAX_RESULT_BYTES:
             return rows, True, None
     return rows, False, used + 20 * short if plain else None
+
+
+class _NotUtf8(Exception):
+    """Row ``row`` of a result held a TEXT value that is not valid UTF-8."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(row)
+        self.row = row
 
 
 def _size(n: int) -> str:

@@ -1,16 +1,21 @@
 """The attack corpus, as data: statements a read-only SQL tool must never let through.
 
-Organised by the failure modes seen in other database MCP servers; each entry is tagged with the
-engines it applies to (the guard checks it in that engine's dialect, and the end-to-end test runs it
-there). The canary table is ``canary(id INTEGER PRIMARY KEY, v TEXT)``; ``CANARY_FILE`` is a file
-outside the database that no statement may read or write (its path is substituted at run time).
+Organised by the failure modes seen in other database MCP servers and by an outside attack run on sqlr1
+itself (parser differentials: PostgreSQL's attribute notation, string literals whose end depends on a
+session setting); each entry is tagged with the engines it applies to (the guard checks it in that
+engine's dialect, and the end-to-end test runs it there) and with its expected outcome: ``refused``
+(blocked or a syntax error, by the guard) or ``harmless`` (it runs, because with sqlr1's pinned session
+settings it is only a string, and returns nothing it should not). The canary table is
+``canary(id INTEGER PRIMARY KEY, v TEXT)``; ``CANARY_FILE`` is a file outside the database that no
+statement may read or write (its path is substituted at run time). ``HARMLESS_READS`` are reads that
+must run on every engine (false refusals an outside review found).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALL", "CANARY_FILE", "CATEGORIES", "CORPUS", "Attack", "for_engine"]
+__all__ = ["ALL", "CANARY_FILE", "CATEGORIES", "CORPUS", "HARMLESS_READS", "Attack", "for_engine"]
 
 ENGINES = ("sqlite", "postgres", "mysql", "duckdb")
 ALL = ENGINES
@@ -28,14 +33,17 @@ class Attack:
     sql: str
     category: str
     engines: tuple[str, ...]
+    # "refused" by the guard; "engine": the guard reads a column, only the engine's own reading shows the call
+    # (refused there); "harmless": runs, and only as a read of data
+    expect: str = "refused"
 
     def render(self, canary_file: str) -> str:
         """The statement with the canary file's real path in place of ``CANARY_FILE``."""
         return self.sql.replace(CANARY_FILE, canary_file)
 
 
-def _entries(category: str, rows: list[tuple[tuple[str, ...], str]]) -> list[Attack]:
-    return [Attack(sql, category, engines) for engines, sql in rows]
+def _entries(category: str, rows: list[tuple[tuple[str, ...], str]], expect: str = "refused") -> list[Attack]:
+    return [Attack(sql, category, engines, expect) for engines, sql in rows]
 
 
 STACKED = _entries(
@@ -262,7 +270,8 @@ FUNCTIONS = _entries(
         (SQ, "PRAGMA table_info(canary)"),
         (SQ, "PRAGMA temp_store_directory = '/tmp'"),
         (SQ, "PRAGMA trusted_schema = 1"),
-        (SQ, "SELECT * FROM pragma_table_info('canary')"),
+        (SQ, "SELECT * FROM pragma_database_list"),
+        (SQ, "SELECT * FROM pragma_function_list"),
         (SQ, "SELECT sqlite_compileoption_get(0)"),
         (SQ, "SELECT randomblob(1000000000)"),
         (SQ, "SELECT zeroblob(1000000000)"),
@@ -508,7 +517,186 @@ UNPARSEABLE = _entries(
     ],
 )
 
-CORPUS: list[Attack] = STACKED + HIDDEN_WRITES + FUNCTIONS + OBFUSCATION + RESOURCE + UNPARSEABLE
+# PostgreSQL reads (x).f and alias.f as a call of f(x): a notation sqlglot reads as a column. The other
+# engines' ways of writing a call the guard might not take for one: quoted and qualified names, DuckDB's
+# x.f() method calls. Each refused by the guard, and by the engine's own reading with the guard bypassed.
+NOTATIONS = _entries(
+    "calls_in_other_notations",
+    [
+        (PG, f"SELECT ('{CANARY_FILE}'::text).pg_read_file"),
+        (PG, f"SELECT ('{CANARY_FILE}'::text).pg_read_binary_file"),
+        (PG, "SELECT ('.'::text).pg_ls_dir"),
+        (PG, f"SELECT ('{CANARY_FILE}'::text).pg_stat_file"),
+        (PG, f"SELECT ('{CANARY_FILE}'::text).lo_import"),
+        (PG, "SELECT ('data_directory'::text).current_setting"),
+        (PG, "SELECT ('dbname=test'::text).dblink_connect"),
+        (PG, "SELECT ('c'::text).dblink_disconnect"),
+        (PG, "SELECT (42::bigint).pg_advisory_lock"),
+        (PG, "SELECT (42::bigint).pg_advisory_xact_lock"),
+        (PG, "SELECT (42::bigint).pg_try_advisory_lock"),
+        (PG, "SELECT (0.5::float8).setseed"),
+        (PG, "SELECT (1).pg_terminate_backend"),
+        (PG, "SELECT (1).pg_cancel_backend"),
+        (PG, "SELECT ('canary'::regclass).pg_stat_reset_single_table_counters"),
+        (PG, "SELECT ('canary'::regclass::oid).pg_stat_reset_single_table_counters"),
+        (PG, "SELECT ('s'::regclass).nextval"),
+        (PG, "SELECT ('s'::regclass).currval"),
+        (PG, "SELECT (10::float8).pg_sleep"),
+        (PG, "SELECT ('x'::text).pg_notify"),
+        (PG, "SELECT (v).pg_read_file FROM canary"),
+        (PG, "SELECT (c.v).pg_read_file FROM canary AS c"),
+        (PG, "SELECT * FROM canary WHERE (v).pg_read_file IS NOT NULL"),
+        (PG, "SELECT (SELECT ('/etc/passwd'::text).pg_read_file)"),
+        (PG, "WITH x AS (SELECT ('/etc/passwd'::text) AS p) SELECT (p).pg_read_file FROM x"),
+        (PG, """SELECT (('/etc/passwd')::text)."pg_read_file\""""),
+        (SQ, f"""SELECT "readfile"('{CANARY_FILE}')"""),
+        (SQ, "SELECT [load_extension]('/tmp/evil.so')"),
+        (SQ, "SELECT `randomblob`(1000000000)"),
+        (SQ, "SELECT main.readfile('/etc/passwd')"),
+        (MY, f"SELECT `load_file`('{CANARY_FILE}')"),
+        (MY, f"SELECT LOAD_FILE ('{CANARY_FILE}')"),
+        (MY, "SELECT sqlr1_sec.LOAD_FILE('/etc/passwd')"),
+        (MY, "SELECT GET_LOCK ('x', 1)"),
+        (MY, "SELECT `sleep` (5)"),
+        (DU, "SELECT 'HOME'.getenv()"),
+        (DU, "SELECT ('threads').current_setting()"),
+        (DU, f"SELECT '{CANARY_FILE}'.read_text()"),
+        (DU, "SELECT 42.setseed()"),
+        (DU, """SELECT 'abc'."getenv"()"""),
+    ],
+)
+
+# Functions with side effects that run inside a read-only transaction: locks, backend signals, random
+# seeds, statistics resets, settings, sequences, notifications, large objects, cross-session SQL.
+SIDE_EFFECTS = _entries(
+    "side_effects_in_read_only_transactions",
+    [
+        (PG, "SELECT pg_advisory_lock_shared(1)"),
+        (PG, "SELECT pg_advisory_xact_lock(1)"),
+        (PG, "SELECT pg_try_advisory_xact_lock_shared(1)"),
+        (PG, "SELECT pg_advisory_unlock_all()"),
+        (PG, "SELECT pg_stat_reset()"),
+        (PG, "SELECT pg_stat_reset_shared('bgwriter')"),
+        (PG, "SELECT pg_stat_reset_single_table_counters('canary'::regclass)"),
+        (PG, "SELECT set_config('search_path', 'pg_catalog', false)"),
+        (PG, "SELECT set_config('standard_conforming_strings', 'off', false)"),
+        (PG, "SELECT dblink_exec('dbname=sqlr1_sec', 'DELETE FROM canary')"),
+        (PG, "SELECT dblink_connect('dbname=sqlr1_sec')"),
+        (
+            PG,
+            "SELECT * FROM dblink('dbname=sqlr1_sec', 'INSERT INTO canary VALUES (77, 1) RETURNING id') AS t(i int)",
+        ),
+        (PG, "SELECT lo_creat(-1)"),
+        (PG, "SELECT lo_open(1, 131072)"),
+        (PG, "SELECT pg_notify('c', 'x')"),
+        (PG, "SELECT lastval()"),
+        (PG, "SELECT pg_backend_pid()"),
+        (PG, "SELECT pg_signal_backend(1, 15)"),
+        (PG, "SELECT pg_log_backend_memory_contexts(1)"),
+        (PG, "SELECT pg_prewarm('canary')"),
+        (PG, "SELECT txid_current_if_assigned()"),
+        (MY, "SELECT RELEASE_ALL_LOCKS()"),
+        (MY, "SELECT IS_USED_LOCK('x')"),
+        (MY, "SELECT NEXTVAL(s)"),
+        (MY, "SELECT SETVAL(s, 1)"),
+        (MY, "SELECT LASTVAL(s)"),
+        (MY, "SELECT LAST_INSERT_ID(5)"),
+        (MY, "SELECT CONNECTION_ID()"),
+        (MY, "SELECT MASTER_GTID_WAIT('0-1-1', 1)"),
+        (MY, "SELECT FOUND_ROWS()"),
+        (DU + PG, "SELECT setseed(0.5)"),
+        (DU, "SELECT nextval('s')"),
+        (DU + PG, "SELECT currval('s')"),
+        (DU, "SELECT getvariable('x')"),
+        (DU, "SELECT current_setting('memory_limit')"),
+        (DU, "SELECT * FROM duckdb_secrets()"),
+        (SQ, "SELECT changes(), total_changes()"),
+        (SQ, "SELECT last_insert_rowid()"),
+        (SQ, "SELECT sqlite_offset(v) FROM canary"),
+        (SQ, "SELECT fts3_tokenizer('simple')"),
+        (SQ, "SELECT sqlite_source_id()"),
+    ],
+)
+
+# Where a server ends a string literal depends on session settings (PostgreSQL standard_conforming_strings,
+# MariaDB NO_BACKSLASH_ESCAPES / ANSI_QUOTES): a call the guard reads as part of a string would run under
+# another setting. sqlr1 pins those settings, so the server reads each of these the way the guard does:
+# the first group hides a call only under the settings sqlr1 pins off, so it is a plain string (harmless);
+# the second shows a call to the guard, which refuses it.
+# alias.f is a column to any reader but PostgreSQL, which calls f(alias) when alias has no column f and f
+# takes its whole row (a user function; ``pg_typeof`` takes anything): only the server's own reading shows it.
+ENGINE_ONLY = _entries(
+    "calls_in_other_notations",
+    [
+        (PG, "SELECT c.sqlr1_row_function FROM canary AS c"),
+        (PG, "SELECT canary.sqlr1_row_function FROM canary"),
+        (PG, "SELECT c.pg_typeof FROM canary AS c"),
+        (PG, "SELECT count(*) FROM canary AS c WHERE c.sqlr1_row_function > 0"),
+        (PG, "SELECT c.sqlr1_inlined FROM canary AS c"),
+    ],
+    expect="engine",
+)
+
+LEXING_HARMLESS = _entries(
+    "string_literals_under_session_settings",
+    [
+        (PG, f"SELECT E'a\\' , pg_read_file(''{CANARY_FILE}'') , ' AS s"),
+        (PG, f"SELECT 'a\\'' , pg_read_file(''{CANARY_FILE}'') , ''' AS s"),
+        (MY, f"SELECT 'a\\' , LOAD_FILE(\\'{CANARY_FILE}\\') , ' AS s"),
+        (MY, f"""SELECT "a\\" , LOAD_FILE('{CANARY_FILE}') , " AS s"""),
+        (SQ, f"SELECT 'a\\' || ', readfile(''{CANARY_FILE}'')' AS s"),
+        (DU, f"SELECT 'a\\' || ', read_text(''{CANARY_FILE}'')' AS s"),
+    ],
+    expect="harmless",
+)
+LEXING_REFUSED = _entries(
+    "string_literals_under_session_settings",
+    [
+        (PG, f"SELECT 'a\\' , pg_read_file('{CANARY_FILE}') --'"),
+        (PG, f"SELECT 'a\\' , pg_read_file('{CANARY_FILE}', 0, 100) , '\\'"),
+        (PG, f"SELECT U&'a\\0027' , pg_read_file('{CANARY_FILE}') --'"),
+        (MY, f"SELECT 'a'' , LOAD_FILE(''{CANARY_FILE}'') , ''' , LOAD_FILE('{CANARY_FILE}')"),
+        (MY, f"""SELECT "a" , LOAD_FILE('{CANARY_FILE}') -- \""""),
+        (MY, f"SELECT `a` , LOAD_FILE('{CANARY_FILE}') FROM canary"),
+        (SQ, f"SELECT 'a\\' , readfile('{CANARY_FILE}') --'"),
+        (DU, f"SELECT 'a\\' , read_text('{CANARY_FILE}') --'"),
+    ],
+)
+
+CORPUS: list[Attack] = (
+    STACKED
+    + HIDDEN_WRITES
+    + FUNCTIONS
+    + OBFUSCATION
+    + RESOURCE
+    + UNPARSEABLE
+    + NOTATIONS
+    + ENGINE_ONLY
+    + SIDE_EFFECTS
+    + LEXING_HARMLESS
+    + LEXING_REFUSED
+)
+
+# Harmless reads an outside review found refused: each must run on its engine, through the guard and the
+# engine's own check alike.
+HARMLESS_READS: list[Attack] = _entries(
+    "harmless_reads",
+    [
+        (PG, "VALUES (1), (2)"),
+        (ALL, "SELECT id FROM canary WHERE v LIKE 'a%' ORDER BY id"),
+        (MY, "SELECT _utf8mb4'abc', _latin1'x'"),
+        (SQ + DU, "VALUES (1), (2)"),
+        (SQ, "SELECT name, type FROM pragma_table_info('canary')"),
+        (SQ, "SELECT name FROM pragma_table_list WHERE name = 'canary'"),
+        (SQ, "SELECT count(*) FROM pragma_index_list('canary')"),
+        (DU, "SELECT {'a': 1, 'b': 'x'} AS s"),
+        (DU, "SELECT unnest([1, 2]) AS n"),
+        (DU, "SELECT COLUMNS('v') FROM canary"),
+        (DU, "SELECT list_transform([1, 2], lambda x: x + 1) AS l"),
+        (DU, "SELECT [x * 2 FOR x IN [1, 2]] AS l"),
+    ],
+    expect="harmless",
+)
 CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(a.category for a in CORPUS))
 
 

@@ -22,7 +22,7 @@ from mcp import Client
 
 from mcp_server.config import AppConfig, load_config
 from mcp_server.errors import QueryFailed
-from mcp_server.http_app import transport_security
+from mcp_server.http_app import host_policy
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKS = 3503
@@ -93,7 +93,8 @@ def test_config_defaults_are_the_safe_ones() -> None:
     )
     assert cfg.guard.extra_functions == [] and cfg.databases == []
     assert (cfg.server.host, cfg.server.token, cfg.server.allowed_hosts) == ("127.0.0.1", None, [])
-    assert transport_security(cfg.server).enable_dns_rebinding_protection is True
+    policy = host_policy(cfg.server)  # DNS-rebinding protection: loopback names on the server's own port only
+    assert policy.allows_host("127.0.0.1:8765", 8765) and not policy.allows_host("evil.example:8765", 8765)
 
 
 async def test_running_server_applies_the_defaults(default_server: Served) -> None:

@@ -29,7 +29,7 @@ from mcp_server.config import GuardSettings
 from mcp_server.errors import QueryFailed
 from mcp_server.executor import Executor
 from mcp_server.registry import Registry
-from security.corpus import CATEGORIES, Attack, for_engine
+from security.corpus import CATEGORIES, HARMLESS_READS, Attack, for_engine
 
 SEC_DB = "sqlr1_sec"
 CANARY_ROWS = [(1, "alpha"), (2, "beta"), (3, None), (4, "delta ' quote")]
@@ -74,18 +74,40 @@ def _outcome(run: Callable[[str], object], sql: str, secret: str) -> str:
     return "ran"
 
 
+def _outcome_rule(run: Callable[[str], object], sql: str, secret: str) -> tuple[str, str | None]:
+    try:
+        result = run(sql)
+    except QueryFailed as exc:
+        return exc.error.kind, exc.error.rule
+    assert secret not in repr(result), f"the canary file's content came back from {sql!r}"
+    return "ran", None
+
+
 def _run_corpus(
-    engine: str, run: Callable[[str], object], canary: CanaryFile, *, strict: bool
+    engine: str,
+    run: Callable[[str], object],
+    canary: CanaryFile,
+    *,
+    strict: bool,
+    attacks: list[Attack] | None = None,
 ) -> Counter[tuple[str, str]]:
+    """Run the corpus; with ``strict`` each statement must meet its expected outcome (``Attack.expect``)."""
     outcomes: Counter[tuple[str, str]] = Counter()
-    for attack in for_engine(engine):
+    for attack in for_engine(engine) if attacks is None else attacks:
         sql = attack.render(str(canary.path))
-        kind = _outcome(run, sql, canary.secret)
+        kind, rule = _outcome_rule(run, sql, canary.secret)
         outcomes[(attack.category, kind)] += 1
-        if strict:
-            assert kind in ("blocked", "syntax"), (
-                f"{engine}: {sql[:200]!r} was not rejected by the guard ({kind})"
+        if not strict:
+            continue
+        if attack.expect == "harmless":
+            assert kind == "ran", f"{engine}: {sql[:200]!r} should run harmlessly ({kind}, {rule})"
+        elif attack.expect == "engine":
+            # the server's reading names a call outside the allowlist, or the role may not call it at all
+            assert kind == "blocked" and rule in ("function_not_allowed", "engine_read_only"), (
+                f"{engine}: {sql[:200]!r} was not refused by the engine's own reading ({kind}, {rule})"
             )
+        else:
+            assert kind in ("blocked", "syntax"), f"{engine}: {sql[:200]!r} was not rejected ({kind})"
     return outcomes
 
 
@@ -138,6 +160,7 @@ def test_sqlite_corpus(sqlite_db: Path, tmp_path: Path, bypass_guard: bool) -> N
         else:
             run = lambda sql: executor.run("sec", sql)  # noqa: E731
         outcomes = _run_corpus("sqlite", run, canary, strict=not bypass_guard)
+        outcomes += _run_corpus("sqlite", run, canary, strict=True, attacks=_harmless("sqlite"))
         assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
     finally:
         executor.registry.close()
@@ -188,6 +211,7 @@ def test_duckdb_corpus(duckdb_db: Path, tmp_path: Path, bypass_guard: bool) -> N
         else:
             run = lambda sql: executor.run("sec", sql)  # noqa: E731
         outcomes = _run_corpus("duckdb", run, canary, strict=not bypass_guard)
+        outcomes += _run_corpus("duckdb", run, canary, strict=True, attacks=_harmless("duckdb"))
         assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
     finally:
         executor.registry.close()
@@ -213,6 +237,26 @@ def postgres_sec(postgres_url: str) -> Iterator[str]:
     admin.dispose()
     url = _with_database(postgres_url, SEC_DB)
     _create_canary(url)
+    with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        # What some attacks reach for: a sequence, dblink, a function of the table's row (alias.f calls it).
+        conn.execute(sa.text("CREATE SEQUENCE s"))
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS dblink"))
+        # plpgsql is never inlined: EXPLAIN shows the call itself. A SQL function is inlined when planned,
+        # so the server's reading shows its body's calls instead (pg_read_file here).
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION sqlr1_row_function(canary) RETURNS int LANGUAGE plpgsql "
+                "AS $$ BEGIN RETURN 1; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION sqlr1_inlined(canary) RETURNS text LANGUAGE sql "
+                "AS $$ SELECT pg_read_file('/etc/hostname') $$"
+            )
+        )
+        for statement in READER_SETUP["postgresql"]:
+            conn.execute(sa.text(statement))
     yield url
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -229,11 +273,35 @@ def mariadb_sec(mariadb_url: str) -> Iterator[str]:
     admin.dispose()
     url = _with_database(mariadb_url, SEC_DB)
     _create_canary(url)
+    with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text("CREATE SEQUENCE s"))
+        for statement in READER_SETUP["mysql"]:
+            conn.execute(sa.text(statement))
     yield url
     admin = sa.create_engine(mariadb_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {SEC_DB}"))
     admin.dispose()
+
+
+# The read-only role docs/security.md tells administrators to create (without its password: the local
+# test servers trust loopback connections for PostgreSQL, and the MariaDB account has none).
+READER = "sqlr1_reader"
+READER_SETUP = {
+    "postgresql": [
+        f"DO $$ BEGIN CREATE ROLE {READER} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+        f"GRANT CONNECT ON DATABASE {SEC_DB} TO {READER}",
+        f"GRANT USAGE ON SCHEMA public TO {READER}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {READER}",
+    ],
+    "mysql": [
+        f"CREATE USER IF NOT EXISTS '{READER}'@'%'",
+        f"CREATE USER IF NOT EXISTS '{READER}'@'localhost'",
+        f"GRANT SELECT, SHOW VIEW ON {SEC_DB}.* TO '{READER}'@'%'",
+        f"GRANT SELECT, SHOW VIEW ON {SEC_DB}.* TO '{READER}'@'localhost'",
+    ],
+}
 
 
 def _create_canary(url: str) -> None:
@@ -245,6 +313,10 @@ def _create_canary(url: str) -> None:
             [{"id": i, "v": v} for i, v in CANARY_ROWS],
         )
     eng.dispose()
+
+
+def _as_reader(url: str) -> str:
+    return sa.engine.make_url(url).set(username=READER, password=None).render_as_string(hide_password=False)
 
 
 SERVER_STATE = {
@@ -276,29 +348,97 @@ def _server_checksum(url: str, kind: str) -> str:
     return _sha256(repr(state).encode())
 
 
-def _server_corpus(url: str, kind: str, engine: str, tmp_path: Path) -> None:
+def _server_corpus(url: str, kind: str, engine: str, tmp_path: Path, *, role: str) -> None:
+    """The corpus through the executor as ``role`` (the superuser, or the read-only role of docs/security.md),
+    then the statements that call functions straight to the engine with the guard bypassed: the server's own
+    reading of each must refuse it (or find only a string), as that role too."""
     canary = CanaryFile.create(tmp_path / "canary")
     before = _server_checksum(url, kind)
-    executor = Executor(Registry.from_targets([f"sec={url}"]), GuardSettings(timeout_s=5, max_rows=50))
+    target = _as_reader(url) if role == "reader" else url
+    executor = Executor(Registry.from_targets([f"sec={target}"]), GuardSettings(timeout_s=5, max_rows=50))
+    engine_only = [a for a in for_engine(engine) if a.category in ENGINE_ONLY_CATEGORIES]
     try:
         outcomes = _run_corpus(engine, lambda sql: executor.run("sec", sql), canary, strict=True)
+        harmless = _run_corpus(
+            engine, lambda sql: executor.run("sec", sql), canary, strict=True, attacks=_harmless(engine)
+        )
+        server = executor.registry.engine("sec")
+        bypassed = _run_corpus(
+            engine,
+            lambda sql: server.execute(sql, max_rows=50, timeout_s=5),
+            canary,
+            strict=False,
+            attacks=engine_only,
+        )
+        for attack in engine_only:  # every one refused by the server's own check (or only a string)
+            kind_, _rule = _outcome_rule(
+                lambda sql: server.execute(sql, max_rows=50, timeout_s=5),
+                attack.render(str(canary.path)),
+                canary.secret,
+            )
+            assert kind_ != "ran" or attack.expect == "harmless", (
+                f"{engine} engine, guard bypassed: {attack.sql[:160]!r} ran"
+            )
         assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
+        warnings = getattr(server, "warnings", [])
+        assert bool(warnings) == (role != "reader"), warnings  # the superuser is warned about, the reader not
     finally:
         executor.registry.close()
-    _report(f"{engine} (executor)", outcomes)
+    _report(f"{engine} (executor, {role})", outcomes + harmless)
+    _report(f"{engine} (engine only, guard bypassed, {role})", bypassed)
     assert _server_checksum(url, kind) == before, f"{engine} database changed"
     canary.assert_untouched()
     _assert_no_strays()
 
 
-@pytest.mark.services
-def test_postgres_corpus(postgres_sec: str, tmp_path: Path) -> None:
-    _server_corpus(postgres_sec, "postgresql", "postgres", tmp_path)
+# Categories whose statements only call functions: safe to send to a shared server with the guard bypassed
+# (the others include SHUTDOWN, KILL and the like, which the engines' read-only sessions do not all stop).
+ENGINE_ONLY_CATEGORIES = {
+    "side_effect_file_network_functions",
+    "calls_in_other_notations",
+    "side_effects_in_read_only_transactions",
+    "string_literals_under_session_settings",
+}
+
+
+def _harmless(engine: str) -> list[Attack]:
+    return [a for a in HARMLESS_READS if engine in a.engines]
 
 
 @pytest.mark.services
-def test_mariadb_corpus(mariadb_sec: str, tmp_path: Path) -> None:
-    _server_corpus(mariadb_sec, "mysql", "mysql", tmp_path)
+@pytest.mark.parametrize("role", ["superuser", "reader"])
+def test_postgres_corpus(postgres_sec: str, tmp_path: Path, role: str) -> None:
+    _server_corpus(postgres_sec, "postgresql", "postgres", tmp_path, role=role)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("role", ["superuser", "reader"])
+def test_mariadb_corpus(mariadb_sec: str, tmp_path: Path, role: str) -> None:
+    _server_corpus(mariadb_sec, "mysql", "mysql", tmp_path, role=role)
+
+
+@pytest.mark.services
+def test_postgres_corpus_under_hostile_server_defaults(postgres_sec: str, tmp_path: Path) -> None:
+    """Database defaults that move where a string literal ends (standard_conforming_strings off): sqlr1 pins
+    the session's own value, so the server still reads every statement as the guard does."""
+    with sa.create_engine(postgres_sec, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f"ALTER DATABASE {SEC_DB} SET standard_conforming_strings = off"))
+        conn.execute(sa.text(f"ALTER DATABASE {SEC_DB} SET backslash_quote = on"))
+    _server_corpus(postgres_sec, "postgresql", "postgres", tmp_path, role="superuser")
+
+
+@pytest.mark.services
+def test_mariadb_corpus_under_hostile_server_defaults(mariadb_sec: str, tmp_path: Path) -> None:
+    """A server whose sql_mode is ANSI plus NO_BACKSLASH_ESCAPES ("..." is a name, backslash no escape):
+    sqlr1 sets its own sql_mode on every connection and statement."""
+    with sa.create_engine(mariadb_sec, isolation_level="AUTOCOMMIT").connect() as conn:
+        (previous,) = conn.execute(sa.text("SELECT @@GLOBAL.sql_mode")).one()
+        conn.execute(sa.text("SET GLOBAL sql_mode = 'ANSI,NO_BACKSLASH_ESCAPES'"))
+    try:
+        _server_corpus(mariadb_sec, "mysql", "mysql", tmp_path, role="superuser")
+    finally:
+        with sa.create_engine(mariadb_sec, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(sa.text("SET GLOBAL sql_mode = :mode"), {"mode": previous})
 
 
 def test_every_category_reaches_every_engine() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from mcp_server import guard
 from mcp_server.errors import QueryFailed
-from security.corpus import CATEGORIES, CORPUS, ENGINES, for_engine
+from security.corpus import CATEGORIES, CORPUS, ENGINES, HARMLESS_READS, for_engine
 
 CANARY_PATH = "/tmp/sqlr1-canary/secret.txt"
 
@@ -38,6 +38,8 @@ def test_guard_rejects_every_attack(engine: str) -> None:
     rules: Counter[str] = Counter()
     per_category: Counter[str] = Counter()
     for attack in for_engine(engine):
+        if attack.expect != "refused":
+            continue  # only a string with sqlr1's pinned settings, or a call only the engine can see
         try:
             guard.check(attack.render(CANARY_PATH), engine)
         except QueryFailed as exc:
@@ -51,3 +53,15 @@ def test_guard_rejects_every_attack(engine: str) -> None:
     print("  by category: " + ", ".join(f"{c}={per_category[c]}" for c in CATEGORIES))
     print("  by rule: " + ", ".join(f"{r}={n}" for r, n in rules.most_common()))
     assert not passed, f"{len(passed)} attacks passed the {engine} guard:\n" + "\n".join(passed)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_guard_accepts_the_harmless_ones(engine: str) -> None:
+    """Harmless reads, strings that hide a call only under settings sqlr1 pins off, and alias.f (a column to
+    the guard; the engine's own reading refuses it when PostgreSQL would call a function): all accepted."""
+    accepted = [
+        a for a in [*for_engine(engine), *HARMLESS_READS] if a.expect != "refused" and engine in a.engines
+    ]
+    assert accepted
+    for attack in accepted:
+        guard.check(attack.render(CANARY_PATH), engine)
