@@ -167,9 +167,11 @@ def _pick_database(registry: Any, name: str | None) -> str:
 def cmd_dbs(args: argparse.Namespace) -> int:
     from mcp_server.server import describe_databases
 
-    rows = describe_databases(open_registry(resolve_config(args)))
+    registry = open_registry(resolve_config(args))
+    rows = describe_databases(registry)
+    warnings = registry.privilege_warnings()
     if args.json:
-        _print_json(rows)
+        _print_json([{**row, "warnings": warnings.get(row["name"], [])} for row in rows])
         return 0
     from rich.table import Table
 
@@ -177,6 +179,9 @@ def cmd_dbs(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(row["name"], row["kind"], row["target"])
     _console().print(table)
+    for name, found in warnings.items():
+        for warning in found:
+            _log(f"sqlr1: warning: database {name}: {warning}")
     return 0
 
 
@@ -262,6 +267,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _log(f"sqlr1: database {row['name']} ({row['kind']}): {row['target']}")
     if len(rows) > _LOGGED_DATABASES:
         _log(f"sqlr1: ... and {len(rows) - _LOGGED_DATABASES} more databases (sqlr1 dbs lists them all)")
+    for name, warnings in registry.privilege_warnings().items():
+        for warning in warnings:
+            _log(f"sqlr1: warning: database {name}: {warning}")
     if not args.http:
         import anyio
 

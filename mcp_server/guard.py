@@ -9,7 +9,8 @@ rewrites it; the engines' read-only modes are defence in depth on top of it, not
 Rule ids (``QueryError.rule`` of kind ``blocked``): too_long, too_deep, executable_comment,
 suspicious_character, empty, single_statement, read_only, transaction_control, pragma, attach, copy,
 set, extension, unparsed_command, select_into, locking_clause, optimizer_hint, parameter,
-function_not_allowed, node_not_allowed, file_path_table, unchecked. Parse errors are kind ``syntax``.
+function_not_allowed, node_not_allowed, file_path_table, unchecked_literal, unchecked. Parse errors are kind
+``syntax``.
 
 It also owns the second check, :class:`CallPolicy`: sqlglot and an engine can read one text differently
 (PostgreSQL's ``(x).f`` is a call of ``f(x)``; a setting can move where a string literal ends), so each
@@ -51,7 +52,7 @@ from mcp_server.dialects import (
 )
 from mcp_server.errors import QueryError, QueryFailed
 
-__all__ = ["CallPolicy", "GuardedStatement", "cache_clear", "check", "function_name"]
+__all__ = ["CallPolicy", "GuardedStatement", "cache_clear", "check", "function_name", "read_calls"]
 
 _CACHE_SIZE = 4096
 
@@ -148,6 +149,36 @@ class CallPolicy:
 _NOTATION_HINT = {
     "postgres": " (PostgreSQL also calls a function written as a column: (x).f or alias.f is f(x))",
 }
+
+
+def read_calls(sql: str, dialect: str) -> list[str]:
+    """The functions the guard reads ``sql`` as calling, lower case, allowed or not, in the engines' sense:
+    calls as written, PostgreSQL's ``(x).f``, SQLite's ``pragma_*`` tables. Raises ``QueryFailed``
+    (syntax) when it cannot read the text. For comparing with an engine's own reading (the differential
+    test); ``check`` is what decides."""
+    dialect = sqlglot_dialect(dialect)
+    engine_dialect = Dialect.get_or_raise(dialect)
+    try:
+        statements = engine_dialect.parser().parse(engine_dialect.tokenize(sql), sql)
+    except (TokenError, ParseError, RecursionError) as exc:
+        raise QueryFailed.of("syntax", f"cannot read the statement: {exc}") from exc
+    prefix = TABLE_FUNCTION_PREFIXES.get(dialect, "\0")
+    names: list[str] = []
+    for root in statements:
+        if root is None:
+            continue
+        for node in root.walk():
+            if isinstance(node, exp.Func):
+                names.append(_written_name(node).lower())
+            elif (
+                dialect in ATTRIBUTE_NOTATION_DIALECTS
+                and isinstance(node, exp.Dot)
+                and isinstance(node.expression, exp.Identifier)
+            ):
+                names.append(node.expression.name.lower())
+            elif isinstance(node, exp.Table) and node.name.lower().startswith(prefix):
+                names.append(node.name.lower())
+    return names
 
 
 def cache_clear() -> None:
@@ -299,6 +330,15 @@ def _check_tree(root: exp.Expr, sql: str, dialect: str, extra: frozenset[str]) -
         if kind in BLOCKED_NODE_RULES:
             rule, advice = BLOCKED_NODE_RULES[kind]
             raise _blocked(rule, f"{_describe(node, dialect)} is not allowed: {advice}", _position(node))
+        if isinstance(node, exp.Introducer) and any(c in node.expression.name for c in "'\\"):
+            # MariaDB renders _charset'...' unescaped in its own description of the statement, so the calls
+            # around such a literal could not be checked there (the engine check would read them wrongly).
+            raise _blocked(
+                "unchecked_literal",
+                f"character set introducer {_describe(node, dialect)} holds a quote or backslash; write the "
+                "text as a plain string literal",
+                _position(node),
+            )
         if attribute_calls and isinstance(node, exp.Dot) and isinstance(node.expression, exp.Identifier):
             # PostgreSQL reads (x).f as a call of f(x) unless f is a field of x's composite type.
             name = node.expression.name

@@ -373,6 +373,21 @@ class Registry:
                 )
             return engine
 
+    def privilege_warnings(self) -> dict[str, list[str]]:
+        """Least-privilege findings per server database (PostgreSQL, MariaDB/MySQL): what each connection's
+        role may do beyond reading. Connects to each once; one that cannot be reached says so instead."""
+        out: dict[str, list[str]] = {}
+        for name, spec in self._specs.items():
+            if spec.kind not in ("postgresql", "mysql"):
+                continue
+            try:
+                found = self.engine(name).privilege_warnings()
+            except QueryFailed as exc:
+                found = [f"not checked: {exc.error.message}"]
+            if found:
+                out[name] = found
+        return out
+
     def close(self) -> None:
         with self._lock:
             engines, self._engines = list(self._engines.values()), {}

@@ -126,6 +126,11 @@ class DatabaseInfo(BaseModel):
     name: str
     kind: str = Field(description="Engine: sqlite, postgresql, mysql or duckdb.")
     dialect: str = Field(description="SQL dialect statements must be written in.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the server connection's role may do beyond reading (superuser, server files, "
+        "writes): sqlr1 still refuses anything but reads, but a least-privilege role is safer.",
+    )
 
 
 class DatabaseList(BaseModel):
@@ -232,8 +237,14 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
     )
     async def list_databases() -> DatabaseList:
         with tool_errors():
+            warnings = await anyio.to_thread.run_sync(registry.privilege_warnings)
             infos = [
-                DatabaseInfo(name=name, kind=registry.get(name).kind, dialect=_dialect(registry, name))
+                DatabaseInfo(
+                    name=name,
+                    kind=registry.get(name).kind,
+                    dialect=_dialect(registry, name),
+                    warnings=warnings.get(name, []),
+                )
                 for name in registry.names()
             ]
         return DatabaseList(databases=infos)

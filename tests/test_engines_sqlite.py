@@ -229,3 +229,27 @@ def test_nul_in_a_statement_is_refused(engine: SqliteEngine) -> None:
     with pytest.raises(QueryFailed) as info:
         engine.execute("SELECT 1\x00; DELETE FROM singer", max_rows=10, timeout_s=5)
     assert info.value.error.kind == "blocked" and "NUL" in info.value.error.message
+
+
+def test_text_that_is_not_utf8_is_a_precise_execution_error(db_path: Path) -> None:
+    """Not a guard block (it used to read 'blocked: NUL character'): an execution error naming the row and
+    how to read the value."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("CREATE TABLE legacy (id INTEGER, t TEXT)")
+        conn.execute("INSERT INTO legacy VALUES (1, 'fine'), (2, CAST(X'FF41' AS TEXT))")
+    conn.close()
+    eng = _engine(db_path)
+    try:
+        assert eng.execute("SELECT t FROM legacy WHERE id = 1", max_rows=5, timeout_s=5).rows == [("fine",)]
+        with pytest.raises(QueryFailed) as info:
+            eng.execute("SELECT t FROM legacy ORDER BY id", max_rows=5, timeout_s=5)
+        error = info.value.error
+        assert error.kind == "execution" and error.rule is None
+        assert (
+            "row 2" in error.message and "UTF-8" in error.message and "CAST(column AS BLOB)" in error.message
+        )
+        raw = eng.execute("SELECT CAST(t AS BLOB) FROM legacy WHERE id = 2", max_rows=5, timeout_s=5)
+        assert raw.rows == [(b"\xffA",)]
+    finally:
+        eng.close()

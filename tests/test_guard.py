@@ -83,6 +83,7 @@ LEGIT = [
     ("duckdb", "SELECT list_transform([1, 2], x -> x + 1), list_filter([1, 2], lambda x: x > 1)"),
     ("duckdb", "SELECT [x * 2 FOR x IN [1, 2]]"),
     ("postgres", "SELECT (t.c).upper, (t.c).length FROM t"),
+    ("sqlite", "SELECT lower(hex(name)), upper(hex(name)) FROM t"),  # sqlglot reads these as one node
 ]
 
 

@@ -372,12 +372,23 @@ class Engine(Protocol):
         """Engine-level dry run (EXPLAIN) without returning data; raises ``QueryFailed``."""
         ...
 
+    def read_calls(self, sql: str) -> list[str]:
+        """The functions the engine itself reads ``sql`` as calling (its own parser; nothing runs), lower
+        case, in its own names. ``execute`` and ``explain`` refuse a statement whose reading calls anything
+        ``guard.CallPolicy`` does not allow; this only reports (tests and the differential benchmark)."""
+        ...
+
     def interrupt(self) -> None:
         """Stop every statement this engine is running now (used for cancellation)."""
         ...
 
     def catalog(self) -> list[CatalogTable]:
         """Tables with columns, types, primary and foreign keys (user tables only)."""
+        ...
+
+    def privilege_warnings(self) -> list[str]:
+        """What the connection's role may do beyond reading (superuser, server files, writes), in words a
+        person can act on; connects if needed. Empty for a file opened read-only."""
         ...
 
     def fingerprint(self) -> str:

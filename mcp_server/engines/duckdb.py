@@ -117,6 +117,10 @@ class DuckdbEngine:
         self._retiring: list[_Worker] = []  # still answering their last queries
         self._lock = threading.Lock()
 
+    def privilege_warnings(self) -> list[str]:
+        """None: the file is opened read-only by this process, with no server role to warn about."""
+        return []
+
     @property
     def dialect(self) -> str:
         return "duckdb"
@@ -219,6 +223,13 @@ class DuckdbEngine:
                 worker.interrupt(None)
 
     # -- catalog -------------------------------------------------------------------------------
+    def read_calls(self, sql: str) -> list[str]:
+        """The functions DuckDB's parser reads in ``sql`` (its own reading: parsed, never run, not checked)."""
+        _, call = self._submit(lambda: ("calls", sql))
+        call.done.wait()
+        names: list[str] = call.result(self.memory_bytes)
+        return names
+
     def _meta(self, sql: str) -> list[tuple[Any, ...]]:
         _, call = self._submit(lambda: ("meta", sql))
         call.done.wait()
@@ -520,7 +531,8 @@ class _WorkerState:
             return
         with self.lock:  # registered before the next message is read, so an interrupt always finds it
             self.active[rid] = (cur, threading.Event())
-        target = self.run if op == "run" else self.meta
+        targets: dict[str, Callable[..., None]] = {"run": self.run, "calls": self.read_calls}
+        target = targets.get(op, self.meta)
         try:
             self.threads.submit(target, cur, *msg[1:])
         except RuntimeError as exc:  # no memory left for a thread's stack
@@ -638,14 +650,12 @@ class _WorkerState:
                 rid, "error", execution_error("cannot return this result: a value cannot be sent").error
             )
 
-    def check_calls(self, cur: duckdb.DuckDBPyConnection, sql: str, extra_functions: tuple[str, ...]) -> None:
-        """DuckDB's own parse of ``sql``: every function must be allowed and no table name a file path
-        (raises ``QueryFailed`` blocked). Parsing runs nothing."""
-        policy = self.policies.get(extra_functions)
-        if policy is None:
-            policy = self.policies[extra_functions] = CallPolicy("duckdb", extra_functions)
+    @staticmethod
+    def parse(cur: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+        """DuckDB's own parse tree of ``sql`` (``json_serialize_sql``: parsed, never run); raises
+        ``QueryFailed`` blocked when DuckDB cannot serialize it."""
         row = cur.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
-        tree = json.loads(row[0]) if row else {"error": True}
+        tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
         if tree.get("error"):
             raise QueryFailed.of(
                 "blocked",
@@ -653,6 +663,26 @@ class _WorkerState:
                 "rewrite it as a plain SELECT",
                 rule="function_not_allowed",
             )
+        return tree
+
+    def read_calls(self, cur: duckdb.DuckDBPyConnection, rid: int, sql: str) -> None:
+        try:
+            names = list(calls_in_duckdb_tree(self.parse(cur, sql)))
+        except QueryFailed as exc:
+            self.reply(rid, "error", exc.error)
+            return
+        except duckdb.Error as exc:
+            self.reply(rid, "error", execution_error(f"DuckDB: {exc}").error)
+            return
+        self.reply(rid, "ok", names)
+
+    def check_calls(self, cur: duckdb.DuckDBPyConnection, sql: str, extra_functions: tuple[str, ...]) -> None:
+        """DuckDB's own parse of ``sql``: every function must be allowed and no table name a file path
+        (raises ``QueryFailed`` blocked). Parsing runs nothing."""
+        policy = self.policies.get(extra_functions)
+        if policy is None:
+            policy = self.policies[extra_functions] = CallPolicy("duckdb", extra_functions)
+        tree = self.parse(cur, sql)
         policy.check(calls_in_duckdb_tree(tree), "DuckDB")
         for table in duckdb_tables(tree):
             if any(c in FILE_PATH_TABLE_CHARS["duckdb"] for c in table):

@@ -203,6 +203,13 @@ class MysqlEngine:
         """Also allow these functions in the server's own reading of a statement (``extra_functions``)."""
         self.calls.allow(names)
 
+    def privilege_warnings(self) -> list[str]:
+        """What the connection's role may do beyond reading (read at the first connection: connects now if
+        none was made yet)."""
+        if not self._privileges_checked:
+            self._release(self._acquire(), reuse=True)
+        return list(self.warnings)
+
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> _Conn:
         try:
@@ -223,10 +230,8 @@ class MysqlEngine:
                     conn.read_only_var = "tx_read_only"
                 self._check_pinned(cur)
                 if not self._privileges_checked:
-                    self._privileges_checked = True
                     self.warnings = self._privilege_warnings(cur)
-                    for warning in self.warnings:
-                        log.warning("database %r: %s", self.spec.name, warning)
+                    self._privileges_checked = True
         except BaseException:
             raw.close()
             raise
@@ -307,6 +312,11 @@ class MysqlEngine:
         # The call check's EXPLAIN plans the statement (binding names and types) without running it.
         self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
 
+    def read_calls(self, sql: str, *, timeout_s: float = 10.0) -> list[str]:
+        """The functions MariaDB/MySQL resolves in ``sql`` (its own reading: planned, never run, not checked)."""
+        raw = self._run(sql, max_rows=100_000, timeout_s=timeout_s, cancel=None, mode="read")
+        return [row[0] for row in raw.rows]
+
     def _run(
         self,
         sql: str,
@@ -314,9 +324,10 @@ class MysqlEngine:
         max_rows: int,
         timeout_s: float,
         cancel: CancelHandle | None,
-        mode: Literal["run", "explain", "meta"] = "run",
+        mode: Literal["run", "explain", "read", "meta"] = "run",
     ) -> RawResult:
-        """``mode``: run a caller's statement, only check and plan it, or run sqlr1's own catalog query."""
+        """``mode``: run a caller's statement, only check and plan it, only read its calls, or run sqlr1's
+        own catalog query."""
         started = time.monotonic()
         for attempt in (0, 1):
             conn = self._acquire()
@@ -350,7 +361,7 @@ class MysqlEngine:
         limit: int,
         timeout_s: float,
         cancel: CancelHandle | None,
-        mode: Literal["run", "explain", "meta"],
+        mode: Literal["run", "explain", "read", "meta"],
     ) -> tuple[list[Column], list[tuple[Any, ...]], bool]:
         raw = conn.raw
         with raw.cursor() as setup:
@@ -369,6 +380,9 @@ class MysqlEngine:
                     (max(1, int(timeout_s * 1000)), limit, MARIADB_SQL_MODE),
                 )
             setup.execute("START TRANSACTION READ ONLY")
+            if mode == "read":
+                calls, _ = self._reading(setup, conn, sql)
+                return [Column(name="function", type="text")], [(name,) for name in calls], True
             if mode != "meta":
                 self._check_calls(setup, conn, sql)
         if mode == "explain":
@@ -423,11 +437,24 @@ class MysqlEngine:
         return columns, rows, reuse
 
     def _check_calls(self, cur: Any, conn: _Conn, sql: str) -> None:
-        """Check the functions in the server's own reading of ``sql`` (``guard.CallPolicy``; raises
-        ``QueryFailed`` blocked): ``EXPLAIN EXTENDED`` leaves the statement as the optimizer rewrote it in
-        note 1003, with every function under the server's canonical name (``upper`` is ``ucase``).
-        EXPLAIN plans without running the statement, but MariaDB may read a const table (one row, or a
-        primary-key lookup) while planning."""
+        """Check the functions and variables in the server's own reading of ``sql`` (``guard.CallPolicy``;
+        raises ``QueryFailed`` blocked)."""
+        calls, variables = self._reading(cur, conn, sql)
+        self.calls.check(calls, "MariaDB/MySQL")
+        for variable in variables:
+            raise QueryFailed.of(
+                "blocked",
+                f"{variable}: MariaDB/MySQL reads this statement as reading a user or server variable; "
+                "variables are not allowed, use literals",
+                rule="parameter",
+            )
+
+    @staticmethod
+    def _reading(cur: Any, conn: _Conn, sql: str) -> tuple[list[str], list[str]]:
+        """The functions and variables in the server's own reading of ``sql``: ``EXPLAIN EXTENDED`` leaves
+        the statement as the optimizer rewrote it in note 1003, every function under the server's canonical
+        name (``upper`` is ``ucase``). EXPLAIN plans without running the statement, but MariaDB may read a
+        const table (one row, or a primary-key lookup) while planning."""
         if _first_word(sql) not in _QUERY_WORDS:
             # EXPLAIN would describe (never run) an UPDATE or DELETE too; only reads run here.
             raise engine_refused("only a SELECT, WITH … SELECT or VALUES statement can run")
@@ -442,17 +469,12 @@ class MysqlEngine:
                 "so it cannot be checked; rewrite it as a plain SELECT",
                 rule="function_not_allowed",
             )
+        calls: list[str] = []
+        variables: list[str] = []
         for text in rewritten:
-            self.calls.check(
-                calls_in_rendering(text, identifier_quote="`", backslash_escapes=True), "MariaDB/MySQL"
-            )
-            for variable in variables_in_rendering(text, identifier_quote="`", backslash_escapes=True):
-                raise QueryFailed.of(
-                    "blocked",
-                    f"{variable}: MariaDB/MySQL reads this statement as reading a user or server variable; "
-                    "variables are not allowed, use literals",
-                    rule="parameter",
-                )
+            calls += calls_in_rendering(text, identifier_quote="`", backslash_escapes=True)
+            variables += variables_in_rendering(text, identifier_quote="`", backslash_escapes=True)
+        return calls, variables
 
     @staticmethod
     def _packet_overflow(raw: pymysql.connections.Connection) -> str | None:

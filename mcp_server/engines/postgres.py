@@ -21,11 +21,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import json
 import logging
+import os
+import resource
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Generator, Sequence
-from typing import Any, cast
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal, cast
 
 import psycopg
 from psycopg import errors as pgerr
@@ -155,6 +161,8 @@ class PostgresEngine:
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(lambda c: c.close())
         self._names = itertools.count()
         self._privileges_checked = False
+        self._planner: _Planner | None = None
+        self._planner_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -173,6 +181,13 @@ class PostgresEngine:
         """Also allow these functions in the server's own reading of a statement (``extra_functions``)."""
         self.calls.allow(names)
 
+    def privilege_warnings(self) -> list[str]:
+        """What the connection's role may do beyond reading (read at the first connection: connects now if
+        none was made yet)."""
+        if not self._privileges_checked:
+            self._release(self._acquire())
+        return list(self.warnings)
+
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -187,10 +202,8 @@ class PostgresEngine:
         try:
             self._check_pinned(conn)
             if not self._privileges_checked:
-                self._privileges_checked = True
                 self.warnings = self._privilege_warnings(conn)
-                for warning in self.warnings:
-                    log.warning("database %r: %s", self.spec.name, warning)
+                self._privileges_checked = True
         except BaseException:
             conn.close()
             raise
@@ -198,10 +211,14 @@ class PostgresEngine:
 
     def _check_pinned(self, conn: psycopg.Connection[Any]) -> None:
         """Refuse a session whose lexing settings are not the pinned ones (``engines.pinning``)."""
+        self._check_pinned_values(conn, self.spec.name)
+
+    @staticmethod
+    def _check_pinned_values(conn: psycopg.Connection[Any], database: str) -> None:
         row = conn.execute(_PINNED_SQL).fetchone()
         for (name, wanted), found in zip(POSTGRES_SETTINGS.items(), row or (), strict=True):
             if str(found).lower() != wanted.lower():
-                raise refuse_session(name, str(found), wanted, "PostgreSQL", self.spec.name)
+                raise refuse_session(name, str(found), wanted, "PostgreSQL", database)
 
     def _privilege_warnings(self, conn: psycopg.Connection[Any]) -> list[str]:
         """What the connection's role can do beyond reading (docs/security.md shows a read-only role)."""
@@ -255,27 +272,37 @@ class PostgresEngine:
     def execute(
         self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, explain=False)
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, mode="run")
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
         # EXPLAIN plans the statement (binding names and types) without running it; the server's reading
         # of its calls is checked as for a run.
-        self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, explain=True)
+        self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
+
+    def read_calls(self, sql: str, *, timeout_s: float = 10.0) -> list[str]:
+        """The functions PostgreSQL resolves in ``sql`` (its own reading: planned, never run, not checked)."""
+        raw = self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="read")
+        return list(calls_in_postgres_plan(raw.rows[0][0]))
 
     def _run(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None, explain: bool
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        mode: Literal["run", "explain", "read"],
     ) -> RawResult:
+        """``mode``: check and run ``sql``; check it and return its plan; or only return its plan."""
         started = time.monotonic()
         for attempt in (0, 1):
             name = f"sqlr1_{next(self._names)}"
             # Errors come from the EXPLAIN of the server-side check, before the statement runs: report
             # positions in the caller's SQL, not in the text around it.
-            prefix = len(_EXPLAIN_CALLS) + (0 if explain else len(_ROW_CHECK_HEAD))
+            prefix = len(_EXPLAIN_CALLS) + (len(_ROW_CHECK_HEAD) if mode == "run" else 0)
             conn = self._acquire()
             try:
-                columns, rows = self._fetch(
-                    conn, name, sql, max_rows + 1, timeout_s, cancel, started, explain
-                )
+                columns, rows = self._fetch(conn, name, sql, max_rows + 1, timeout_s, cancel, started, mode)
             except _BROKEN as exc:
                 if _dropped(conn, exc) and attempt == 0 and not (cancel and cancel.cancelled):
                     self._pool.clear()
@@ -304,7 +331,7 @@ class PostgresEngine:
         timeout_s: float,
         cancel: CancelHandle | None,
         started: float,
-        explain: bool,
+        mode: Literal["run", "explain", "read"],
     ) -> tuple[list[Column], list[tuple[Any, ...]]]:
         remaining = max(0.001, timeout_s - (time.monotonic() - started))
         self._begin(conn, remaining)
@@ -318,10 +345,17 @@ class PostgresEngine:
         try:
             if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
                 raise cancelled_error()
-            query = sql if explain else self._with_row_check(sql, name)
-            plan = self._describe(conn, query)
-            if explain:
+            query = self._with_row_check(sql, name) if mode == "run" else sql
+            try:
+                plan = self._plan(query, remaining)
+            except _PlanTooLarge:
+                raise self._plan_too_large() from None
+            if mode != "read":
+                self.calls.check(calls_in_postgres_plan(plan), "PostgreSQL")
+            if mode != "run":
                 return [Column(name="QUERY PLAN", type="json")], [(plan,)]
+            if cancel is not None and cancel.cancelled:  # cancelled while it was being planned
+                raise cancelled_error()
             cur = conn.cursor(name=name)
             try:
                 cur.execute(query)
@@ -340,20 +374,21 @@ class PostgresEngine:
                 cancel.unbind()
         return columns, rows
 
-    def _describe(self, conn: psycopg.Connection[Any], query: str) -> Any:
-        """The server's plan of ``query`` (``EXPLAIN (VERBOSE, FORMAT JSON)``: planned, not run), after
-        checking every function it resolved (``guard.CallPolicy``; raises ``QueryFailed`` blocked).
-
-        ``stream()`` sends it through the extended protocol, so the server refuses a second statement
-        in the text instead of running it.
-        """
-        with conn.cursor() as plain:
-            rows = list(itertools.islice(plain.stream(_EXPLAIN_CALLS + query), 1))
-        plan = rows[0][0] if rows else []
-        if isinstance(plan, str | bytes):
-            plan = json.loads(plan)
-        self.calls.check(calls_in_postgres_plan(plan), "PostgreSQL")
-        return plan
+    def _plan(self, query: str, timeout_s: float) -> Any:
+        """The server's plan of ``query`` (``EXPLAIN (VERBOSE, FORMAT JSON)``: planned, not run), whose
+        expressions name every function it resolved. Made by :class:`_Planner`, a child process: the plan
+        holds every constant PostgreSQL folded while planning, which may be huge."""
+        for attempt in (0, 1):
+            with self._planner_lock:
+                if self._planner is None or not self._planner.alive:
+                    self._planner = _Planner(self._conninfo, _PLANNER_MEMORY_BYTES + 16 * self.max_row_bytes)
+                planner = self._planner
+            try:
+                return planner.plan(query, timeout_s)
+            except _PlannerGone:
+                if attempt:  # a fresh one died too
+                    raise execution_error("the PostgreSQL planner process stopped; try again") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _with_row_check(self, sql: str, name: str) -> str:
         """``sql`` as a subquery whose rows PostgreSQL refuses to send when longer than ``max_row_bytes``.
@@ -421,6 +456,15 @@ class PostgresEngine:
                     break
                 batch = min(batch * 4, _MAX_FETCH)
         return rows
+
+    def _plan_too_large(self) -> QueryFailed:
+        return QueryFailed.of(
+            "execution",
+            "PostgreSQL's plan of this statement is too large to check: it computes constant expressions "
+            "while planning, and one here builds a value far longer than the "
+            f"{_size(self.max_row_bytes)} a row may hold (the max_value_bytes guard setting); build shorter "
+            "values or compute them from a column",
+        )
 
     def _row_too_long(self, number: int | None, size: int) -> QueryFailed:
         """Row ``number`` (received) holds ``size`` characters/bytes; ``None``: PostgreSQL refused to send
@@ -550,6 +594,161 @@ class PostgresEngine:
 
     def close(self) -> None:
         self._pool.close()
+        with self._planner_lock:
+            if self._planner is not None:
+                self._planner.stop()
+                self._planner = None
+
+
+# -- the planner process ---------------------------------------------------------------------------
+
+_PLANNER_MEMORY_BYTES = (
+    64 << 20
+)  # what the planner may allocate on top of 16 rows (a plan holds several copies)
+_PLANNER_START_S = 60.0
+
+
+class _PlanTooLarge(Exception):
+    """The planner process ran out of memory receiving a plan (or died doing so)."""
+
+
+class _PlannerGone(Exception):
+    """The planner process had ended before a request reached it."""
+
+
+class _Planner:
+    """A child process that plans statements on a connection of its own, under a memory cap.
+
+    PostgreSQL folds constant expressions while planning, so a plan can hold a value of up to 1 GB
+    (``repeat('x', 100000000)`` is a literal there) that the statement itself would never send (the row
+    check refuses it); libpq receives a message whole, so the server process would hold it. Here a plan
+    past the cap kills only this process (its next use starts another). Its session has the same URL,
+    pinned settings and role as the engine's, and every statement it plans is in a read-only transaction
+    (``default_transaction_read_only``). One request at a time.
+    """
+
+    def __init__(self, conninfo: str, memory_bytes: int) -> None:
+        self._lock = threading.Lock()
+        ours, theirs = _socketpair()
+        root = str(Path(__file__).resolve().parents[2])
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); from mcp_server.engines.postgres import _serve_plans; "
+            "_serve_plans(int(sys.argv[1]), int(sys.argv[2]))"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno()), str(memory_bytes)],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # stdout may be the MCP stdio transport
+        )
+        theirs.close()
+        self._conn = Connection(os.dup(ours.fileno()))
+        ours.close()
+        self.alive = True
+        self._conn.send(conninfo)  # not on the command line: it may hold a password
+        kind, payload = self._answer(_PLANNER_START_S)
+        if kind != "ok":
+            self.stop()
+            raise payload if isinstance(payload, BaseException) else execution_error(str(payload))
+
+    def plan(self, query: str, timeout_s: float) -> Any:
+        """The plan of ``query``; raises a psycopg error as the server raised it, ``_PlanTooLarge``, or
+        ``_PlannerGone`` when the process had ended before the request (start another and retry)."""
+        with self._lock:
+            try:
+                self._conn.send((query, max(1, int(timeout_s * 1000))))
+            except OSError:  # it ended after its last answer (out of memory, a broken connection)
+                self.stop()
+                raise _PlannerGone from None
+            kind, payload = self._answer(timeout_s + 5.0)
+        if kind == "ok":
+            return payload
+        if kind == "memory":
+            self.stop()  # it ends after saying so
+            raise _PlanTooLarge()
+        sqlstate = getattr(payload, "sqlstate", None)
+        if sqlstate in _SESSION_ENDED or (isinstance(payload, _BROKEN) and sqlstate is None):
+            self.stop()  # its connection was dropped (a server restart): plan again on a new one
+            raise _PlannerGone
+        raise payload  # a psycopg error (they pickle with their diagnostics) or a QueryFailed
+
+    def _answer(self, wait_s: float) -> tuple[str, Any]:
+        try:
+            if not self._conn.poll(wait_s):
+                self.stop()
+                return "error", execution_error("PostgreSQL did not plan the statement in time")
+            answer: tuple[str, Any] = self._conn.recv()
+            return answer
+        except (EOFError, OSError):  # it died: out of memory while receiving a plan, or killed
+            self.stop()
+            return "memory", None
+
+    def stop(self) -> None:
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+
+def _socketpair() -> tuple[Any, Any]:
+    import socket
+
+    return socket.socketpair()
+
+
+def _serve_plans(fd: int, memory_bytes: int) -> None:
+    """The planner process: connect, cap memory, answer ``(sql, timeout_ms)`` with the plan until EOF."""
+    channel = Connection(fd)
+    try:
+        conninfo = channel.recv()
+        conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+        conn.execute("SET default_transaction_read_only = on")
+        PostgresEngine._check_pinned_values(conn, "planner")
+    except Exception as exc:  # the engine's own connection reports the details; say what failed here
+        channel.send(("error", exc if isinstance(exc, QueryFailed) else execution_error(f"planner: {exc}")))
+        return
+    _cap_data(memory_bytes)
+    channel.send(("ok", None))
+    timeout_ms = -1
+    while True:
+        try:
+            sql, wanted_ms = channel.recv()
+        except (EOFError, OSError):
+            break
+        try:
+            if wanted_ms != timeout_ms:
+                conn.execute(f"SET statement_timeout = {int(wanted_ms):d}")
+                timeout_ms = wanted_ms
+            # binary results: psycopg sends it through the extended protocol, so the server refuses a
+            # second statement in the text instead of running it
+            row = conn.execute(_EXPLAIN_CALLS + sql, binary=True).fetchone()
+            channel.send(("ok", row[0] if row else []))
+        except MemoryError:
+            channel.send(("memory", None))
+            break
+        except psycopg.Error as exc:
+            if "out of memory" in str(exc).lower() or "cannot allocate memory" in str(exc).lower():
+                channel.send(("memory", None))
+                break
+            channel.send(("error", exc))
+            if conn.closed or conn.broken:
+                break
+    os._exit(0)
+
+
+def _cap_data(memory_bytes: int) -> None:
+    """Let this process's data segment grow by ``memory_bytes`` from here."""
+    used = 0
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmData:"):
+                used = int(line.split()[1]) * 1024
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+    limit = used + memory_bytes if hard == resource.RLIM_INFINITY else min(used + memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 def _row_check_size(exc: psycopg.Error) -> int | None:

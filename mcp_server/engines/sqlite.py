@@ -319,6 +319,10 @@ class SqliteEngine:
         self._inline_verdicts: dict[str, list[int]] = {}
         _INLINE_WATCH.add(self)
 
+    def privilege_warnings(self) -> list[str]:
+        """None: the file is opened read-only by this process, with no server role to warn about."""
+        return []
+
     @property
     def dialect(self) -> str:
         return "sqlite"
@@ -473,6 +477,28 @@ class SqliteEngine:
             self._inline_verdicts[sql] = verdict
             if len(self._inline_verdicts) > _INLINE_VERDICTS:
                 del self._inline_verdicts[next(iter(self._inline_verdicts))]
+
+    def read_calls(self, sql: str) -> list[str]:
+        """The functions SQLite resolves in ``sql`` (its own reading: prepared for EXPLAIN QUERY PLAN, never
+        run, not checked), asked of an authorizer that records them, on a connection of its own."""
+        names: list[str] = []
+
+        def record(action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None) -> int:
+            if action == apsw.SQLITE_FUNCTION and arg2 is not None:
+                names.append(arg2.lower())
+                return apsw.SQLITE_OK
+            return apsw.SQLITE_OK if action in _READS or action == apsw.SQLITE_PRAGMA else apsw.SQLITE_DENY
+
+        raw = self._open()
+        try:
+            raw.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
+            raw.set_authorizer(record)
+            raw.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+        except (apsw.Error, ValueError) as exc:
+            raise execution_error(f"SQLite cannot read this statement: {exc}") from exc
+        finally:
+            raw.close()
+        return names
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
         # Preparing the plan runs the authorizer over the statement without reading any rows.

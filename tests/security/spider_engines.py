@@ -3,7 +3,7 @@
 ``load_postgres`` / ``load_mariadb`` copy Spider SQLite databases (schema and rows) into PostgreSQL schemas
 and MariaDB databases named ``spider_<db_id>``, idempotently (a database whose row counts already match is
 reused, under a server-side lock, so concurrent test sessions can share it). ``build_duckdb`` writes one
-DuckDB file per database. ``gold_refusals`` runs gold queries, transpiled from SQLite by sqlglot, through
+DuckDB file per database (tables only, unless asked for rows). ``gold_refusals`` runs gold queries, transpiled from SQLite by sqlglot, through
 an engine and returns those refused by a ``function_not_allowed`` rule: the engines' own reading of a
 statement must never refuse a call the guard allows in a real query (a name missing from
 ``dialects.ENGINE_FUNCTIONS``). Used by ``test_engine_calls.py`` and ``benchmarks/engine_calls_bench.py``.
@@ -95,21 +95,24 @@ def load_postgres(url: str, db_path: Path) -> str:
                     (schema,),
                 )
             }
-            if set(counts) != set(data):
+            # Lower-case names, as PostgreSQL folds the gold queries' unquoted ones.
+            if set(counts) != {t.lower() for t in data}:
                 with conn.transaction():
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                     conn.execute(f'CREATE SCHEMA "{schema}"')
                     for table, (cols, rows) in data.items():
                         kinds = [_kind(d) for _, d in cols]
-                        defs = ", ".join(f'"{c}" {types[k]}' for (c, _), k in zip(cols, kinds, strict=True))
-                        conn.execute(f'CREATE TABLE "{schema}"."{table}" ({defs})')
+                        defs = ", ".join(
+                            f'"{c.lower()}" {types[k]}' for (c, _), k in zip(cols, kinds, strict=True)
+                        )
+                        conn.execute(f'CREATE TABLE "{schema}"."{table.lower()}" ({defs})')
                         marks = ", ".join(["%s"] * len(cols))
                         with conn.cursor() as cur:
                             cur.executemany(
-                                f'INSERT INTO "{schema}"."{table}" VALUES ({marks})',
+                                f'INSERT INTO "{schema}"."{table.lower()}" VALUES ({marks})',
                                 [[_clean(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows],
                             )
-                    conn.execute(f'ANALYZE "{schema}"."{next(iter(data))}"')
+                    conn.execute(f'ANALYZE "{schema}"."{next(iter(data)).lower()}"')
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
     return f"{url}?options=-csearch_path%3D{schema}"
@@ -153,8 +156,10 @@ def load_mariadb(url: str, db_path: Path) -> str:
     return u.set(database=database).render_as_string(hide_password=False)
 
 
-def build_duckdb(folder: Path, db_path: Path) -> Path:
-    """One Spider database as a DuckDB file in ``folder``."""
+def build_duckdb(folder: Path, db_path: Path, *, with_rows: bool = False) -> Path:
+    """One Spider database as a DuckDB file in ``folder``: its tables, and their rows if ``with_rows``
+    (DuckDB's own reading of a statement, the call check, depends on the text alone; inserting row by row
+    is slow)."""
     import duckdb
 
     path = folder / f"{db_path.stem}.duckdb"
@@ -167,7 +172,7 @@ def build_duckdb(folder: Path, db_path: Path) -> Path:
             kinds = [_kind(d) for _, d in cols]
             defs = ", ".join(f'"{c}" {types[k]}' for (c, _), k in zip(cols, kinds, strict=True))
             conn.execute(f'CREATE TABLE "{table}" ({defs})')
-            if rows:
+            if rows and with_rows:
                 marks = ", ".join(["?"] * len(cols))
                 conn.executemany(
                     f'INSERT INTO "{table}" VALUES ({marks})',

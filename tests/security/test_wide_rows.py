@@ -231,7 +231,9 @@ def test_bad_heap_limit_is_a_config_error_naming_the_key(tmp_path: Path, toml: s
 def test_postgres_rows_arrive_one_at_a_time(postgres_url: str) -> None:
     """16 rows of 12 MB (each under the limit): fetching stops past 64 MiB, holding one row at a time
     (16 at a time would be ~200 MB of values, ~600 MiB with libpq's copies)."""
-    got = measure(postgres_url, "SELECT n, repeat('x', 12000000) AS big FROM generate_series(1, 16) AS g(n)")
+    got = measure(
+        postgres_url, "SELECT n, repeat('x', 12000000 + 0 * n) AS big FROM generate_series(1, 16) AS g(n)"
+    )
     assert got.get("truncated") is True and got["rows"] == 1, got  # the character cap shows one
     assert got["growth_mib"] < 192
 
@@ -239,11 +241,24 @@ def test_postgres_rows_arrive_one_at_a_time(postgres_url: str) -> None:
 def test_postgres_a_row_over_the_limit_fails(postgres_url: str) -> None:
     """4 rows of 60 MB: PostgreSQL refuses the first before sending it (the engine's row check), so
     nothing is received (+172 MiB when the first row was received whole and then refused; ~720 MiB if
-    the four were fetched together)."""
-    got = measure(postgres_url, "SELECT n, repeat('x', 60000000) AS big FROM generate_series(1, 4) AS g(n)")
+    the four were fetched together). The value depends on a column, so it is built while the statement
+    runs, not while it is planned."""
+    got = measure(
+        postgres_url, "SELECT n, repeat('x', 60000000 + 0 * n) AS big FROM generate_series(1, 4) AS g(n)"
+    )
     assert got.get("kind") == "execution", got
     assert "60,000,0" in got["message"] and "16 MiB" in got["message"] and "max_value_bytes" in got["message"]
     assert got["growth_mib"] < 32  # not even one row crossed
+
+
+def test_postgres_a_huge_constant_is_stopped_while_planning(postgres_url: str) -> None:
+    """repeat('x', 60000000) with constant arguments is folded into the plan the engine's call check reads
+    (EXPLAIN): a 60 MB literal, several times over. The planner process stops at its memory cap; the server
+    process receives nothing (+858 MiB when the plan was read in process)."""
+    got = measure(postgres_url, "SELECT n, repeat('x', 60000000) AS big FROM generate_series(1, 4) AS g(n)")
+    assert got.get("kind") == "execution", got
+    assert "plan of this statement is too large" in got["message"] and "max_value_bytes" in got["message"]
+    assert got["growth_mib"] < 32
 
 
 def test_postgres_row_limit_follows_the_setting(postgres_url: str) -> None:
