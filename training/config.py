@@ -95,6 +95,14 @@ class RewardSection(_Strict):
     max_rows: int = Field(default=100_000, gt=0)
     workers: int = Field(default=2, ge=1, description="Reward execution processes.")
     length_norm_chars: int = Field(default=2048, gt=0)
+    order_by: Literal["top_level", "anywhere"] = Field(
+        default="top_level",
+        description=(
+            "When row order counts in the result reward: top_level = the gold's outermost query has an "
+            "ORDER BY; anywhere = the text 'order by' anywhere in the gold (SQL-R1's and the Spider "
+            "test-suite's rule, which also fires on window functions, subqueries and string literals)."
+        ),
+    )
 
 
 class TrainSection(_Strict):

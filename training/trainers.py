@@ -324,7 +324,7 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             if reward is not None
             else GoldResolver(pool, GoldCache(cfg.data.gold_cache or default_cache_path()))
         )
-        reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars)
+        reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars, order_by=r.order_by)
         kept, report, data_used = _prepare(cfg.data, gold)
         records = grpo_records(kept, policy.tokenizer)
         records = _drop_long(
@@ -370,7 +370,11 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             callbacks=[CurvesCallback(title="GRPO"), *_limits(cfg), *callbacks],
         )
         weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
-        extra = {"reward_weights": weights, "rollouts": "vllm" if vllm else "generate"}
+        extra = {
+            "reward_weights": weights,
+            "reward_settings": {**reward.settings(), "timeout_s": r.timeout_s, "max_rows": r.max_rows},
+            "rollouts": "vllm" if vllm else "generate",
+        }
         _write_record(
             trainer,
             [out],
