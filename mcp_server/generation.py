@@ -27,7 +27,7 @@ from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
-from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, variant_for_version
+from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult
 from mcp_server.values import ValueHit
 
@@ -170,8 +170,16 @@ class Generator:
         self.config = config or GenerationConfig()
         self.value_index = value_index
         self.max_new_tokens = max_new_tokens
-        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one.
+        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one;
+        # the configuration's `prompt` overrides both.
         self.prompt_version = prompt_version or getattr(backend, "prompt_version", None)
+        try:
+            self.prompt = prompt_spec(self.config.prompt or variant_for_version(self.prompt_version))
+        except ValueError as exc:
+            raise QueryFailed.of("config", str(exc)) from exc
+        manifest = getattr(getattr(backend, "resolved", None), "manifest", None)
+        # The schema text as the checkpoint saw it in training (the example-values ablation).
+        self.example_values: int = getattr(manifest, "schema_example_values", 2)
 
     # -- prompt -----------------------------------------------------------------
     def build_prompt(
@@ -185,12 +193,12 @@ class Generator:
     ) -> PromptInput:
         engine = self.registry.engine(database)
         return build_prompt(
-            self.inspector.ddl(database),
+            self.inspector.ddl(database, example_values=self.example_values),
             question,
-            variant=variant_for_version(self.prompt_version),
+            variant=self.prompt.name,
             evidence=evidence,
             engine=ENGINE_NAMES.get(engine.spec.kind, engine.spec.kind),
-            values=[(h.table, h.column, h.value) for h in values],
+            values=[(h.table, h.column, h.value) for h in values] if self.prompt.uses_values else (),
             previous_turns=previous_turns,
         )
 
@@ -202,7 +210,7 @@ class Generator:
         *,
         cancel: Cancellation | None = None,
     ) -> list[ValueHit]:
-        if self.value_index is None or not self.config.value_retrieval:
+        if self.value_index is None or not self.config.value_retrieval or not self.prompt.uses_values:
             return []
         text = f"{evidence}\n{question}" if evidence else question
         try:
@@ -300,8 +308,8 @@ class Generator:
         trace = PromptTrace(
             messages=[{"role": m.role, "content": m.content} for m in prompt.messages],
             assistant_prefill=prompt.assistant_prefill,
-            variant=variant_for_version(self.prompt_version),
-            version=self.prompt_version,
+            variant=self.prompt.name,
+            version=self.prompt.version,
         )
         executable = sum(vote_counts)
         common: dict[str, Any] = {

@@ -180,3 +180,20 @@ def test_bundled_model_end_to_end(spider_copy, bundled_backend) -> None:  # noqa
     else:
         assert res.sql is None and res.vote_counts == []
     assert res.timings.generation_ms > 0
+
+
+def test_configured_prompt_variant_is_used_and_recorded(chinook_copy: Path, tmp_path: Path) -> None:
+    from mcp_server.prompt import SQLR1_INFERENCE_VERSION
+
+    backend = ScriptedBackend([COUNT_A], prompt_version=TRAIN_PROMPT_VERSION)
+    gen, db = _generator(
+        chinook_copy, backend, values=True, cache=tmp_path / "cache", prompt="sqlr1_inference"
+    )
+    res = gen.generate_sql(db, "How many albums does AC/DC have?", num_candidates=1)
+    prompt, _ = backend.calls[0]
+    # the configuration overrides the manifest's prompt; SQL-R1's exact prompt has no values block
+    assert (res.prompt.variant, res.prompt.version) == ("sqlr1_inference", SQLR1_INFERENCE_VERSION)
+    assert res.values == [] and '"AC/DC"' not in prompt.messages[0].content
+    assert prompt.messages[0].content.startswith("Task Overview:\nYou are a data science expert.")
+    with pytest.raises(QueryFailed, match="unknown prompt variant 'nope'"):
+        _generator(chinook_copy, ScriptedBackend([COUNT_A]), prompt="nope")
