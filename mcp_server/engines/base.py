@@ -344,6 +344,8 @@ class CatalogTable:
     primary_key: list[str] = field(default_factory=list)
     foreign_keys: list[CatalogForeignKey] = field(default_factory=list)
     schema: str | None = None  # e.g. "public"; None for SQLite main
+    # The CREATE statement as stored, when it holds comments (SynSQL's /* column descriptions */)
+    ddl: str | None = None
 
 
 class Engine(Protocol):

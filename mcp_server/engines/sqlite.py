@@ -783,6 +783,12 @@ class SqliteEngine:
             if any(c is None for c in fk.ref_columns):  # REFERENCES t without columns: t's primary key
                 ref = tables.get(fk.ref_table)
                 fk.ref_columns = list(ref.primary_key) if ref is not None else []
+        # Column descriptions written as comments in the CREATE statement (SynSQL-2.5M's databases)
+        for table, ddl in self._meta_query(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND (instr(sql, '/*') OR instr(sql, '--'))"
+        ):
+            if table in tables:
+                tables[table].ddl = ddl
         return list(tables.values())
 
     def fingerprint(self) -> str:
