@@ -189,3 +189,19 @@ def test_sqlr1_rl_records_and_settings(synsql_root: Path, tmp_path: Path) -> Non
     with pytest.raises(QueryFailed, match="unknown prompt variant 'nope'"):
         load_grpo_config(cfg)
     assert SQLR1_RL_VERSION == "sqlr1-paper-rl-v1"
+
+
+def test_7b_preset_follows_sqlr1s_verl_run() -> None:
+    """sh/train.sh + verl/trainer/config/ppo_trainer.yaml of IDEA-FinAI/SQL-R1, setting by setting."""
+    from training.config import CONFIGS_DIR
+
+    cfg = load_grpo_config(CONFIGS_DIR / "grpo_sqlr1_7b.toml")
+    g, t, d, r = cfg.grpo, cfg.train, cfg.data, cfg.reward
+    assert (g.num_generations, g.prompts_per_step, g.temperature, g.top_p) == (8, 8, 1.1, 1.0)
+    assert (g.max_prompt_length, g.max_completion_length, g.beta, g.epsilon) == (4096, 2048, 0.001, 0.2)
+    assert (g.loss_type, g.entropy_coef) == ("bnpo", 0.001)  # token-mean; entropy_coeff
+    assert (t.learning_rate, t.lr_scheduler_type, t.warmup_ratio) == (3e-7, "constant", 0.0)
+    assert (t.weight_decay, t.max_grad_norm, t.num_train_epochs) == (0.01, 1.0, 10)
+    assert (d.data_file, d.prompt, d.complexity) == ("train.parquet", "sqlr1_rl", ["Complex"])
+    assert d.holdout is not None and d.holdout.endswith("test.parquet") and d.limit is None
+    assert (r.timeout_s, r.order_by) == (30, "anywhere")

@@ -179,7 +179,14 @@ class GRPOSection(_Strict):
     beta: float = Field(default=0.001, ge=0, description="KL coefficient (SQL-R1: 0.001).")
     epsilon: float = 0.2
     num_iterations: int = 1
-    loss_type: str = "grpo"
+    loss_type: str = Field(
+        default="grpo",
+        description="TRL's loss aggregation: grpo (mean per sequence, then over sequences), bnpo (mean over the "
+        "tokens of the local batch: verl's token-mean, SQL-R1), dapo, dr_grpo, ...",
+    )
+    entropy_coef: float = Field(
+        default=0.0, ge=0, description="Entropy bonus coefficient (verl's entropy_coeff; SQL-R1: 0.001)."
+    )
     scale_rewards: str = "group"
     mask_truncated_completions: bool = False
     use_vllm: Literal["auto", "on", "off"] = Field(

@@ -382,6 +382,7 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             epsilon=g.epsilon,
             num_iterations=g.num_iterations,
             loss_type=g.loss_type,
+            entropy_coef=g.entropy_coef,
             scale_rewards=g.scale_rewards,
             mask_truncated_completions=g.mask_truncated_completions,
             reward_weights=r.weights.as_list(),
