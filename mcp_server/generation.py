@@ -3,8 +3,12 @@
 Owns the SQL-R1 inference loop: build the prompt (schema DDL, evidence, retrieved values, previous
 turns), sample N candidates in ONE batched backend call (``n=1`` is greedy), run every candidate's SQL
 through the guarded executor (with a cancel handle of the request's ``Cancellation``, so a cancel stops
-a running candidate in the engine), group candidates by BIRD row-set equivalence (``compare.result_key``)
-and pick the largest group (ties: the highest log-likelihood, else the earliest candidate).
+a running candidate in the engine), group candidates by their whole result and pick the largest group
+(ties: the highest log-likelihood, else the earliest candidate). A result within the row and character
+caps is grouped by BIRD row-set equivalence (``compare.result_key``, as SQL-R1's voting); results cut by a
+cap are grouped by a fingerprint of the whole result (``Executor.fingerprint``: streamed by the engine,
+never held, equal for results equal as bags), so candidates that differ after the cap stay apart. The
+preview shows the capped rows.
 It never runs SQL without the guard, never parses SQL with regexes (``answer.py`` extracts it) and
 never loads a model (the backend is handed in, loaded once per process by ``backends.factory``).
 """
@@ -292,10 +296,11 @@ class Generator:
         progress.step(2, f"sampled {len(completions)} candidate(s); executing")
 
         candidates, results = self._execute(database, prompt, completions, progress, cancel, stop)
+        keys = self._vote_keys(database, candidates, results, cancel)
         t4 = time.perf_counter()
 
         cancelled = stop() or any(c.finish_reason == "cancelled" for c in completions)
-        vote_counts, chosen = vote(candidates, results)
+        vote_counts, chosen = vote(candidates, results, keys)
         progress.step(total, "done")
 
         timings = Timings(
@@ -414,22 +419,62 @@ class Generator:
             progress.step(3 + i, f"executed candidate {i + 1}/{len(completions)}: {cand.status}")
         return candidates, results
 
+    def _vote_keys(
+        self,
+        database: str,
+        candidates: list[CandidateResult],
+        results: list[QueryResult | None],
+        cancel: Cancellation,
+    ) -> list[Hashable | None]:
+        """Group keys for results cut by a cap: a fingerprint of the whole result, computed by a second,
+        streamed run of each distinct SQL (only when two or more distinct SQLs were cut: one alone
+        cannot be merged with anything); None (group by rows) for the others. A result that cannot be
+        fingerprinted (timeout, error) keeps a group of its own SQL."""
+        cut = {
+            c.sql for c, r in zip(candidates, results, strict=True) if r is not None and r.truncated and c.sql
+        }
+        keys: list[Hashable | None] = [None] * len(candidates)
+        if len(cut) < 2:
+            for i, (c, r) in enumerate(zip(candidates, results, strict=True)):
+                if r is not None and r.truncated:
+                    keys[i] = ("sql", c.sql)
+            return keys
+        prints: dict[str, Hashable] = {}
+        for sql in sorted(cut, key=str):
+            assert sql is not None
+            try:
+                with cancel.handle() as handle:
+                    prints[sql] = self.executor.fingerprint(database, sql, cancel=handle)
+            except QueryFailed as exc:
+                log.info("cannot fingerprint a capped result (%s); it votes alone", exc.error)
+                prints[sql] = ("sql", sql)
+        for i, (c, r) in enumerate(zip(candidates, results, strict=True)):
+            if r is not None and r.truncated and c.sql:
+                keys[i] = prints[c.sql]
+        return keys
+
 
 def vote(
-    candidates: list[CandidateResult], results: list[QueryResult | None]
+    candidates: list[CandidateResult],
+    results: list[QueryResult | None],
+    keys: Sequence[Hashable | None] | None = None,
 ) -> tuple[list[int], int | None]:
-    """Group executable candidates by result set; returns (votes per group, chosen index).
+    """Group executable candidates by result; returns (votes per group, chosen index).
 
+    A candidate's group key is ``keys[i]`` when given (not None), else its rows' ``result_key``.
     Groups are ordered by size, then by their best log-likelihood (when every candidate has one),
     then by their earliest candidate; group 0 wins. Within it the most likely (else first) candidate
     is chosen. Sets each candidate's ``group`` and ``votes``.
     """
     groups: dict[Hashable, list[int]] = {}
-    for cand, result in zip(candidates, results, strict=True):
+    for i, (cand, result) in enumerate(zip(candidates, results, strict=True)):
         if result is None:
             continue
-        rows = result.raw_rows if result.raw_rows is not None else [tuple(r) for r in result.rows]
-        groups.setdefault(result_key(rows), []).append(cand.index)
+        key = keys[i] if keys is not None else None
+        if key is None:
+            rows = result.raw_rows if result.raw_rows is not None else [tuple(r) for r in result.rows]
+            key = ("rows", result_key(rows))
+        groups.setdefault(key, []).append(cand.index)
     if not groups:
         return [], None
     use_logprob = all(candidates[i].logprob is not None for members in groups.values() for i in members)

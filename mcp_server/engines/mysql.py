@@ -35,6 +35,7 @@ from mcp_server.engines.base import (
     ConnectionPool,
     DatabaseSpec,
     RawResult,
+    ResultFingerprint,
     cancelled_error,
     engine_refused,
     execution_error,
@@ -94,6 +95,9 @@ def connect_args_from_url(url: str) -> dict[str, Any]:
     if ssl:
         args["ssl"] = ssl
     return args
+
+
+_NO_SELECT_LIMIT = 18446744073709551615  # sql_select_limit's default: no limit
 
 
 class _RowTooLong(Exception):
@@ -230,22 +234,37 @@ class MysqlEngine:
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, fingerprint=fingerprint)
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
         self._run("EXPLAIN " + sql, max_rows=10_000, timeout_s=timeout_s, cancel=None)
 
-    def _run(self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None) -> RawResult:
+    def _run(
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        fingerprint: ResultFingerprint | None = None,
+    ) -> RawResult:
         started = time.monotonic()
         for attempt in (0, 1):
             conn = self._acquire()
             reuse = True
+            partial = ResultFingerprint() if fingerprint is not None else None  # a retry starts afresh
             try:
                 # a retry gets what is left of the caller's time, so the deadline stays timeout_s
                 left = max(0.01, timeout_s - (time.monotonic() - started))
-                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel)
+                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel, partial)
             except pymysql.Error as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 reuse = conn.raw.open and code not in _LOST_CODES
@@ -255,6 +274,8 @@ class MysqlEngine:
                 raise self._map_error(exc, code, timeout_s, started, cancel) from exc
             finally:
                 self._release(conn, reuse=reuse)
+            if fingerprint is not None and partial is not None:
+                fingerprint.merge(partial.state())
             truncated = len(rows) > max_rows
             return RawResult(
                 columns=columns,
@@ -265,20 +286,28 @@ class MysqlEngine:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch(
-        self, conn: _Conn, sql: str, limit: int, timeout_s: float, cancel: CancelHandle | None
+        self,
+        conn: _Conn,
+        sql: str,
+        limit: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> tuple[list[Column], list[tuple[Any, ...]], bool]:
         raw = conn.raw
+        # With a fingerprint the whole result streams through (never held), so the server sends it all
+        select_limit = _NO_SELECT_LIMIT if fingerprint is not None else limit
         with raw.cursor() as setup:
             # Re-asserted for every statement: session state must not carry over from a previous one.
             if conn.mariadb:
                 setup.execute(
                     f"SET SESSION max_statement_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1",
-                    (float(timeout_s), limit),
+                    (float(timeout_s), select_limit),
                 )
             else:
                 setup.execute(
                     f"SET SESSION max_execution_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1",
-                    (max(1, int(timeout_s * 1000)), limit),
+                    (max(1, int(timeout_s * 1000)), select_limit),
                 )
             setup.execute("START TRANSACTION READ ONLY")
         raw.max_packet_bytes = self.max_row_bytes
@@ -299,7 +328,7 @@ class MysqlEngine:
                 cur.execute(sql)  # no args: the text is sent as is, never %-formatted
                 # Row by row from the unbuffered cursor: a row cap alone does not bound memory (a cut
                 # here is then over the character cap too, so the executor marks the result truncated).
-                rows, cut = fetch_bounded(cur.fetchmany, limit)
+                rows, cut = fetch_bounded(cur.fetchmany, limit, fingerprint=fingerprint)
                 description = cur.description or ()
                 if cut or (len(rows) == limit and cur.fetchone() is not None):
                     # An explicit LIMIT beat sql_select_limit, or the result is too big to hold:

@@ -57,6 +57,7 @@ from mcp_server.engines.base import (
     ConnectionPool,
     DatabaseSpec,
     RawResult,
+    ResultFingerprint,
     cancelled_error,
     engine_refused,
     execution_error,
@@ -543,9 +544,15 @@ class SqliteEngine:
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, fingerprint=fingerprint)
 
     def execute_inline(
         self, sql: str, expression: exp.Expr, *, max_rows: int, timeout_s: float, budget_s: float
@@ -598,6 +605,7 @@ class SqliteEngine:
         timeout_s: float,
         cancel: CancelHandle | None,
         budget_s: float | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
         """Run ``sql`` on a pooled connection; with ``budget_s`` below ``timeout_s``, a statement still
         running at the budget is stopped and ``_OverBudget`` raised instead of the timeout error."""
@@ -622,7 +630,7 @@ class SqliteEngine:
         try:
             cur = conn.raw.execute(sql)  # prepares, runs conn.trace, steps to the first row
             try:
-                rows, cut, chars_bound = _fetch_bounded(cur, max_rows + 1)
+                rows, cut, chars_bound = _fetch_bounded(cur, max_rows + 1, fingerprint)
             finally:
                 cur.close(True)
             description: tuple[tuple[str, str | None], ...] = conn.description or ()
@@ -808,18 +816,21 @@ class SqliteEngine:
                 self._meta = None
 
 
-def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool, int | None]:
+def _fetch_bounded(
+    cur: apsw.Cursor, limit: int, fingerprint: ResultFingerprint | None = None
+) -> tuple[list[tuple[Any, ...]], bool, int | None]:
     """``engines.base.fetch_bounded`` for SQLite rows, one at a time (the memory bound holds to the row),
     in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``.
 
     Also returns ``RawResult.plain_chars_bound``: the rows' characters as ``executor.cap_rows`` counts
     them, at most (an int has at most 20 characters, None 4), or None when a value needs converting first
-    (bytes, float).
+    (bytes, float). With ``fingerprint``, every row goes into it, the rest of the result read to the end.
     """
     rows: list[tuple[Any, ...]] = []
     used = 0  # characters of text and bytes of blobs: the memory bound
     short = 0  # ints and NULLs
     plain = True
+    cut = False
     for row in islice(cur, max(0, limit)):  # iterating steps one row per call, like fetchone
         rows.append(row)
         for value in row:
@@ -832,7 +843,16 @@ def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]],
                 if type(value) is bytes:
                     used += len(value)
         if used > MAX_RESULT_BYTES:
-            return rows, True, None
+            cut = True
+            break
+    if fingerprint is not None:
+        for row in rows:
+            fingerprint.add(row)
+        if cut or len(rows) >= limit:
+            for row in cur:  # past the cap: fingerprinted, never kept
+                fingerprint.add(row)
+    if cut:
+        return rows, True, None
     return rows, False, used + 20 * short if plain else None
 
 
