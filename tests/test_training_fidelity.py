@@ -205,3 +205,17 @@ def test_7b_preset_follows_sqlr1s_verl_run() -> None:
     assert (d.data_file, d.prompt, d.complexity) == ("train.parquet", "sqlr1_rl", ["Complex"])
     assert d.holdout is not None and d.holdout.endswith("test.parquet") and d.limit is None
     assert (r.timeout_s, r.order_by) == (30, "anywhere")
+
+
+def test_render_ddl_keeps_a_column_subset_and_its_keys(tmp_path: Path) -> None:
+    from mcp_server.schema import render_ddl
+
+    build_databases(tmp_path)
+    schema = SchemaInspector(Registry.from_targets([str(tmp_path / "parity")])).describe("parity")
+    text = render_ddl(schema, columns={"SINGER": ["Name", "singer_id"], "concert": ["singer_id", "venue"]})
+    assert "    name TEXT," in text and "age" not in text and "attendance" not in text
+    assert "PRIMARY KEY (singer_id)" in text and "PRIMARY KEY (concert_id)" not in text
+    assert "FOREIGN KEY (singer_id) REFERENCES singer (singer_id)" in text
+    only_singer = render_ddl(schema, columns={"concert": []})
+    assert "CREATE TABLE concert" not in only_singer and "CREATE TABLE singer" in only_singer
+    assert render_ddl(schema) == render_ddl(schema, columns=None)  # the full text is unchanged
