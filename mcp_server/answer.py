@@ -267,15 +267,32 @@ def _last_statement(text: str) -> str | None:
     return found
 
 
+def _tag_positions(text: str, masked: bool) -> dict[str, list[int]]:
+    """Every occurrence of each tag; with ``masked``, only those outside closed code blocks (found
+    left to right over the whole text), so a SQL literal or a quoted value that spells a tag is not one."""
+    blocks = [(f.start, f.end) for f in _fences(text, 0, len(text)) if f.closed] if masked else []
+    found: dict[str, list[int]] = {}
+    for tag in TAGS:
+        hits, pos = [], 0
+        while (i := text.find(tag, pos)) >= 0:
+            if not any(lo <= i < hi for lo, hi in blocks):
+                hits.append(i)
+            pos = i + len(tag)
+        found[tag] = hits
+    return found
+
+
 def parse_answer(text: str, *, prefilled_think: bool = False) -> ParsedAnswer:
     """Split a completion into think text, answer text and SQL (never raises).
 
-    The answer block runs from the last ``<answer>`` to the last ``</answer>`` after it (or the end:
-    a SQL string literal that spells ``</answer>`` does not cut it short). SQL, in order of
-    preference: the last SQL block inside the answer block (a cut-off one too); the last SQL code block after the reasoning, then anywhere; the last
-    bare SELECT/WITH statement that sqlglot parses (answer block first). Each region is scanned for
-    code blocks on its own, so an unclosed ```` ``` ```` in the reasoning cannot swallow the answer's
-    block. ``prefilled_think`` as in :func:`strict_answer`.
+    Tags are first looked for outside closed code blocks, so a database value quoted in the reasoning
+    or used as a SQL literal cannot open or close the answer; when that finds no ``<answer>`` (an
+    unclosed ```` ``` ```` in the reasoning pairs with the answer's own block and hides it), every
+    occurrence counts, as in :func:`strict_answer`. The answer block runs from the last ``<answer>``
+    to the last ``</answer>`` after it (or the end). SQL, in order of preference: the last SQL block
+    inside the answer block (a cut-off one too); the last SQL code block after the reasoning, then
+    anywhere; the last bare SELECT/WITH statement that sqlglot parses (answer block first). Each
+    region is scanned for code blocks on its own. ``prefilled_think`` as in :func:`strict_answer`.
 
     The SQL equals :func:`strict_answer`'s whenever the format holds, except for blocks SQL-R1's
     regex misreads (```` ```sqlite ```` is read there as ```` ```sql ```` + ``"ite…"``): the reward
@@ -284,24 +301,25 @@ def parse_answer(text: str, *, prefilled_think: bool = False) -> ParsedAnswer:
     full = _with_prefill(text, prefilled_think)
     strict = strict_answer(text, prefilled_think=prefilled_think)
     n = len(full)
+    pos = _tag_positions(full, masked=True)
+    if not pos[ANSWER_OPEN]:
+        pos = _tag_positions(full, masked=False)
 
-    think = strict.think if strict.ok else None
-    t_start = full.find(THINK_OPEN)
-    if think is None and t_start >= 0:
-        t_start += len(THINK_OPEN)
-        t_end = full.find(THINK_CLOSE, t_start)
-        if t_end < 0:  # truncated or untagged end: think runs to the answer or the end
-            t_end = a if (a := full.find(ANSWER_OPEN, t_start)) >= 0 else n
+    think: str | None = None
+    if pos[THINK_OPEN]:
+        t_start = pos[THINK_OPEN][0] + len(THINK_OPEN)
+        t_end = next((i for i in pos[THINK_CLOSE] if i >= t_start), None)
+        if t_end is None:  # truncated or untagged end: think runs to the answer or the end
+            t_end = next((i for i in pos[ANSWER_OPEN] if i >= t_start), n)
         think = full[t_start:t_end].strip()
 
     answer: str | None = None
     a_lo = a_hi = n
-    if (a_open := full.rfind(ANSWER_OPEN)) >= 0:
-        a_lo = a_open + len(ANSWER_OPEN)
-        a_hi = a if (a := full.rfind(ANSWER_CLOSE, a_lo)) >= 0 else n
+    if pos[ANSWER_OPEN]:
+        a_lo = pos[ANSWER_OPEN][-1] + len(ANSWER_OPEN)
+        a_hi = next((i for i in reversed(pos[ANSWER_CLOSE]) if i >= a_lo), n)
         answer = full[a_lo:a_hi].strip()
-    after_think = full.rfind(THINK_CLOSE)
-    after_think = after_think + len(THINK_CLOSE) if after_think >= 0 else 0
+    after_think = pos[THINK_CLOSE][-1] + len(THINK_CLOSE) if pos[THINK_CLOSE] else 0
 
     sql: str | None = None
     source: SqlSource | None = None
