@@ -124,6 +124,14 @@ CASES: list[tuple[str, str, bool, str | None, str | None, bool]] = [
         True,
     ),
     (
+        "unclosed_line_fence_in_reasoning",  # the reasoning's block pairs with the answer's: tags still found
+        "<think>I start:\n```sql\nSELECT\n</think>\n<answer>\n```sql\nSELECT 1\n```\n</answer>",
+        False,
+        "SELECT 1",
+        "answer",
+        True,
+    ),
+    (
         "one_line_block",
         "<think>a</think><answer>```sql SELECT 1```</answer>",
         False,
