@@ -101,8 +101,8 @@ def parse_db_flag(value: str) -> DatabaseConfig:
 
 
 def resolve_config(args: argparse.Namespace) -> AppConfig:
-    """The effective configuration: ``--config`` file, then ``--db``/``--model``/``--device``/``--dtype``
-    flags on top.
+    """The effective configuration: ``--config`` file, then ``--db``/``--model``/``--device``/``--dtype``/
+    ``--prompt`` flags on top.
 
     With no database anywhere, the bundled Chinook example is used.
     """
@@ -120,6 +120,8 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
         config.model.device = device
     if dtype := getattr(args, "dtype", None):
         config.model.dtype = dtype
+    if prompt := getattr(args, "prompt", None):
+        config.generation.prompt = prompt
     return config
 
 
@@ -343,6 +345,12 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "--dtype",
         choices=MODEL_DTYPES,
         help="transformers backend precision (default auto: bfloat16 on a GPU that has it, float32 on CPU)",
+    )
+    parser.add_argument(
+        "--prompt",
+        metavar="VARIANT",
+        help="prompt variant for generation: inference, training, sqlr1_inference (SQL-R1's, exactly), "
+        "sqlr1_rl (default: the checkpoint manifest's, else inference)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -10,14 +10,17 @@ semantics are reproduced here, and nowhere else:
   row order only when the gold query has ``ORDER BY``, any column permutation accepted; found by a quick
   rejection on order-free rows and a search over column permutations constrained by column values.
   By default the test-suite strips every ``DISTINCT`` token from both queries before running them
-  (:func:`strip_distinct`) and decides ``order_matters`` from the gold query (:func:`order_matters_for`).
+  (:func:`strip_distinct`) and decides ``order_matters`` from the gold query (:func:`order_matters_for`);
+  :func:`spider_official_sql` is every rewrite it makes before running a query.
 
 This module never executes SQL; callers pass rows (sequences of values) in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from itertools import product
@@ -36,6 +39,7 @@ __all__ = [
     "order_matters_for",
     "result_key",
     "spider_equal",
+    "spider_official_sql",
     "strip_distinct",
 ]
 
@@ -213,3 +217,39 @@ def strip_distinct(sql: str, dialect: str = "sqlite") -> str:
             pos = token.end + 1
     parts.append(sql[pos:])
     return "".join(parts)
+
+
+def _first_statement(sql: str, dialect: str) -> str:
+    """The text up to and including the first ``;`` token (sqlparse's ``parse(s)[0]``), else all of it."""
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    except TokenError:
+        return sql
+    end = next((t.end for t in tokens if t.token_type == TokenType.SEMICOLON), None)
+    return sql if end is None else sql[: end + 1]
+
+
+# exec_eval.replace_cur_year, verbatim: the official rewrite is a regex over the text, so is this one.
+_CUR_YEAR = re.compile(r"YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*", re.IGNORECASE)
+
+
+def spider_official_sql(
+    sql: str, *, prediction: bool, keep_distinct: bool = False, dialect: str = "sqlite"
+) -> str:
+    """The statement the official Spider test-suite scorer runs for ``sql``, rewrite for rewrite.
+
+    In order: ``evaluation.py`` replaces the text ``value`` with ``1`` in a prediction (a leftover of
+    value-free predictions: a column or string ``value`` changes too); ``exec_eval.postprocess`` joins
+    ``> =``, ``< =``, ``! =``; unless ``keep_distinct``, ``remove_distinct`` drops every ``DISTINCT``
+    token and, since it reads ``sqlparse.parse(s)[0]``, everything after the first statement;
+    ``exec_on_db_`` replaces ``YEAR(CURDATE())`` with ``2020``. Decide ``order_matters`` on the gold's
+    rewritten text (:func:`order_matters_for` with ``rule="official"``), as the scorer does.
+    """
+    if prediction:
+        sql = sql.replace("value", "1")
+    sql = sql.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
+    if not keep_distinct:
+        sql = _first_statement(sql, dialect)
+        with contextlib.suppress(QueryFailed):  # untokenizable: run as is, the engine reports the error
+            sql = strip_distinct(sql, dialect)
+    return _CUR_YEAR.sub("2020", sql)

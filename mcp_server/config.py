@@ -139,6 +139,13 @@ class GenerationConfig(_Strict):
     top_p: float = Field(default=0.95, gt=0, le=1)
     value_retrieval: bool = True
     seed: int | None = None
+    prompt: str | None = Field(
+        default=None,
+        description=(
+            "Prompt variant (mcp_server.prompt.PROMPTS): inference, training, sqlr1_inference (SQL-R1's "
+            "inference prompt, exactly), sqlr1_rl. Default: the checkpoint manifest's, else inference."
+        ),
+    )
 
 
 class AppConfig(_Strict):

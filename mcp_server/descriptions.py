@@ -1,8 +1,10 @@
-"""Column descriptions: BIRD ``database_description/<table>.csv`` files and Spider/BIRD ``tables.json``.
+"""Column descriptions: BIRD ``database_description/<table>.csv`` files, Spider/BIRD ``tables.json``,
+and comments in a table's CREATE statement (SynSQL-2.5M's ``"col" TYPE /* description */``).
 
-Owns reading those files (tolerating their real-world quirks: BOMs, latin-1 files, stray spaces in
-names, extra empty CSV columns) and matching them to tables and columns case-insensitively. It never
-touches a database; :mod:`mcp_server.schema` merges the notes into the inspected schema.
+Owns reading those (tolerating their real-world quirks: BOMs, latin-1 files, stray spaces in names,
+extra empty CSV columns) and matching them to tables and columns case-insensitively. It never touches
+a database (the engine's catalog hands the CREATE text in); :mod:`mcp_server.schema` merges the notes
+into the inspected schema, for serving and training alike.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
 from mcp_server.engines.base import DatabaseSpec
 
 __all__ = [
     "ColumnNote",
     "TableNotes",
+    "ddl_column_comments",
     "load_descriptions",
     "read_bird_descriptions",
     "read_tables_json",
@@ -158,3 +165,19 @@ def load_descriptions(spec: DatabaseSpec) -> dict[str, TableNotes]:
     for key, notes in from_csv.items():
         merged.setdefault(key, notes)
     return merged
+
+
+def ddl_column_comments(ddl: str, dialect: str = "sqlite") -> dict[str, str]:
+    """Column comments of a CREATE TABLE statement, by casefolded column name (empty when it has none
+    or does not parse): ``"name" TEXT /* Name of the university */`` gives ``{"name": "Name of the
+    university"}``, as SynSQL-2.5M writes its descriptions."""
+    try:
+        tree = sqlglot.parse_one(ddl, read=dialect)
+    except (SqlglotError, RecursionError):
+        return {}
+    out: dict[str, str] = {}
+    for column in tree.find_all(exp.ColumnDef):
+        text = _clean(" ".join(column.comments or []))
+        if text:
+            out[column.name.strip().casefold()] = text
+    return out

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,7 @@ import anyio.to_thread
 from mcp_server import guard
 from mcp_server.cancellation import run_in_thread
 from mcp_server.config import DatabaseConfig, GuardSettings
-from mcp_server.engines.base import CancelHandle, RawResult, timeout_error
+from mcp_server.engines.base import CancelHandle, RawResult, ResultFingerprint, timeout_error
 from mcp_server.registry import Registry
 from mcp_server.results import JSONValue, QueryResult, json_safe, result_json
 
@@ -178,6 +178,32 @@ class Executor:
             timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
             cancel=cancel,
         )
+
+    def fingerprint(
+        self,
+        database: str,
+        sql: str,
+        *,
+        timeout_s: float | None = None,
+        cancel: CancelHandle | None = None,
+    ) -> Hashable:
+        """A fingerprint of the statement's WHOLE result, past the row and character caps
+        (:class:`~mcp_server.engines.base.ResultFingerprint`: equal for results that are equal as bags).
+
+        Guarded and read-only like ``run``; the engine streams every row into the fingerprint and keeps
+        none, so memory stays flat whatever the result's size. Raises ``QueryFailed`` like ``run``
+        (a result that cannot be read whole within the timeout is a ``timeout``).
+        """
+        statement = self.check(database, sql)
+        fp = ResultFingerprint()
+        self.registry.engine(database).execute(
+            statement.sql,
+            max_rows=0,
+            timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
+            cancel=cancel,
+            fingerprint=fp,
+        )
+        return fp.key()
 
     def validate(self, database: str, sql: str) -> guard.GuardedStatement:
         """Guard + engine dry run (EXPLAIN); returns the guarded statement or raises ``QueryFailed``."""

@@ -3,8 +3,12 @@
 Owns the SQL-R1 inference loop: build the prompt (schema DDL, evidence, retrieved values, previous
 turns), sample N candidates in ONE batched backend call (``n=1`` is greedy), run every candidate's SQL
 through the guarded executor (with a cancel handle of the request's ``Cancellation``, so a cancel stops
-a running candidate in the engine), group candidates by BIRD row-set equivalence (``compare.result_key``)
-and pick the largest group (ties: the highest log-likelihood, else the earliest candidate).
+a running candidate in the engine), group candidates by their whole result and pick the largest group
+(ties: the highest log-likelihood, else the earliest candidate). A result within the row and character
+caps is grouped by BIRD row-set equivalence (``compare.result_key``, as SQL-R1's voting); results cut by a
+cap are grouped by a fingerprint of the whole result (``Executor.fingerprint``: streamed by the engine,
+never held, equal for results equal as bags), so candidates that differ after the cap stay apart. The
+preview shows the capped rows.
 It never runs SQL without the guard, never parses SQL with regexes (``answer.py`` extracts it) and
 never loads a model (the backend is handed in, loaded once per process by ``backends.factory``).
 """
@@ -27,7 +31,7 @@ from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
-from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, variant_for_version
+from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult
 from mcp_server.values import ValueHit
 
@@ -170,8 +174,16 @@ class Generator:
         self.config = config or GenerationConfig()
         self.value_index = value_index
         self.max_new_tokens = max_new_tokens
-        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one.
+        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one;
+        # the configuration's `prompt` overrides both.
         self.prompt_version = prompt_version or getattr(backend, "prompt_version", None)
+        try:
+            self.prompt = prompt_spec(self.config.prompt or variant_for_version(self.prompt_version))
+        except ValueError as exc:
+            raise QueryFailed.of("config", str(exc)) from exc
+        manifest = getattr(getattr(backend, "resolved", None), "manifest", None)
+        # The schema text as the checkpoint saw it in training (the example-values ablation).
+        self.example_values: int = getattr(manifest, "schema_example_values", 2)
 
     # -- prompt -----------------------------------------------------------------
     def build_prompt(
@@ -185,12 +197,12 @@ class Generator:
     ) -> PromptInput:
         engine = self.registry.engine(database)
         return build_prompt(
-            self.inspector.ddl(database),
+            self.inspector.ddl(database, example_values=self.example_values),
             question,
-            variant=variant_for_version(self.prompt_version),
+            variant=self.prompt.name,
             evidence=evidence,
             engine=ENGINE_NAMES.get(engine.spec.kind, engine.spec.kind),
-            values=[(h.table, h.column, h.value) for h in values],
+            values=[(h.table, h.column, h.value) for h in values] if self.prompt.uses_values else (),
             previous_turns=previous_turns,
         )
 
@@ -202,7 +214,7 @@ class Generator:
         *,
         cancel: Cancellation | None = None,
     ) -> list[ValueHit]:
-        if self.value_index is None or not self.config.value_retrieval:
+        if self.value_index is None or not self.config.value_retrieval or not self.prompt.uses_values:
             return []
         text = f"{evidence}\n{question}" if evidence else question
         try:
@@ -284,10 +296,11 @@ class Generator:
         progress.step(2, f"sampled {len(completions)} candidate(s); executing")
 
         candidates, results = self._execute(database, prompt, completions, progress, cancel, stop)
+        keys = self._vote_keys(database, candidates, results, cancel)
         t4 = time.perf_counter()
 
         cancelled = stop() or any(c.finish_reason == "cancelled" for c in completions)
-        vote_counts, chosen = vote(candidates, results)
+        vote_counts, chosen = vote(candidates, results, keys)
         progress.step(total, "done")
 
         timings = Timings(
@@ -300,8 +313,8 @@ class Generator:
         trace = PromptTrace(
             messages=[{"role": m.role, "content": m.content} for m in prompt.messages],
             assistant_prefill=prompt.assistant_prefill,
-            variant=variant_for_version(self.prompt_version),
-            version=self.prompt_version,
+            variant=self.prompt.name,
+            version=self.prompt.version,
         )
         executable = sum(vote_counts)
         common: dict[str, Any] = {
@@ -406,22 +419,62 @@ class Generator:
             progress.step(3 + i, f"executed candidate {i + 1}/{len(completions)}: {cand.status}")
         return candidates, results
 
+    def _vote_keys(
+        self,
+        database: str,
+        candidates: list[CandidateResult],
+        results: list[QueryResult | None],
+        cancel: Cancellation,
+    ) -> list[Hashable | None]:
+        """Group keys for results cut by a cap: a fingerprint of the whole result, computed by a second,
+        streamed run of each distinct SQL (only when two or more distinct SQLs were cut: one alone
+        cannot be merged with anything); None (group by rows) for the others. A result that cannot be
+        fingerprinted (timeout, error) keeps a group of its own SQL."""
+        cut = {
+            c.sql for c, r in zip(candidates, results, strict=True) if r is not None and r.truncated and c.sql
+        }
+        keys: list[Hashable | None] = [None] * len(candidates)
+        if len(cut) < 2:
+            for i, (c, r) in enumerate(zip(candidates, results, strict=True)):
+                if r is not None and r.truncated:
+                    keys[i] = ("sql", c.sql)
+            return keys
+        prints: dict[str, Hashable] = {}
+        for sql in sorted(cut, key=str):
+            assert sql is not None
+            try:
+                with cancel.handle() as handle:
+                    prints[sql] = self.executor.fingerprint(database, sql, cancel=handle)
+            except QueryFailed as exc:
+                log.info("cannot fingerprint a capped result (%s); it votes alone", exc.error)
+                prints[sql] = ("sql", sql)
+        for i, (c, r) in enumerate(zip(candidates, results, strict=True)):
+            if r is not None and r.truncated and c.sql:
+                keys[i] = prints[c.sql]
+        return keys
+
 
 def vote(
-    candidates: list[CandidateResult], results: list[QueryResult | None]
+    candidates: list[CandidateResult],
+    results: list[QueryResult | None],
+    keys: Sequence[Hashable | None] | None = None,
 ) -> tuple[list[int], int | None]:
-    """Group executable candidates by result set; returns (votes per group, chosen index).
+    """Group executable candidates by result; returns (votes per group, chosen index).
 
+    A candidate's group key is ``keys[i]`` when given (not None), else its rows' ``result_key``.
     Groups are ordered by size, then by their best log-likelihood (when every candidate has one),
     then by their earliest candidate; group 0 wins. Within it the most likely (else first) candidate
     is chosen. Sets each candidate's ``group`` and ``votes``.
     """
     groups: dict[Hashable, list[int]] = {}
-    for cand, result in zip(candidates, results, strict=True):
+    for i, (cand, result) in enumerate(zip(candidates, results, strict=True)):
         if result is None:
             continue
-        rows = result.raw_rows if result.raw_rows is not None else [tuple(r) for r in result.rows]
-        groups.setdefault(result_key(rows), []).append(cand.index)
+        key = keys[i] if keys is not None else None
+        if key is None:
+            rows = result.raw_rows if result.raw_rows is not None else [tuple(r) for r in result.rows]
+            key = ("rows", result_key(rows))
+        groups.setdefault(key, []).append(cand.index)
     if not groups:
         return [], None
     use_logprob = all(candidates[i].logprob is not None for members in groups.values() for i in members)

@@ -1,54 +1,71 @@
-"""The SQL-R1 prompt: the one place that turns (schema DDL, question, evidence, …) into model input.
+"""The SQL-R1 prompts: the one place that turns (schema DDL, question, evidence, …) into model input.
 
-Two variants, each with a version string recorded in checkpoint manifests:
+Prompts are named variants in one registry (:data:`PROMPTS`); each has a version string recorded in
+checkpoint manifests and evaluation reports, so every run says which prompt it used:
 
-* ``inference`` (:data:`PROMPT_VERSION`): SQL-R1's inference prompt, i.e. OmniSQL's user prompt
-  (Task Overview / Database Engine / Database Schema / Question / Instructions / Output Format)
-  plus SQL-R1's two rules: reasoning inside ``<think>…</think>``, the final answer inside
-  ``<answer>…</answer>`` holding a ```` ```sql ```` block. BIRD evidence is prepended to the question.
-* ``training`` (:data:`TRAIN_PROMPT_VERSION`): SQL-R1's RL prompt: a system block with the schema,
-  external knowledge and one worked example, the question as the user turn, and the assistant
-  turn pre-filled with ``<think>``.
+* ``sqlr1_inference`` (:data:`SQLR1_INFERENCE_VERSION`): SQL-R1's inference prompt, exactly
+  (``src/utils/prepare_input_seq.py`` of IDEA-FinAI/SQL-R1, ``input_prompt_template``): the same text
+  for the same schema text, one user message. For paper-faithful evaluation.
+* ``sqlr1_rl`` (:data:`SQLR1_RL_VERSION`): SQL-R1's RL prompt, exactly
+  (``src/data_preprocess/nl2sql_synsql_nonvalue.py``, template ``qwen-instruct``): a system block with
+  the schema, external knowledge, SQL complexity and one worked example, the question as the user
+  turn, the assistant turn pre-filled with ``<think>``; through Qwen2.5's chat template it renders
+  SQL-R1's string character for character.
+* ``inference`` (:data:`PROMPT_VERSION`): ours for serving: SQL-R1's inference prompt with the
+  output rules reworded (the ``<think>``/``<answer>`` layout spelt out) and a block of retrieved
+  database values.
+* ``training`` (:data:`TRAIN_PROMPT_VERSION`): ours for training: the RL prompt's structure with the
+  engine named, a short worked example and the retrieved-values block.
 
-Both return a :class:`~mcp_server.backends.base.PromptInput` whose ``cache_prefix_text`` is the
-schema-bearing leading text, identical for every question on one database, so backends can reuse
+Every builder returns a :class:`~mcp_server.backends.base.PromptInput` whose ``cache_prefix_text`` is
+the schema-bearing leading text, identical for every question on one database, so backends can reuse
 its KV cache. :func:`render_text` renders a prompt through a tokenizer's chat template (or a plain
 text template when it has none) and :func:`split_cached_prefix` finds that prefix in the result.
 
 Everything taken from the database (DDL example values, retrieved values, execution feedback) is
-presented as quoted data, never as instructions. This module never imports a model library.
+presented as quoted data, never as instructions (the two SQL-R1 variants show what SQL-R1 shows and
+nothing more). This module never imports a model library.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from mcp_server.backends.base import ChatMessage, PromptInput
 
 __all__ = [
+    "PROMPTS",
     "PROMPT_VERSION",
     "PROMPT_VERSIONS",
+    "SQLR1_INFERENCE_VERSION",
+    "SQLR1_RL_VERSION",
     "THINK_PREFILL",
     "TRAIN_PROMPT_VERSION",
     "PreviousTurn",
+    "PromptSpec",
     "PromptVariant",
     "ValueHit",
     "build_inference_prompt",
     "build_prompt",
+    "build_sqlr1_inference_prompt",
+    "build_sqlr1_rl_prompt",
     "build_training_prompt",
+    "prompt_spec",
     "render_text",
     "split_cached_prefix",
     "variant_for_version",
 ]
 
-PromptVariant = Literal["inference", "training"]
+PromptVariant = str
+"""A variant name from :data:`PROMPTS` (``inference``, ``training``, ``sqlr1_inference``, ``sqlr1_rl``)."""
 
 PROMPT_VERSION = "sqlr1-inference-v1"
 TRAIN_PROMPT_VERSION = "sqlr1-train-v1"
-PROMPT_VERSIONS: dict[PromptVariant, str] = {"inference": PROMPT_VERSION, "training": TRAIN_PROMPT_VERSION}
+SQLR1_INFERENCE_VERSION = "sqlr1-paper-inference-v1"
+SQLR1_RL_VERSION = "sqlr1-paper-rl-v1"
 THINK_PREFILL = "<think>"
 
 _SCHEMA_NOTE = (
@@ -109,6 +126,75 @@ _TRAIN_EXAMPLE = (
     "SELECT name FROM employee WHERE age > 30;\n"
     "```\n"
     "</answer>"
+)
+
+
+# SQL-R1's inference prompt (src/utils/prepare_input_seq.py, input_prompt_template), verbatim.
+_SQLR1_INFERENCE_HEAD = (
+    "Task Overview:\n"
+    "You are a data science expert. Below, you are provided with a database schema and a natural language "
+    "question. Your task is to understand the schema and generate a valid SQL query to answer the question.\n\n"
+    "Database Engine:\n"
+)
+_SQLR1_INFERENCE_TAIL = (
+    "Instructions:\n"
+    "- Make sure you only output the information that is asked in the question. If the question asks for a "
+    "specific column, make sure to only include that column in the SELECT clause, nothing more.\n"
+    "- The generated query should return all of the information asked in the question without any missing "
+    "or extra information.\n"
+    "- Before generating the final SQL query, please think through the steps of how to write the query.\n"
+    "- Note that while the reasoning process and SQL query need to be enclosed within <think> </think> and "
+    "<answer> </answer> tags respectively, this should not affect the quality of the SQL generation.\n"
+    "- The answer must contain the SQL query within ```sql ``` tags.\n\n"
+    "Output Format:\n"
+    "In your answer, please enclose the generated SQL query in a code block:\n"
+    "```sql\n"
+    "-- Your SQL query\n"
+    "```\n\n"
+    "Take a deep breath and think step by step to find the correct SQL query.\n"
+)
+
+# SQL-R1's RL prompt (src/data_preprocess/nl2sql_synsql_nonvalue.py, template 'qwen-instruct'): the system
+# turn's text, verbatim, around the schema, external knowledge and complexity.
+_SQLR1_RL_HEAD = (
+    "You are a helpful SQL expert assistant.\n"
+    "The assistant first thinks about how to write the SQL query by analyzing the question, database schema "
+    "and external knowledge, then provides the final SQL query.\n"
+    "The reasoning process and SQL query are enclosed within <think> </think> and <answer> </answer> tags "
+    "respectively.\n"
+    "The answer must contain the SQL query within ```sql ``` tags.\n\n"
+    "Database Schema:\n"
+)
+_SQLR1_RL_EXAMPLE = (
+    "For example:\n"
+    "<think>\n"
+    "To translate the given natural language question into an executable SQLite query, we need to follow "
+    "these detailed steps:\n"
+    "1. **Identify Key Elements**: The question queries for code snippets that are both complicated "
+    "(complexity score > 5) and public (`is_public` = 1). We need to retrieve their descriptions and "
+    "complexity scores.\n"
+    "2. **Focus on Relevant Tables**: The `code_snippets` table contains the necessary fields "
+    "(`description`, `complexity`, `is_public`).\n"
+    "3. **Construct the Query**: We should select the required fields (`description` and `complexity`) "
+    "from the `code_snippets` table. We also apply the conditions specified in the question to filter the "
+    "results.\n"
+    "4. **Ordering**: The reference solution includes an `ORDER BY` clause to sort results by complexity in "
+    "descending order, which is a reasonable way to present the data to highlight the most complex snippets "
+    "first.\n"
+    "5. **Final Query Construction**: Putting all this together into a SQL query.\n"
+    "</think>\n"
+    "<answer>\n"
+    "Here's how the query can be written:\n"
+    "```sql\n"
+    "SELECT description, complexity FROM code_snippets WHERE complexity > 5 AND is_public = 1 ORDER BY "
+    "complexity DESC;\n"
+    "```\n"
+    "This query retrieves the descriptions and complexity scores of code snippets that are both "
+    "complicated (complexity > 5) and publicly available (`is_public` = 1), sorted by complexity in "
+    "descending order.\n"
+    "This solution is straightforward and precisely matches the requirements of the question. It avoids "
+    "unnecessary complexities, such as joining or selecting columns not relevant to the query itself.\n"
+    "</answer>\n"
 )
 
 
@@ -241,6 +327,127 @@ def build_training_prompt(
     )
 
 
+def build_sqlr1_inference_prompt(
+    ddl: str,
+    question: str,
+    *,
+    evidence: str | None = None,
+    engine: str = "SQLite",
+    previous_turns: Sequence[PreviousTurn] = (),
+    **_: Any,
+) -> PromptInput:
+    """SQL-R1's inference prompt, exactly: one user message (retrieved values are not part of it).
+
+    As ``prepare_input_output_pairs``: the question is ``evidence + "\\n" + question`` when the
+    evidence is not blank, both as given. ``previous_turns`` (our agent's retries, not SQL-R1's)
+    follow as assistant/user messages, as in the other variants.
+    """
+    first_question = previous_turns[0].question if previous_turns else question
+    shown = f"{evidence}\n{first_question}" if evidence is not None and evidence.strip() else first_question
+    prefix = f"{_SQLR1_INFERENCE_HEAD}{engine}\n\nDatabase Schema:\n{ddl}\n{_SCHEMA_NOTE}\n\n"
+    content = f"{prefix}Question:\n{shown}\n\n{_SQLR1_INFERENCE_TAIL}"
+    messages = [ChatMessage("user", content), *_feedback_messages(previous_turns, question)]
+    return PromptInput(messages=tuple(messages), cache_prefix_text=prefix)
+
+
+def build_sqlr1_rl_prompt(
+    ddl: str,
+    question: str,
+    *,
+    evidence: str | None = None,
+    complexity: str | None = None,
+    previous_turns: Sequence[PreviousTurn] = (),
+    **_: Any,
+) -> PromptInput:
+    """SQL-R1's RL prompt, exactly: system (schema, external knowledge, SQL complexity, the worked
+    example), the question as the user turn (newlines as spaces, then one newline, as SQL-R1 writes it
+    inside its chat markup), the assistant turn pre-filled with ``<think>``."""
+    knowledge = (evidence or "").replace("\n", " ")
+    level = (complexity or "").replace("\n", " ")
+    prefix = f"{_SQLR1_RL_HEAD}{ddl}\n\n"
+    system = (
+        f"{prefix}External Knowledge:\n{knowledge}\n\nSQL Complexity Level: {level}\n\n{_SQLR1_RL_EXAMPLE}"
+    )
+    first_question = previous_turns[0].question if previous_turns else question
+    return PromptInput(
+        messages=(
+            ChatMessage("system", system),
+            ChatMessage("user", first_question.replace("\n", " ") + "\n"),
+            *_feedback_messages(previous_turns, question),
+        ),
+        assistant_prefill=THINK_PREFILL,
+        cache_prefix_text=prefix,
+    )
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A named prompt variant: its manifest version, what it is, and its builder.
+
+    ``build(ddl, question, *, evidence, engine, values, previous_turns, complexity)`` returns the
+    prompt; a variant ignores the keywords it has no place for (``uses_values`` says whether
+    retrieved values are shown, so callers can skip retrieving them).
+    """
+
+    name: str
+    version: str
+    summary: str
+    build: Callable[..., PromptInput]
+    uses_values: bool = True
+
+
+def _ours_inference(ddl: str, question: str, **kw: Any) -> PromptInput:
+    kw.pop("complexity", None)
+    return build_inference_prompt(ddl, question, **kw)
+
+
+def _ours_training(ddl: str, question: str, **kw: Any) -> PromptInput:
+    kw.pop("complexity", None)
+    return build_training_prompt(ddl, question, **kw)
+
+
+PROMPTS: dict[str, PromptSpec] = {
+    spec.name: spec
+    for spec in (
+        PromptSpec(
+            "inference",
+            PROMPT_VERSION,
+            "ours for serving: SQL-R1's inference prompt, output rules reworded, retrieved values added",
+            _ours_inference,
+        ),
+        PromptSpec(
+            "training",
+            TRAIN_PROMPT_VERSION,
+            "ours for training: SQL-R1's RL layout, engine named, a short example, retrieved values",
+            _ours_training,
+        ),
+        PromptSpec(
+            "sqlr1_inference",
+            SQLR1_INFERENCE_VERSION,
+            "SQL-R1's inference prompt, exactly (paper-faithful evaluation)",
+            build_sqlr1_inference_prompt,
+            uses_values=False,
+        ),
+        PromptSpec(
+            "sqlr1_rl",
+            SQLR1_RL_VERSION,
+            "SQL-R1's RL training prompt, exactly (with Qwen2.5's chat template)",
+            build_sqlr1_rl_prompt,
+            uses_values=False,
+        ),
+    )
+}
+PROMPT_VERSIONS: dict[str, str] = {name: spec.version for name, spec in PROMPTS.items()}
+
+
+def prompt_spec(variant: PromptVariant) -> PromptSpec:
+    """The registered variant called ``variant``; ``ValueError`` naming the known ones otherwise."""
+    spec = PROMPTS.get(variant)
+    if spec is None:
+        raise ValueError(f"unknown prompt variant {variant!r}; known: {', '.join(sorted(PROMPTS))}")
+    return spec
+
+
 def build_prompt(
     ddl: str,
     question: str,
@@ -250,17 +457,21 @@ def build_prompt(
     engine: str = "SQLite",
     values: Sequence[ValueHit | tuple[str, str, str]] = (),
     previous_turns: Sequence[PreviousTurn] = (),
+    complexity: str | None = None,
 ) -> PromptInput:
     """Build the prompt of ``variant`` (see :func:`variant_for_version` for checkpoint manifests).
 
-    Both variants take ``previous_turns`` (multi-turn feedback).
+    Every variant takes ``previous_turns`` (multi-turn feedback); ``complexity`` (SynSQL's
+    ``sql_complexity``) is shown by ``sqlr1_rl`` only.
     """
-    if variant == "training":
-        return build_training_prompt(
-            ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
-        )
-    return build_inference_prompt(
-        ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
+    return prompt_spec(variant).build(
+        ddl,
+        question,
+        evidence=evidence,
+        engine=engine,
+        values=values,
+        previous_turns=previous_turns,
+        complexity=complexity,
     )
 
 
@@ -272,9 +483,9 @@ def variant_for_version(version: str | None) -> PromptVariant:
     """
     if version is None:
         return "inference"
-    for variant, known in PROMPT_VERSIONS.items():
-        if version == known:
-            return variant
+    for spec in PROMPTS.values():
+        if version == spec.version:
+            return spec.name
     raise ValueError(f"unknown prompt version {version!r}; known: {sorted(PROMPT_VERSIONS.values())}")
 
 

@@ -1,7 +1,8 @@
 """The database registry: named databases from config entries and ``--db`` targets, and their engines.
 
 A target is one of
-  * a SQLite file (name: the file stem) or a DuckDB file (``.duckdb`` / ``.ddb``);
+  * a SQLite file (name: the file stem) or a DuckDB file (``.duckdb`` / ``.ddb``); a file in the
+    Spider/BIRD layout (``<db_id>/<db_id>.sqlite``) gets the description files a folder target gives it;
   * a Spider/BIRD folder: ``<db_id>/<db_id>.sqlite`` children (each db_id becomes a database), a
     folder holding ``database/`` or ``dev_databases/``, a single ``<db_id>/`` folder, or else a
     folder of ``.sqlite`` / ``.db`` / ``.duckdb`` files (each file stem a database). BIRD
@@ -114,6 +115,22 @@ def _find_tables_json(folder: Path) -> Path | None:
     return None
 
 
+def _layout_file_spec(name: str | None, path: Path) -> DatabaseSpec:
+    """A file target; in the Spider/BIRD layout (``<db_id>/<db_id>.sqlite``) with the description files a
+    folder target would attach, so one database shows one schema text however it is named (serving a
+    folder, training on a file)."""
+    folder = path.parent
+    if path.stem != folder.name:
+        return _file_spec(name, path)
+    desc = folder / "database_description"
+    return _file_spec(
+        name,
+        path,
+        description_dir=desc.resolve() if desc.is_dir() else None,
+        tables_json=_find_tables_json(folder.parent),
+    )
+
+
 def _db_file(folder: Path) -> Path | None:
     for suffix in _SQLITE_SUFFIXES:
         candidate = folder / f"{folder.name}{suffix}"
@@ -216,7 +233,7 @@ def specs_from_target(target: str | DatabaseConfig) -> list[DatabaseSpec]:
             if name is not None:
                 specs = [_replace(specs[0], name=name)]
         elif path.is_file():
-            specs = [_file_spec(name, path)]
+            specs = [_layout_file_spec(name, path)]
         else:
             raise QueryFailed.of("not_found", f"database file or folder not found: {path}")
     if description_dir is not None:

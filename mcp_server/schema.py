@@ -24,7 +24,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.generator import Generator
 
-from mcp_server.descriptions import TableNotes, load_descriptions
+from mcp_server.descriptions import TableNotes, ddl_column_comments, load_descriptions
 from mcp_server.engines.base import CatalogTable, Engine
 from mcp_server.errors import QueryFailed, quoted
 from mcp_server.results import JSONValue, json_safe
@@ -185,11 +185,18 @@ def _trivial_comment(column: str, comment: str) -> bool:
 
 
 def _render_table(
-    table: TableSchema, dialect: str, example_values: int, max_value_chars: int, comments: bool
+    table: TableSchema,
+    dialect: str,
+    example_values: int,
+    max_value_chars: int,
+    comments: bool,
+    keep: Collection[str] | None = None,
 ) -> str:
     q = prompt_identifier
     lines: list[str] = []
-    for col in table.columns:
+    kept = table.columns if keep is None else [c for c in table.columns if c.name.casefold() in keep]
+    names = {c.name for c in kept}
+    for col in kept:
         values = [v[:max_value_chars] if isinstance(v, str) else v for v in col.examples[:example_values]]
         line = (
             f"    {q(col.name, dialect)} {_prompt_type(col.type)},"
@@ -204,10 +211,12 @@ def _render_table(
         elif values:
             line += f" -- example: {values!r}"
         lines.append(line)
-    pk = [c.name for c in table.columns if c.name in set(table.primary_key)]
+    pk = [c.name for c in kept if c.name in set(table.primary_key)]
     if pk:
         lines.append("    PRIMARY KEY (" + ", ".join(q(c, dialect) for c in pk) + "),")
     for fk in table.foreign_keys:
+        if not names.issuperset(fk.columns):
+            continue  # a key whose columns were left out
         lines.append(
             f"    CONSTRAINT {_constraint_name(table.name, fk.columns)} FOREIGN KEY "
             f"({', '.join(q(c, dialect) for c in fk.columns)}) REFERENCES {q(fk.ref_table, dialect)} "
@@ -220,25 +229,47 @@ def _render_table(
 
 
 def render_ddl(
-    schema: DatabaseSchema, *, example_values: int = 2, max_value_chars: int = 40, comments: bool = True
+    schema: DatabaseSchema,
+    *,
+    example_values: int = 2,
+    max_value_chars: int = 40,
+    comments: bool = True,
+    columns: Mapping[str, Collection[str]] | None = None,
 ) -> str:
     """The SQL-R1/OmniSQL prompt form: one ``CREATE TABLE`` per table, separated by blank lines.
 
-    Each column line is ``name TYPE,`` followed by ``-- description, example: [...]`` (the description
-    is left out when it only repeats the name; up to ``example_values`` values, strings cut at
-    ``max_value_chars``), then ``PRIMARY KEY (...)`` and one ``CONSTRAINT fk_... FOREIGN KEY`` per key.
-    Identifiers are quoted only when needed (:func:`prompt_identifier`). The text is memoized on the
-    (immutable, cached) schema object.
+    The one schema text of a database, for serving and training alike. Each column line is
+    ``name TYPE,`` followed by ``-- description, example: [...]`` (the description is left out when it
+    only repeats the name; up to ``example_values`` values, strings cut at ``max_value_chars``;
+    ``example_values=0`` is the paper's "without values" ablation), then ``PRIMARY KEY (...)`` and one
+    ``CONSTRAINT fk_... FOREIGN KEY`` per key. Identifiers are quoted only when needed
+    (:func:`prompt_identifier`). A subset of tables is ``describe(db, tables=...)``; ``columns`` (table
+    name -> column names, case-insensitive) keeps only those columns of the tables it names, and the
+    keys over them (schema linking). The text is memoized on the (immutable, cached) schema object.
     """
+    keep = (
+        {t.casefold(): {c.casefold() for c in cols} for t, cols in columns.items()}
+        if columns is not None
+        else None
+    )
     key = (example_values, max_value_chars, comments)
-    cached = schema._ddl_cache.get(key)
+    cached = schema._ddl_cache.get(key) if keep is None else None
     if cached is None:
         cached = "\n\n".join(
-            _render_table(t, schema.dialect, example_values, max_value_chars, comments)
+            _render_table(
+                t,
+                schema.dialect,
+                example_values,
+                max_value_chars,
+                comments,
+                keep.get(t.name.casefold()) if keep is not None else None,
+            )
             for t in schema.tables
-            if t.columns  # as OmniSQL: a table without columns is left out
+            # as OmniSQL: a table without (kept) columns is left out
+            if t.columns and (keep is None or keep.get(t.name.casefold(), True))
         )
-        schema._ddl_cache[key] = cached
+        if keep is None:
+            schema._ddl_cache[key] = cached
     return cached
 
 
@@ -569,6 +600,7 @@ def _table_schema(
     pk = list(table.primary_key) or [c.name for c in table.columns if c.primary_key]
     pk_set = set(pk)
     columns: list[ColumnSchema] = []
+    comments = ddl_column_comments(table.ddl) if table.ddl else {}
     for c in table.columns:
         note = notes.column(c.name) if notes else None
         description = details = value_description = None
@@ -576,6 +608,8 @@ def _table_schema(
             description = note.name or note.description
             details = note.description if note.description != description else None
             value_description = note.value_description
+        # The description files first; the CREATE statement's own comment fills in
+        description = description or comments.get(c.name.casefold())
         columns.append(
             ColumnSchema(
                 name=c.name,

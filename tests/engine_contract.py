@@ -71,6 +71,31 @@ class EngineContract:
         assert len(raw.rows) == 10 and raw.truncated is True
         assert engine.execute(q(engine, "SELECT 1"), max_rows=1, timeout_s=5).rows[0][0] == 1
 
+    def test_fingerprint_streams_the_whole_result_past_the_cap(self, engine: Engine) -> None:
+        """Issue 16, bug 2: with a fingerprint the engine reads every row (keeping only max_rows), and
+        results that differ only after the cap fingerprint differently."""
+        from mcp_server.engines.base import ResultFingerprint
+
+        def numbers(last: int) -> str:
+            return q(
+                engine,
+                f"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < {last}) SELECT n FROM r",
+            )
+
+        fp = ResultFingerprint()
+        raw = engine.execute(numbers(999), max_rows=10, timeout_s=10, fingerprint=fp)
+        assert raw.truncated and len(raw.rows) == 10  # the preview stays capped
+        direct = ResultFingerprint(stable=fp.key()[0] == "stable")  # DuckDB's worker digests stably
+        for n in range(1, 1000):
+            direct.add((n,))
+        assert fp.rows == 999 and fp.key() == direct.key()
+        other = ResultFingerprint()
+        engine.execute(numbers(998), max_rows=10, timeout_s=10, fingerprint=other)
+        assert other.key() != fp.key()
+        zero = ResultFingerprint()
+        engine.execute(numbers(999), max_rows=0, timeout_s=10, fingerprint=zero)
+        assert zero.key() == fp.key()
+
     def test_empty_result_keeps_columns(self, engine: Engine) -> None:
         raw = engine.execute(q(engine, 'SELECT "Name" FROM singer WHERE 1 = 0'), max_rows=5, timeout_s=10)
         assert raw.rows == [] and [c.name for c in raw.columns] == ["Name"] and raw.truncated is False

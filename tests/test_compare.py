@@ -350,3 +350,18 @@ def test_strip_distinct_on_spider_dev_golds(shared_data) -> None:
             select_only += 1
             assert bird_equal(bag, plain), gold
     assert with_distinct > 50 and select_only > 40
+
+
+def test_spider_official_sql_rewrites_as_the_test_suite() -> None:
+    from mcp_server.compare import spider_official_sql
+
+    # evaluation.py: "value" -> "1" in predictions only; postprocess; remove_distinct (first statement)
+    assert spider_official_sql("SELECT x AS value FROM t", prediction=True) == "SELECT x AS 1 FROM t"
+    assert spider_official_sql("SELECT x AS value FROM t", prediction=False) == "SELECT x AS value FROM t"
+    assert spider_official_sql("SELECT DISTINCT a FROM t WHERE b > = 2; DROP t", prediction=False) == (
+        "SELECT  a FROM t WHERE b >= 2;"
+    )
+    assert (
+        spider_official_sql("SELECT 1; SELECT 2", prediction=True, keep_distinct=True) == "SELECT 1; SELECT 2"
+    )
+    assert spider_official_sql("SELECT YEAR ( CURDATE() ) - 1", prediction=True) == "SELECT 2020- 1"

@@ -110,6 +110,8 @@ def test_score_spider_predictions_file_and_resume(
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     expected_correct = sum(1 for it in items if it.idx % 3)
     assert report["metric"] == "spider_ex"
+    assert report["prompt"] is None  # a predictions file says nothing of its prompt
+    assert "test-suite" in report["scoring"]["semantics"] and report["scoring"]["keep_distinct"] is False
     assert report["accuracy"]["total"] == {
         "count": len(items),
         "correct": expected_correct,
@@ -254,6 +256,8 @@ def test_direct_mode_through_a_stdio_server(bird_layout: tuple[Path, Path], tmp_
         "1",
         "--n",
         "1",
+        "--prompt",
+        "sqlr1_inference",
         "--out",
         str(out),
         timeout=900,
@@ -262,6 +266,9 @@ def test_direct_mode_through_a_stdio_server(bird_layout: tuple[Path, Path], tmp_
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["accuracy"]["total"]["count"] == 1
     assert report["results"][0]["generation_s"] > 0
+    # the prompt the server used is recorded (SQL-R1's own, as asked, over the manifest's)
+    assert report["prompt"] == {"variants": ["sqlr1_inference"], "versions": ["sqlr1-paper-inference-v1"]}
+    assert "prompt" in (out / "summary.md").read_text(encoding="utf-8")
 
 
 def test_unknown_server_is_a_clear_error(bird_layout: tuple[Path, Path], tmp_path: Path) -> None:

@@ -180,3 +180,71 @@ def test_bundled_model_end_to_end(spider_copy, bundled_backend) -> None:  # noqa
     else:
         assert res.sql is None and res.vote_counts == []
     assert res.timings.generation_ms > 0
+
+
+def test_configured_prompt_variant_is_used_and_recorded(chinook_copy: Path, tmp_path: Path) -> None:
+    from mcp_server.prompt import SQLR1_INFERENCE_VERSION
+
+    backend = ScriptedBackend([COUNT_A], prompt_version=TRAIN_PROMPT_VERSION)
+    gen, db = _generator(
+        chinook_copy, backend, values=True, cache=tmp_path / "cache", prompt="sqlr1_inference"
+    )
+    res = gen.generate_sql(db, "How many albums does AC/DC have?", num_candidates=1)
+    prompt, _ = backend.calls[0]
+    # the configuration overrides the manifest's prompt; SQL-R1's exact prompt has no values block
+    assert (res.prompt.variant, res.prompt.version) == ("sqlr1_inference", SQLR1_INFERENCE_VERSION)
+    assert res.values == [] and '"AC/DC"' not in prompt.messages[0].content
+    assert prompt.messages[0].content.startswith("Task Overview:\nYou are a data science expert.")
+    with pytest.raises(QueryFailed, match="unknown prompt variant 'nope'"):
+        _generator(chinook_copy, ScriptedBackend([COUNT_A]), prompt="nope")
+
+
+def test_vote_groups_capped_results_by_the_whole_result(tmp_path: Path) -> None:
+    """Issue 16, bug 2: candidates whose results differ only past the row cap are not merged; equal
+    whole results (in another order) are; the preview stays capped."""
+    import sqlite3
+    from contextlib import closing
+
+    db = tmp_path / "numbers.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE t (n INTEGER)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1, 101)])
+        conn.commit()
+    all_rows = answer("SELECT n FROM t")
+    same_rows_reversed_tail = answer("SELECT n FROM t ORDER BY n < 6 DESC, n DESC")  # 1..5 first, then 100..6
+    one_row_short = answer("SELECT n FROM t WHERE n < 100")
+    backend = ScriptedBackend([one_row_short, all_rows, same_rows_reversed_tail])
+    registry = Registry.from_targets([str(db)])
+    executor = Executor(registry, GuardSettings(max_rows=5))
+    gen = Generator(registry, executor, SchemaInspector(registry), backend, GenerationConfig())
+    res = gen.generate_sql("numbers", "All numbers?", num_candidates=3)
+    assert [c.truncated for c in res.candidates] == [True, True, True]
+    # the capped previews are all 1..5: grouped by them, the three would be one group
+    assert res.vote_counts == [2, 1] and res.chosen == 1
+    assert res.candidates[0].group == 1 and res.candidates[1].group == res.candidates[2].group == 0
+    assert res.preview is not None and res.preview.rows == [[1], [2], [3], [4], [5]] and res.preview.truncated
+
+
+def test_result_fingerprint_semantics() -> None:
+    from decimal import Decimal
+
+    from mcp_server.engines.base import ResultFingerprint
+
+    def key(rows):
+        fp = ResultFingerprint()
+        for row in rows:
+            fp.add(row)
+        return fp.key()
+
+    assert key([(1, "a"), (2, None)]) == key([(2, None), (1, "a")])  # order-free
+    assert (
+        key([(1,), (2.5,)]) == key([(1.0,), (Decimal("2.5"),)]) == key([(True,), (2.5,)])
+    )  # Python equality
+    assert key([(1,)]) != key([("1",)]) and key([(-1,)]) != key([(-2,)])
+    assert key([(1,), (1,)]) != key([(1,)])  # a bag: duplicates count
+    assert key([([1, 2],)]) != key([((1, 2),)]) and key([(b"x",)]) == key([(bytearray(b"x"),)])
+    part, other = ResultFingerprint(), ResultFingerprint()
+    part.add((1,))
+    other.add((2,))
+    part.merge(other.state())
+    assert part.key() == key([(2,), (1,)])

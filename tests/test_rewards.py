@@ -63,7 +63,8 @@ CORPUS: list[tuple[str, str, str, tuple[float, float, float, float]]] = [
     ),
     ("repeated <think> (the pre-fill already opened it)", "<think>" + GOOD, COUNT_SQL, (-1, 0, 0, 0)),
     ("unexecutable SQL", answer("x", "SELECT nope FROM singer"), COUNT_SQL, (1, -2, 0, 0)),
-    ("empty sql block", "\nx\n</think>\n<answer>\n```sql\n```\n</answer>", COUNT_SQL, (1, -2, 0, 0)),
+    # SQL-R1: an empty block fails the format (same total as execution -2 after format +1)
+    ("empty sql block", "\nx\n</think>\n<answer>\n```sql\n```\n</answer>", COUNT_SQL, (-1, 0, 0, 0)),
     ("blocked statement (a write)", answer("x", "DELETE FROM singer"), COUNT_SQL, (1, -2, 0, 0)),
     # 3 singers are over 40, the gold says 6
     ("wrong result", answer("x", "SELECT count(*) FROM singer WHERE age > 40"), COUNT_SQL, (1, 2, -3, 0)),

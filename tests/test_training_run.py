@@ -197,6 +197,9 @@ def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp
     assert manifest is not None and manifest.weights == "adapter" and manifest.base_model == "bundled"
     assert manifest.prompt_version == TRAIN_PROMPT_VERSION and manifest.stages == ["sft", "grpo"]
     assert manifest.steps == 3 and manifest.reward_weights["result"] == 1.0
+    # the reward settings and the schema text the run used travel with the checkpoint
+    assert manifest.reward_settings["order_by"] == "top_level" and manifest.reward_settings["timeout_s"] > 0
+    assert manifest.schema_example_values == 2
     assert "spider_dev_ex" in manifest.metrics and any(k.startswith("rewards/") for k in manifest.metrics)
     assert (
         json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]

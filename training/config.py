@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_server.errors import QueryFailed
+from mcp_server.prompt import prompt_spec
 
 __all__ = [
     "DataSection",
@@ -60,6 +61,27 @@ class DataSection(_Strict):
     source: Literal["spider", "bird", "synsql"] = "spider"
     root: str = Field(default="${SQLR1_DATA}/spider", description="Dataset folder in its official layout.")
     split: Literal["train", "dev"] = "train"
+    data_file: str | None = Field(
+        default=None,
+        description="SynSQL: the data file under root (default data.json, streamed); a SynSQL-Complex-5K "
+        "parquet file such as train.parquet (SQL-R1's 4,000 RL rows) loads too.",
+    )
+    holdout: str | None = Field(
+        default=None,
+        description="A file of held-out rows (parquet or JSON with db_id and question) never trained on, "
+        "e.g. SQL-R1's test.parquet when sampling from data.json.",
+    )
+    prompt: str = Field(
+        default="training",
+        description="Prompt variant (mcp_server.prompt.PROMPTS): training (ours) or sqlr1_rl (SQL-R1's RL prompt, "
+        "exactly); recorded in the run and the checkpoint manifest, and served with the checkpoint.",
+    )
+    example_values: int = Field(
+        default=2,
+        ge=0,
+        description="Example values per column in the schema text (0: the paper's 'without values' ablation); "
+        "recorded in the manifest so serving renders the same text.",
+    )
     limit: int | None = Field(
         default=None, gt=0, description="Keep at most this many examples (after filters)."
     )
@@ -95,6 +117,14 @@ class RewardSection(_Strict):
     max_rows: int = Field(default=100_000, gt=0)
     workers: int = Field(default=2, ge=1, description="Reward execution processes.")
     length_norm_chars: int = Field(default=2048, gt=0)
+    order_by: Literal["top_level", "anywhere"] = Field(
+        default="top_level",
+        description=(
+            "When row order counts in the result reward: top_level = the gold's outermost query has an "
+            "ORDER BY; anywhere = the text 'order by' anywhere in the gold (SQL-R1's and the Spider "
+            "test-suite's rule, which also fires on window functions, subqueries and string literals)."
+        ),
+    )
 
 
 class TrainSection(_Strict):
@@ -149,7 +179,14 @@ class GRPOSection(_Strict):
     beta: float = Field(default=0.001, ge=0, description="KL coefficient (SQL-R1: 0.001).")
     epsilon: float = 0.2
     num_iterations: int = 1
-    loss_type: str = "grpo"
+    loss_type: str = Field(
+        default="grpo",
+        description="TRL's loss aggregation: grpo (mean per sequence, then over sequences), bnpo (mean over the "
+        "tokens of the local batch: verl's token-mean, SQL-R1), dapo, dr_grpo, ...",
+    )
+    entropy_coef: float = Field(
+        default=0.0, ge=0, description="Entropy bonus coefficient (verl's entropy_coeff; SQL-R1: 0.001)."
+    )
     scale_rewards: str = "group"
     mask_truncated_completions: bool = False
     use_vllm: Literal["auto", "on", "off"] = Field(
@@ -220,6 +257,12 @@ def _load(path: str | Path, model: type[_Strict]) -> _Strict:
     if m.init_from:
         m.init_from = resolve_path(m.init_from)
     d.root = resolve_path(d.root)
+    if d.holdout:
+        d.holdout = resolve_path(d.holdout)
+    try:
+        prompt_spec(d.prompt)
+    except ValueError as exc:
+        raise QueryFailed.of("config", f"{p}: data.prompt: {exc}") from exc
     if d.gold_cache:
         d.gold_cache = resolve_path(d.gold_cache)
     t.output_dir = resolve_path(t.output_dir)

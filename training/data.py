@@ -1,11 +1,15 @@
 """Training data: SynSQL-2.5M, Spider and BIRD loaders, the filters, and prompt records.
 
-Loaders read the official layouts and yield :class:`Example` values; :func:`filter_examples`
-drops what must not be trained on, each with a logged reason (missing database, complexity,
-a gold query that errors or times out, optionally an empty gold result); :func:`grpo_records` and
-:func:`sft_records` render the SQL-R1 *training* prompt (``mcp_server.prompt``) over the schema DDL
-(``mcp_server.schema``). Gold results go through :class:`training.gold.GoldResolver`, so each gold
-query runs once per database content, ever.
+Loaders read the official layouts and yield :class:`Example` values. SynSQL-2.5M's ``data.json``
+(9 GB) is streamed (:func:`iter_json_array`: one record in memory at a time), filtered as it streams
+and, for a shuffled sample, reservoir-sampled; the SynSQL-Complex-5K parquet files that SQL-R1's RL
+stage uses (``train.parquet`` 4,000 rows, ``test.parquet`` the 1,000 held-out rows) load too.
+:func:`filter_examples` drops what must not be trained on, each with a logged reason (missing database,
+complexity, held-out rows, a gold query that errors, times out or returns too many rows, optionally
+an empty gold result); :func:`grpo_records` and :func:`sft_records` render a prompt variant
+(``mcp_server.prompt``, the training prompt by default) over the database's one schema text
+(:class:`SchemaDDL`: ``mcp_server.schema``, with the descriptions serving shows). Gold results go
+through :class:`training.gold.GoldResolver`, so each gold query runs once per database content, ever.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +26,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
-from mcp_server.prompt import build_training_prompt, render_text
+from mcp_server.prompt import build_prompt, render_text
 from training.gold import GoldResolver
 from training.rewards import reward_sql
 
@@ -33,8 +37,11 @@ __all__ = [
     "SchemaDDL",
     "filter_examples",
     "grpo_records",
+    "iter_json_array",
+    "iter_synsql",
     "load_bird",
     "load_examples",
+    "load_holdout",
     "load_spider",
     "load_synsql",
     "sft_records",
@@ -127,39 +134,168 @@ def load_bird(root: str | Path, split: Literal["train", "dev"] = "dev") -> list[
     return out
 
 
-def load_synsql(root: str | Path, *, data_file: str = "data.json") -> list[Example]:
-    """SynSQL-2.5M: ``data.json`` (question, sql, db_id, external_knowledge, sql_complexity, cot)
-    and ``databases/<db_id>/<db_id>.sqlite``."""
+_CHUNK = 1 << 20
+
+
+def iter_json_array(path: str | Path, chunk_chars: int = _CHUNK) -> Iterator[Any]:
+    """The items of the JSON array in ``path``, one at a time: memory holds one item and one chunk.
+
+    Each item is decoded by ``json.JSONDecoder.raw_decode`` (the C decoder) from a sliding text
+    buffer. Raises ``ValueError`` naming the file and the character offset of malformed input.
+    """
+    decoder = json.JSONDecoder()
+    with Path(path).open(encoding="utf-8") as fh:
+        buf, pos, offset, eof = "", 0, 0, False
+
+        def fill() -> bool:
+            nonlocal buf, pos, offset, eof
+            more = fh.read(chunk_chars)
+            offset += pos
+            buf, pos = buf[pos:] + more, 0
+            eof = not more
+            return bool(more)
+
+        def skip_ws() -> None:
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n":
+                    pos += 1
+                if pos < len(buf) or not fill():
+                    return
+
+        fill()
+        skip_ws()
+        if buf[pos : pos + 1] != "[":
+            raise ValueError(f"{path}: expected a JSON array at character {offset + pos}")
+        pos += 1
+        first = True
+        while True:
+            skip_ws()
+            if buf[pos : pos + 1] == "]":
+                return
+            if not first:
+                if buf[pos : pos + 1] != ",":
+                    raise ValueError(f"{path}: expected ',' or ']' at character {offset + pos}")
+                pos += 1
+                skip_ws()
+            first = False
+            while True:
+                try:
+                    item, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as exc:
+                    if not eof and fill():  # the item runs past the buffer: read on
+                        continue
+                    raise ValueError(
+                        f"{path}: invalid JSON at character {offset + exc.pos}: {exc.msg}"
+                    ) from exc
+                if end == len(buf) and not eof and fill():
+                    continue  # a number may go on in the next chunk: decode it again whole
+                break
+            pos = end
+            yield item
+
+
+def _synsql_example(item: dict[str, Any], root: Path, index: int) -> Example:
+    db_id = str(item["db_id"]).replace("\n", "")  # as SQL-R1's preprocessing
+    return Example(
+        source="synsql",
+        db_id=db_id,
+        db_path=str(root / "databases" / db_id / f"{db_id}.sqlite"),
+        question=item["question"],
+        gold_sql=item["sql"],
+        evidence=item.get("external_knowledge") or "",
+        complexity=item.get("sql_complexity") or "",
+        reasoning=item.get("cot") or "",
+        index=index,
+    )
+
+
+def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    columns = ["db_id", "question", "sql", "external_knowledge", "sql_complexity", "cot"]
+    table = pq.ParquetFile(path)
+    present = [c for c in columns if c in table.schema_arrow.names]
+    missing = {"db_id", "question", "sql"} - set(present)
+    if missing:
+        raise ValueError(f"{path}: not a SynSQL parquet file: no column(s) {', '.join(sorted(missing))}")
+    for batch in table.iter_batches(columns=present, batch_size=1024):
+        yield from batch.to_pylist()
+
+
+def iter_synsql(root: str | Path, *, data_file: str = "data.json") -> Iterator[Example]:
+    """SynSQL-2.5M examples, streamed: ``data.json`` (question, sql, db_id, external_knowledge,
+    sql_complexity, cot) or a SynSQL-Complex-5K ``*.parquet`` file (the same columns, as SQL-R1's
+    ``train.parquet``/``test.parquet``), with databases at ``databases/<db_id>/<db_id>.sqlite``."""
     root = Path(root)
     path = root / data_file
     if not path.is_file():
         raise FileNotFoundError(f"SynSQL data file not found: {path}")
-    out: list[Example] = []
-    for item in _read_json(path):
-        db_id = item["db_id"]
-        out.append(
-            Example(
-                source="synsql",
-                db_id=db_id,
-                db_path=str(root / "databases" / db_id / f"{db_id}.sqlite"),
-                question=item["question"],
-                gold_sql=item["sql"],
-                evidence=item.get("external_knowledge") or "",
-                complexity=item.get("sql_complexity") or "",
-                reasoning=item.get("cot") or "",
-                index=len(out),
-            )
-        )
-    return out
+    rows = _parquet_rows(path) if path.suffix == ".parquet" else iter_json_array(path)
+    for i, item in enumerate(rows):
+        yield _synsql_example(item, root, i)
 
 
-def load_examples(source: DataSource, root: str | Path, split: str = "train") -> list[Example]:
+def load_synsql(
+    root: str | Path,
+    *,
+    data_file: str = "data.json",
+    complexity: Sequence[str] = (),
+    db_ids: Sequence[str] = (),
+    sample: int | None = None,
+    seed: int = 0,
+) -> list[Example]:
+    """SynSQL examples with the complexity / database filters applied while streaming; with ``sample``,
+    a uniform random sample of that many of them (reservoir sampling, seeded), in file order. Only
+    the kept examples are ever held in memory."""
+    wanted = {c.lower() for c in complexity}
+    rng = random.Random(seed)
+    kept: list[Example] = []
+    seen = 0
+    for ex in iter_synsql(root, data_file=data_file):
+        if (wanted and ex.complexity.lower() not in wanted) or (db_ids and ex.db_id not in db_ids):
+            continue
+        seen += 1
+        if sample is None or len(kept) < sample:
+            kept.append(ex)
+        elif (j := rng.randrange(seen)) < sample:
+            kept[j] = ex
+    return sorted(kept, key=lambda e: e.index) if sample is not None else kept
+
+
+def load_holdout(path: str | Path) -> set[tuple[str, str]]:
+    """(db_id, question) of held-out rows (a SynSQL parquet or JSON file), e.g. SQL-R1's ``test.parquet``."""
+    p = Path(path)
+    rows = _parquet_rows(p) if p.suffix == ".parquet" else iter_json_array(p)
+    return {(str(r["db_id"]).replace("\n", ""), str(r["question"])) for r in rows}
+
+
+def load_examples(
+    source: DataSource,
+    root: str | Path,
+    split: str = "train",
+    *,
+    data_file: str | None = None,
+    complexity: Sequence[str] = (),
+    db_ids: Sequence[str] = (),
+    sample: int | None = None,
+    seed: int = 0,
+) -> list[Example]:
+    """Examples of ``source`` in its official layout. For SynSQL the filters (and ``sample``) apply while
+    streaming; for the small datasets :func:`filter_examples` applies them."""
     if source == "spider":
         return load_spider(root, "dev" if split == "dev" else "train")
     if source == "bird":
         return load_bird(root, "train" if split == "train" else "dev")
     if source == "synsql":
-        return load_synsql(root)
+        return load_synsql(
+            root,
+            data_file=data_file or "data.json",
+            complexity=complexity,
+            db_ids=db_ids,
+            sample=sample,
+            seed=seed,
+        )
     raise ValueError(f"unknown data source {source!r}; use spider, bird or synsql")
 
 
@@ -190,13 +326,16 @@ def filter_examples(
     limit: int | None = None,
     seed: int = 0,
     shuffle: bool = False,
+    holdout: set[tuple[str, str]] | None = None,
 ) -> FilterReport:
     """Keep what can be trained on; every drop has a reason (logged as counts).
 
-    Order: database selection and presence, complexity, then (after shuffling and before the
-    limit, so ``limit`` counts kept examples) the gold must execute within the pool's timeout
-    and, with ``drop_empty_gold``, return rows (an empty gold lets an empty prediction earn the
-    full result reward). ``gold=None`` skips the execution checks (SFT on trusted data).
+    Order: database selection and presence, complexity, held-out rows (``holdout``: (db_id,
+    question) pairs, e.g. SQL-R1's 1,000 test rows), then (after shuffling and before the limit, so
+    ``limit`` counts kept examples) the gold must execute within the pool's timeout, return no more
+    rows than the pool's ``max_rows`` (the reward cannot compare a longer result whole) and, with
+    ``drop_empty_gold``, return rows (an empty gold lets an empty prediction earn the full result
+    reward). ``gold=None`` skips the execution checks (SFT on trusted data).
     """
     report = FilterReport()
     wanted = {c.lower() for c in complexity}
@@ -208,6 +347,8 @@ def filter_examples(
             report.dropped.append(Dropped(ex, f"database missing: {ex.db_path}"))
         elif wanted and ex.complexity.lower() not in wanted:
             report.dropped.append(Dropped(ex, f"complexity: {ex.complexity or 'unknown'}"))
+        elif holdout and (ex.db_id, ex.question) in holdout:
+            report.dropped.append(Dropped(ex, "held out: a row of the held-out set"))
         elif not ex.gold_sql.strip():
             report.dropped.append(Dropped(ex, "gold error: empty gold SQL"))
         else:
@@ -229,6 +370,8 @@ def filter_examples(
             if out is not None and not out.ok:
                 kind = "gold timeout" if out.error_kind == "timeout" else "gold error"
                 report.dropped.append(Dropped(ex, f"{kind}: {out.error_kind}: {out.error_message}"))
+            elif out is not None and out.truncated:
+                report.dropped.append(Dropped(ex, "gold too large: more rows than the reward's max_rows"))
             elif out is not None and drop_empty_gold and not out.rows:
                 report.dropped.append(Dropped(ex, "gold empty: the gold query returns no rows"))
             else:
@@ -239,9 +382,13 @@ def filter_examples(
 
 
 class SchemaDDL:
-    """Schema DDL per database file, rendered once (``mcp_server.schema``)."""
+    """The schema text per database file, rendered once: the same text serving shows for that database
+    (``mcp_server.schema.render_ddl`` over a registry spec that finds the same tables.json,
+    database_description and CREATE-statement comments), with ``example_values`` values per column
+    (0: the paper's "without values" ablation)."""
 
-    def __init__(self) -> None:
+    def __init__(self, example_values: int = 2) -> None:
+        self.example_values = example_values
         self._cache: dict[str, str] = {}
 
     def __call__(self, db_path: str) -> str:
@@ -253,25 +400,35 @@ class SchemaDDL:
 
         registry = Registry.from_targets([db_path])
         name = registry.names()[0]
-        ddl = render_ddl(SchemaInspector(registry).describe(name))
+        ddl = render_ddl(SchemaInspector(registry).describe(name), example_values=self.example_values)
         self._cache[db_path] = ddl
         return ddl
 
 
-def _prompt_text(ex: Example, ddl: Callable[[str], str], tokenizer: Any) -> str:
-    prompt = build_training_prompt(ddl(ex.db_path), ex.question, evidence=ex.evidence or None)
+def _prompt_text(ex: Example, ddl: Callable[[str], str], tokenizer: Any, variant: str) -> str:
+    prompt = build_prompt(
+        ddl(ex.db_path),
+        ex.question,
+        variant=variant,
+        evidence=ex.evidence or None,
+        complexity=ex.complexity or None,
+    )
     return render_text(prompt, tokenizer)
 
 
 def grpo_records(
-    examples: Iterable[Example], tokenizer: Any, ddl: Callable[[str], str] | None = None
+    examples: Iterable[Example],
+    tokenizer: Any,
+    ddl: Callable[[str], str] | None = None,
+    *,
+    prompt: str = "training",
 ) -> list[dict[str, Any]]:
-    """Records for ``GRPOTrainer``: ``prompt`` (rendered training prompt ending in ``<think>``) and
-    the columns the reward reads (``gold_sql``, ``db_path``) plus ``db_id``/``question``/``source``."""
+    """Records for ``GRPOTrainer``: ``prompt`` (the rendered ``prompt`` variant, ending in ``<think>``)
+    and the columns the reward reads (``gold_sql``, ``db_path``) plus ``db_id``/``question``/``source``."""
     ddl = ddl or SchemaDDL()
     return [
         {
-            "prompt": _prompt_text(ex, ddl, tokenizer),
+            "prompt": _prompt_text(ex, ddl, tokenizer, prompt),
             "gold_sql": ex.gold_sql,
             "db_path": ex.db_path,
             "db_id": ex.db_id,
@@ -317,8 +474,14 @@ def sft_target(ex: Example) -> str:
 
 
 def sft_records(
-    examples: Iterable[Example], tokenizer: Any, ddl: Callable[[str], str] | None = None
+    examples: Iterable[Example],
+    tokenizer: Any,
+    ddl: Callable[[str], str] | None = None,
+    *,
+    prompt: str = "training",
 ) -> list[dict[str, Any]]:
     """Prompt/completion records for ``SFTTrainer`` (loss on the completion only)."""
     ddl = ddl or SchemaDDL()
-    return [{"prompt": _prompt_text(ex, ddl, tokenizer), "completion": sft_target(ex)} for ex in examples]
+    return [
+        {"prompt": _prompt_text(ex, ddl, tokenizer, prompt), "completion": sft_target(ex)} for ex in examples
+    ]

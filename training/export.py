@@ -2,8 +2,9 @@
 
 Takes a run folder (its ``final/`` or a ``checkpoint-N``) and writes either the LoRA adapter as is
 (base + adapter) or merged full weights, the tokenizer, the run record and curves, and the
-:class:`mcp_server.backends.manifest.CheckpointManifest` (base model, training prompt version,
-reward weights, data, stages, steps, metrics), so that ``sqlr1 serve --model DIR`` and
+:class:`mcp_server.backends.manifest.CheckpointManifest` (base model, the prompt variant's version
+and schema example values the run trained with, reward weights and settings, data, stages, steps,
+metrics), so that ``sqlr1 serve --model DIR`` and
 ``sqlr1 chat --model DIR`` load it through ``mcp_server.backends.loading`` with no other flags.
 """
 
@@ -175,9 +176,11 @@ def export_checkpoint(
     manifest = CheckpointManifest(
         base_model=base_spec,
         weights=weights,
-        prompt_version=TRAIN_PROMPT_VERSION,
+        prompt_version=str((record.get("prompt") or {}).get("version") or TRAIN_PROMPT_VERSION),
+        schema_example_values=int(record.get("schema_example_values", 2)),
         generation=generation or GenerationDefaults(),
         reward_weights={k: float(v) for k, v in (record.get("reward_weights") or {}).items()},
+        reward_settings=dict(record.get("reward_settings") or {}),
         data=list(record.get("data", [])),
         stages=list(record.get("stages", [record.get("stage", "")])),
         steps=int(record.get("steps", 0)),

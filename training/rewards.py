@@ -2,21 +2,25 @@
 
 Each callable has TRL's signature ``(prompts, completions, **columns) -> list[float]`` and reads the
 dataset columns ``db_path`` and ``gold_sql``; TRL combines them with ``reward_weights`` and logs each
-under its ``__name__``. The scores (SQL-R1, exactly, but for one documented deviation):
+under its ``__name__``. The scores are SQL-R1's (``verl/utils/reward_score/synsql.py``), checked
+against that code on the parity corpus (``tests/data/parity/reward_cases.json``):
 
 * format: +1 when :func:`mcp_server.answer.format_ok` holds for the completion with the prompt's
-  pre-filled ``<think>`` (``prefilled_think=True``), else -1;
-* execution: only when the format holds: +2 if the predicted SQL executes within the timeout,
+  pre-filled ``<think>`` (SQL-R1's check, exactly: an empty ```` ```sql ```` block fails it), else -1;
+* execution: only when the format holds: +2 if the answer's SQL executes within the timeout,
   -2 if it fails, is blocked or times out; 0 when the format failed;
 * result: only when it executed: +3 if the rows match the gold's under Spider test-suite semantics
-  (:func:`mcp_server.compare.spider_equal`, DISTINCT stripped from both queries, order only when
-  the gold has a top-level ORDER BY), -3 otherwise; 0 when it did not execute;
+  (:func:`mcp_server.compare.spider_equal`, DISTINCT stripped from both queries, row order per
+  :class:`OrderRule`), -3 otherwise; 0 when it did not execute;
 * length: only for a correct result: ``0.5 * min(L / 2048, 1) + len(sql) / len(answer_text)``, with
-  ``L`` the characters of think text plus answer text.
+  ``L`` the characters of think text plus answer text and ``sql`` whitespace-collapsed, as SQL-R1.
 
-Deviation: in the reference code a gold query that errors makes every executable prediction a
-match; here such samples are dropped at data preparation (``training.data``) and, if met at run
-time, score 0 result (and 0 length) reward.
+Deliberate differences (each with its reason and parity case in ``docs/fidelity.md``): the SQL runs
+as written (SQL-R1 collapses whitespace first, which breaks ``--`` comments and changes literals,
+and rewrites ``> =``); writes and second statements are refused by the guard (-2; SQL-R1 runs them);
+a gold query that errors, or returns more than ``max_rows`` rows, scores 0 result and 0 length (SQL-R1
+scores an erroring gold as a match, a ``==`` typo); row order follows ``order_by`` (default
+``top_level``; ``anywhere`` is SQL-R1's rule).
 
 SQL runs only in :class:`training.pool.ExecutionPool` workers, never in the trainer. The four
 callables share one scoring pass per batch: each completion's SQL executes once per step, and gold
@@ -27,12 +31,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-from mcp_server.answer import parse_answer
+from mcp_server.answer import StrictAnswer, strict_answer
 from mcp_server.compare import order_matters_for, spider_equal, strip_distinct
 from mcp_server.errors import QueryFailed
 from mcp_server.exec_pool import execute_job
@@ -40,7 +45,9 @@ from training.gold import GoldResolver
 from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = [
+    "ORDER_RULES",
     "REWARD_NAMES",
+    "OrderRule",
     "RewardBreakdown",
     "SQLR1Reward",
     "completion_text",
@@ -53,6 +60,12 @@ REWARD_NAMES = ("format", "execution", "result", "length")
 FORMAT_OK, FORMAT_BAD = 1.0, -1.0
 EXEC_OK, EXEC_BAD = 2.0, -2.0
 RESULT_OK, RESULT_BAD = 3.0, -3.0
+
+OrderRule = Literal["top_level", "anywhere"]
+"""When row order counts: ``top_level`` when the gold's outermost query has an ORDER BY;
+``anywhere`` when the text ``order by`` appears anywhere in the whitespace-collapsed gold (SQL-R1's
+and the Spider test-suite's rule: a window's or subquery's ORDER BY, or a string literal, counts)."""
+ORDER_RULES: tuple[str, ...] = get_args(OrderRule)
 
 
 @dataclass(frozen=True)
@@ -93,13 +106,20 @@ def reward_sql(sql: str) -> str:
         return sql
 
 
+def _collapse(sql: str) -> str:
+    """SQL-R1's ``re.sub(r'\\s+', ' ', sql)``."""
+    return re.sub(r"\s+", " ", sql)
+
+
 @functools.lru_cache(maxsize=8192)
-def _gold_order_matters(gold_sql: str) -> bool:
+def _gold_order_matters(gold_sql: str, rule: OrderRule) -> bool:
     """Whether row order counts for this gold (parsed once per gold, not once per completion)."""
+    if rule == "anywhere":
+        return order_matters_for(_collapse(gold_sql), rule="official")
     try:
         return order_matters_for(gold_sql, "sqlite")
     except QueryFailed:
-        return "order by" in gold_sql.lower()
+        return "order by" in _collapse(gold_sql).lower()
 
 
 class _RewardFunc:
@@ -132,6 +152,7 @@ class SQLR1Reward:
         prefilled_think: bool = True,
         length_norm_chars: int = 2048,
         strip_distinct: bool = True,
+        order_by: OrderRule = "top_level",
         db_column: str = "db_path",
         gold_column: str = "gold_sql",
     ) -> None:
@@ -140,6 +161,9 @@ class SQLR1Reward:
         self.prefilled_think = prefilled_think
         self.length_norm_chars = length_norm_chars
         self.strip_distinct = strip_distinct
+        if order_by not in ORDER_RULES:
+            raise ValueError(f"order_by must be one of {', '.join(ORDER_RULES)}, not {order_by!r}")
+        self.order_by: OrderRule = order_by
         self.db_column = db_column
         self.gold_column = gold_column
         self.funcs: list[Callable[..., list[float]]] = [_RewardFunc(self, c) for c in REWARD_NAMES]
@@ -172,60 +196,44 @@ class SQLR1Reward:
 
     def _score(self, texts: list[str], dbs: list[str], golds: list[str]) -> list[RewardBreakdown]:
         # parse, and hand each distinct (db, sql) to the pool at once: it executes while the rest parse
-        parsed = []
+        parsed: list[StrictAnswer] = []
         jobs: dict[tuple[str, str], int] = {}
         with self.pool.submit(execute_job) as run:
             for text, db in zip(texts, dbs, strict=True):
-                p = parse_answer(text, prefilled_think=self.prefilled_think)
+                p = strict_answer(text, prefilled_think=self.prefilled_think)
                 parsed.append(p)
-                key = (db, self._run_sql(p.sql)) if p.format_ok and p.sql else None
+                key = (db, self._run_sql(p.sql)) if p.ok and p.sql else None
                 if key is not None and key not in jobs:
                     jobs[key] = run.add(ExecJob(db_path=key[0], sql=key[1]))
             outcomes = run.outcomes()
         self.executions += len(jobs)
-        formats = [p.format_ok for p in parsed]
         need_gold = sorted(
             {
                 (db, self._run_sql(g))
-                for ok, p, db, g in zip(formats, parsed, dbs, golds, strict=True)
-                if ok and p.sql and outcomes[jobs[(db, self._run_sql(p.sql))]].ok
+                for p, db, g in zip(parsed, dbs, golds, strict=True)
+                if p.ok and p.sql and outcomes[jobs[(db, self._run_sql(p.sql))]].ok
             }
         )
         gold_out = dict(zip(need_gold, self.gold.resolve(need_gold), strict=True)) if need_gold else {}
 
         scores: list[RewardBreakdown] = []
-        for ok, p, db, gold_sql in zip(formats, parsed, dbs, golds, strict=True):
-            if not ok:
+        for p, db, gold_sql in zip(parsed, dbs, golds, strict=True):
+            if not p.ok or not p.sql:  # SQL-R1: no non-empty ```sql block in the answer fails the format
                 scores.append(RewardBreakdown(FORMAT_BAD, 0.0, 0.0, 0.0, sql=p.sql, error="format"))
-                continue
-            if not p.sql:  # a well-formed answer with an empty sql block: nothing to execute
-                scores.append(RewardBreakdown(FORMAT_OK, EXEC_BAD, 0.0, 0.0, error="execution: empty SQL"))
                 continue
             pred = outcomes[jobs[(db, self._run_sql(p.sql))]]
             if not pred.ok:
-                scores.append(
-                    RewardBreakdown(
-                        FORMAT_OK,
-                        EXEC_BAD,
-                        0.0,
-                        0.0,
-                        sql=p.sql,
-                        error=f"{pred.error_kind}: {pred.error_message}",
-                    )
-                )
+                error = f"{pred.error_kind}: {pred.error_message}"
+                scores.append(RewardBreakdown(FORMAT_OK, EXEC_BAD, 0.0, 0.0, sql=p.sql, error=error))
                 continue
             gold = gold_out[(db, self._run_sql(gold_sql))]
-            if not gold.ok:  # deliberate deviation: an erroring gold never makes a match
-                scores.append(
-                    RewardBreakdown(
-                        FORMAT_OK,
-                        EXEC_OK,
-                        0.0,
-                        0.0,
-                        sql=p.sql,
-                        error=f"gold {gold.error_kind}: {gold.error_message}",
-                    )
+            if not gold.ok or gold.truncated:
+                # Deliberate deviation: an erroring gold never makes a match, and a gold past max_rows
+                # cannot be compared whole; data preparation drops both.
+                error = (
+                    f"gold {gold.error_kind}: {gold.error_message}" if not gold.ok else "gold over max_rows"
                 )
+                scores.append(RewardBreakdown(FORMAT_OK, EXEC_OK, 0.0, 0.0, sql=p.sql, error=error))
                 continue
             if not self._match(pred, gold, gold_sql):
                 scores.append(RewardBreakdown(FORMAT_OK, EXEC_OK, RESULT_BAD, 0.0, sql=p.sql))
@@ -238,15 +246,25 @@ class SQLR1Reward:
     def _run_sql(self, sql: str) -> str:
         return reward_sql(sql) if self.strip_distinct else sql
 
-    @staticmethod
-    def _match(pred: ExecOutcome, gold: ExecOutcome, gold_sql: str) -> bool:
-        if pred.truncated != gold.truncated:
-            return False  # a capped result cannot be compared as a bag with an uncapped one
-        return spider_equal(pred.rows or [], gold.rows or [], order_matters=_gold_order_matters(gold_sql))
+    def _match(self, pred: ExecOutcome, gold: ExecOutcome, gold_sql: str) -> bool:
+        if pred.truncated:
+            return False  # more rows than the gold, which is within max_rows
+        order = _gold_order_matters(gold_sql, self.order_by)
+        return spider_equal(pred.rows or [], gold.rows or [], order_matters=order)
 
-    def _length(self, p: Any) -> float:
-        think = p.think or ""
-        answer = p.answer or ""
+    def _length(self, p: StrictAnswer) -> float:
+        """SQL-R1's length term: the reasoning-plus-answer length (capped) and the SQL's share of the
+        answer, the SQL whitespace-collapsed as there."""
+        think, answer = p.think or "", p.answer or ""
         total = len(think) + len(answer)
-        ratio = len(p.sql or "") / len(answer) if answer else 0.0
+        ratio = len(_collapse(p.sql or "")) / len(answer) if answer else 0.0
         return 0.5 * min(total / self.length_norm_chars, 1.0) + ratio
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that decide scores, for run records and checkpoint manifests."""
+        return {
+            "order_by": self.order_by,
+            "strip_distinct": self.strip_distinct,
+            "length_norm_chars": self.length_norm_chars,
+            "prefilled_think": self.prefilled_think,
+        }

@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcp_server.prompt import prompt_spec
 from training.config import DataSection, GRPOFile, SFTFile
 from training.data import (
     Dropped,
     Example,
     FilterReport,
+    SchemaDDL,
     filter_examples,
     grpo_records,
     load_examples,
+    load_holdout,
     sft_records,
 )
 from training.gold import GoldCache, GoldResolver, default_cache_path
@@ -69,7 +72,19 @@ def _world_size() -> int:
 
 
 def _prepare(data: DataSection, gold: GoldResolver | None) -> tuple[list[Example], FilterReport, list[str]]:
-    examples = load_examples(data.source, data.root, data.split)
+    # SynSQL streams: a shuffled run draws a random sample of twice the limit while reading (the gold
+    # checks may drop some), instead of holding millions of examples
+    sample = 2 * data.limit if data.source == "synsql" and data.shuffle and data.limit else None
+    examples = load_examples(
+        data.source,
+        data.root,
+        data.split,
+        data_file=data.data_file,
+        complexity=data.complexity,
+        db_ids=data.db_ids,
+        sample=sample,
+        seed=data.seed,
+    )
     report = filter_examples(
         examples,
         gold if data.check_gold else None,
@@ -79,10 +94,20 @@ def _prepare(data: DataSection, gold: GoldResolver | None) -> tuple[list[Example
         limit=data.limit,
         seed=data.seed,
         shuffle=data.shuffle,
+        holdout=load_holdout(data.holdout) if data.holdout else None,
     )
     if not report.kept:
         raise ValueError(f"no training examples left after filtering: {report.reasons()}")
-    return report.kept, report, [f"{data.source}/{data.split}"]
+    name = data.data_file or data.split
+    return report.kept, report, [f"{data.source}/{name}"]
+
+
+def _prompt_record(data: DataSection) -> dict[str, Any]:
+    """What the run's prompts were: recorded in run.json and the checkpoint manifest."""
+    return {
+        "prompt": {"variant": data.prompt, "version": prompt_spec(data.prompt).version},
+        "schema_example_values": data.example_values,
+    }
 
 
 def _drop_long(
@@ -251,12 +276,13 @@ def run_sft(cfg: SFTFile, *, callbacks: Sequence[Any] = ()) -> RunResult:
     finally:
         if pool is not None:
             pool.close()
-    records = sft_records(kept, policy.tokenizer)
+    records = sft_records(kept, policy.tokenizer, SchemaDDL(cfg.data.example_values), prompt=cfg.data.prompt)
     records = _drop_long(
         kept, records, policy.tokenizer, lambda r: r["prompt"] + r["completion"], cfg.sft.max_length, report
     )
     if _is_main():
         report.write(out / "dropped.jsonl")
+    extra = _prompt_record(cfg.data)
     args = SFTConfig(
         **_common_args(cfg, flags),
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
@@ -276,10 +302,10 @@ def run_sft(cfg: SFTFile, *, callbacks: Sequence[Any] = ()) -> RunResult:
     _write_record(
         trainer,
         [out],
-        _build_record("sft", cfg, policy, trainer, data_used, report, len(records), started, {}),
+        _build_record("sft", cfg, policy, trainer, data_used, report, len(records), started, extra),
     )
     trainer.train(resume_from_checkpoint=_resume_from(cfg))
-    return _finish("sft", cfg, policy, trainer, data_used, report, len(records), started, {})
+    return _finish("sft", cfg, policy, trainer, data_used, report, len(records), started, extra)
 
 
 def grpo_batch_shape(cfg: GRPOFile, world_size: int) -> int:
@@ -324,9 +350,11 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             if reward is not None
             else GoldResolver(pool, GoldCache(cfg.data.gold_cache or default_cache_path()))
         )
-        reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars)
+        reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars, order_by=r.order_by)
         kept, report, data_used = _prepare(cfg.data, gold)
-        records = grpo_records(kept, policy.tokenizer)
+        records = grpo_records(
+            kept, policy.tokenizer, SchemaDDL(cfg.data.example_values), prompt=cfg.data.prompt
+        )
         records = _drop_long(
             kept, records, policy.tokenizer, lambda r: r["prompt"], cfg.grpo.max_prompt_length, report
         )
@@ -354,6 +382,7 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             epsilon=g.epsilon,
             num_iterations=g.num_iterations,
             loss_type=g.loss_type,
+            entropy_coef=g.entropy_coef,
             scale_rewards=g.scale_rewards,
             mask_truncated_completions=g.mask_truncated_completions,
             reward_weights=r.weights.as_list(),
@@ -370,7 +399,12 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             callbacks=[CurvesCallback(title="GRPO"), *_limits(cfg), *callbacks],
         )
         weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
-        extra = {"reward_weights": weights, "rollouts": "vllm" if vllm else "generate"}
+        extra = {
+            "reward_weights": weights,
+            "reward_settings": {**reward.settings(), "timeout_s": r.timeout_s, "max_rows": r.max_rows},
+            "rollouts": "vllm" if vllm else "generate",
+            **_prompt_record(cfg.data),
+        }
         _write_record(
             trainer,
             [out],

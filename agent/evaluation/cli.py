@@ -41,6 +41,13 @@ def _common(p: argparse.ArgumentParser, benchmark: str) -> None:
         help="'inprocess' (default), 'stdio' (a `sqlr1 serve` subprocess) or an http(s):// URL of `sqlr1 serve --http`",
     )
     p.add_argument("--token", default=None, help="bearer token for an HTTP server (or SQLR1_TOKEN)")
+    p.add_argument(
+        "--prompt",
+        default=None,
+        metavar="VARIANT",
+        help="prompt variant: sqlr1_inference for SQL-R1's own prompt (paper-faithful), inference, training, "
+        "sqlr1_rl (default: the model manifest's, else inference); recorded in the report",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -90,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         keep_distinct=getattr(args, "keep_distinct", False),
         ves_iterations=getattr(args, "ves", 0),
         cache=args.cache,
+        prompt=args.prompt,
     )
 
     async def main() -> int:

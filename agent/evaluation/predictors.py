@@ -33,13 +33,17 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
         app = AppConfig(
             databases=[DatabaseConfig(target=str(config.db_root))],
             model=model,
-            generation=GenerationConfig(num_candidates=config.n, temperature=0.0 if config.n == 1 else 0.8),
+            generation=GenerationConfig(
+                num_candidates=config.n, temperature=0.0 if config.n == 1 else 0.8, prompt=config.prompt
+            ),
         )
         return embedded_server(app)
     if server == "stdio":
         args = ["--db", str(config.db_root)]
         if config.model:
             args += ["--model", config.model]
+        if config.prompt:
+            args += ["--prompt", config.prompt]
         return StdioTarget(args=(*args, "serve"))
     if server.startswith(("http://", "https://")):
         return HttpTarget(url=server, token=token or os.environ.get("SQLR1_TOKEN"))
@@ -116,6 +120,8 @@ async def predictor_for(
                     k: result.get(k)
                     for k in ("status", "message", "vote_counts", "executable", "candidates", "timings")
                 }
+                prompt = result.get("prompt") or {}
+                trace["prompt"] = {"variant": prompt.get("variant"), "version": prompt.get("version")}
                 return Prediction(
                     idx=item.idx, sql=sql, turns=1, seconds=time.perf_counter() - t0, trace=trace
                 )

@@ -42,6 +42,14 @@ class EvalReport(BaseModel):
     metric: str = Field(description="bird_ex, spider_test_suite_ex or spider_ex (single database)")
     config: dict[str, Any]
     manifest: dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = Field(
+        default=None,
+        description="The prompt variant(s) and version(s) the predictions were made with (None: scored a file).",
+    )
+    scoring: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How verdicts were reached: the official semantics and their options.",
+    )
     accuracy: dict[str, Bucket]
     r_ves: float | None = None
     timing: dict[str, float]
@@ -94,8 +102,8 @@ def to_markdown(reports: list[EvalReport], names: list[str]) -> str:
     lines = [
         f"# Evaluation: {reports[0].benchmark} ({reports[0].metric})",
         "",
-        "| run | mode | model | " + " | ".join(columns) + " |",
-        "|---|---|---|" + "---|" * len(columns),
+        "| run | mode | model | prompt | " + " | ".join(columns) + " |",
+        "|---|---|---|---|" + "---|" * len(columns),
     ]
     for name, rep in zip(names, reports, strict=True):
         cells = []
@@ -104,8 +112,7 @@ def to_markdown(reports: list[EvalReport], names: list[str]) -> str:
             cells.append(f"{b.accuracy:.1f} ({b.correct}/{b.count})" if b else "–")
         lines.append(
             f"| {name} | {rep.config.get('mode', 'score')} | {rep.config.get('model') or '–'} | "
-            + " | ".join(cells)
-            + " |"
+            f"{', '.join((rep.prompt or {}).get('variants', [])) or '–'} | " + " | ".join(cells) + " |"
         )
     for name, rep in zip(names, reports, strict=True):
         extra = [f"{k} {v:.1f} s" for k, v in rep.timing.items()]

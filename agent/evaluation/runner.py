@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,9 @@ class RunConfig(BaseModel):
     keep_distinct: bool = False
     ves_iterations: int = 0
     cache: Path | None = None
+    prompt: str | None = Field(
+        default=None, description="Prompt variant (default: the model manifest's, else inference)."
+    )
 
 
 class Prediction(BaseModel):
@@ -225,6 +228,8 @@ async def run_evaluation(
         metric=_metric(config, items),
         config=json.loads(config.model_dump_json()),
         manifest=manifest,
+        prompt=_prompts_used(predictions.values()),
+        scoring=_scoring(config),
         accuracy=accuracy_by_difficulty(results),
         r_ves=r_ves,
         timing={"total": time.perf_counter() - started, "generation": gen_seconds},
@@ -233,6 +238,26 @@ async def run_evaluation(
     )
     report.save(config.out)
     return report
+
+
+def _prompts_used(predictions: Iterable[Prediction]) -> dict[str, Any] | None:
+    """The prompt variants and versions the predictions' traces name (None when none does)."""
+    seen = [(p.trace or {}).get("prompt") or {} for p in predictions]
+    variants = sorted({str(s["variant"]) for s in seen if s.get("variant")})
+    versions = sorted({str(s["version"]) for s in seen if s.get("version")})
+    return {"variants": variants, "versions": versions} if variants else None
+
+
+def _scoring(config: RunConfig) -> dict[str, Any]:
+    if config.benchmark == "bird":
+        return {"semantics": "BIRD evaluation.py: set(pred) == set(gold), queries run as written"}
+    return {
+        "semantics": "Spider test-suite exec_eval.result_eq: bags of rows, column permutations",
+        "order_matters": "'order by' anywhere in the rewritten gold (official)",
+        "rewrites": "official: 'value'->'1' in predictions, '> =' joined, YEAR(CURDATE())->2020"
+        + ("" if config.keep_distinct else ", DISTINCT stripped and first statement only"),
+        "keep_distinct": config.keep_distinct,
+    }
 
 
 def _acc(verdicts: dict[int, PairResult]) -> float:

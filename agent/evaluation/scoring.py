@@ -21,7 +21,6 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from mcp_server import compare
-from mcp_server.errors import QueryFailed
 from mcp_server.exec_pool import ExecOutcome, ExecutionPool, SerialPool, TaskFailed, WorkerContext
 from mcp_server.result_cache import ResultCache
 
@@ -91,12 +90,10 @@ def _gold(ctx: WorkerContext, options: _Options, db_file: str, sql: str) -> tupl
     return out.ok, _payload(out), out.elapsed_ms, False
 
 
-def _prepare(sql: str, options: _Options) -> str:
-    if options.benchmark == "spider" and not options.keep_distinct:
-        try:
-            return compare.strip_distinct(sql, "sqlite")
-        except QueryFailed:
-            return sql  # untokenizable: left as is, the executor reports the syntax error
+def _prepare(sql: str, options: _Options, *, prediction: bool) -> str:
+    """BIRD runs both queries as written; Spider runs what the official test-suite scorer runs."""
+    if options.benchmark == "spider":
+        return compare.spider_official_sql(sql, prediction=prediction, keep_distinct=options.keep_distinct)
     return sql
 
 
@@ -105,9 +102,9 @@ def _score_one(options: _Options, ctx: WorkerContext, task: ScoreTask) -> PairRe
     pred_sql = task.pred_sql.strip()
     if not pred_sql:
         return PairResult(idx=task.idx, correct=False, pred_status="empty", pred_error="no SQL predicted")
-    gold_sql = _prepare(task.gold_sql, options)
-    pred_sql = _prepare(pred_sql, options)
-    # The test-suite scorer's rule: the text "order by" anywhere in the (DISTINCT-stripped) gold.
+    gold_sql = _prepare(task.gold_sql, options, prediction=False)
+    pred_sql = _prepare(pred_sql, options, prediction=True)
+    # The test-suite scorer's rule: the text "order by" anywhere in the (rewritten) gold.
     order_matters = options.benchmark == "spider" and compare.order_matters_for(
         gold_sql, "sqlite", rule="official"
     )

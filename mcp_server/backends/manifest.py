@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,8 +44,14 @@ class CheckpointManifest(BaseModel):
         description='"adapter": a LoRA adapter (adapter_config.json) on top of base_model; "merged": full weights.'
     )
     prompt_version: str = PROMPT_VERSION
+    schema_example_values: int = Field(
+        default=2, ge=0, description="Example values per column in the schema text it was trained on."
+    )
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     reward_weights: dict[str, float] = Field(default_factory=dict)
+    reward_settings: dict[str, Any] = Field(
+        default_factory=dict, description="The GRPO reward's settings (order_by, timeout_s, max_rows, ...)."
+    )
     data: list[str] = Field(
         default_factory=list, description="Datasets used, e.g. 'spider/train_spider.json'."
     )

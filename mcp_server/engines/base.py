@@ -8,14 +8,16 @@ engine's read-only settings are defence in depth on top of it.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -36,6 +38,7 @@ __all__ = [
     "Engine",
     "EngineKind",
     "RawResult",
+    "ResultFingerprint",
     "Watchdog",
     "cancelled_error",
     "engine_refused",
@@ -273,26 +276,125 @@ class ConnectionPool(Generic[T]):
 MAX_RESULT_BYTES = 64 * 1024 * 1024  # text and blobs one result may hold in memory before the caps
 
 
-def fetch_bounded(fetch: Callable[[int], Any], limit: int, batch: int = 1) -> tuple[list[Any], bool]:
+_MASK = (1 << 128) - 1
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` such that Python-equal values (``1 == 1.0 == True == Decimal(1)``) have one repr."""
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is bool:
+        return int(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(as_float) == value else ("<decimal>", str(value.normalize()))
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return (kind.__name__, tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(_canonical(k)), repr(_canonical(v))) for k, v in value.items())))
+    return value  # dates, times, UUIDs: their repr is their value
+
+
+class ResultFingerprint:
+    """An order-independent fingerprint of a whole result, fed one row at a time in constant memory.
+
+    Two results get the same :meth:`key` when they hold the same rows the same number of times (as
+    bags, in any order; values compared by Python equality, as ``compare.result_key``). Engines feed it
+    while they stream a result (``execute(..., fingerprint=)``), rows past ``max_rows`` included, so
+    self-consistency can group results larger than the row cap.
+
+    A row's digest is Python's own hash of it (C speed, and equal for equal rows by construction;
+    string hashing is per process, so keys compare within one process), with the count of cells
+    equal to -1 on the side because Python hashes -1 like -2. ``stable=True`` digests each row with
+    BLAKE2b over a canonical form instead (the same in every process, about 20x slower), for a worker
+    process whose state the parent merges (DuckDB).
+    """
+
+    __slots__ = ("_minus_ones", "_stable", "_sum", "_xor", "rows")
+
+    def __init__(self, *, stable: bool = False) -> None:
+        self.rows = 0
+        self._sum = 0
+        self._xor = 0
+        self._minus_ones = 0
+        self._stable = stable
+
+    def add(self, row: Sequence[Any]) -> None:
+        if self._stable:
+            data = repr(tuple(_canonical(v) for v in row)).encode("utf-8", "surrogatepass")
+            digest = int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+        else:
+            try:
+                digest = hash(row if type(row) is tuple else tuple(row))
+            except TypeError:  # lists, dicts (PostgreSQL arrays, JSON)
+                digest = hash(tuple(_canonical(v) for v in row))
+            self._minus_ones += row.count(-1)
+        self.rows += 1
+        self._sum = (self._sum + digest) & _MASK
+        self._xor ^= digest & _MASK
+
+    def state(self) -> tuple[int, int, int, int, bool]:
+        """Picklable state (a worker process computes it, the parent :meth:`merge` s it)."""
+        return (self.rows, self._sum, self._xor, self._minus_ones, self._stable)
+
+    def merge(self, state: tuple[int, int, int, int, bool]) -> None:
+        rows, total, xor, minus_ones, stable = state
+        if self.rows and stable != self._stable:
+            raise ValueError("cannot merge a stable fingerprint with a per-process one")
+        self._stable = stable
+        self.rows += rows
+        self._sum = (self._sum + total) & _MASK
+        self._xor ^= xor
+        self._minus_ones += minus_ones
+
+    def key(self) -> tuple[str, int, int, int, int]:
+        return (
+            "stable" if self._stable else "fingerprint",
+            self.rows,
+            self._sum,
+            self._xor,
+            self._minus_ones,
+        )
+
+
+def fetch_bounded(
+    fetch: Callable[[int], Any], limit: int, batch: int = 1, fingerprint: ResultFingerprint | None = None
+) -> tuple[list[Any], bool]:
     """Up to ``limit`` rows via ``fetch(n)`` (a cursor's ``fetchmany``), ``batch`` at a time, stopping
     early (True) once their text and blobs pass MAX_RESULT_BYTES.
 
     The row cap alone does not bound memory: 1,000 rows of 60 MB strings are cheap to ask for. No
     character cap (``max_chars`` is at most 50 M) needs more than this, so capped results are unchanged.
+    With ``fingerprint``, every row of the result goes into it: the rest is read (not kept) to the end.
     """
     rows: list[Any] = []
     used = 0
-    while len(rows) < limit:
+    cut = False
+    while len(rows) < limit and not cut:
         want = min(batch, limit - len(rows))
         got = list(fetch(want))
         for row in got:
+            if fingerprint is not None:
+                fingerprint.add(row)
+            if cut:
+                continue  # past the memory bound: fingerprinted, not kept
             rows.append(row)
             used += sum(len(v) for v in row if isinstance(v, str | bytes | bytearray | memoryview))
-            if used > MAX_RESULT_BYTES:
-                return rows, True
+            cut = used > MAX_RESULT_BYTES
         if len(got) < want:
-            break
-    return rows, False
+            return rows, cut  # the end of the result
+    if fingerprint is not None:
+        while more := list(fetch(max(batch, 256))):
+            for row in more:
+                fingerprint.add(row)
+    return rows, cut
 
 
 def execution_error(message: str, *, missing: Literal["table", "column"] | None = None) -> QueryFailed:
@@ -344,6 +446,8 @@ class CatalogTable:
     primary_key: list[str] = field(default_factory=list)
     foreign_keys: list[CatalogForeignKey] = field(default_factory=list)
     schema: str | None = None  # e.g. "public"; None for SQLite main
+    # The CREATE statement as stored, when it holds comments (SynSQL's /* column descriptions */)
+    ddl: str | None = None
 
 
 class Engine(Protocol):
@@ -357,14 +461,22 @@ class Engine(Protocol):
         ...
 
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
         """Run one already-guarded read statement read-only; the engine stops it at ``timeout_s``.
 
         Fetches at most ``max_rows + 1`` rows to set ``truncated``. ``cancel`` stops this query
-        only (from any thread). Raises ``QueryFailed`` (kind ``timeout``, ``execution``, or
-        ``blocked`` when the engine's own read-only enforcement refused it). Thread-safe: each
-        call uses its own connection or a pooled one.
+        only (from any thread). With ``fingerprint``, every row of the result is added to it as it
+        streams, the rows past ``max_rows`` too (read to the end within the timeout, never kept).
+        Raises ``QueryFailed`` (kind ``timeout``, ``execution``, or ``blocked`` when the engine's
+        own read-only enforcement refused it). Thread-safe: each call uses its own connection or a
+        pooled one.
         """
         ...
 

@@ -53,6 +53,7 @@ from mcp_server.engines.base import (
     ConnectionPool,
     DatabaseSpec,
     RawResult,
+    ResultFingerprint,
     cancelled_error,
     engine_refused,
     execution_error,
@@ -162,15 +163,30 @@ class DuckdbEngine:
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, explain=False)
+        return self._run(
+            sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, explain=False, fingerprint=fingerprint
+        )
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
         self._run(sql, max_rows=10_000, timeout_s=timeout_s, cancel=None, explain=True)
 
     def _run(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None, explain: bool
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None,
+        explain: bool,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
         started = time.monotonic()
         if cancel is not None and cancel.cancelled:  # cancelled before it reached the engine
@@ -185,6 +201,7 @@ class DuckdbEngine:
                 max(0.001, started + timeout_s - time.monotonic()),
                 explain,
                 self.extra_functions,
+                fingerprint is not None,  # the worker fingerprints the stream, the state comes back
             )
         )
         if cancel is not None:
@@ -198,7 +215,9 @@ class DuckdbEngine:
         finally:
             if cancel is not None:
                 cancel.unbind()
-        columns, truncated = call.result(self.memory_bytes)
+        columns, truncated, state = call.result(self.memory_bytes)
+        if fingerprint is not None and state is not None:
+            fingerprint.merge(state)
         return RawResult(
             columns=[Column(name=name, type=type_) for name, type_ in columns],
             rows=call.rows,
@@ -602,6 +621,7 @@ class _WorkerState:
         remaining_s: float,
         explain: bool,
         extra_functions: tuple[str, ...],
+        digest: bool = False,
     ) -> None:
         started = time.monotonic() - (timeout_s - remaining_s)  # when the server started the query
         stopped = self.active[rid][1]
@@ -619,7 +639,8 @@ class _WorkerState:
                 cur.execute("EXPLAIN " + sql)
             else:
                 cur.execute(statements[0])
-            rows, cut = fetch_bounded(cur.fetchmany, max_rows + 1)
+            fingerprint = ResultFingerprint(stable=True) if digest else None  # merged in another process
+            rows, cut = fetch_bounded(cur.fetchmany, max_rows + 1, fingerprint=fingerprint)
             if cut:
                 rows = _trim_last_row(rows)
             description = cur.description or []
@@ -644,7 +665,8 @@ class _WorkerState:
             disarm()
         columns = [(d[0], str(d[1])) for d in description]
         if self.send_rows(rid, rows[:max_rows]):
-            self.reply(rid, "ok", (columns, len(rows) > max_rows or cut))
+            state = fingerprint.state() if fingerprint is not None else None
+            self.reply(rid, "ok", (columns, len(rows) > max_rows or cut, state))
         else:
             self.reply(
                 rid, "error", execution_error("cannot return this result: a value cannot be sent").error

@@ -42,6 +42,7 @@ from mcp_server.engines.base import (
     ConnectionPool,
     DatabaseSpec,
     RawResult,
+    ResultFingerprint,
     cancelled_error,
     engine_refused,
     execution_error,
@@ -120,6 +121,9 @@ def connect_args_from_url(url: str) -> dict[str, Any]:
     if ssl:
         args["ssl"] = ssl
     return args
+
+
+_NO_SELECT_LIMIT = 18446744073709551615  # sql_select_limit's default: no limit
 
 
 class _RowTooLong(Exception):
@@ -304,9 +308,15 @@ class MysqlEngine:
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, fingerprint=fingerprint)
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
         # The call check's EXPLAIN plans the statement (binding names and types) without running it.
@@ -325,6 +335,7 @@ class MysqlEngine:
         timeout_s: float,
         cancel: CancelHandle | None,
         mode: Literal["run", "explain", "read", "meta"] = "run",
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
         """``mode``: run a caller's statement, only check and plan it, only read its calls, or run sqlr1's
         own catalog query."""
@@ -332,10 +343,11 @@ class MysqlEngine:
         for attempt in (0, 1):
             conn = self._acquire()
             reuse = True
+            partial = ResultFingerprint() if fingerprint is not None else None  # a retry starts afresh
             try:
                 # a retry gets what is left of the caller's time, so the deadline stays timeout_s
                 left = max(0.01, timeout_s - (time.monotonic() - started))
-                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel, mode)
+                columns, rows, reuse = self._fetch(conn, sql, max_rows + 1, left, cancel, mode, partial)
             except pymysql.Error as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 reuse = conn.raw.open and code not in _LOST_CODES
@@ -345,6 +357,8 @@ class MysqlEngine:
                 raise self._map_error(exc, code, timeout_s, started, cancel) from exc
             finally:
                 self._release(conn, reuse=reuse)
+            if fingerprint is not None and partial is not None:
+                fingerprint.merge(partial.state())
             truncated = len(rows) > max_rows
             return RawResult(
                 columns=columns,
@@ -362,8 +376,11 @@ class MysqlEngine:
         timeout_s: float,
         cancel: CancelHandle | None,
         mode: Literal["run", "explain", "read", "meta"],
+        fingerprint: ResultFingerprint | None = None,
     ) -> tuple[list[Column], list[tuple[Any, ...]], bool]:
         raw = conn.raw
+        # With a fingerprint the whole result streams through (never held), so the server sends it all
+        select_limit = _NO_SELECT_LIMIT if fingerprint is not None else limit
         with raw.cursor() as setup:
             # Re-asserted for every statement: session state must not carry over from a previous one.
             # sql_mode again: the reset after the previous statement set it back to the server default.
@@ -371,13 +388,13 @@ class MysqlEngine:
                 setup.execute(
                     f"SET SESSION max_statement_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1, "
                     "sql_mode = %s",
-                    (float(timeout_s), limit, MARIADB_SQL_MODE),
+                    (float(timeout_s), select_limit, MARIADB_SQL_MODE),
                 )
             else:
                 setup.execute(
                     f"SET SESSION max_execution_time = %s, sql_select_limit = %s, {conn.read_only_var} = 1, "
                     "sql_mode = %s",
-                    (max(1, int(timeout_s * 1000)), limit, MARIADB_SQL_MODE),
+                    (max(1, int(timeout_s * 1000)), select_limit, MARIADB_SQL_MODE),
                 )
             setup.execute("START TRANSACTION READ ONLY")
             if mode == "read":
@@ -405,7 +422,7 @@ class MysqlEngine:
                 cur.execute(sql)  # no args: the text is sent as is, never %-formatted
                 # Row by row from the unbuffered cursor: a row cap alone does not bound memory (a cut
                 # here is then over the character cap too, so the executor marks the result truncated).
-                rows, cut = fetch_bounded(cur.fetchmany, limit)
+                rows, cut = fetch_bounded(cur.fetchmany, limit, fingerprint=fingerprint)
                 description = cur.description or ()
                 if cut or (len(rows) == limit and cur.fetchone() is not None):
                     # An explicit LIMIT beat sql_select_limit, or the result is too big to hold:

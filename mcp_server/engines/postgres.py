@@ -51,6 +51,7 @@ from mcp_server.engines.base import (
     ConnectionPool,
     DatabaseSpec,
     RawResult,
+    ResultFingerprint,
     cancelled_error,
     engine_refused,
     execution_error,
@@ -270,9 +271,17 @@ class PostgresEngine:
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, mode="run")
+        return self._run(
+            sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, mode="run", fingerprint=fingerprint
+        )
 
     def explain(self, sql: str, *, timeout_s: float) -> None:
         # EXPLAIN plans the statement (binding names and types) without running it; the server's reading
@@ -292,6 +301,7 @@ class PostgresEngine:
         timeout_s: float,
         cancel: CancelHandle | None,
         mode: Literal["run", "explain", "read"],
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
         """``mode``: check and run ``sql``; check it and return its plan; or only return its plan."""
         started = time.monotonic()
@@ -301,8 +311,11 @@ class PostgresEngine:
             # positions in the caller's SQL, not in the text around it.
             prefix = len(_EXPLAIN_CALLS) + (len(_ROW_CHECK_HEAD) if mode == "run" else 0)
             conn = self._acquire()
+            partial = ResultFingerprint() if fingerprint is not None else None  # a retry starts afresh
             try:
-                columns, rows = self._fetch(conn, name, sql, max_rows + 1, timeout_s, cancel, started, mode)
+                columns, rows = self._fetch(
+                    conn, name, sql, max_rows + 1, timeout_s, cancel, started, mode, partial
+                )
             except _BROKEN as exc:
                 if _dropped(conn, exc) and attempt == 0 and not (cancel and cancel.cancelled):
                     self._pool.clear()
@@ -313,6 +326,8 @@ class PostgresEngine:
                 raise self._map_error(exc, timeout_s, started, cancel, prefix) from exc
             finally:
                 self._release(conn)
+            if fingerprint is not None and partial is not None:
+                fingerprint.merge(partial.state())
             truncated = len(rows) > max_rows
             return RawResult(
                 columns=columns,
@@ -332,6 +347,7 @@ class PostgresEngine:
         cancel: CancelHandle | None,
         started: float,
         mode: Literal["run", "explain", "read"],
+        fingerprint: ResultFingerprint | None = None,
     ) -> tuple[list[Column], list[tuple[Any, ...]]]:
         remaining = max(0.001, timeout_s - (time.monotonic() - started))
         self._begin(conn, remaining)
@@ -363,7 +379,7 @@ class PostgresEngine:
                     Column(name=d.name, type=self._type_name(conn, d.type_code))
                     for d in cur.description or ()
                 ]
-                rows = self._fetch_rows(conn, name, limit)
+                rows = self._fetch_rows(conn, name, limit, fingerprint)
                 if not conn.closed:  # ends the transaction and drops the cursor in one round trip
                     conn.execute("ROLLBACK")
             finally:
@@ -409,7 +425,13 @@ class PostgresEngine:
             "ELSE true END"
         )
 
-    def _fetch_rows(self, conn: psycopg.Connection[Any], name: str, limit: int) -> list[tuple[Any, ...]]:
+    def _fetch_rows(
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        limit: int,
+        fingerprint: ResultFingerprint | None = None,
+    ) -> list[tuple[Any, ...]]:
         """Up to ``limit`` rows of cursor ``name``, each received alone (libpq single-row mode).
 
         ``FETCH``es of 16, 64, then 256 rows: the server builds a FETCH's rows before sending them,
@@ -419,13 +441,15 @@ class PostgresEngine:
         the server before it is sent (:meth:`_with_row_check`); one whose values pass it only once
         decoded fails here too (``QueryFailed``). Either way the connection is closed, which ends the
         statement on the server without receiving the rest of the FETCH and frees libpq's grown buffer.
+        With ``fingerprint``, every row goes into it and the rest of the result is fetched (not kept).
         """
         rows: list[tuple[Any, ...]] = []
         used = 0
         batch = _FIRST_FETCH
+        keeping = True
         with conn.cursor() as plain:
-            while len(rows) < limit:
-                want = min(batch, limit - len(rows))
+            while fingerprint is not None or len(rows) < limit:
+                want = batch if fingerprint is not None else min(batch, limit - len(rows))
                 got = 0
                 # a generator holding the connection lock: closed even when left early
                 fetch = cast(
@@ -442,11 +466,17 @@ class PostgresEngine:
                             if size > self.max_row_bytes:
                                 conn.close()
                                 raise self._row_too_long(len(rows) + 1, size)
+                            if fingerprint is not None:
+                                fingerprint.add(row)
+                            if not keeping or len(rows) >= limit:
+                                continue  # past the cap: fingerprinted, not kept
                             rows.append(row)
                             used += size
                             if used > MAX_RESULT_BYTES:
-                                conn.close()
-                                return rows
+                                if fingerprint is None:
+                                    conn.close()
+                                    return rows
+                                keeping = False
                     except pgerr.InvalidTextRepresentation as exc:
                         over = _row_check_size(exc)
                         if over is None:

@@ -59,6 +59,7 @@ from mcp_server.engines.base import (
     ConnectionPool,
     DatabaseSpec,
     RawResult,
+    ResultFingerprint,
     cancelled_error,
     engine_refused,
     execution_error,
@@ -435,9 +436,15 @@ class SqliteEngine:
 
     # -- queries -------------------------------------------------------------------------------
     def execute(
-        self, sql: str, *, max_rows: int, timeout_s: float, cancel: CancelHandle | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, fingerprint=fingerprint)
 
     def execute_inline(
         self, sql: str, expression: exp.Expr, *, max_rows: int, timeout_s: float, budget_s: float
@@ -512,6 +519,7 @@ class SqliteEngine:
         timeout_s: float,
         cancel: CancelHandle | None,
         budget_s: float | None = None,
+        fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
         """Run ``sql`` on a pooled connection; with ``budget_s`` below ``timeout_s``, a statement still
         running at the budget is stopped and ``_OverBudget`` raised instead of the timeout error."""
@@ -536,7 +544,7 @@ class SqliteEngine:
         try:
             cur = conn.raw.execute(sql)  # prepares, runs conn.trace, steps to the first row
             try:
-                rows, cut, chars_bound = _fetch_bounded(cur, max_rows + 1)
+                rows, cut, chars_bound = _fetch_bounded(cur, max_rows + 1, fingerprint)
             finally:
                 cur.close(True)
             description: tuple[tuple[str, str | None], ...] = conn.description or ()
@@ -706,6 +714,12 @@ class SqliteEngine:
             if any(c is None for c in fk.ref_columns):  # REFERENCES t without columns: t's primary key
                 ref = tables.get(fk.ref_table)
                 fk.ref_columns = list(ref.primary_key) if ref is not None else []
+        # Column descriptions written as comments in the CREATE statement (SynSQL-2.5M's databases)
+        for table, ddl in self._meta_query(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND (instr(sql, '/*') OR instr(sql, '--'))"
+        ):
+            if table in tables:
+                tables[table].ddl = ddl
         return list(tables.values())
 
     def fingerprint(self) -> str:
@@ -725,18 +739,21 @@ class SqliteEngine:
                 self._meta = None
 
 
-def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]], bool, int | None]:
+def _fetch_bounded(
+    cur: apsw.Cursor, limit: int, fingerprint: ResultFingerprint | None = None
+) -> tuple[list[tuple[Any, ...]], bool, int | None]:
     """``engines.base.fetch_bounded`` for SQLite rows, one at a time (the memory bound holds to the row),
     in a tighter loop: SQLite values are exactly ``str``, ``bytes``, ``int``, ``float`` or ``None``.
 
     Also returns ``RawResult.plain_chars_bound``: the rows' characters as ``executor.cap_rows`` counts
     them, at most (an int has at most 20 characters, None 4), or None when a value needs converting first
-    (bytes, float).
+    (bytes, float). With ``fingerprint``, every row goes into it, the rest of the result read to the end.
     """
     rows: list[tuple[Any, ...]] = []
     used = 0  # characters of text and bytes of blobs: the memory bound
     short = 0  # ints and NULLs
     plain = True
+    cut = False
     rows_iter = islice(cur, max(0, limit))  # iterating steps one row per call, like fetchone
     while True:
         try:
@@ -756,7 +773,21 @@ def _fetch_bounded(cur: apsw.Cursor, limit: int) -> tuple[list[tuple[Any, ...]],
                 if type(value) is bytes:
                     used += len(value)
         if used > MAX_RESULT_BYTES:
-            return rows, True, None
+            cut = True
+            break
+    if fingerprint is not None:
+        for row in rows:
+            fingerprint.add(row)
+        if cut or len(rows) >= limit:
+            seen = len(rows)
+            try:
+                for row in cur:  # past the cap: fingerprinted, never kept
+                    seen += 1
+                    fingerprint.add(row)
+            except UnicodeDecodeError as exc:
+                raise _NotUtf8(seen + 1) from exc
+    if cut:
+        return rows, True, None
     return rows, False, used + 20 * short if plain else None
 
 
