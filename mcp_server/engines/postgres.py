@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import logging
 import os
-import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -164,6 +164,7 @@ class PostgresEngine:
         self._privileges_checked = False
         self._planner: _Planner | None = None
         self._planner_lock = threading.Lock()
+        threading.Thread(target=self._warm_planner, name="sqlr1-pg-planner-start", daemon=True).start()
 
     @property
     def dialect(self) -> str:
@@ -212,12 +213,12 @@ class PostgresEngine:
 
     def _check_pinned(self, conn: psycopg.Connection[Any]) -> None:
         """Refuse a session whose lexing settings are not the pinned ones (``engines.pinning``)."""
-        self._check_pinned_values(conn, self.spec.name)
+        row = conn.execute(_PINNED_SQL).fetchone()
+        self._check_pinned_values(tuple(row or ()), self.spec.name)
 
     @staticmethod
-    def _check_pinned_values(conn: psycopg.Connection[Any], database: str) -> None:
-        row = conn.execute(_PINNED_SQL).fetchone()
-        for (name, wanted), found in zip(POSTGRES_SETTINGS.items(), row or (), strict=True):
+    def _check_pinned_values(values: tuple[Any, ...], database: str) -> None:
+        for (name, wanted), found in zip(POSTGRES_SETTINGS.items(), values, strict=True):
             if str(found).lower() != wanted.lower():
                 raise refuse_session(name, str(found), wanted, "PostgreSQL", database)
 
@@ -349,7 +350,20 @@ class PostgresEngine:
         mode: Literal["run", "explain", "read"],
         fingerprint: ResultFingerprint | None = None,
     ) -> tuple[list[Column], list[tuple[Any, ...]]]:
-        remaining = max(0.001, timeout_s - (time.monotonic() - started))
+        if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
+            raise cancelled_error()
+        query = self._with_row_check(sql, name) if mode == "run" else sql
+        try:
+            plan = self._plan(query, max(0.001, timeout_s - (time.monotonic() - started)))
+        except _PlanTooLarge:
+            raise self._plan_too_large() from None
+        if mode != "read":
+            self.calls.check(calls_in_postgres_plan(plan), "PostgreSQL")
+        if mode != "run":
+            return [Column(name="QUERY PLAN", type="json")], [(plan,)]
+        remaining = timeout_s - (time.monotonic() - started)  # planning counts towards the timeout
+        if remaining <= 0:
+            raise timeout_error(timeout_s)
         self._begin(conn, remaining)
 
         def stop() -> None:
@@ -359,17 +373,6 @@ class PostgresEngine:
         if cancel is not None:
             cancel.bind(stop)
         try:
-            if cancel is not None and cancel.cancelled:  # cancelled before it reached the server
-                raise cancelled_error()
-            query = self._with_row_check(sql, name) if mode == "run" else sql
-            try:
-                plan = self._plan(query, remaining)
-            except _PlanTooLarge:
-                raise self._plan_too_large() from None
-            if mode != "read":
-                self.calls.check(calls_in_postgres_plan(plan), "PostgreSQL")
-            if mode != "run":
-                return [Column(name="QUERY PLAN", type="json")], [(plan,)]
             if cancel is not None and cancel.cancelled:  # cancelled while it was being planned
                 raise cancelled_error()
             cur = conn.cursor(name=name)
@@ -395,16 +398,26 @@ class PostgresEngine:
         expressions name every function it resolved. Made by :class:`_Planner`, a child process: the plan
         holds every constant PostgreSQL folded while planning, which may be huge."""
         for attempt in (0, 1):
-            with self._planner_lock:
-                if self._planner is None or not self._planner.alive:
-                    self._planner = _Planner(self._conninfo, _PLANNER_MEMORY_BYTES + 16 * self.max_row_bytes)
-                planner = self._planner
+            planner = self._live_planner()
             try:
                 return planner.plan(query, timeout_s)
             except _PlannerGone:
                 if attempt:  # a fresh one died too
                     raise execution_error("the PostgreSQL planner process stopped; try again") from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _live_planner(self) -> _Planner:
+        with self._planner_lock:
+            if self._planner is None or not self._planner.alive:
+                planner = _Planner(self._conninfo, _PLANNER_MEMORY_BYTES + 16 * self.max_row_bytes)
+                self._check_pinned_values(planner.settings, self.spec.name)
+                self._planner = planner
+            return self._planner
+
+    def _warm_planner(self) -> None:
+        """Start the planner process ahead of the first statement (a fresh interpreter takes a moment)."""
+        with contextlib.suppress(Exception):  # the first statement starts it again and reports why not
+            self._live_planner()
 
     def _with_row_check(self, sql: str, name: str) -> str:
         """``sql`` as a subquery whose rows PostgreSQL refuses to send when longer than ``max_row_bytes``.
@@ -647,23 +660,24 @@ class _PlannerGone(Exception):
 
 
 class _Planner:
-    """A child process that plans statements on a connection of its own, under a memory cap.
+    """A child process that plans statements on a connection of its own, under a memory cap
+    (``mcp_server.engines.planner``, which imports little so it starts fast).
 
     PostgreSQL folds constant expressions while planning, so a plan can hold a value of up to 1 GB
     (``repeat('x', 100000000)`` is a literal there) that the statement itself would never send (the row
     check refuses it); libpq receives a message whole, so the server process would hold it. Here a plan
     past the cap kills only this process (its next use starts another). Its session has the same URL,
-    pinned settings and role as the engine's, and every statement it plans is in a read-only transaction
-    (``default_transaction_read_only``). One request at a time.
+    pinned settings (``settings``: their values as it found them) and role as the engine's, and every
+    statement it plans is in a read-only transaction. One request at a time.
     """
 
     def __init__(self, conninfo: str, memory_bytes: int) -> None:
         self._lock = threading.Lock()
-        ours, theirs = _socketpair()
+        ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[2])
         code = (
-            f"import sys; sys.path.insert(0, {root!r}); from mcp_server.engines.postgres import _serve_plans; "
-            "_serve_plans(int(sys.argv[1]), int(sys.argv[2]))"
+            f"import sys; sys.path.insert(0, {root!r}); from mcp_server.engines.planner import serve; "
+            "serve(int(sys.argv[1]), int(sys.argv[2]))"
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), str(memory_bytes)],
@@ -675,11 +689,12 @@ class _Planner:
         self._conn = Connection(os.dup(ours.fileno()))
         ours.close()
         self.alive = True
-        self._conn.send(conninfo)  # not on the command line: it may hold a password
+        self._conn.send((conninfo, _EXPLAIN_CALLS, _PINNED_SQL))  # not on the command line: a password
         kind, payload = self._answer(_PLANNER_START_S)
         if kind != "ok":
             self.stop()
-            raise payload if isinstance(payload, BaseException) else execution_error(str(payload))
+            raise payload if isinstance(payload, BaseException) else execution_error(f"planner: {payload}")
+        self.settings: tuple[Any, ...] = tuple(payload)
 
     def plan(self, query: str, timeout_s: float) -> Any:
         """The plan of ``query``; raises a psycopg error as the server raised it, ``_PlanTooLarge``, or
@@ -700,7 +715,7 @@ class _Planner:
         if sqlstate in _SESSION_ENDED or (isinstance(payload, _BROKEN) and sqlstate is None):
             self.stop()  # its connection was dropped (a server restart): plan again on a new one
             raise _PlannerGone
-        raise payload  # a psycopg error (they pickle with their diagnostics) or a QueryFailed
+        raise payload  # a psycopg error (they pickle with their diagnostics)
 
     def _answer(self, wait_s: float) -> tuple[str, Any]:
         try:
@@ -721,64 +736,6 @@ class _Planner:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-
-
-def _socketpair() -> tuple[Any, Any]:
-    import socket
-
-    return socket.socketpair()
-
-
-def _serve_plans(fd: int, memory_bytes: int) -> None:
-    """The planner process: connect, cap memory, answer ``(sql, timeout_ms)`` with the plan until EOF."""
-    channel = Connection(fd)
-    try:
-        conninfo = channel.recv()
-        conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
-        conn.execute("SET default_transaction_read_only = on")
-        PostgresEngine._check_pinned_values(conn, "planner")
-    except Exception as exc:  # the engine's own connection reports the details; say what failed here
-        channel.send(("error", exc if isinstance(exc, QueryFailed) else execution_error(f"planner: {exc}")))
-        return
-    _cap_data(memory_bytes)
-    channel.send(("ok", None))
-    timeout_ms = -1
-    while True:
-        try:
-            sql, wanted_ms = channel.recv()
-        except (EOFError, OSError):
-            break
-        try:
-            if wanted_ms != timeout_ms:
-                conn.execute(f"SET statement_timeout = {int(wanted_ms):d}")
-                timeout_ms = wanted_ms
-            # binary results: psycopg sends it through the extended protocol, so the server refuses a
-            # second statement in the text instead of running it
-            row = conn.execute(_EXPLAIN_CALLS + sql, binary=True).fetchone()
-            channel.send(("ok", row[0] if row else []))
-        except MemoryError:
-            channel.send(("memory", None))
-            break
-        except psycopg.Error as exc:
-            if "out of memory" in str(exc).lower() or "cannot allocate memory" in str(exc).lower():
-                channel.send(("memory", None))
-                break
-            channel.send(("error", exc))
-            if conn.closed or conn.broken:
-                break
-    os._exit(0)
-
-
-def _cap_data(memory_bytes: int) -> None:
-    """Let this process's data segment grow by ``memory_bytes`` from here."""
-    used = 0
-    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmData:"):
-                used = int(line.split()[1]) * 1024
-    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
-    limit = used + memory_bytes if hard == resource.RLIM_INFINITY else min(used + memory_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 def _row_check_size(exc: psycopg.Error) -> int | None:
