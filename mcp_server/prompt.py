@@ -1,6 +1,6 @@
 """The SQL-R1 prompt: the one place that turns (schema DDL, question, evidence, …) into model input.
 
-Two variants, each with a version string recorded in checkpoint manifests:
+Three variants, each with a version string recorded in checkpoint manifests:
 
 * ``inference`` (:data:`PROMPT_VERSION`): SQL-R1's inference prompt, i.e. OmniSQL's user prompt
   (Task Overview / Database Engine / Database Schema / Question / Instructions / Output Format)
@@ -9,6 +9,10 @@ Two variants, each with a version string recorded in checkpoint manifests:
 * ``training`` (:data:`TRAIN_PROMPT_VERSION`): SQL-R1's RL prompt: a system block with the schema,
   external knowledge and one worked example, the question as the user turn, and the assistant
   turn pre-filled with ``<think>``.
+* ``instruct`` (:data:`INSTRUCT_PROMPT_VERSION`): for an instruct model never trained on SQL-R1's
+  format (the named Qwen2.5-Coder models): the schema in the system turn, the question as the user
+  turn, and the answer asked for as one or two sentences of reasoning then one ```` ```sql ```` block
+  (what such a model writes anyway; ``answer.py`` takes the last SQL block).
 
 Both return a :class:`~mcp_server.backends.base.PromptInput` whose ``cache_prefix_text`` is the
 schema-bearing leading text, identical for every question on one database, so backends can reuse
@@ -22,13 +26,14 @@ presented as quoted data, never as instructions. This module never imports a mod
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from mcp_server.backends.base import ChatMessage, PromptInput
 
 __all__ = [
+    "INSTRUCT_PROMPT_VERSION",
     "PROMPT_VERSION",
     "PROMPT_VERSIONS",
     "THINK_PREFILL",
@@ -37,6 +42,7 @@ __all__ = [
     "PromptVariant",
     "ValueHit",
     "build_inference_prompt",
+    "build_instruct_prompt",
     "build_prompt",
     "build_training_prompt",
     "render_text",
@@ -44,11 +50,16 @@ __all__ = [
     "variant_for_version",
 ]
 
-PromptVariant = Literal["inference", "training"]
+PromptVariant = Literal["inference", "training", "instruct"]
 
 PROMPT_VERSION = "sqlr1-inference-v1"
 TRAIN_PROMPT_VERSION = "sqlr1-train-v1"
-PROMPT_VERSIONS: dict[PromptVariant, str] = {"inference": PROMPT_VERSION, "training": TRAIN_PROMPT_VERSION}
+INSTRUCT_PROMPT_VERSION = "sqlr1-instruct-v1"
+PROMPT_VERSIONS: dict[PromptVariant, str] = {
+    "inference": PROMPT_VERSION,
+    "training": TRAIN_PROMPT_VERSION,
+    "instruct": INSTRUCT_PROMPT_VERSION,
+}
 THINK_PREFILL = "<think>"
 
 _SCHEMA_NOTE = (
@@ -168,11 +179,18 @@ def _answer_text(sql: str) -> str:
     return f"<answer>\n```sql\n{sql.strip()}\n```\n</answer>"
 
 
-def _feedback_messages(turns: Sequence[PreviousTurn], question: str) -> list[ChatMessage]:
-    """Earlier SQL as assistant turns; each outcome as a user turn, followed by the next question."""
+def _sql_block(sql: str) -> str:
+    return f"```sql\n{sql.strip()}\n```"
+
+
+def _feedback_messages(
+    turns: Sequence[PreviousTurn], question: str, answer: Callable[[str], str] = _answer_text
+) -> list[ChatMessage]:
+    """Earlier SQL as assistant turns (written by ``answer``); each outcome as a user turn, followed
+    by the next question."""
     out: list[ChatMessage] = []
     for i, turn in enumerate(turns):
-        out.append(ChatMessage("assistant", _answer_text(turn.sql)))
+        out.append(ChatMessage("assistant", answer(turn.sql)))
         nxt = turns[i + 1].question if i + 1 < len(turns) else question
         body = f"Execution feedback (quoted from the database): {_quote(turn.feedback)}\n\n"
         if nxt.strip() == turn.question.strip():
@@ -241,6 +259,44 @@ def build_training_prompt(
     )
 
 
+_INSTRUCT_SYSTEM_HEAD = (
+    "You are an expert data analyst who writes correct SQL. Answer questions about the database "
+    "below with one query. Use only the tables and columns of its schema, spelled exactly as there.\n\n"
+    "Database Engine:\n"
+)
+
+_INSTRUCT_ASK = (
+    "Say in one or two short sentences which tables and columns answer the question, then give the "
+    "query in one ```sql code block. Select only what the question asks for."
+)
+
+
+def build_instruct_prompt(
+    ddl: str,
+    question: str,
+    *,
+    evidence: str | None = None,
+    engine: str = "SQLite",
+    values: Sequence[ValueHit | tuple[str, str, str]] = (),
+    previous_turns: Sequence[PreviousTurn] = (),
+) -> PromptInput:
+    """The prompt for an instruct model not trained on SQL-R1's format: the schema as the system turn
+    (the cacheable prefix), the question (with evidence and retrieved values) as the user turn, and
+    a short reasoning then one ```` ```sql ```` block asked for. Earlier attempts follow as in the
+    other variants, each earlier answer shown as its SQL block."""
+    prefix = f"{_INSTRUCT_SYSTEM_HEAD}{engine}\n\nDatabase Schema:\n{ddl.strip()}\n"
+    first_question = previous_turns[0].question if previous_turns else question
+    user = f"Question:\n{_question_block(first_question, evidence)}\n\n{_values_block(values)}{_INSTRUCT_ASK}"
+    return PromptInput(
+        messages=(
+            ChatMessage("system", prefix),
+            ChatMessage("user", user),
+            *_feedback_messages(previous_turns, question, _sql_block),
+        ),
+        cache_prefix_text=prefix,
+    )
+
+
 def build_prompt(
     ddl: str,
     question: str,
@@ -253,10 +309,14 @@ def build_prompt(
 ) -> PromptInput:
     """Build the prompt of ``variant`` (see :func:`variant_for_version` for checkpoint manifests).
 
-    Both variants take ``previous_turns`` (multi-turn feedback).
+    Every variant takes ``previous_turns`` (multi-turn feedback).
     """
     if variant == "training":
         return build_training_prompt(
+            ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
+        )
+    if variant == "instruct":
+        return build_instruct_prompt(
             ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
         )
     return build_inference_prompt(
