@@ -104,8 +104,12 @@ def agent_source(
         target = StdioTarget(args=(*argv, "serve"))
         database = None
     else:
+        from mcp_server.cli import open_registry
+
         config, database = _config_and_database(args)
-        target = embedded_server(config)
+        registry = open_registry(config)
+        first = database or next(iter(registry.names()), None)
+        target = embedded_server(config, registry=registry, warm=[first] if first else [])
     return (lambda: Agent.connect(target, database=database, settings=settings)), database
 
 

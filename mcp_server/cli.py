@@ -41,11 +41,12 @@ __all__ = [
 ENTRY_POINT_GROUP = "sqlr1.commands"
 EXAMPLE_DB_ENV = "SQLR1_EXAMPLE_DB"
 DEFAULT_MODEL_ENV = "SQLR1_DEFAULT_MODEL"
-SHIPPED_ADAPTER = Path(__file__).resolve().parent.parent / "models" / "sqlr1-smollm2-lora"
+FALLBACK_MODEL = "smollm2-135m"
 TOKEN_ENV = "SQLR1_TOKEN"
 _LOGGED_DATABASES = 20
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger("sqlr1")
 
 
 class UsageError(Exception):
@@ -78,16 +79,26 @@ def default_example_db() -> Path:
 
 
 def default_model() -> str | None:
-    """The model ``chat``/``serve``/``ask`` use when none is configured.
+    """The model ``chat``, ``ask``, ``serve``, ``generate`` and ``eval`` use when none is configured.
 
-    ``$SQLR1_DEFAULT_MODEL`` if set (``bundled`` names the plain SmolLM2), else the trained adapter
-    shipped in ``models/sqlr1-smollm2-lora`` when present, else ``None`` (the bundled SmolLM2).
+    ``$SQLR1_DEFAULT_MODEL`` if set (``bundled`` names the plain SmolLM2), else the registry's
+    default (``model_registry.DEFAULT_MODEL``) when installed, else the shipped SmolLM2 adapter
+    (``smollm2-135m``) with a warning saying how to install the default.
     """
+    from mcp_server.backends.model_registry import DEFAULT_MODEL, is_installed, lookup
+
     if env := os.environ.get(DEFAULT_MODEL_ENV):
         return None if env == "bundled" else env
-    if (SHIPPED_ADAPTER / "adapter_config.json").is_file():
-        return str(SHIPPED_ADAPTER)
-    return None
+    named = lookup(DEFAULT_MODEL)
+    if named is not None and is_installed(named):
+        return DEFAULT_MODEL
+    log.warning(
+        "the default model %s is not installed (sqlr1 models install %s); using smollm2-135m, which "
+        "is much weaker",
+        DEFAULT_MODEL,
+        DEFAULT_MODEL,
+    )
+    return FALLBACK_MODEL
 
 
 def parse_db_flag(value: str) -> DatabaseConfig:
@@ -114,7 +125,7 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
     model = getattr(args, "model", None)
     if model:
         config.model.model = model
-    elif config.model.model is None and config.model.backend == "transformers":
+    elif config.model.model is None and config.model.backend in ("auto", "llamacpp", "transformers"):
         config.model.model = default_model()
     if device := getattr(args, "device", None):
         config.model.device = device
@@ -252,8 +263,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     registry = open_registry(config)
     from mcp_server.generation_tools import generation_plugin
 
-    # generate_sql/search_values; the model is loaded on the first generate_sql call, not at start.
-    server = build_server(config, registry=registry, plugins=[generation_plugin()])
+    # generate_sql/search_values; a llama.cpp model loads at start in the background with the first
+    # database's schema prefix (others: on the first generate_sql call).
+    first = next(iter(registry.names()), None)
+    server = build_server(
+        config, registry=registry, plugins=[generation_plugin(warm=[first] if first else [])]
+    )
 
     # stdout carries the stdio protocol: everything human goes to stderr, one unwrapped line each.
     _log(f"sqlr1 {__version__}: {describe_guard(config.guard)}")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from mcp_server.answer import parse_answer
-from mcp_server.backends.base import Backend, PromptInput, SamplingParams
+from mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
 from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
@@ -61,6 +61,18 @@ GenerationStatus = Literal["ok", "no_executable_candidate", "cancelled"]
 ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB"}
 PREVIEW_ROWS = 10
 MAX_VALUE_HITS = 8
+
+# Defaults per device (``GenerationConfig.num_candidates``/``ModelConfig.max_new_tokens`` left unset):
+# SQL-R1's n=8 where a GPU makes it cheap; greedy and a short answer on a CPU, where every candidate
+# and token is felt (benchmarks/RESULTS.md, "Latency of the default model").
+CPU_DEFAULTS = (1, 384)  # (candidates, max new tokens)
+GPU_DEFAULTS = (8, 1024)
+WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
+
+
+def on_cpu(backend: Backend) -> bool:
+    """True when ``backend`` runs on this machine's CPU (a remote server counts as an accelerator)."""
+    return str(getattr(backend, "device", "")).startswith("cpu")
 
 
 class CandidateResult(BaseModel):
@@ -160,7 +172,7 @@ class Generator:
         config: GenerationConfig | None = None,
         value_index: ValueIndex | None = None,
         *,
-        max_new_tokens: int = 1024,
+        max_new_tokens: int | None = None,
         prompt_version: str | None = None,
     ) -> None:
         self.registry = registry
@@ -169,9 +181,13 @@ class Generator:
         self.backend = backend
         self.config = config or GenerationConfig()
         self.value_index = value_index
-        self.max_new_tokens = max_new_tokens
-        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one.
+        defaults = CPU_DEFAULTS if on_cpu(backend) else GPU_DEFAULTS
+        self.num_candidates = self.config.num_candidates or defaults[0]
+        self.max_new_tokens = max_new_tokens or defaults[1]
+        # A training checkpoint's manifest names the prompt it learned; a named instruct model the
+        # instruct prompt; other plain models get the inference one.
         self.prompt_version = prompt_version or getattr(backend, "prompt_version", None)
+        self.variant = variant_for_version(self.prompt_version)
 
     # -- prompt -----------------------------------------------------------------
     def build_prompt(
@@ -187,7 +203,7 @@ class Generator:
         return build_prompt(
             self.inspector.ddl(database),
             question,
-            variant=variant_for_version(self.prompt_version),
+            variant=self.variant,
             evidence=evidence,
             engine=ENGINE_NAMES.get(engine.spec.kind, engine.spec.kind),
             values=[(h.table, h.column, h.value) for h in values],
@@ -216,6 +232,23 @@ class Generator:
                 log.warning("value retrieval failed on %s, continuing without it: %s", database, exc)
             return []
 
+    def code_block(self, database: str) -> CodeBlock | None:
+        """The SQL block an instruct answer ends with (the candidate stops where it closes)."""
+        if self.variant != "instruct":
+            return None  # SQL-R1's formats go on to </answer>
+        return CodeBlock()
+
+    def warm(self, database: str, should_stop: Callable[[], bool] | None = None) -> None:
+        """Compute ``database``'s schema prefix in the backend now (those that keep one: llama.cpp),
+        so the first question does not wait for it. Safe to call from a background thread."""
+        warm = getattr(self.backend, "warm", None)
+        if warm is None:
+            return
+        prompt = self.build_prompt(database, WARM_QUESTION)
+        lock = _lock_for(self.backend)
+        with lock if lock is not None else nullcontext():
+            warm(prompt, should_stop)
+
     # -- the loop -----------------------------------------------------------------
     def generate_sql(
         self,
@@ -237,7 +270,7 @@ class Generator:
         ``cancel.cancel()`` also stops, in the engine, a value-index or candidate query that is running.
         """
         t0 = time.perf_counter()
-        n = num_candidates or self.config.num_candidates
+        n = num_candidates or self.num_candidates
         new_tokens = max_new_tokens or self.max_new_tokens
         total = float(n + 3)
         progress = _Progress(on_progress, total)
@@ -261,6 +294,7 @@ class Generator:
             top_p=1.0 if n == 1 else self.config.top_p,
             max_new_tokens=new_tokens,
             seed=self.config.seed,
+            block=self.code_block(database),
         )
         budget = max(1, n * new_tokens)
         produced = [0]
@@ -300,7 +334,7 @@ class Generator:
         trace = PromptTrace(
             messages=[{"role": m.role, "content": m.content} for m in prompt.messages],
             assistant_prefill=prompt.assistant_prefill,
-            variant=variant_for_version(self.prompt_version),
+            variant=self.variant,
             version=self.prompt_version,
         )
         executable = sum(vote_counts)
@@ -367,10 +401,13 @@ class Generator:
                 parsed = parse_answer(raw, prefilled_think=bool(prompt.assistant_prefill))
             else:  # an unusual pre-fill: parse what the model effectively wrote
                 parsed = parse_answer(text)
+            reasoning = parsed.think
+            if reasoning is None and self.variant == "instruct":
+                reasoning = text.split("```", 1)[0].strip() or None  # the prose before the SQL block
             cand = CandidateResult(
                 index=i,
                 text=text,
-                reasoning=parsed.think,
+                reasoning=reasoning,
                 sql=parsed.sql,
                 format_ok=parsed.format_ok,
                 status="no_sql",

@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from agent.evaluation.predictors import predictor_for
     from agent.evaluation.runner import RunConfig, run_evaluation
+    from mcp_server.cli import default_model
 
     benchmark = args.eval_command
     mode = "score" if args.predictions else args.mode
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         db_root=args.db_root,
         out=args.out or Path("runs") / f"{benchmark}-{mode}",
         mode=mode,
-        model=getattr(args, "model", None),
+        model=None if mode == "score" else getattr(args, "model", None) or default_model(),
         n=args.n,
         max_turns=args.max_turns,
         max_new_tokens=args.max_new_tokens,

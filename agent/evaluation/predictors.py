@@ -48,15 +48,17 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
 
 def model_manifest(model: str | None) -> dict[str, Any] | None:
     """The checkpoint manifest of the evaluated model, when it has one."""
+    from mcp_server.backends.factory import choose_runtime
     from mcp_server.backends.loading import resolve_model
 
     try:
         resolved = resolve_model(model)
+        runtime = choose_runtime(ModelConfig(model=model))
     except QueryFailed:
         return {"model": model}
     if resolved.manifest is not None:
-        return resolved.manifest.model_dump(mode="json")
-    return {"model": resolved.spec, "source": resolved.source}
+        return {"model": resolved.spec, "runtime": runtime, **resolved.manifest.model_dump(mode="json")}
+    return {"model": resolved.spec, "runtime": runtime, "source": resolved.source}
 
 
 @asynccontextmanager

@@ -5,8 +5,10 @@ loop that keeps what the transformers backend does, at several times its speed o
 
 * the prompt of the last request stays in sequence 0 of the KV cache, so the next question on the
   same database prefills only what differs from it (the schema prefix is reused in place, nothing is
-  restored); the schema prefixes of other databases are saved (``llama_state_seq_get_data``) in a
-  small LRU and put back on a switch; :meth:`LlamaCppBackend.warm` computes a prefix ahead of time;
+  restored); every schema prefix computed is also saved (``llama_state_seq_get_data``) in a
+  :class:`PrefixStore`, in memory and on disk, so another database, or the next ``sqlr1 ask``
+  process, restores it in milliseconds instead of prefilling it again (a minute for Chinook on one
+  busy core); :meth:`LlamaCppBackend.warm` computes a prefix ahead of time;
 * ``n`` candidates in one batched decode: the prompt's KV cells are shared by ``n`` sequences (a
   unified KV cache, ``llama_memory_seq_cp``) and one ``llama_decode`` per step advances all of them;
 * streaming (``on_text``), cancellation (``should_stop`` polled between prefill chunks and decode
@@ -27,8 +29,10 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import hashlib
 import json
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -39,19 +43,22 @@ from typing import Any
 import numpy as np
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback, stop_index
+from mcp_server.backends.bundled import cache_root
 from mcp_server.backends.cpu_threads import FreeCores
 from mcp_server.backends.loading import ResolvedModel, resolve_model
 from mcp_server.errors import QueryFailed
 from mcp_server.prompt import render_text, split_cached_prefix
 
-__all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "get_backend", "gguf_lora"]
+__all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "PrefixStore", "gguf_lora"]
 
 THREADS_ENV = "SQLR1_THREADS"  # a fixed thread count instead of following the free cores
 _MIN_PREFIX_TOKENS = 16
 _PREFILL_CHUNK = 256  # tokens per llama_decode while prefilling: the cancel granularity
 _THREAD_CHECK_EVERY = 32  # decode steps between free-core measurements
 _TOP_P_POOL = 256
-_SAVED_PREFIXES = 4
+_PREFIXES_IN_MEMORY = 4
+_PREFIXES_ON_DISK = 32  # files kept per model (about 25 MB each for Chinook on the 0.5B)
+_STORE_FORMAT = "1"
 _GRAMMAR_TRIGGER = "[\\s\\S]*?({opener}[\\s\\S]*)"
 
 
@@ -60,8 +67,8 @@ class PrefixStats:
     """Counters that show the prefix reuse at work (tests and benchmarks read them)."""
 
     reused: int = 0  # requests whose schema prefix was already in the KV cache
-    restored: int = 0  # ... put back from the saved LRU
-    computed: int = 0  # ... prefilled from scratch
+    restored: int = 0  # ... put back from the prefix store (memory or disk)
+    computed: int = 0  # ... prefilled from scratch (then stored)
     prefilled_tokens: int = 0
     threads: int = 0  # threads of the last decode step
 
@@ -70,6 +77,72 @@ def gguf_lora(adapter_dir: str | Path) -> Path | None:
     """The llama.cpp LoRA (a ``.gguf`` file) shipped in a PEFT adapter folder, if any."""
     files = sorted(Path(adapter_dir).glob("*.gguf"))
     return files[0] if len(files) == 1 else None
+
+
+def _model_key(gguf: Path, lora: Path | None) -> str:
+    """What a saved state is valid for: the model and LoRA files, llama.cpp's version, our format."""
+    import llama_cpp
+
+    parts = [_STORE_FORMAT, llama_cpp.__version__]
+    for f in (gguf, lora):
+        if f is not None:
+            st = f.stat()
+            parts += [str(f.resolve()), str(st.st_size), str(st.st_mtime_ns)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+class PrefixStore:
+    """Saved KV states of schema prefixes, by their token ids: a small LRU in memory over files in
+    the cache (``prefix-kv/<model key>/``, the most recently used :data:`_PREFIXES_ON_DISK` kept).
+    Files are written atomically; an unreadable one is a miss."""
+
+    def __init__(self, model_key: str, root: Path | None = None) -> None:
+        self.dir = (root or cache_root()) / "prefix-kv" / model_key
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+
+    @staticmethod
+    def _name(key: tuple[int, ...]) -> str:
+        return hashlib.sha256(np.asarray(key, dtype=np.int32).tobytes()).hexdigest()[:32]
+
+    def get(self, key: tuple[int, ...]) -> bytes | None:
+        name = self._name(key)
+        state = self._memory.get(name)
+        if state is None:
+            path = self.dir / f"{name}.kv"
+            try:
+                state = path.read_bytes()
+                os.utime(path)  # most recently used: pruned last
+            except OSError:
+                return None
+        self._remember(name, state)
+        return state
+
+    def put(self, key: tuple[int, ...], state: bytes) -> None:
+        name = self._name(key)
+        self._remember(name, state)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.dir)
+            with os.fdopen(fd, "wb") as f:
+                f.write(state)
+            os.replace(tmp, self.dir / f"{name}.kv")
+            files = sorted(self.dir.glob("*.kv"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in files[_PREFIXES_ON_DISK:]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only or full cache costs speed only
+
+    def clear(self, *, disk: bool) -> None:
+        self._memory.clear()
+        if disk:
+            for f in self.dir.glob("*.kv"):
+                f.unlink(missing_ok=True)
+
+    def _remember(self, name: str, state: bytes) -> None:
+        self._memory[name] = state
+        self._memory.move_to_end(name)
+        while len(self._memory) > _PREFIXES_IN_MEMORY:
+            self._memory.popitem(last=False)
 
 
 class _ChatTemplate:
@@ -173,7 +246,9 @@ class LlamaCppBackend:
             raise QueryFailed.of("config", f"llama.cpp cannot load {gguf}")
         self._vocab = lib.llama_model_get_vocab(self._model)
         self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
-        self.fixed_threads = threads or (int(os.environ[THREADS_ENV]) if os.environ.get(THREADS_ENV) else None)
+        self.fixed_threads = threads or (
+            int(os.environ[THREADS_ENV]) if os.environ.get(THREADS_ENV) else None
+        )
         self._cores = FreeCores()
         first_threads = self.fixed_threads or self._cores.cores
         cparams = lib.llama_context_default_params()
@@ -202,20 +277,23 @@ class LlamaCppBackend:
             data=ctypes.cast(self._one_data, lib.llama_token_data_p), size=1, selected=-1, sorted=False
         )
         self._pool = np.zeros(
-            self.n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+            self.n_vocab,
+            dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True),
         )
         self._pool["id"] = np.arange(self.n_vocab, dtype=np.intc)
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._resident: list[int] = []  # tokens held by sequence 0
-        self._resident_prefix = 0  # how many of them are a cacheable schema prefix
-        self._saved: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self._store = PrefixStore(_model_key(gguf, lora))
         self._lock = threading.Lock()
         self.stats = PrefixStats()
         template = lib.llama_model_chat_template(self._model, None)
         self.tokenizer = (
-            _ChatTemplate(template.decode("utf-8"), self._piece(lib.llama_vocab_bos(self._vocab), special=True),
-                          self._piece(lib.llama_vocab_eos(self._vocab), special=True))
+            _ChatTemplate(
+                template.decode("utf-8"),
+                self._piece(lib.llama_vocab_bos(self._vocab), special=True),
+                self._piece(lib.llama_vocab_eos(self._vocab), special=True),
+            )
             if template
             else None
         )
@@ -257,7 +335,9 @@ class LlamaCppBackend:
         size = len(data) + 16
         buf = (self._lib.llama_token * size)()
         # A chat template writes its own special tokens; plain text gets the model's BOS.
-        n = self._lib.llama_tokenize(self._vocab, data, len(data), buf, size, not self.has_chat_template, True)
+        n = self._lib.llama_tokenize(
+            self._vocab, data, len(data), buf, size, not self.has_chat_template, True
+        )
         if n < 0:
             raise QueryFailed.of("config", f"llama.cpp could not tokenize a prompt of {len(data)} bytes")
         return list(buf[:n])
@@ -301,47 +381,55 @@ class LlamaCppBackend:
         rc = self._lib.llama_decode(self._ctx, batch)
         if rc != 0:
             raise QueryFailed.of(
-                "execution", f"llama.cpp decode failed ({rc}): the prompt and candidates exceed the "
-                f"context of {self.n_ctx} tokens"
+                "execution",
+                f"llama.cpp decode failed ({rc}): the prompt and candidates exceed the "
+                f"context of {self.n_ctx} tokens",
             )
 
     def _logits(self, i: int) -> np.ndarray:
         ptr = self._lib.llama_get_logits_ith(self._ctx, i)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
-    def _park_resident(self) -> None:
-        """Save sequence 0's schema prefix to the LRU before another prefix replaces it."""
-        n = self._resident_prefix
-        key = tuple(self._resident[:n])
-        if n < _MIN_PREFIX_TOKENS or key in self._saved:
-            return
-        self._lib.llama_memory_seq_rm(self._mem, 0, n, -1)
+    def _save_prefix(self, key: tuple[int, ...]) -> None:
+        """Store sequence 0's state (it holds exactly ``key``) for later requests and processes."""
         size = self._lib.llama_state_seq_get_size(self._ctx, 0)
         buf = (ctypes.c_uint8 * size)()
         written = self._lib.llama_state_seq_get_data(self._ctx, buf, size, 0)
-        self._resident = list(key)
         if written:
-            self._saved[key] = bytes(buf)[:written]
-            while len(self._saved) > _SAVED_PREFIXES:
-                self._saved.popitem(last=False)
+            self._store.put(key, bytes(buf)[:written])
 
     def _restore(self, key: tuple[int, ...]) -> bool:
-        state = self._saved.get(key)
+        state = self._store.get(key)
         if state is None:
             return False
         self._lib.llama_memory_clear(self._mem, True)
         buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
         if not self._lib.llama_state_seq_set_data(self._ctx, buf, len(state), 0):
-            self._resident, self._resident_prefix = [], 0
+            self._lib.llama_memory_clear(self._mem, True)
+            self._resident = []
             return False
-        self._saved.move_to_end(key)
-        self._resident, self._resident_prefix = list(key), len(key)
+        self._resident = list(key)
+        return True
+
+    def _run(self, ids: list[int], start: int, end: int, should_stop: Callable[[], bool] | None) -> bool:
+        """Decode ``ids[start:end]`` into sequence 0 in chunks (logits for ``ids[-1]`` only); False if
+        cancelled between chunks."""
+        for at in range(start, end, _PREFILL_CHUNK):
+            if should_stop is not None and should_stop():
+                return False
+            chunk = ids[at : min(end, at + _PREFILL_CHUNK)]
+            self._decode([(t, at + i, 0, at + i == len(ids) - 1) for i, t in enumerate(chunk)])
+            self._resident = ids[: at + len(chunk)]
+            self.stats.prefilled_tokens += len(chunk)
         return True
 
     def _prefill(
         self, ids: list[int], prefix_len: int, should_stop: Callable[[], bool] | None
     ) -> np.ndarray | None:
-        """Make sequence 0 hold ``ids``; the last position's logits (``None``: cancelled)."""
+        """Make sequence 0 hold ``ids``; the last position's logits (``None``: cancelled).
+
+        The schema prefix (``ids[:prefix_len]``) is reused when sequence 0 already holds it, else
+        restored from the prefix store, else computed and stored."""
         lib = self._lib
         for seq in range(1, self.n_seq_max):
             lib.llama_memory_seq_rm(self._mem, seq, -1, -1)
@@ -349,26 +437,23 @@ class LlamaCppBackend:
         if prefix_len and common >= prefix_len:
             self.stats.reused += 1
         elif prefix_len:
-            self._park_resident()
-            if self._restore(tuple(ids[:prefix_len])):
+            key = tuple(ids[:prefix_len])
+            if self._restore(key):
                 self.stats.restored += 1
                 common = prefix_len
             else:
                 self.stats.computed += 1
-                common = _common_prefix(self._resident, ids)
+                lib.llama_memory_seq_rm(self._mem, 0, common, -1)
+                self._resident = ids[:common]
+                if not self._run(ids, common, prefix_len, should_stop):
+                    return None
+                self._save_prefix(key)
+                common = prefix_len
         common = min(common, len(ids) - 1)  # the last prompt token is run again for its logits
         lib.llama_memory_seq_rm(self._mem, 0, common, -1)
         self._resident = ids[:common]
-        self._resident_prefix = min(prefix_len, common)
-        for start in range(common, len(ids), _PREFILL_CHUNK):
-            if should_stop is not None and should_stop():
-                return None
-            chunk = ids[start : start + _PREFILL_CHUNK]
-            last = start + len(chunk) == len(ids)
-            self._decode([(t, start + i, 0, last and i == len(chunk) - 1) for i, t in enumerate(chunk)])
-            self._resident = ids[: start + len(chunk)]
-            self.stats.prefilled_tokens += len(chunk)
-        self._resident_prefix = prefix_len
+        if not self._run(ids, common, len(ids), should_stop):
+            return None
         return self._logits(-1)
 
     def warm(self, prompt: PromptInput, should_stop: Callable[[], bool] | None = None) -> int:
@@ -381,11 +466,12 @@ class LlamaCppBackend:
             self._prefill(ids[: prefix_len + 1], prefix_len, should_stop)
         return prefix_len
 
-    def clear_prefix_cache(self) -> None:
+    def clear_prefix_cache(self, *, disk: bool = False) -> None:
+        """Forget the prefixes in memory (and on disk with ``disk``)."""
         with self._lock:
             self._lib.llama_memory_clear(self._mem, True)
-            self._resident, self._resident_prefix = [], 0
-            self._saved.clear()
+            self._resident = []
+            self._store.clear(disk=disk)
 
     # -- decoding --------------------------------------------------------------------------
     def _choose(
@@ -397,7 +483,10 @@ class LlamaCppBackend:
             pool["logit"] = logits
             pool["p"] = 0.0
             arr = self._lib.llama_token_data_array(
-                data=pool.ctypes.data_as(self._lib.llama_token_data_p), size=self.n_vocab, selected=-1, sorted=False
+                data=pool.ctypes.data_as(self._lib.llama_token_data_p),
+                size=self.n_vocab,
+                selected=-1,
+                sorted=False,
             )
             self._lib.llama_sampler_apply(grammar.sampler, ctypes.byref(arr))
             masked = pool["logit"][: arr.size].copy()
@@ -575,17 +664,3 @@ def _sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator
         p = np.where(keep, p, 0.0)
         p /= p.sum()
     return int(top[rng.choice(len(top), p=p)])
-
-
-_backends: dict[str, LlamaCppBackend] = {}
-_backends_lock = threading.Lock()
-
-
-def get_backend(model: str | Path | None = None) -> LlamaCppBackend:
-    """The process-wide llama.cpp backend for ``model`` (loaded once)."""
-    key = str(model) if model is not None else ""
-    with _backends_lock:
-        backend = _backends.get(key)
-        if backend is None:
-            backend = _backends[key] = LlamaCppBackend(model)
-        return backend

