@@ -151,6 +151,19 @@ class GenerationConfig(_Strict):
     temperature: float = Field(default=0.8, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     value_retrieval: bool = True
+    schema_linking: bool = Field(
+        default=True,
+        description="Prompt only the tables the question needs when the schema is over link_above_chars.",
+    )
+    link_above_chars: int = Field(
+        default=6000,
+        ge=0,
+        description="Schemas whose prompt DDL is longer are linked (smaller ones: whole, prefix cached).",
+    )
+    grammar: bool = Field(
+        default=True,
+        description="Decode the SQL block under a grammar of the database's catalog (llama.cpp backend).",
+    )
     seed: int | None = None
 
 

@@ -29,6 +29,8 @@ from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult
+from mcp_server.schema_linking import link_tables, subset
+from mcp_server.sql_grammar import sql_grammar
 from mcp_server.values import ValueHit
 
 if TYPE_CHECKING:
@@ -110,6 +112,9 @@ class PromptTrace(BaseModel):
     assistant_prefill: str = ""
     variant: str
     version: str | None = None
+    tables: list[str] | None = Field(
+        default=None, description="The tables schema linking kept (None: the whole schema)."
+    )
 
 
 class Timings(BaseModel):
@@ -188,6 +193,7 @@ class Generator:
         # instruct prompt; other plain models get the inference one.
         self.prompt_version = prompt_version or getattr(backend, "prompt_version", None)
         self.variant = variant_for_version(self.prompt_version)
+        self._grammars: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     # -- prompt -----------------------------------------------------------------
     def build_prompt(
@@ -198,10 +204,12 @@ class Generator:
         evidence: str | None = None,
         values: Sequence[ValueHit] = (),
         previous_turns: Sequence[PreviousTurn] = (),
+        tables: Sequence[str] | None = None,
     ) -> PromptInput:
+        """The prompt of this generator's variant; ``tables``: only those (schema linking)."""
         engine = self.registry.engine(database)
         return build_prompt(
-            self.inspector.ddl(database),
+            self.inspector.ddl(database, tables),
             question,
             variant=self.variant,
             evidence=evidence,
@@ -232,18 +240,42 @@ class Generator:
                 log.warning("value retrieval failed on %s, continuing without it: %s", database, exc)
             return []
 
-    def code_block(self, database: str) -> CodeBlock | None:
-        """The SQL block an instruct answer ends with (the candidate stops where it closes)."""
+    def linked_tables(
+        self, database: str, question: str, evidence: str | None, values: Sequence[ValueHit]
+    ) -> list[str] | None:
+        """The tables to prompt when the schema is large enough to link (``None``: all of them)."""
+        if not self.config.schema_linking or not self._large(database):
+            return None
+        schema = self.inspector.describe(database)
+        linked = link_tables(schema, question, evidence=evidence, value_tables=[h.table for h in values])
+        return None if len(linked.tables) == len(schema.tables) else linked.tables
+
+    def _large(self, database: str) -> bool:
+        return len(self.inspector.ddl(database)) > self.config.link_above_chars
+
+    def code_block(self, database: str, tables: Sequence[str] | None = None) -> CodeBlock | None:
+        """The SQL block an instruct answer ends with (the candidate stops where it closes), under a
+        grammar of the prompted tables when ``config.grammar`` is on."""
         if self.variant != "instruct":
             return None  # SQL-R1's formats go on to </answer>
-        return CodeBlock()
+        if not self.config.grammar:
+            return CodeBlock()
+        schema = self.inspector.describe(database)
+        key = (database, schema.fingerprint, tuple(tables or ()))
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar = sql_grammar(subset(schema, tables) if tables else schema)
+            if len(self._grammars) >= 64:
+                self._grammars.clear()
+            self._grammars[key] = grammar
+        return CodeBlock(grammar=grammar)
 
     def warm(self, database: str, should_stop: Callable[[], bool] | None = None) -> None:
         """Compute ``database``'s schema prefix in the backend now (those that keep one: llama.cpp),
         so the first question does not wait for it. Safe to call from a background thread."""
         warm = getattr(self.backend, "warm", None)
-        if warm is None:
-            return
+        if warm is None or (self.config.schema_linking and self._large(database)):
+            return  # a linked schema's prompt changes with the question: no prefix to compute
         prompt = self.build_prompt(database, WARM_QUESTION)
         lock = _lock_for(self.backend)
         with lock if lock is not None else nullcontext():
@@ -282,8 +314,9 @@ class Generator:
         self.registry.get(database)  # unknown database: not_found, before any model work
         values = self.retrieve_values(database, question, evidence, cancel=cancel)
         t1 = time.perf_counter()
+        tables = self.linked_tables(database, question, evidence, values)
         prompt = self.build_prompt(
-            database, question, evidence=evidence, values=values, previous_turns=previous_turns
+            database, question, evidence=evidence, values=values, previous_turns=previous_turns, tables=tables
         )
         t2 = time.perf_counter()
         progress.step(1, f"prompt ready ({len(values)} retrieved values); sampling {n} candidate(s)")
@@ -294,7 +327,7 @@ class Generator:
             top_p=1.0 if n == 1 else self.config.top_p,
             max_new_tokens=new_tokens,
             seed=self.config.seed,
-            block=self.code_block(database),
+            block=self.code_block(database, tables),
         )
         budget = max(1, n * new_tokens)
         produced = [0]
@@ -336,6 +369,7 @@ class Generator:
             assistant_prefill=prompt.assistant_prefill,
             variant=self.variant,
             version=self.prompt_version,
+            tables=tables,
         )
         executable = sum(vote_counts)
         common: dict[str, Any] = {

@@ -664,3 +664,22 @@ def _sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator
         p = np.where(keep, p, 0.0)
         p /= p.sum()
     return int(top[rng.choice(len(top), p=p)])
+
+
+def grammar_accepts(backend: LlamaCppBackend, gbnf: str, text: str) -> bool:
+    """Whether ``gbnf`` (root from the start) accepts ``text`` as tokenized by ``backend``'s model,
+    token by token as constrained decoding would see it (tests and benchmarks use it)."""
+    lib = backend._lib
+    sampler = lib.llama_sampler_init_grammar(backend._vocab, gbnf.encode(), b"root")
+    if not sampler:
+        raise QueryFailed.of("config", "llama.cpp rejected the grammar (see its log on stderr)")
+    grammar = _Grammar.__new__(_Grammar)
+    grammar._lib, grammar.sampler = lib, sampler
+    try:
+        for token in backend.encode(text):
+            if not grammar.allows(token, backend._one):
+                return False
+            grammar.accept(token)
+        return True
+    finally:
+        grammar.close()
