@@ -41,6 +41,12 @@ def _common(p: argparse.ArgumentParser, benchmark: str) -> None:
         help="'inprocess' (default), 'stdio' (a `sqlr1 serve` subprocess) or an http(s):// URL of `sqlr1 serve --http`",
     )
     p.add_argument("--token", default=None, help="bearer token for an HTTP server (or SQLR1_TOKEN)")
+    p.add_argument(
+        "--no-grammar", action="store_true", help="in-process server: SQL decoded without the catalog grammar"
+    )
+    p.add_argument(
+        "--no-schema-linking", action="store_true", help="in-process server: always prompt the whole schema"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -91,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         keep_distinct=getattr(args, "keep_distinct", False),
         ves_iterations=getattr(args, "ves", 0),
         cache=args.cache,
+        grammar=not args.no_grammar,
+        schema_linking=not args.no_schema_linking,
     )
 
     async def main() -> int:

@@ -33,7 +33,12 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
         app = AppConfig(
             databases=[DatabaseConfig(target=str(config.db_root))],
             model=model,
-            generation=GenerationConfig(num_candidates=config.n, temperature=0.0 if config.n == 1 else 0.8),
+            generation=GenerationConfig(
+                num_candidates=config.n,
+                temperature=0.0 if config.n == 1 else 0.8,
+                grammar=config.grammar,
+                schema_linking=config.schema_linking,
+            ),
         )
         return embedded_server(app)
     if server == "stdio":

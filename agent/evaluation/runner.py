@@ -42,6 +42,8 @@ class RunConfig(BaseModel):
     keep_distinct: bool = False
     ves_iterations: int = 0
     cache: Path | None = None
+    grammar: bool = True  # the SQL block under the catalog's grammar (llama.cpp backend)
+    schema_linking: bool = True  # only the tables a question needs, for large schemas
 
 
 class Prediction(BaseModel):

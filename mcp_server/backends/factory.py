@@ -24,25 +24,19 @@ _cache: dict[tuple[str, str | None, str | None, str, str], Backend] = {}
 
 def choose_runtime(config: ModelConfig) -> str:
     """The backend ``config`` runs on: its ``backend`` unless that is ``auto``, which means llama.cpp
-    for a GGUF model (or an adapter shipped as a GGUF LoRA on one) when llama-cpp-python is installed
-    and no GPU is asked for or present, else transformers (GPUs, training checkpoints, HF folders)."""
+    for a GGUF model or a LoRA adapter on one (the shipped SmolLM2 adapter, a trained Qwen adapter)
+    when llama-cpp-python is installed and no GPU is asked for or present, else transformers (GPUs,
+    Hugging Face folders, adapters llama.cpp cannot express)."""
     if config.backend != "auto":
         return config.backend
     if config.device != "cpu" and config.device != "auto":
         return "transformers"
     if importlib.util.find_spec("llama_cpp") is None:
         return "transformers"
-    from mcp_server.backends.llamacpp_backend import gguf_lora
+    from mcp_server.backends.llamacpp_backend import gguf_files
     from mcp_server.backends.loading import resolve_model
 
-    resolved = resolve_model(config.model)
-    runs_gguf = resolved.kind == "gguf" or (
-        resolved.kind == "adapter"
-        and resolved.base is not None
-        and resolved.base.kind == "gguf"
-        and gguf_lora(resolved.source) is not None
-    )
-    if not runs_gguf:
+    if gguf_files(resolve_model(config.model)) is None:
         return "transformers"
     if config.device == "auto":
         from mcp_server.backends.device import resolve_device

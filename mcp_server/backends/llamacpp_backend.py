@@ -43,13 +43,14 @@ from typing import Any
 import numpy as np
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback, stop_index
-from mcp_server.backends.bundled import cache_root
+from mcp_server.backends.bundled import BUNDLED_SPEC, bundled_gguf_path, cache_root
 from mcp_server.backends.cpu_threads import FreeCores
 from mcp_server.backends.loading import ResolvedModel, resolve_model
+from mcp_server.backends.lora_gguf import gguf_lora_for
 from mcp_server.errors import QueryFailed
 from mcp_server.prompt import render_text, split_cached_prefix
 
-__all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "PrefixStore", "gguf_lora"]
+__all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "PrefixStore", "gguf_files", "grammar_accepts"]
 
 THREADS_ENV = "SQLR1_THREADS"  # a fixed thread count instead of following the free cores
 _MIN_PREFIX_TOKENS = 16
@@ -73,10 +74,23 @@ class PrefixStats:
     threads: int = 0  # threads of the last decode step
 
 
-def gguf_lora(adapter_dir: str | Path) -> Path | None:
-    """The llama.cpp LoRA (a ``.gguf`` file) shipped in a PEFT adapter folder, if any."""
-    files = sorted(Path(adapter_dir).glob("*.gguf"))
-    return files[0] if len(files) == 1 else None
+def gguf_files(resolved: ResolvedModel) -> tuple[Path, Path | None] | None:
+    """(base GGUF, LoRA GGUF or ``None``) that run ``resolved`` on llama.cpp, else ``None``: a GGUF
+    model, or a LoRA adapter on a GGUF base (the bundled SmolLM2 included) that converts to a
+    llama.cpp LoRA (``lora_gguf.py``)."""
+    if resolved.kind == "gguf":
+        return Path(resolved.source), None
+    base = resolved.base
+    if resolved.kind != "adapter" or base is None:
+        return None
+    if base.kind == "gguf":
+        base_gguf = Path(base.source)
+    elif base.spec == BUNDLED_SPEC:
+        base_gguf = bundled_gguf_path()
+    else:
+        return None
+    lora = gguf_lora_for(resolved.source, base_gguf)
+    return (base_gguf, lora) if lora is not None else None
 
 
 def _model_key(gguf: Path, lora: Path | None) -> str:
@@ -252,7 +266,7 @@ class LlamaCppBackend:
         self._cores = FreeCores()
         first_threads = self.fixed_threads or self._cores.cores
         cparams = lib.llama_context_default_params()
-        cparams.n_ctx = n_ctx
+        cparams.n_ctx = min(n_ctx, int(lib.llama_n_ctx_train(self._model)) or n_ctx)
         cparams.n_batch = cparams.n_ubatch = max(_PREFILL_CHUNK, n_seq_max)
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = True
@@ -302,17 +316,14 @@ class LlamaCppBackend:
 
     @staticmethod
     def _files(resolved: ResolvedModel) -> tuple[Path, Path | None]:
-        if resolved.kind == "gguf":
-            return Path(resolved.source), None
-        if resolved.kind == "adapter" and resolved.base is not None and resolved.base.kind == "gguf":
-            lora = gguf_lora(resolved.source)
-            if lora is not None:
-                return Path(resolved.base.source), lora
-        raise QueryFailed.of(
-            "config",
-            f"the llamacpp backend runs GGUF models (and GGUF LoRAs on them); {resolved.spec!r} is a "
-            f"{resolved.kind} model: use --backend transformers",
-        )
+        files = gguf_files(resolved)
+        if files is None:
+            raise QueryFailed.of(
+                "config",
+                f"the llamacpp backend runs GGUF models and LoRA adapters on them; {resolved.spec!r} is a "
+                f'{resolved.kind} model it cannot run: set [model] backend = "transformers"',
+            )
+        return files
 
     # -- text <-> tokens -------------------------------------------------------------------
     def _piece(self, token: int, *, special: bool = False) -> str:
