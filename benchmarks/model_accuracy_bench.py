@@ -8,7 +8,9 @@ device) for every requested setting, one at a time, each in its own run folder u
   Northwind (``shared/data/sample_dbs``), gold verified by execution (tests/test_eval_sets.py);
 * ``spider200``: the seeded 200-question Spider dev subset of ``benchmarks/spider_dev_200.json``.
 
-A setting is ``SET:MODEL:N[:nogrammar]``, e.g. ``realistic:qwen2.5-coder-0.5b:1``.
+A setting is ``SET:MODEL:N[:FLAG…]``, e.g. ``realistic:qwen2.5-coder-0.5b:1``; flags: ``nogrammar``
+(SQL decoded without the catalog grammar), ``reasoning`` (instruct models reason before the SQL,
+the GPU default; on this CPU the default is the SQL only).
 
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs SETTING... [--write]
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs --table-only --write
@@ -54,6 +56,8 @@ def run_setting(setting: str, runs: Path) -> Path:
     ]  # fmt: skip
     if "nogrammar" in flags:
         cmd.append("--no-grammar")
+    if "reasoning" in flags:
+        cmd += ["--reasoning", "on"]
     print("running", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     return out
@@ -71,8 +75,9 @@ def row(setting: str, report: dict) -> str:
     seconds = report["timing"].get("generation", 0.0) / max(1, n)
     runtime = (report.get("manifest") or {}).get("runtime", "?")
     set_name, model, k, *flags = setting.split(":")
+    reasoning = "yes" if "reasoning" in flags else ("trained" if model.startswith("smollm2") else "no")
     return (
-        f"| {set_name} | {model} | {runtime} | {k} | {'off' if 'nogrammar' in flags else 'on'} | {n} | "
+        f"| {set_name} | {model} | {runtime} | {k} | {'off' if 'nogrammar' in flags else 'on'} | {reasoning} | {n} | "
         f"**{100 * correct / n:.1f} %** | {diffs or '–'} | {100 * executable / n:.1f} % | {seconds:.1f} |"
     )
 
@@ -87,9 +92,9 @@ def table(runs: Path) -> str:
         "EX with Spider's test-suite semantics on the single database; *executable*: the chosen query ran; "
         "*s/question*: generation time per question on this shared 2-core machine (load noted below).",
         "",
-        "| set | model | runtime | n | grammar | questions | EX | simple / moderate / challenging | "
+        "| set | model | runtime | n | grammar | reasoning | questions | EX | simple / moderate / challenging | "
         "executable | s/question |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sorted(runs.iterdir()):
         report_file = folder / "report.json"
@@ -100,16 +105,21 @@ def table(runs: Path) -> str:
 
 
 def _setting_of(folder: str) -> str:
+    """``realistic_qwen2.5-coder-0.5b_1_nogrammar`` -> ``realistic:qwen2.5-coder-0.5b:1:nogrammar``."""
     set_name, rest = folder.split("_", 1)
-    model, _, tail = rest.rpartition("_")
-    if tail == "nogrammar":
-        model, _, n = model.rpartition("_")
-        return f"{set_name}:{model}:{n}:nogrammar"
-    return f"{set_name}:{model}:{tail}"
+    flags: list[str] = []
+    while True:
+        head, _, tail = rest.rpartition("_")
+        if tail.isdigit():
+            return ":".join([set_name, head, tail, *reversed(flags)])
+        flags.append(tail)
+        rest = head
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("settings", nargs="*", help="SET:MODEL:N[:nogrammar]")
     parser.add_argument("--runs", type=Path, required=True, help="folder of run folders")
     parser.add_argument("--table-only", action="store_true", help="only write the table from finished runs")

@@ -160,6 +160,11 @@ class GenerationConfig(_Strict):
         ge=0,
         description="Schemas whose prompt DDL is longer are linked (smaller ones: whole, prefix cached).",
     )
+    reasoning: bool | None = Field(
+        default=None,
+        description="Instruct models: a short reasoning before the SQL (default: on a GPU; on a CPU the "
+        "SQL only). Models trained on SQL-R1's format always reason.",
+    )
     grammar: bool = Field(
         default=True,
         description="Decode the SQL block under a grammar of the database's catalog (llama.cpp backend).",

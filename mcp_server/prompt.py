@@ -36,6 +36,7 @@ __all__ = [
     "INSTRUCT_PROMPT_VERSION",
     "PROMPT_VERSION",
     "PROMPT_VERSIONS",
+    "SQL_BLOCK_OPENER",
     "THINK_PREFILL",
     "TRAIN_PROMPT_VERSION",
     "PreviousTurn",
@@ -269,6 +270,10 @@ _INSTRUCT_ASK = (
     "Say in one or two short sentences which tables and columns answer the question, then give the "
     "query in one ```sql code block. Select only what the question asks for."
 )
+_INSTRUCT_ASK_DIRECT = (
+    "Give only the query, in one ```sql code block. Select only what the question asks for."
+)
+SQL_BLOCK_OPENER = "```sql\n"
 
 
 def build_instruct_prompt(
@@ -279,20 +284,24 @@ def build_instruct_prompt(
     engine: str = "SQLite",
     values: Sequence[ValueHit | tuple[str, str, str]] = (),
     previous_turns: Sequence[PreviousTurn] = (),
+    reasoning: bool = True,
 ) -> PromptInput:
     """The prompt for an instruct model not trained on SQL-R1's format: the schema as the system turn
     (the cacheable prefix), the question (with evidence and retrieved values) as the user turn, and
-    a short reasoning then one ```` ```sql ```` block asked for. Earlier attempts follow as in the
-    other variants, each earlier answer shown as its SQL block."""
+    a short reasoning then one ```` ```sql ```` block asked for; without ``reasoning`` the query only,
+    the assistant turn pre-filled with the block's opener. Earlier attempts follow as in the other
+    variants, each earlier answer shown as its SQL block."""
     prefix = f"{_INSTRUCT_SYSTEM_HEAD}{engine}\n\nDatabase Schema:\n{ddl.strip()}\n"
     first_question = previous_turns[0].question if previous_turns else question
-    user = f"Question:\n{_question_block(first_question, evidence)}\n\n{_values_block(values)}{_INSTRUCT_ASK}"
+    ask = _INSTRUCT_ASK if reasoning else _INSTRUCT_ASK_DIRECT
+    user = f"Question:\n{_question_block(first_question, evidence)}\n\n{_values_block(values)}{ask}"
     return PromptInput(
         messages=(
             ChatMessage("system", prefix),
             ChatMessage("user", user),
             *_feedback_messages(previous_turns, question, _sql_block),
         ),
+        assistant_prefill="" if reasoning else SQL_BLOCK_OPENER,
         cache_prefix_text=prefix,
     )
 
@@ -306,10 +315,12 @@ def build_prompt(
     engine: str = "SQLite",
     values: Sequence[ValueHit | tuple[str, str, str]] = (),
     previous_turns: Sequence[PreviousTurn] = (),
+    reasoning: bool = True,
 ) -> PromptInput:
     """Build the prompt of ``variant`` (see :func:`variant_for_version` for checkpoint manifests).
 
-    Every variant takes ``previous_turns`` (multi-turn feedback).
+    Every variant takes ``previous_turns`` (multi-turn feedback); ``reasoning`` only changes the
+    instruct variant (SQL-R1's formats always reason: their checkpoints were trained so).
     """
     if variant == "training":
         return build_training_prompt(
@@ -317,7 +328,13 @@ def build_prompt(
         )
     if variant == "instruct":
         return build_instruct_prompt(
-            ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns
+            ddl,
+            question,
+            evidence=evidence,
+            engine=engine,
+            values=values,
+            previous_turns=previous_turns,
+            reasoning=reasoning,
         )
     return build_inference_prompt(
         ddl, question, evidence=evidence, engine=engine, values=values, previous_turns=previous_turns

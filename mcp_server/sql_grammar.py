@@ -2,7 +2,7 @@
 
 Owns :func:`sql_grammar`: from a :class:`~mcp_server.schema.DatabaseSchema` (the tables the prompt
 shows) and its dialect it writes a llama.cpp GBNF grammar whose root is one fenced SQL block
-(```` ```sql ```` … ```` ``` ````) holding a single SELECT (joins, subqueries, compound queries,
+(```` ```sql ```` … ```` ``` ````; rule ``body``: what follows the opener) holding a single SELECT (joins, subqueries, compound queries,
 CASE, CAST, aggregates and the dialect's allowlisted functions, GROUP BY/HAVING/ORDER BY/LIMIT).
 Every table must be one of the catalog's; a column qualified by a table name must be that table's;
 an unqualified or alias-qualified column must be some catalog column. Aliases are short (at most 4
@@ -44,7 +44,8 @@ _COMMON_FUNCTIONS = _word_set(
 _QUOTES = {"sqlite": ('"', '"', "[", "]", "`", "`"), "mysql": ("`", "`", '"', '"'), "duckdb": ('"', '"')}
 
 _BODY = r"""
-root ::= "```sql\n" osp query (osp ";")? [ \t]* "\n```"
+root ::= "```sql\n" body
+body ::= osp query (osp ";")? [ \t]* "\n```"
 query ::= select (sp compound sp select)* (sp order)? (sp limit)?
 compound ::= UNION (sp ALL)? | INTERSECT | EXCEPT
 select ::= SELECT (sp DISTINCT)? sp results (sp FROM sp source)? (sp WHERE sp expr)? (sp GROUP sp BY sp exprs (sp HAVING sp expr)?)?

@@ -20,6 +20,7 @@ from mcp_server.schema import SchemaInspector
 PROSE = (
     "The Album table holds one row per album, so count its rows.\n\n```sql\nSELECT COUNT(*) FROM Album\n```"
 )
+DIRECT = "SELECT COUNT(*) FROM Album\n```"  # after the pre-filled opener
 
 
 class DeviceBackend(ScriptedBackend):
@@ -64,18 +65,28 @@ def test_the_sql_block_closer_ends_a_candidate() -> None:
     assert stop_index("a ``` b", SamplingParams(block=block)) is None  # a closer before the opener
 
 
-def test_cpu_generation_is_greedy_short_under_the_catalog_grammar(chinook_copy: Path) -> None:
-    backend = DeviceBackend([PROSE], device="cpu")
+def test_cpu_generation_is_greedy_sql_only_under_the_catalog_grammar(chinook_copy: Path) -> None:
+    backend = DeviceBackend([DIRECT], device="cpu")
     gen, db = _generator(chinook_copy, backend)
     result = gen.generate_sql(db, "How many albums are there?")
-    ((_, params),) = backend.calls
+    ((prompt, params),) = backend.calls
     assert (params.n, params.max_new_tokens, params.temperature) == (*CPU_DEFAULTS, 0.0)
-    assert params.block is not None and params.block.opener == "```sql\n"
+    assert prompt.assistant_prefill == "```sql\n" and "Give only the query" in prompt.messages[1].content
+    assert params.block is not None and params.block.opened
     grammar = params.block.grammar or ""
-    assert grammar.startswith('root ::= "```sql\\n"') and "[Aa] [Ll] [Bb] [Uu] [Mm]" in grammar
-    assert result.status == "ok" and result.sql == "SELECT COUNT(*) FROM Album"
-    assert result.reasoning == "The Album table holds one row per album, so count its rows."
+    assert grammar.startswith('root ::= "```sql\\n" body') and "[Aa] [Ll] [Bb] [Uu] [Mm]" in grammar
+    assert result.status == "ok" and result.sql == "SELECT COUNT(*) FROM Album" and result.reasoning is None
     assert result.prompt.variant == "instruct" and result.prompt.tables is None  # Chinook is prompted whole
+
+
+def test_reasoning_when_asked_is_the_prose_before_the_block(chinook_copy: Path) -> None:
+    backend = DeviceBackend([PROSE], device="cpu")
+    gen, db = _generator(chinook_copy, backend, reasoning=True)
+    result = gen.generate_sql(db, "How many albums are there?")
+    ((prompt, params),) = backend.calls
+    assert prompt.assistant_prefill == "" and params.block is not None and not params.block.opened
+    assert result.sql == "SELECT COUNT(*) FROM Album"
+    assert result.reasoning == "The Album table holds one row per album, so count its rows."
 
 
 def test_gpu_defaults_and_no_grammar_when_turned_off(chinook_copy: Path) -> None:
@@ -84,11 +95,11 @@ def test_gpu_defaults_and_no_grammar_when_turned_off(chinook_copy: Path) -> None
     gen.generate_sql(db, "How many albums are there?")
     ((_, params),) = backend.calls
     assert (params.n, params.max_new_tokens) == GPU_DEFAULTS
-    assert params.block == CodeBlock()  # still ends at the block, with no grammar
+    assert params.block == CodeBlock()  # reasons first (a GPU), ends at the block, with no grammar
 
 
 def test_a_large_schema_is_linked_and_the_grammar_covers_the_linked_tables(chinook_copy: Path) -> None:
-    backend = DeviceBackend([PROSE], device="cpu")
+    backend = DeviceBackend([DIRECT], device="cpu")
     gen, db = _generator(chinook_copy, backend, link_above_chars=1000)
     result = gen.generate_sql(db, "Which tracks are on the Grunge playlist?")
     ((prompt, params),) = backend.calls
@@ -101,6 +112,6 @@ def test_a_large_schema_is_linked_and_the_grammar_covers_the_linked_tables(chino
     grammar = params.block.grammar if params.block else ""
     assert '"[Customer]"' not in grammar and '"[PlaylistTrack]"' in grammar
     # the same question with linking off prompts everything
-    backend2 = DeviceBackend([PROSE], device="cpu")
+    backend2 = DeviceBackend([DIRECT], device="cpu")
     gen2, _ = _generator(chinook_copy, backend2, link_above_chars=1000, schema_linking=False)
     assert gen2.generate_sql(db, "Which tracks are on the Grunge playlist?").prompt.tables is None

@@ -47,6 +47,12 @@ def _common(p: argparse.ArgumentParser, benchmark: str) -> None:
     p.add_argument(
         "--no-schema-linking", action="store_true", help="in-process server: always prompt the whole schema"
     )
+    p.add_argument(
+        "--reasoning",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="in-process server, instruct models: reasoning before the SQL (auto: on a GPU only)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -99,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         cache=args.cache,
         grammar=not args.no_grammar,
         schema_linking=not args.no_schema_linking,
+        reasoning={"auto": None, "on": True, "off": False}[args.reasoning],
     )
 
     async def main() -> int:

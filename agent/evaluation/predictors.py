@@ -38,6 +38,7 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
                 temperature=0.0 if config.n == 1 else 0.8,
                 grammar=config.grammar,
                 schema_linking=config.schema_linking,
+                reasoning=config.reasoning,
             ),
         )
         return embedded_server(app)

@@ -44,6 +44,7 @@ class RunConfig(BaseModel):
     cache: Path | None = None
     grammar: bool = True  # the SQL block under the catalog's grammar (llama.cpp backend)
     schema_linking: bool = True  # only the tables a question needs, for large schemas
+    reasoning: bool | None = None  # instruct models: reasoning before the SQL (None: per device)
 
 
 class Prediction(BaseModel):

@@ -46,12 +46,15 @@ class PromptInput:
 @dataclass(frozen=True)
 class CodeBlock:
     """The fenced block a completion ends with (the SQL): once ``opener`` appears, a backend that
-    supports grammars decodes the rest under ``grammar`` (GBNF whose root starts with ``opener`` and
-    ends with ``closer``), and every backend ends the candidate where ``closer`` closes the block."""
+    supports grammars decodes the rest under ``grammar`` (GBNF whose ``root`` starts with ``opener``
+    and whose ``body`` is what follows it, up to ``closer``), and every backend ends the candidate
+    where ``closer`` closes the block. ``opened``: the prompt's pre-fill already holds the opener, so
+    the completion starts inside the block (under ``body``)."""
 
     opener: str = "```sql\n"
     closer: str = "```"
     grammar: str | None = None
+    opened: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,10 @@ def block_end(text: str, block: CodeBlock | None) -> int | None:
     """End index of ``block``'s closer after its first opener in ``text`` (``None``: not closed yet)."""
     if block is None:
         return None
-    start = text.find(block.opener)
+    start = 0 if block.opened else text.find(block.opener)
     if start < 0:
         return None
-    end = text.find(block.closer, start + len(block.opener))
+    end = text.find(block.closer, start + (0 if block.opened else len(block.opener)))
     return None if end < 0 else end + len(block.closer)
 
 

@@ -42,7 +42,14 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback, stop_index
+from mcp_server.backends.base import (
+    CodeBlock,
+    Completion,
+    PromptInput,
+    SamplingParams,
+    TokenCallback,
+    stop_index,
+)
 from mcp_server.backends.bundled import BUNDLED_SPEC, bundled_gguf_path, cache_root
 from mcp_server.backends.cpu_threads import FreeCores
 from mcp_server.backends.loading import ResolvedModel, resolve_model
@@ -191,15 +198,19 @@ class _ChatTemplate:
 class _Grammar:
     """One candidate's grammar sampler (llama.cpp GBNF, lazy from the block opener)."""
 
-    def __init__(self, lib: Any, vocab: Any, gbnf: str, opener: str) -> None:
+    def __init__(self, lib: Any, vocab: Any, block: CodeBlock) -> None:
         import re
 
         self._lib = lib
-        pattern = _GRAMMAR_TRIGGER.format(opener=re.escape(opener)).encode()
-        patterns = (ctypes.c_char_p * 1)(pattern)
-        self.sampler = lib.llama_sampler_init_grammar_lazy_patterns(
-            vocab, gbnf.encode(), b"root", patterns, 1, None, 0
-        )
+        gbnf = (block.grammar or "").encode()
+        if block.opened:  # the pre-fill opened the block: constrained from the first token
+            self.sampler = lib.llama_sampler_init_grammar(vocab, gbnf, b"body")
+        else:
+            pattern = _GRAMMAR_TRIGGER.format(opener=re.escape(block.opener)).encode()
+            patterns = (ctypes.c_char_p * 1)(pattern)
+            self.sampler = lib.llama_sampler_init_grammar_lazy_patterns(
+                vocab, gbnf, b"root", patterns, 1, None, 0
+            )
         if not self.sampler:
             raise QueryFailed.of("config", "llama.cpp rejected the SQL grammar (see its log on stderr)")
 
@@ -565,8 +576,7 @@ class LlamaCppBackend:
             lib.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
         block = params.block
         grammars = [
-            _Grammar(lib, self._vocab, block.grammar, block.opener) if block and block.grammar else None
-            for _ in range(rows)
+            _Grammar(lib, self._vocab, block) if block and block.grammar else None for _ in range(rows)
         ]
         tokens: list[list[int]] = [[] for _ in range(rows)]
         decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in range(rows)]
