@@ -1,9 +1,10 @@
 """Schema linking: the tables a question needs, so a large schema is not prompted whole.
 
 Owns :func:`link_tables`: from a :class:`~mcp_server.schema.DatabaseSchema`, the question (with its
-evidence) and the values value retrieval found, it keeps the tables whose names or columns the
-question mentions (identifier words split from CamelCase/snake_case, plural-stemmed, matched
-exactly or by a long shared prefix), the tables holding matched values, and then closes the set
+evidence) and the values value retrieval found, it keeps the tables the question names (more than
+half of the name's words), the tables whose columns match question words that no named table's
+columns explain (identifier words split from CamelCase/snake_case, plural-stemmed, matched exactly
+or by a long shared prefix), the tables holding matched values, and then closes the set
 over foreign keys: the tables on the shortest join path between kept tables, and the tables one
 foreign key away from a table the question names (the lookups and link tables a join needs).
 Lexical and deterministic: no model, no database access. Recall is measured on Spider and BIRD dev
@@ -69,17 +70,26 @@ class LinkedTables:
     reasons: dict[str, str]
 
 
-def _score(table: TableSchema, asked: set[str]) -> tuple[float, bool]:
-    """(score, named): how strongly the question mentions ``table``; ``named`` if by its own name."""
+def _named(table: TableSchema, asked: set[str]) -> bool:
+    """Whether the question names ``table``: more than half of its name's words (``Products``; not
+    ``Alphabetical list of products``, a view that merely mentions them)."""
     name_words = [w for w in words(table.name) if w not in _STOP]
-    named = any(_match(q, w) for w in name_words for q in asked)
-    score = 2.0 if named else 0.0
+    hits = sum(1 for w in name_words if any(_match(q, w) for q in asked))
+    return bool(name_words) and hits * 2 > len(name_words)
+
+
+def _column_hits(table: TableSchema, asked: set[str]) -> dict[str, float]:
+    """Question words matched by ``table``'s column names (generic words such as ``id`` weigh less)."""
+    name_words = set(words(table.name))
+    hits: dict[str, float] = {}
     for col in table.columns:
-        col_words = [w for w in words(col.name) if w not in _STOP and w not in name_words]
-        hits = [w for w in col_words if any(_match(q, w) for q in asked)]
-        if hits:
-            score += 0.25 if all(h in _GENERIC for h in hits) else 1.0
-    return score, named
+        for w in words(col.name):
+            if w in _STOP or w in name_words:
+                continue
+            for q in asked:
+                if _match(q, w):
+                    hits[q] = max(hits.get(q, 0.0), 0.25 if w in _GENERIC else 1.0)
+    return hits
 
 
 def _graph(schema: DatabaseSchema) -> dict[str, set[str]]:
@@ -121,13 +131,20 @@ def link_tables(
     """The tables of ``schema`` the question needs (all of them when nothing matches)."""
     asked = {w for w in words(f"{evidence or ''} {question}") if w not in _STOP}
     reasons: dict[str, str] = {}
-    named: list[str] = []
+    named = [t.name for t in schema.tables if _named(t, asked)]
+    reasons.update(dict.fromkeys(named, "named"))
+    # Question words the named tables' columns already explain pull in no other table.
+    explained: set[str] = set()
     for table in schema.tables:
-        score, by_name = _score(table, asked)
-        if score >= 1.0:
-            reasons[table.name] = "named" if by_name else "columns"
-            if by_name:
-                named.append(table.name)
+        if table.name in reasons:
+            name_words = words(table.name)
+            explained |= {q for q in asked if any(_match(q, w) for w in name_words)}
+            explained |= set(_column_hits(table, asked))
+    for table in schema.tables:
+        if table.name not in reasons:
+            extra = {q: w for q, w in _column_hits(table, asked).items() if q not in explained}
+            if sum(extra.values()) >= 1.0:
+                reasons[table.name] = "columns"
     known = {t.name.casefold(): t.name for t in schema.tables}
     for value_table in value_tables:
         name = known.get(value_table.casefold())
