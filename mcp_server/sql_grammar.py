@@ -41,6 +41,15 @@ _COMMON_FUNCTIONS = _word_set(
     "COUNT SUM AVG MIN MAX TOTAL ROUND ABS LENGTH LOWER UPPER SUBSTR SUBSTRING TRIM LTRIM RTRIM REPLACE "
     "COALESCE IFNULL NULLIF IIF INSTR STRFTIME DATE DATETIME TIME JULIANDAY GROUP_CONCAT"
 )
+# What SQLite itself has (core, date, math, aggregate): its allowlist holds sqlglot's canonical names,
+# some of which SQLite lacks (YEAR, TS_OR_DS_TO_DATE); a model must not be let write them.
+_SQLITE_FUNCTIONS = _word_set(
+    """ABS CHAR COALESCE CONCAT CONCAT_WS FORMAT GLOB HEX IFNULL IIF INSTR LENGTH LIKE LOWER LTRIM MAX MIN
+    NULLIF OCTET_LENGTH PRINTF QUOTE RANDOM REPLACE ROUND RTRIM SIGN SUBSTR SUBSTRING TRIM TYPEOF UNICODE
+    UPPER DATE TIME DATETIME JULIANDAY UNIXEPOCH STRFTIME TIMEDIFF AVG COUNT GROUP_CONCAT STRING_AGG SUM
+    TOTAL ACOS ASIN ATAN ATAN2 CEIL CEILING COS DEGREES EXP FLOOR LN LOG LOG10 LOG2 MOD PI POW POWER
+    RADIANS SIN SQRT TAN TRUNC"""
+)
 _QUOTES = {"sqlite": ('"', '"', "[", "]", "`", "`"), "mysql": ("`", "`", '"', '"'), "duckdb": ('"', '"')}
 
 _BODY = r"""
@@ -118,9 +127,11 @@ def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
     lines = [_BODY.strip()]
     keywords = sorted(set(re.findall(r"\b([A-Z]{2,})\b", _BODY)) - {"GBNF"})
     lines += [_keyword(k) for k in keywords]
-    functions = sorted(
-        {f for f in ALLOWED_FUNCTIONS.get(dialect, frozenset()) if _PLAIN.match(f)} | set(_COMMON_FUNCTIONS)
-    )
+    if dialect == "sqlite":
+        functions = sorted(_SQLITE_FUNCTIONS)
+    else:
+        allowed = ALLOWED_FUNCTIONS.get(dialect, frozenset())
+        functions = sorted({f for f in allowed if _PLAIN.match(f)} | set(_COMMON_FUNCTIONS))
     lines.append("func ::= " + _alternatives(f"({_literal(f)} | {_literal(f.lower())})" for f in functions))
     tables: list[str] = []
     qualified: list[str] = []
