@@ -62,7 +62,9 @@ async def main(question: str, width: int, height: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("question", nargs="?", default=QUESTION)
     parser.add_argument("--size", default="120x34")
     ns = parser.parse_args()

@@ -256,7 +256,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         path = registry.install(named)
         _console().print(f"{named.name}: installed" + (f" ({path})" if path else ""))
         return 0
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": m.name,
             "default": m.name == registry.DEFAULT_MODEL,
@@ -273,8 +273,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     table = Table("name", "installed", "model", "notes", title="models (sqlr1 --model NAME …)")
     for row in rows:
-        name = f"{row['name']} (default)" if row["default"] else row["name"]
-        table.add_row(name, "yes" if row["installed"] else "no", row["title"], row["summary"])
+        name = f"{row['name']} (default)" if row["default"] else str(row["name"])
+        table.add_row(name, "yes" if row["installed"] else "no", str(row["title"]), str(row["summary"]))
     console = _console()
     console.print(table)
     console.print("install one: sqlr1 models install NAME", style="dim")

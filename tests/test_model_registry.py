@@ -36,7 +36,10 @@ def fake_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     parts = registry.GgufParts(
         stem=stem, count=3, version="0", sha256=hashlib.sha256(whole).hexdigest(), size=len(whole)
     )
-    yield registry.NamedModel(name="fake", title="fake", summary="", file_name="fake.gguf", parts=parts), whole
+    yield (
+        registry.NamedModel(name="fake", title="fake", summary="", file_name="fake.gguf", parts=parts),
+        whole,
+    )
     for name in [m for m in sys.modules if m.startswith(stem.replace("-", "_"))]:
         del sys.modules[name]
 
