@@ -5,9 +5,9 @@ shows) and its dialect it writes a llama.cpp GBNF grammar whose root is one fenc
 (```` ```sql ```` … ```` ``` ````; rule ``body``: what follows the opener) holding a single SELECT (joins, subqueries, compound queries,
 CASE, CAST, aggregates and the dialect's allowlisted functions, GROUP BY/HAVING/ORDER BY/LIMIT).
 Every table must be one of the catalog's; a column qualified by a table name must be that table's;
-an unqualified or alias-qualified column must be some catalog column. Aliases are short (at most 4
-characters: ``T1``, ``a``, ``il``) so they cannot pass for a table name; ORDER BY may also name a
-select alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare
+an unqualified or alias-qualified column must be some catalog column. Aliases are short: a capital
+and digits (``T1``) or up to three lower-case letters and a digit (``a``, ``il``, ``od2``), so they
+cannot pass for a table or a function (``YEAR.InvoiceDate``); ORDER BY may also name a select alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare
 when they are plain identifiers, else (and always) quoted the dialect's way.
 
 It is a generation aid, not the guard: the guard (``guard.py``) still checks every statement. Not
@@ -87,7 +87,7 @@ int ::= [0-9]+
 string ::= "'" ([^'\\\n] | "''")* "'"
 colref ::= qualified | anycol
 star ::= (table | alias) ".*"
-alias ::= [A-Za-z] [A-Za-z0-9_]? [A-Za-z0-9_]? [A-Za-z0-9_]?
+alias ::= [A-Z] [0-9]? [0-9]? | [a-z] [a-z]? [a-z]? [0-9]?
 newname ::= [A-Za-z_] [A-Za-z0-9_]*
 sp ::= [ \t\n]+
 osp ::= [ \t\n]*

@@ -57,6 +57,8 @@ def test_accepts_sql_over_the_catalog(vocab: LlamaCppBackend, chinook_grammar: s
         "SELECT Track.CustomerId FROM Track",  # a column of another table, qualified by this one
         "SELECT Colour FROM Track",  # no such column
         "SELECT T2.Colour FROM Track AS T2",  # no such column behind an alias
+        "SELECT YEAR.InvoiceDate FROM Invoice",  # a function SQLite lacks, dressed up as an alias
+        "SELECT YEAR(InvoiceDate) FROM Invoice",  # the function itself
         "DELETE FROM Track",  # not a SELECT
         "SELECT Name FROM Track; DROP TABLE Track",  # two statements
         'SELECT Name FROM Track WHERE Name = "x"',  # a double-quoted string is an identifier
