@@ -46,7 +46,10 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
         "--stdio", action="store_true", help="run the server as a `sqlr1 serve` subprocess (stdio)"
     )
     g.add_argument(
-        "--model", dest="agent_model", metavar="PATH_OR_ID", help="model (default: bundled SmolLM2)"
+        "--model",
+        dest="agent_model",
+        metavar="NAME_OR_PATH",
+        help="model (default: the default of `sqlr1 models`)",
     )
     g.add_argument("--n", type=int, metavar="N", help="candidates per attempt (self-consistency; 1 = greedy)")
     g.add_argument("--max-turns", type=int, default=3, metavar="K", help="attempts per question (default 3)")

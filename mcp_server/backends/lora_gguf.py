@@ -93,6 +93,11 @@ def _convert(weights: Path, config: dict, base_gguf: Path, target: Path) -> Path
             layer, module, ab = m.groups()
             name = f"blk.{layer}.{_TENSORS[module]}.weight.lora_{ab.lower()}"
             tensors.append((name, f.get_tensor(key).float().numpy()))
+    from rich.console import Console
+
+    Console(stderr=True).print(
+        f"[bold cyan]sqlr1[/]: converting the adapter {weights.parent.name} to a llama.cpp LoRA (one time) → {target}"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
