@@ -38,12 +38,24 @@ def choose_runtime(config: ModelConfig) -> str:
 
     if gguf_files(resolve_model(config.model)) is None:
         return "transformers"
-    if config.device == "auto":
+    if config.device == "auto" and _may_have_accelerator():
         from mcp_server.backends.device import resolve_device
 
         if resolve_device("auto") != "cpu":
             return "transformers"  # a GPU: SQL-R1's own runtime (bf16, n=8)
     return "llamacpp"
+
+
+def _may_have_accelerator() -> bool:
+    """False when this machine plainly has no GPU torch could use (no NVIDIA/AMD device node, not a
+    Mac), so choosing llama.cpp does not cost importing torch (seconds) on a CPU-only machine."""
+    import sys
+    from pathlib import Path
+
+    if sys.platform == "darwin":
+        return True  # MPS
+    dev = Path("/dev")
+    return any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
 
 
 _lock = threading.Lock()
