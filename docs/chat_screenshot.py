@@ -2,8 +2,8 @@
 one question on the bundled Chinook, with its real time in the status line.
 
 The app is built from the same flags as ``sqlr1 chat`` and driven headless by Textual's pilot; the
-screen is saved as SVG and turned into PNG with ImageMagick's ``convert`` (the SVG stays beside it
-when ``convert`` is missing). The model warms up the schema prefix first, as the chat does when it
+screen is saved as SVG and turned into PNG with ``rsvg-convert`` (Debian's ``librsvg2-bin``; the SVG
+stays beside it when that is missing). The model warms up the schema prefix first, as the chat does when it
 starts, so the time shown is what a user sees once the chat is ready.
 
     PYTHONPATH=. python docs/chat_screenshot.py ["QUESTION"] [--size 120x34]
@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 DOCS = Path(__file__).resolve().parent
-QUESTION = "How many tracks does each genre have?"
+QUESTION = "Which artist has released the most albums?"
 
 
 async def main(question: str, width: int, height: int) -> None:
@@ -53,12 +53,15 @@ async def main(question: str, width: int, height: int) -> None:
         svg = DOCS / "chat.svg"
         app.save_screenshot(str(svg))
     print(f"answer: {view.answer.status} in {view.answer.elapsed_ms / 1000:.1f} s: {view.answer.sql}")
-    if shutil.which("convert"):
-        subprocess.run(["convert", "-density", "110", str(svg), str(DOCS / "chat.png")], check=True)
+    if shutil.which("rsvg-convert"):
+        png = DOCS / "chat.png"
+        subprocess.run(
+            ["rsvg-convert", "--dpi-x", "110", "--dpi-y", "110", "-o", str(png), str(svg)], check=True
+        )
         svg.unlink()
-        print(f"wrote {DOCS / 'chat.png'}")
+        print(f"wrote {png}")
     else:
-        print(f"wrote {svg} (install ImageMagick to make the PNG)")
+        print(f"wrote {svg} (apt-get install librsvg2-bin to make the PNG)")
 
 
 if __name__ == "__main__":

@@ -197,7 +197,9 @@ class ChatApp(App[None]):
             if isinstance(event, GenerationProgress):
                 self.query_one(StatusBar).activity = event.status
             elif isinstance(event, GenerationFinished) and event.step.model:
-                self.query_one(StatusBar).model = Path(event.step.model).name or event.step.model
+                name = Path(event.step.model).name or event.step.model
+                if not self.model_label.startswith(name):  # keep "name · runtime" when it is that model
+                    self.query_one(StatusBar).model = name
 
         try:
             answer = await agent.ask(question, on_event=on_event)
