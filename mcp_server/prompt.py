@@ -12,7 +12,8 @@ Three variants, each with a version string recorded in checkpoint manifests:
 * ``instruct`` (:data:`INSTRUCT_PROMPT_VERSION`): for an instruct model never trained on SQL-R1's
   format (the named Qwen2.5-Coder models): the schema in the system turn, the question as the user
   turn, and the answer asked for as one or two sentences of reasoning then one ```` ```sql ```` block
-  (what such a model writes anyway; ``answer.py`` takes the last SQL block).
+  (what such a model writes anyway; ``answer.py`` takes the last SQL block), or with
+  ``reasoning=False`` (the CPU default) the SQL only, the assistant turn pre-filled with the opener.
 
 Both return a :class:`~mcp_server.backends.base.PromptInput` whose ``cache_prefix_text`` is the
 schema-bearing leading text, identical for every question on one database, so backends can reuse
