@@ -72,12 +72,16 @@ def row(setting: str, report: dict) -> str:
     diffs = " / ".join(
         f"{by[d]['correct']}/{by[d]['count']}" for d in ("simple", "moderate", "challenging") if d in by
     )
-    seconds = report["timing"].get("generation", 0.0) / max(1, n)
+    per_question = sorted(r.get("generation_s") or 0.0 for r in results)
+    seconds = per_question[n // 2] if per_question else 0.0  # the median: robust to a paused run
     runtime = (report.get("manifest") or {}).get("runtime", "?")
     set_name, model, k, *flags = setting.split(":")
-    reasoning = "yes" if "reasoning" in flags else ("trained" if model.startswith("smollm2") else "no")
+    trained = (report.get("manifest") or {}).get("prompt_version", "").startswith("sqlr1-train")
+    reasoning = "yes" if "reasoning" in flags or trained else "no"
+    # the catalog grammar applies to the instruct prompt's SQL block only
+    grammar = "–" if trained else ("off" if "nogrammar" in flags else "on")
     return (
-        f"| {set_name} | {model} | {runtime} | {k} | {'off' if 'nogrammar' in flags else 'on'} | {reasoning} | {n} | "
+        f"| {set_name} | {model} | {runtime} | {k} | {grammar} | {reasoning} | {n} | "
         f"**{100 * correct / n:.1f} %** | {diffs or '–'} | {100 * executable / n:.1f} % | {seconds:.1f} |"
     )
 
@@ -90,7 +94,7 @@ def table(runs: Path) -> str:
         "is one `sqlr1 eval spider` run: direct mode, greedy for n=1, default settings of the CPU: schema "
         "linking for large schemas, the catalog grammar on the SQL block where the runtime has grammars). "
         "EX with Spider's test-suite semantics on the single database; *executable*: the chosen query ran; "
-        "*s/question*: generation time per question on this shared 2-core machine (load noted below).",
+        "*s/question*: median generation time per question on this shared 2-core machine (load noted below).",
         "",
         "| set | model | runtime | n | grammar | reasoning | questions | EX | simple / moderate / challenging | "
         "executable | s/question |",
