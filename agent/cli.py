@@ -15,7 +15,15 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-__all__ = ["add_connection_args", "agent_source", "cmd_ask", "model_label", "register", "render_answer"]
+__all__ = [
+    "add_connection_args",
+    "agent_source",
+    "cmd_ask",
+    "model_description",
+    "model_label",
+    "register",
+    "render_answer",
+]
 
 TOKEN_ENV = "SQLR1_TOKEN"
 
@@ -38,7 +46,10 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
         "--stdio", action="store_true", help="run the server as a `sqlr1 serve` subprocess (stdio)"
     )
     g.add_argument(
-        "--model", dest="agent_model", metavar="PATH_OR_ID", help="model (default: bundled SmolLM2)"
+        "--model",
+        dest="agent_model",
+        metavar="NAME_OR_PATH",
+        help="model (default: the default of `sqlr1 models`)",
     )
     g.add_argument("--n", type=int, metavar="N", help="candidates per attempt (self-consistency; 1 = greedy)")
     g.add_argument("--max-turns", type=int, default=3, metavar="K", help="attempts per question (default 3)")
@@ -104,15 +115,51 @@ def agent_source(
         target = StdioTarget(args=(*argv, "serve"))
         database = None
     else:
+        from mcp_server.cli import open_registry
+
         config, database = _config_and_database(args)
-        target = embedded_server(config)
+        registry = open_registry(config)
+        first = database or next(iter(registry.names()), None)
+        target = embedded_server(config, registry=registry, warm=[first] if first else [])
     return (lambda: Agent.connect(target, database=database, settings=settings)), database
 
 
+RUNTIME_NAMES = {
+    "llamacpp": "llama.cpp",
+    "transformers": "transformers",
+    "vllm": "vLLM",
+    "openai": "OpenAI API",
+}
+STRONGER = "qwen2.5-coder-1.5b"
+
+
 def model_label(args: argparse.Namespace) -> str:
+    """``name · runtime`` of the model the flags select (the status line of the chat)."""
+    return model_description(args)[0]
+
+
+def model_description(args: argparse.Namespace) -> tuple[str, str]:
+    """(``name · runtime``, one sentence saying what runs and how to pick a stronger model)."""
     if args.server:
-        return f"model of {args.server}"
-    return args.agent_model or getattr(args, "model", None) or "SmolLM2-135M (bundled)"
+        return f"model of {args.server}", f"Model: the one {args.server} serves."
+    from mcp_server.backends.factory import choose_runtime
+    from mcp_server.cli import resolve_config
+    from mcp_server.errors import QueryFailed
+
+    model_args = argparse.Namespace(**vars(args))
+    if getattr(args, "agent_model", None):
+        model_args.model = args.agent_model
+    config = resolve_config(model_args).model
+    name = config.model or "bundled"
+    try:
+        runtime = RUNTIME_NAMES.get(choose_runtime(config), config.backend)
+    except QueryFailed:
+        runtime = "?"
+    if name == STRONGER:
+        hint = "Bigger models (e.g. a SQL-R1 or OmniSQL 7B) load with --model PATH, best on a GPU."
+    else:
+        hint = f"For harder questions: sqlr1 models install {STRONGER}, then sqlr1 chat --model {STRONGER}."
+    return f"{name} · {runtime}", f"Model: [b]{name}[/b] on {runtime}. {hint}"
 
 
 def register(subparsers: Any) -> None:
@@ -162,11 +209,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
     else:
-        render_answer(answer, Console(highlight=False))
+        render_answer(answer, Console(highlight=False), model=model_label(args))
     return 0 if answer.status == "ok" else 1
 
 
-def render_answer(answer: Any, console: Any, *, max_rows: int = 50) -> None:
+def render_answer(answer: Any, console: Any, *, max_rows: int = 50, model: str | None = None) -> None:
     """Reasoning (dim), SQL (highlighted), the result as a table, attempts and timing."""
     from rich.markup import escape
     from rich.syntax import Syntax
@@ -192,4 +239,5 @@ def render_answer(answer: Any, console: Any, *, max_rows: int = 50) -> None:
     if answer.warning:
         console.print(f"[yellow]{escape(answer.warning)}[/]")
     turns = f"{answer.turns} attempt(s)"
-    console.print(f"{answer.status} · {turns} · {answer.elapsed_ms / 1000:.1f} s", style="dim")
+    with_model = f" · {model}" if model else ""
+    console.print(f"{answer.status} · {turns} · {answer.elapsed_ms / 1000:.1f} s{with_model}", style="dim")

@@ -6,6 +6,7 @@ so an embedded agent sees exactly the tools a ``sqlr1 serve`` client sees.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -15,13 +16,16 @@ from mcp_server.config import AppConfig
 __all__ = ["embedded_server"]
 
 
-def embedded_server(config: AppConfig, *, backend: Any = None, registry: Any = None) -> MCPServer:
+def embedded_server(
+    config: AppConfig, *, backend: Any = None, registry: Any = None, warm: Sequence[str] = ()
+) -> MCPServer:
     """The full server (core + ``generate_sql``/``search_values``) over ``config``, for in-memory use.
 
     ``backend`` (a loaded :class:`~mcp_server.backends.base.Backend` or a zero-argument provider)
-    defaults to the configured model, loaded on the first ``generate_sql`` call.
+    defaults to the configured model, loaded on the first ``generate_sql`` call, or at once in the
+    background with the schema prefixes of the ``warm`` databases.
     """
     from mcp_server.generation_tools import generation_plugin
     from mcp_server.server import build_server
 
-    return build_server(config, registry=registry, plugins=[generation_plugin(backend)])
+    return build_server(config, registry=registry, plugins=[generation_plugin(backend, warm=warm)])

@@ -1,6 +1,6 @@
 """The one ``sqlr1`` command: global flags, the core subcommands, and discovery of the others.
 
-Owns ``serve`` (stdio or streamable HTTP), ``dbs``, ``schema`` and ``sql``, and how ``--db``/``--config``/
+Owns ``serve`` (stdio or streamable HTTP), ``dbs``, ``schema``, ``sql`` and ``models``, and how ``--db``/``--config``/
 ``--model``/``--device``/``--dtype`` become an :class:`AppConfig`. Subcommands from upper layers
 (``chat``, ``ask``, ``eval``, ``train``) arrive through the ``sqlr1.commands`` entry-point group: each
 entry point is a callable ``register(subparsers)`` that adds a parser and sets ``handler=fn(args) -> int``
@@ -41,11 +41,12 @@ __all__ = [
 ENTRY_POINT_GROUP = "sqlr1.commands"
 EXAMPLE_DB_ENV = "SQLR1_EXAMPLE_DB"
 DEFAULT_MODEL_ENV = "SQLR1_DEFAULT_MODEL"
-SHIPPED_ADAPTER = Path(__file__).resolve().parent.parent / "models" / "sqlr1-smollm2-lora"
+FALLBACK_MODEL = "smollm2-135m"
 TOKEN_ENV = "SQLR1_TOKEN"
 _LOGGED_DATABASES = 20
 
 Handler = Callable[[argparse.Namespace], int]
+log = logging.getLogger("sqlr1")
 
 
 class UsageError(Exception):
@@ -78,16 +79,26 @@ def default_example_db() -> Path:
 
 
 def default_model() -> str | None:
-    """The model ``chat``/``serve``/``ask`` use when none is configured.
+    """The model ``chat``, ``ask``, ``serve``, ``generate`` and ``eval`` use when none is configured.
 
-    ``$SQLR1_DEFAULT_MODEL`` if set (``bundled`` names the plain SmolLM2), else the trained adapter
-    shipped in ``models/sqlr1-smollm2-lora`` when present, else ``None`` (the bundled SmolLM2).
+    ``$SQLR1_DEFAULT_MODEL`` if set (``bundled`` names the plain SmolLM2), else the registry's
+    default (``model_registry.DEFAULT_MODEL``) when installed, else the shipped SmolLM2 adapter
+    (``smollm2-135m``) with a warning saying how to install the default.
     """
+    from mcp_server.backends.model_registry import DEFAULT_MODEL, is_installed, lookup
+
     if env := os.environ.get(DEFAULT_MODEL_ENV):
         return None if env == "bundled" else env
-    if (SHIPPED_ADAPTER / "adapter_config.json").is_file():
-        return str(SHIPPED_ADAPTER)
-    return None
+    named = lookup(DEFAULT_MODEL)
+    if named is not None and is_installed(named):
+        return DEFAULT_MODEL
+    log.warning(
+        "the default model %s is not installed (sqlr1 models install %s); using smollm2-135m, which "
+        "is much weaker",
+        DEFAULT_MODEL,
+        DEFAULT_MODEL,
+    )
+    return FALLBACK_MODEL
 
 
 def parse_db_flag(value: str) -> DatabaseConfig:
@@ -114,7 +125,7 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
     model = getattr(args, "model", None)
     if model:
         config.model.model = model
-    elif config.model.model is None and config.model.backend == "transformers":
+    elif config.model.model is None and config.model.backend in ("auto", "llamacpp", "transformers"):
         config.model.model = default_model()
     if device := getattr(args, "device", None):
         config.model.device = device
@@ -241,6 +252,42 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """``sqlr1 models [install NAME]``: the named models, which is the default, which are installed."""
+    from mcp_server.backends import model_registry as registry
+
+    if args.models_command == "install":
+        named = registry.lookup(args.name)
+        if named is None:
+            raise UsageError(f"unknown model {args.name!r}; known: {', '.join(registry.MODELS)}")
+        path = registry.install(named)
+        _console().print(f"{named.name}: installed" + (f" ({path})" if path else ""))
+        return 0
+    rows: list[dict[str, Any]] = [
+        {
+            "name": m.name,
+            "default": m.name == registry.DEFAULT_MODEL,
+            "installed": registry.is_installed(m),
+            "title": m.title,
+            "summary": m.summary,
+        }
+        for m in registry.MODELS.values()
+    ]
+    if args.json:
+        _print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table("name", "installed", "model", "notes", title="models (sqlr1 --model NAME …)")
+    for row in rows:
+        name = f"{row['name']} (default)" if row["default"] else str(row["name"])
+        table.add_row(name, "yes" if row["installed"] else "no", str(row["title"]), str(row["summary"]))
+    console = _console()
+    console.print(table)
+    console.print("install one: sqlr1 models install NAME", style="dim")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mcp_server.server import build_server, describe_databases, describe_guard
 
@@ -259,8 +306,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     registry = open_registry(config)
     from mcp_server.generation_tools import generation_plugin
 
-    # generate_sql/search_values; the model is loaded on the first generate_sql call, not at start.
-    server = build_server(config, registry=registry, plugins=[generation_plugin()])
+    # generate_sql/search_values; a llama.cpp model loads at start in the background with the first
+    # database's schema prefix (others: on the first generate_sql call).
+    first = next(iter(registry.names()), None)
+    server = build_server(
+        config, registry=registry, plugins=[generation_plugin(warm=[first] if first else [])]
+    )
 
     # stdout carries the stdio protocol: everything human goes to stderr, one unwrapped line each.
     _log(f"sqlr1 {__version__}: {describe_guard(config.guard)}")
@@ -332,7 +383,10 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (see README)")
     parser.add_argument(
-        "--model", metavar="PATH_OR_ID", help="model for generation (default: bundled SmolLM2)"
+        "--model",
+        metavar="NAME_OR_PATH",
+        help="model for generation: a name from `sqlr1 models` (default: the registry's default), a GGUF "
+        "file, a checkpoint folder or a Hugging Face id",
     )
     parser.add_argument(
         "--device",
@@ -382,6 +436,13 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_sql)
 
+    p = sub.add_parser("models", help="list the named models (sqlr1 models install NAME adds one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    models_sub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    install = models_sub.add_parser("install", help="install a named model's part packages and assemble it")
+    install.add_argument("name", help="a name from `sqlr1 models`")
+    p.set_defaults(handler=cmd_models)
+
     if plugins:
         _register_plugins(sub)
     return parser
@@ -399,7 +460,7 @@ def _register_plugins(sub: Any) -> None:
             )
 
 
-CORE_COMMANDS = frozenset({"serve", "dbs", "schema", "sql"})
+CORE_COMMANDS = frozenset({"serve", "dbs", "schema", "sql", "models"})
 _GLOBAL_WITH_VALUE = frozenset({"--db", "--config", "--model", "--device", "--dtype"})
 
 

@@ -114,13 +114,24 @@ class ServerConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    backend: Literal["auto", "llamacpp", "transformers", "vllm", "openai"] = Field(
+        default="auto",
+        description="auto: llama.cpp for a GGUF model on a CPU-only machine (when installed), else "
+        "transformers; or llamacpp, transformers, vllm, openai.",
+    )
     model: str | None = Field(
-        default=None, description="Path, Hugging Face id, GGUF file or checkpoint; default: bundled SmolLM2."
+        default=None,
+        description="A registry name (sqlr1 models), path, Hugging Face id, GGUF file or checkpoint; the "
+        "commands default to the registry's default model, the library to the bundled SmolLM2.",
     )
     base_url: str | None = None
     api_key: str | None = None
-    max_new_tokens: int = Field(default=1024, gt=0)
+    max_new_tokens: int | None = Field(
+        default=None, gt=0, description="Tokens per candidate; default: 384 on a CPU, 1024 on a GPU."
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=1024, description="llamacpp: fixed thread count; default: the free cores."
+    )
     device: str = Field(
         default="auto",
         pattern=DEVICE_PATTERN,
@@ -134,10 +145,30 @@ class ModelConfig(_Strict):
 
 
 class GenerationConfig(_Strict):
-    num_candidates: int = Field(default=8, ge=1, le=64)
+    num_candidates: int | None = Field(
+        default=None, ge=1, le=64, description="Self-consistency samples; default: 1 on a CPU, 8 on a GPU."
+    )
     temperature: float = Field(default=0.8, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     value_retrieval: bool = True
+    schema_linking: bool = Field(
+        default=True,
+        description="Prompt only the tables the question needs when the schema is over link_above_chars.",
+    )
+    link_above_chars: int = Field(
+        default=6000,
+        ge=0,
+        description="Schemas whose prompt DDL is longer are linked (smaller ones: whole, prefix cached).",
+    )
+    reasoning: bool | None = Field(
+        default=None,
+        description="Instruct models: a short reasoning before the SQL (default: on a GPU; on a CPU the "
+        "SQL only). Models trained on SQL-R1's format always reason.",
+    )
+    grammar: bool = Field(
+        default=True,
+        description="Decode the SQL block under a grammar of the database's catalog (llama.cpp backend).",
+    )
     seed: int | None = None
     prompt: str | None = Field(
         default=None,

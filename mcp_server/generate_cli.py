@@ -35,7 +35,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--n", type=int, metavar="N", help="candidates to sample (default 8; 1 = greedy)")
     p.add_argument("--evidence", help="external knowledge / hints, prepended to the question")
-    p.add_argument("--model", dest="gen_model", metavar="PATH_OR_ID", help="model (default: bundled SmolLM2)")
+    p.add_argument(
+        "--model",
+        dest="gen_model",
+        metavar="NAME_OR_PATH",
+        help="model (default: the default of `sqlr1 models`)",
+    )
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="generation length cap per candidate")
     p.add_argument("--no-values", action="store_true", help="no value retrieval in the prompt")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")

@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from mcp_server.answer import parse_answer
-from mcp_server.backends.base import Backend, PromptInput, SamplingParams
+from mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
 from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult
+from mcp_server.schema_linking import link_tables, subset
+from mcp_server.sql_grammar import sql_grammar
 from mcp_server.values import ValueHit
 
 if TYPE_CHECKING:
@@ -65,6 +67,18 @@ GenerationStatus = Literal["ok", "no_executable_candidate", "cancelled"]
 ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB"}
 PREVIEW_ROWS = 10
 MAX_VALUE_HITS = 8
+
+# Defaults per device (``GenerationConfig.num_candidates``/``ModelConfig.max_new_tokens`` left unset):
+# SQL-R1's n=8 where a GPU makes it cheap; greedy and a short answer on a CPU, where every candidate
+# and token is felt (benchmarks/RESULTS.md, "Latency of the default model").
+CPU_DEFAULTS = (1, 384)  # (candidates, max new tokens)
+GPU_DEFAULTS = (8, 1024)
+WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
+
+
+def on_cpu(backend: Backend) -> bool:
+    """True when ``backend`` runs on this machine's CPU (a remote server counts as an accelerator)."""
+    return str(getattr(backend, "device", "")).startswith("cpu")
 
 
 class CandidateResult(BaseModel):
@@ -102,6 +116,9 @@ class PromptTrace(BaseModel):
     assistant_prefill: str = ""
     variant: str
     version: str | None = None
+    tables: list[str] | None = Field(
+        default=None, description="The tables schema linking kept (None: the whole schema)."
+    )
 
 
 class Timings(BaseModel):
@@ -164,7 +181,7 @@ class Generator:
         config: GenerationConfig | None = None,
         value_index: ValueIndex | None = None,
         *,
-        max_new_tokens: int = 1024,
+        max_new_tokens: int | None = None,
         prompt_version: str | None = None,
     ) -> None:
         self.registry = registry
@@ -173,17 +190,25 @@ class Generator:
         self.backend = backend
         self.config = config or GenerationConfig()
         self.value_index = value_index
-        self.max_new_tokens = max_new_tokens
-        # A training checkpoint's manifest names the prompt it learned; plain models get the inference one;
-        # the configuration's `prompt` overrides both.
+        defaults = CPU_DEFAULTS if on_cpu(backend) else GPU_DEFAULTS
+        self.num_candidates = self.config.num_candidates or defaults[0]
+        self.max_new_tokens = max_new_tokens or defaults[1]
+        # A training checkpoint's manifest names the prompt it learned; a named instruct model the
+        # instruct prompt; other plain models get the inference one; the configuration's `prompt`
+        # overrides them all.
         self.prompt_version = prompt_version or getattr(backend, "prompt_version", None)
         try:
             self.prompt = prompt_spec(self.config.prompt or variant_for_version(self.prompt_version))
         except ValueError as exc:
             raise QueryFailed.of("config", str(exc)) from exc
+        self.variant = self.prompt.name
         manifest = getattr(getattr(backend, "resolved", None), "manifest", None)
         # The schema text as the checkpoint saw it in training (the example-values ablation).
         self.example_values: int = getattr(manifest, "schema_example_values", 2)
+        # Reasoning before the SQL (instruct models): on a GPU; on a CPU the query only, the block
+        # opened in the pre-fill (benchmarks/RESULTS.md: the same accuracy in a third of the time).
+        self.reasoning = self.config.reasoning if self.config.reasoning is not None else not on_cpu(backend)
+        self._grammars: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     # -- prompt -----------------------------------------------------------------
     def build_prompt(
@@ -194,16 +219,19 @@ class Generator:
         evidence: str | None = None,
         values: Sequence[ValueHit] = (),
         previous_turns: Sequence[PreviousTurn] = (),
+        tables: Sequence[str] | None = None,
     ) -> PromptInput:
+        """The prompt of this generator's variant; ``tables``: only those (schema linking)."""
         engine = self.registry.engine(database)
         return build_prompt(
-            self.inspector.ddl(database, example_values=self.example_values),
+            self.inspector.ddl(database, tables, example_values=self.example_values),
             question,
             variant=self.prompt.name,
             evidence=evidence,
             engine=ENGINE_NAMES.get(engine.spec.kind, engine.spec.kind),
             values=[(h.table, h.column, h.value) for h in values] if self.prompt.uses_values else (),
             previous_turns=previous_turns,
+            reasoning=self.reasoning,
         )
 
     def retrieve_values(
@@ -228,6 +256,48 @@ class Generator:
                 log.warning("value retrieval failed on %s, continuing without it: %s", database, exc)
             return []
 
+    def linked_tables(
+        self, database: str, question: str, evidence: str | None, values: Sequence[ValueHit]
+    ) -> list[str] | None:
+        """The tables to prompt when the schema is large enough to link (``None``: all of them)."""
+        if not self.config.schema_linking or not self._large(database):
+            return None
+        schema = self.inspector.describe(database)
+        linked = link_tables(schema, question, evidence=evidence, value_tables=[h.table for h in values])
+        return None if len(linked.tables) == len(schema.tables) else linked.tables
+
+    def _large(self, database: str) -> bool:
+        return len(self.inspector.ddl(database)) > self.config.link_above_chars
+
+    def code_block(self, database: str, tables: Sequence[str] | None = None) -> CodeBlock | None:
+        """The SQL block an instruct answer ends with (the candidate stops where it closes), under a
+        grammar of the prompted tables when ``config.grammar`` is on."""
+        if self.variant != "instruct":
+            return None  # SQL-R1's formats go on to </answer>
+        opened = not self.reasoning  # the pre-fill holds the opener
+        if not self.config.grammar:
+            return CodeBlock(opened=opened)
+        schema = self.inspector.describe(database)
+        key = (database, schema.fingerprint, tuple(tables or ()))
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar = sql_grammar(subset(schema, tables) if tables else schema)
+            if len(self._grammars) >= 64:
+                self._grammars.clear()
+            self._grammars[key] = grammar
+        return CodeBlock(grammar=grammar, opened=opened)
+
+    def warm(self, database: str, should_stop: Callable[[], bool] | None = None) -> None:
+        """Compute ``database``'s schema prefix in the backend now (those that keep one: llama.cpp),
+        so the first question does not wait for it. Safe to call from a background thread."""
+        warm = getattr(self.backend, "warm", None)
+        if warm is None or (self.config.schema_linking and self._large(database)):
+            return  # a linked schema's prompt changes with the question: no prefix to compute
+        prompt = self.build_prompt(database, WARM_QUESTION)
+        lock = _lock_for(self.backend)
+        with lock if lock is not None else nullcontext():
+            warm(prompt, should_stop)
+
     # -- the loop -----------------------------------------------------------------
     def generate_sql(
         self,
@@ -249,7 +319,7 @@ class Generator:
         ``cancel.cancel()`` also stops, in the engine, a value-index or candidate query that is running.
         """
         t0 = time.perf_counter()
-        n = num_candidates or self.config.num_candidates
+        n = num_candidates or self.num_candidates
         new_tokens = max_new_tokens or self.max_new_tokens
         total = float(n + 3)
         progress = _Progress(on_progress, total)
@@ -261,8 +331,9 @@ class Generator:
         self.registry.get(database)  # unknown database: not_found, before any model work
         values = self.retrieve_values(database, question, evidence, cancel=cancel)
         t1 = time.perf_counter()
+        tables = self.linked_tables(database, question, evidence, values)
         prompt = self.build_prompt(
-            database, question, evidence=evidence, values=values, previous_turns=previous_turns
+            database, question, evidence=evidence, values=values, previous_turns=previous_turns, tables=tables
         )
         t2 = time.perf_counter()
         progress.step(1, f"prompt ready ({len(values)} retrieved values); sampling {n} candidate(s)")
@@ -273,6 +344,7 @@ class Generator:
             top_p=1.0 if n == 1 else self.config.top_p,
             max_new_tokens=new_tokens,
             seed=self.config.seed,
+            block=self.code_block(database, tables),
         )
         budget = max(1, n * new_tokens)
         produced = [0]
@@ -315,6 +387,7 @@ class Generator:
             assistant_prefill=prompt.assistant_prefill,
             variant=self.prompt.name,
             version=self.prompt.version,
+            tables=tables,
         )
         executable = sum(vote_counts)
         common: dict[str, Any] = {
@@ -380,10 +453,13 @@ class Generator:
                 parsed = parse_answer(raw, prefilled_think=bool(prompt.assistant_prefill))
             else:  # an unusual pre-fill: parse what the model effectively wrote
                 parsed = parse_answer(text)
+            reasoning = parsed.think
+            if reasoning is None and self.variant == "instruct":
+                reasoning = text.split("```", 1)[0].strip() or None  # the prose before the SQL block
             cand = CandidateResult(
                 index=i,
                 text=text,
-                reasoning=parsed.think,
+                reasoning=reasoning,
                 sql=parsed.sql,
                 format_ok=parsed.format_ok,
                 status="no_sql",

@@ -3,7 +3,9 @@
 Owns the tool surface of the model half (arguments, annotations, progress notifications,
 cancellation) and nothing else: generation is ``generation.Generator``, retrieval is
 ``values.ValueIndex``, the model is loaded once per process by ``backends.factory``.
-Blocking model and database work runs in worker threads, never on the event loop. When the client
+Blocking model and database work runs in worker threads, never on the event loop. With ``warm``
+databases, a background thread loads the model and computes their schema prefixes when the server
+starts (backends that keep one: llama.cpp), so the first question does not wait for either. When the client
 cancels a call (the SDK cancels the tool's task), the request's ``Cancellation`` stops the model and
 interrupts, in the engine, the value-index or candidate query that is running; the tool waits
 (bounded) for that before it gives the cancellation back to the SDK.
@@ -11,9 +13,10 @@ interrupts, in the engine, the value-index or candidate query that is running; t
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import anyio
@@ -23,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from mcp_server.backends.base import Backend
 from mcp_server.cancellation import Cancellation, run_in_thread
+from mcp_server.errors import QueryFailed
 from mcp_server.generation import GenerationResult, Generator
 from mcp_server.prompt import PreviousTurn
 from mcp_server.server import ServerDeps, read_only_annotations, tool_errors
@@ -54,21 +58,26 @@ class ValueSearch(BaseModel):
 
 
 def generation_plugin(
-    backend: Backend | BackendProvider | None = None,
+    backend: Backend | BackendProvider | None = None, *, warm: Sequence[str] = ()
 ) -> Callable[[MCPServer, ServerDeps], None]:
     """A ``server.build_server`` plugin adding the tools; ``backend`` defaults to the configured model,
-    loaded lazily on the first ``generate_sql`` call (once per process)."""
+    loaded on the first ``generate_sql`` call (once per process), or at start in the background when
+    ``warm`` names databases whose schema prefixes to compute then."""
 
     def plugin(server: MCPServer, deps: ServerDeps) -> None:
-        register_generation_tools(server, deps, backend=backend)
+        register_generation_tools(server, deps, backend=backend, warm=warm)
 
     return plugin
 
 
 def register_generation_tools(
-    server: MCPServer, deps: ServerDeps, *, backend: Backend | BackendProvider | None = None
+    server: MCPServer,
+    deps: ServerDeps,
+    *,
+    backend: Backend | BackendProvider | None = None,
+    warm: Sequence[str] = (),
 ) -> None:
-    """Add ``generate_sql`` and ``search_values`` to ``server``."""
+    """Add ``generate_sql`` and ``search_values`` to ``server`` (see :func:`generation_plugin`)."""
     values = ValueIndex(deps.registry, deps.executor)
     state: dict[str, Generator] = {}
     init_lock = threading.Lock()
@@ -94,6 +103,9 @@ def register_generation_tools(
                     max_new_tokens=deps.config.model.max_new_tokens,
                 )
             return state["g"]
+
+    if warm and _keeps_prefix(backend, deps):
+        _start_warming(generator, list(warm))
 
     @server.tool(
         name="generate_sql",
@@ -171,3 +183,35 @@ def register_generation_tools(
                 lambda: values.search(database, text, limit=limit, cancel=cancel), cancel.cancel
             )
         return ValueSearch(database=database, text=text, hits=hits)
+
+
+def _keeps_prefix(backend: Backend | BackendProvider | None, deps: ServerDeps) -> bool:
+    """Whether warming pays: only a backend with ``warm`` (llama.cpp) keeps a schema prefix; others
+    would just load the model early (tests start many servers that never generate)."""
+    if backend is None:
+        from mcp_server.backends.factory import choose_runtime
+
+        try:
+            return choose_runtime(deps.config.model) == "llamacpp"
+        except QueryFailed:
+            return False  # the first generate_sql call reports it
+    return hasattr(backend, "warm")
+
+
+def _start_warming(generator: Callable[[], Generator], databases: list[str]) -> None:
+    """Load the model and compute ``databases``' schema prefixes in a daemon thread; a failure is
+    logged and left for the first ``generate_sql`` call to report; process exit stops it."""
+    stopping = threading.Event()
+    atexit.register(stopping.set)
+
+    def run() -> None:
+        try:
+            gen = generator()
+            for database in databases:
+                if stopping.is_set():
+                    return
+                gen.warm(database, should_stop=stopping.is_set)
+        except Exception as exc:  # reported again, to the user, by the first generate_sql call
+            log.warning("warming the model up failed: %s", exc)
+
+    threading.Thread(target=run, name="sqlr1-warm", daemon=True).start()

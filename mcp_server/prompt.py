@@ -16,6 +16,11 @@ checkpoint manifests and evaluation reports, so every run says which prompt it u
   database values.
 * ``training`` (:data:`TRAIN_PROMPT_VERSION`): ours for training: the RL prompt's structure with the
   engine named, a short worked example and the retrieved-values block.
+* ``instruct`` (:data:`INSTRUCT_PROMPT_VERSION`): for an instruct model never trained on SQL-R1's
+  format (the named Qwen2.5-Coder models): the schema in the system turn, the question as the user
+  turn, and the answer asked for as one or two sentences of reasoning then one ```` ```sql ```` block
+  (what such a model writes anyway; ``answer.py`` takes the last SQL block), or with
+  ``reasoning=False`` (the CPU default) the SQL only, the assistant turn pre-filled with the opener.
 
 Every builder returns a :class:`~mcp_server.backends.base.PromptInput` whose ``cache_prefix_text`` is
 the schema-bearing leading text, identical for every question on one database, so backends can reuse
@@ -37,11 +42,13 @@ from typing import Any, Protocol
 from mcp_server.backends.base import ChatMessage, PromptInput
 
 __all__ = [
+    "INSTRUCT_PROMPT_VERSION",
     "PROMPTS",
     "PROMPT_VERSION",
     "PROMPT_VERSIONS",
     "SQLR1_INFERENCE_VERSION",
     "SQLR1_RL_VERSION",
+    "SQL_BLOCK_OPENER",
     "THINK_PREFILL",
     "TRAIN_PROMPT_VERSION",
     "PreviousTurn",
@@ -49,6 +56,7 @@ __all__ = [
     "PromptVariant",
     "ValueHit",
     "build_inference_prompt",
+    "build_instruct_prompt",
     "build_prompt",
     "build_sqlr1_inference_prompt",
     "build_sqlr1_rl_prompt",
@@ -60,10 +68,12 @@ __all__ = [
 ]
 
 PromptVariant = str
-"""A variant name from :data:`PROMPTS` (``inference``, ``training``, ``sqlr1_inference``, ``sqlr1_rl``)."""
+"""A variant name from :data:`PROMPTS` (``inference``, ``training``, ``instruct``, ``sqlr1_inference``,
+``sqlr1_rl``)."""
 
 PROMPT_VERSION = "sqlr1-inference-v1"
 TRAIN_PROMPT_VERSION = "sqlr1-train-v1"
+INSTRUCT_PROMPT_VERSION = "sqlr1-instruct-v1"
 SQLR1_INFERENCE_VERSION = "sqlr1-paper-inference-v1"
 SQLR1_RL_VERSION = "sqlr1-paper-rl-v1"
 THINK_PREFILL = "<think>"
@@ -254,11 +264,18 @@ def _answer_text(sql: str) -> str:
     return f"<answer>\n```sql\n{sql.strip()}\n```\n</answer>"
 
 
-def _feedback_messages(turns: Sequence[PreviousTurn], question: str) -> list[ChatMessage]:
-    """Earlier SQL as assistant turns; each outcome as a user turn, followed by the next question."""
+def _sql_block(sql: str) -> str:
+    return f"```sql\n{sql.strip()}\n```"
+
+
+def _feedback_messages(
+    turns: Sequence[PreviousTurn], question: str, answer: Callable[[str], str] = _answer_text
+) -> list[ChatMessage]:
+    """Earlier SQL as assistant turns (written by ``answer``); each outcome as a user turn, followed
+    by the next question."""
     out: list[ChatMessage] = []
     for i, turn in enumerate(turns):
-        out.append(ChatMessage("assistant", _answer_text(turn.sql)))
+        out.append(ChatMessage("assistant", answer(turn.sql)))
         nxt = turns[i + 1].question if i + 1 < len(turns) else question
         body = f"Execution feedback (quoted from the database): {_quote(turn.feedback)}\n\n"
         if nxt.strip() == turn.question.strip():
@@ -380,12 +397,59 @@ def build_sqlr1_rl_prompt(
     )
 
 
+_INSTRUCT_SYSTEM_HEAD = (
+    "You are an expert data analyst who writes correct SQL. Answer questions about the database "
+    "below with one query. Use only the tables and columns of its schema, spelled exactly as there.\n\n"
+    "Database Engine:\n"
+)
+
+_INSTRUCT_ASK = (
+    "Say in one or two short sentences which tables and columns answer the question, then give the "
+    "query in one ```sql code block. Select only what the question asks for."
+)
+_INSTRUCT_ASK_DIRECT = (
+    "Give only the query, in one ```sql code block. Select only what the question asks for."
+)
+SQL_BLOCK_OPENER = "```sql\n"
+
+
+def build_instruct_prompt(
+    ddl: str,
+    question: str,
+    *,
+    evidence: str | None = None,
+    engine: str = "SQLite",
+    values: Sequence[ValueHit | tuple[str, str, str]] = (),
+    previous_turns: Sequence[PreviousTurn] = (),
+    reasoning: bool = True,
+    **_: Any,
+) -> PromptInput:
+    """The prompt for an instruct model not trained on SQL-R1's format: the schema as the system turn
+    (the cacheable prefix), the question (with evidence and retrieved values) as the user turn, and
+    a short reasoning then one ```` ```sql ```` block asked for; without ``reasoning`` the query only,
+    the assistant turn pre-filled with the block's opener. Earlier attempts follow as in the other
+    variants, each earlier answer shown as its SQL block."""
+    prefix = f"{_INSTRUCT_SYSTEM_HEAD}{engine}\n\nDatabase Schema:\n{ddl.strip()}\n"
+    first_question = previous_turns[0].question if previous_turns else question
+    ask = _INSTRUCT_ASK if reasoning else _INSTRUCT_ASK_DIRECT
+    user = f"Question:\n{_question_block(first_question, evidence)}\n\n{_values_block(values)}{ask}"
+    return PromptInput(
+        messages=(
+            ChatMessage("system", prefix),
+            ChatMessage("user", user),
+            *_feedback_messages(previous_turns, question, _sql_block),
+        ),
+        assistant_prefill="" if reasoning else SQL_BLOCK_OPENER,
+        cache_prefix_text=prefix,
+    )
+
+
 @dataclass(frozen=True)
 class PromptSpec:
     """A named prompt variant: its manifest version, what it is, and its builder.
 
-    ``build(ddl, question, *, evidence, engine, values, previous_turns, complexity)`` returns the
-    prompt; a variant ignores the keywords it has no place for (``uses_values`` says whether
+    ``build(ddl, question, *, evidence, engine, values, previous_turns, complexity, reasoning)`` returns
+    the prompt; a variant ignores the keywords it has no place for (``uses_values`` says whether
     retrieved values are shown, so callers can skip retrieving them).
     """
 
@@ -398,11 +462,13 @@ class PromptSpec:
 
 def _ours_inference(ddl: str, question: str, **kw: Any) -> PromptInput:
     kw.pop("complexity", None)
+    kw.pop("reasoning", None)  # SQL-R1's formats always reason: their checkpoints were trained so
     return build_inference_prompt(ddl, question, **kw)
 
 
 def _ours_training(ddl: str, question: str, **kw: Any) -> PromptInput:
     kw.pop("complexity", None)
+    kw.pop("reasoning", None)
     return build_training_prompt(ddl, question, **kw)
 
 
@@ -420,6 +486,12 @@ PROMPTS: dict[str, PromptSpec] = {
             TRAIN_PROMPT_VERSION,
             "ours for training: SQL-R1's RL layout, engine named, a short example, retrieved values",
             _ours_training,
+        ),
+        PromptSpec(
+            "instruct",
+            INSTRUCT_PROMPT_VERSION,
+            "for instruct models not trained on SQL-R1's format: prose (or nothing) then one SQL block",
+            build_instruct_prompt,
         ),
         PromptSpec(
             "sqlr1_inference",
@@ -458,11 +530,12 @@ def build_prompt(
     values: Sequence[ValueHit | tuple[str, str, str]] = (),
     previous_turns: Sequence[PreviousTurn] = (),
     complexity: str | None = None,
+    reasoning: bool = True,
 ) -> PromptInput:
     """Build the prompt of ``variant`` (see :func:`variant_for_version` for checkpoint manifests).
 
     Every variant takes ``previous_turns`` (multi-turn feedback); ``complexity`` (SynSQL's
-    ``sql_complexity``) is shown by ``sqlr1_rl`` only.
+    ``sql_complexity``) is shown by ``sqlr1_rl`` only; ``reasoning`` only changes the instruct variant.
     """
     return prompt_spec(variant).build(
         ddl,
@@ -472,6 +545,7 @@ def build_prompt(
         values=values,
         previous_turns=previous_turns,
         complexity=complexity,
+        reasoning=reasoning,
     )
 
 

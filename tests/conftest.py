@@ -18,6 +18,10 @@ FIXTURES = TESTS / "data"
 REPO = TESTS.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The suite's commands run the small SmolLM2 (+ shipped adapter) unless a test names a model: the
+# default model (a 0.5B GGUF on llama.cpp) has its own few slow tests (test_default_model.py).
+os.environ.setdefault("SQLR1_DEFAULT_MODEL", "smollm2-135m")
+
 POSTGRES_URL = os.environ.get("SQLR1_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("SQLR1_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 

@@ -65,6 +65,7 @@ class ChatApp(App[None]):
         agent_source: AgentSource,
         *,
         model_label: str = "model",
+        model_note: str | None = None,
         history: InputHistory | None = None,
         export_dir: Path | None = None,
         theme: str | None = None,
@@ -74,6 +75,7 @@ class ChatApp(App[None]):
         super().__init__()
         self.agent_source = agent_source
         self.model_label = model_label
+        self.model_note = model_note  # shown under the welcome text: which model, how to pick another
         self.history = history if history is not None else InputHistory(None)
         self.export_dir = export_dir or Path.cwd()
         self.show_schema = show_schema
@@ -95,7 +97,7 @@ class ChatApp(App[None]):
         with Horizontal(id="body"):
             yield SchemaSidebar(id="sidebar")
             with Vertical(id="main"):
-                yield ChatLog(id="chat-log")
+                yield ChatLog(id="chat-log", note=self.model_note)
                 yield PromptInput(self.history, id="prompt")
         yield StatusBar(id="status")
         yield Footer(compact=True)
@@ -195,7 +197,9 @@ class ChatApp(App[None]):
             if isinstance(event, GenerationProgress):
                 self.query_one(StatusBar).activity = event.status
             elif isinstance(event, GenerationFinished) and event.step.model:
-                self.query_one(StatusBar).model = Path(event.step.model).name or event.step.model
+                name = Path(event.step.model).name or event.step.model
+                if not self.model_label.startswith(name):  # keep "name · runtime" when it is that model
+                    self.query_one(StatusBar).model = name
 
         try:
             answer = await agent.ask(question, on_event=on_event)

@@ -32,16 +32,18 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from agent.cli import agent_source, model_label
+    from agent.cli import agent_source, model_description
     from tui.app import ChatApp
     from tui.history import InputHistory, default_history_path
 
+    label, note = model_description(args)
     opener, _ = agent_source(args)
     history = InputHistory(None if args.no_history else default_history_path())
     theme = {"dark": "textual-dark", "light": "textual-light"}.get(args.theme or "")
     app = ChatApp(
         opener,
-        model_label=model_label(args),
+        model_label=label,
+        model_note=note,
         history=history,
         export_dir=Path(args.export_dir) if args.export_dir else None,
         theme=theme,

@@ -46,7 +46,19 @@ def _common(p: argparse.ArgumentParser, benchmark: str) -> None:
         default=None,
         metavar="VARIANT",
         help="prompt variant: sqlr1_inference for SQL-R1's own prompt (paper-faithful), inference, training, "
-        "sqlr1_rl (default: the model manifest's, else inference); recorded in the report",
+        "sqlr1_rl, instruct (default: the model manifest's, else inference); recorded in the report",
+    )
+    p.add_argument(
+        "--no-grammar", action="store_true", help="in-process server: SQL decoded without the catalog grammar"
+    )
+    p.add_argument(
+        "--no-schema-linking", action="store_true", help="in-process server: always prompt the whole schema"
+    )
+    p.add_argument(
+        "--reasoning",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="in-process server, instruct models: reasoning before the SQL (auto: on a GPU only)",
     )
 
 
@@ -76,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from agent.evaluation.predictors import predictor_for
     from agent.evaluation.runner import RunConfig, run_evaluation
+    from mcp_server.cli import default_model
 
     benchmark = args.eval_command
     mode = "score" if args.predictions else args.mode
@@ -85,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         db_root=args.db_root,
         out=args.out or Path("runs") / f"{benchmark}-{mode}",
         mode=mode,
-        model=getattr(args, "model", None),
+        model=None if mode == "score" else getattr(args, "model", None) or default_model(),
         n=args.n,
         max_turns=args.max_turns,
         max_new_tokens=args.max_new_tokens,
@@ -98,6 +111,9 @@ def _run(args: argparse.Namespace) -> int:
         ves_iterations=getattr(args, "ves", 0),
         cache=args.cache,
         prompt=args.prompt,
+        grammar=not args.no_grammar,
+        schema_linking=not args.no_schema_linking,
+        reasoning={"auto": None, "on": True, "off": False}[args.reasoning],
     )
 
     async def main() -> int:

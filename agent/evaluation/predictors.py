@@ -34,7 +34,12 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
             databases=[DatabaseConfig(target=str(config.db_root))],
             model=model,
             generation=GenerationConfig(
-                num_candidates=config.n, temperature=0.0 if config.n == 1 else 0.8, prompt=config.prompt
+                num_candidates=config.n,
+                temperature=0.0 if config.n == 1 else 0.8,
+                prompt=config.prompt,
+                grammar=config.grammar,
+                schema_linking=config.schema_linking,
+                reasoning=config.reasoning,
             ),
         )
         return embedded_server(app)
@@ -52,15 +57,17 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
 
 def model_manifest(model: str | None) -> dict[str, Any] | None:
     """The checkpoint manifest of the evaluated model, when it has one."""
+    from mcp_server.backends.factory import choose_runtime
     from mcp_server.backends.loading import resolve_model
 
     try:
         resolved = resolve_model(model)
+        runtime = choose_runtime(ModelConfig(model=model))
     except QueryFailed:
         return {"model": model}
     if resolved.manifest is not None:
-        return resolved.manifest.model_dump(mode="json")
-    return {"model": resolved.spec, "source": resolved.source}
+        return {"model": resolved.spec, "runtime": runtime, **resolved.manifest.model_dump(mode="json")}
+    return {"model": resolved.spec, "runtime": runtime, "source": resolved.source}
 
 
 @asynccontextmanager

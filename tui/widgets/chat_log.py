@@ -23,9 +23,14 @@ class QuestionView(Static):
 
 
 class ChatLog(VerticalScroll):
+    def __init__(self, *, note: str | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.note = note  # a line under the welcome text (the model and how to choose another)
+
     def on_mount(self) -> None:
         self.anchor()  # follow new content (streamed reasoning, results) until the user scrolls up
-        self.mount(Static(WELCOME, classes="welcome"))
+        welcome = f"{WELCOME}\n[dim]{self.note}[/dim]" if self.note else WELCOME
+        self.mount(Static(welcome, classes="welcome"))
 
     def add_exchange(self, question: str) -> AnswerView:
         """Append the question and an empty answer that will follow the agent's events."""

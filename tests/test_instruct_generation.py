@@ -1,0 +1,117 @@
+"""Generation for instruct models not trained on SQL-R1's format (the named Qwen models): the
+instruct prompt, the SQL block with its catalog grammar and closer, the prose as reasoning, schema
+linking of a large schema, and the defaults per device. Control flow with a scripted model (fast);
+the real models run in test_llamacpp_backend.py and test_default_model.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scripted_backend import ScriptedBackend
+
+from mcp_server.backends.base import CodeBlock, SamplingParams, block_end, stop_index
+from mcp_server.config import GenerationConfig, GuardSettings
+from mcp_server.executor import Executor
+from mcp_server.generation import CPU_DEFAULTS, GPU_DEFAULTS, Generator
+from mcp_server.prompt import INSTRUCT_PROMPT_VERSION, PreviousTurn, build_prompt, variant_for_version
+from mcp_server.registry import Registry
+from mcp_server.schema import SchemaInspector
+
+PROSE = (
+    "The Album table holds one row per album, so count its rows.\n\n```sql\nSELECT COUNT(*) FROM Album\n```"
+)
+DIRECT = "SELECT COUNT(*) FROM Album\n```"  # after the pre-filled opener
+
+
+class DeviceBackend(ScriptedBackend):
+    def __init__(self, texts: list[str], device: str) -> None:
+        super().__init__(texts, prompt_version=INSTRUCT_PROMPT_VERSION)
+        self.device = device
+
+
+def _generator(db: Path, backend, **cfg) -> tuple[Generator, str]:
+    registry = Registry.from_targets([str(db)])
+    executor = Executor(registry, GuardSettings())
+    gen = Generator(registry, executor, SchemaInspector(registry), backend, GenerationConfig(**cfg))
+    return gen, registry.names()[0]
+
+
+def test_instruct_prompt_caches_the_schema_and_shows_earlier_sql_as_blocks() -> None:
+    ddl = "CREATE TABLE Album (AlbumId INTEGER, Title TEXT);"
+    a = build_prompt(ddl, "How many albums?", variant="instruct")
+    b = build_prompt(ddl, "Longest title?", variant="instruct", evidence="longest = max(length(Title))")
+    assert variant_for_version(INSTRUCT_PROMPT_VERSION) == "instruct"
+    assert [m.role for m in a.messages] == ["system", "user"] and a.assistant_prefill == ""
+    assert (
+        a.cache_prefix_text == b.cache_prefix_text == a.messages[0].content and ddl in a.messages[0].content
+    )
+    assert "How many albums?" in a.messages[1].content and "```sql" in a.messages[1].content
+    assert "longest = max(length(Title))\nLongest title?" in b.messages[1].content
+    turns = [
+        PreviousTurn("How many albums?", "SELECT count(*) FROM Albums", "this failed with: no such table")
+    ]
+    retry = build_prompt(ddl, "How many albums?", variant="instruct", previous_turns=turns)
+    assert [m.role for m in retry.messages] == ["system", "user", "assistant", "user"]
+    assert retry.messages[2].content == "```sql\nSELECT count(*) FROM Albums\n```"
+    assert "no such table" in retry.messages[3].content
+
+
+def test_the_sql_block_closer_ends_a_candidate() -> None:
+    block = CodeBlock()
+    text = "Count them.\n```sql\nSELECT 1\n```\nThat is all."
+    assert text[: block_end(text, block)].endswith("SELECT 1\n```")
+    assert block_end("```sql\nSELECT 1", block) is None
+    assert stop_index(text, SamplingParams(block=block, stop=("That",))) == block_end(text, block)
+    assert stop_index("a ``` b", SamplingParams(block=block)) is None  # a closer before the opener
+
+
+def test_cpu_generation_is_greedy_sql_only_under_the_catalog_grammar(chinook_copy: Path) -> None:
+    backend = DeviceBackend([DIRECT], device="cpu")
+    gen, db = _generator(chinook_copy, backend)
+    result = gen.generate_sql(db, "How many albums are there?")
+    ((prompt, params),) = backend.calls
+    assert (params.n, params.max_new_tokens, params.temperature) == (*CPU_DEFAULTS, 0.0)
+    assert prompt.assistant_prefill == "```sql\n" and "Give only the query" in prompt.messages[1].content
+    assert params.block is not None and params.block.opened
+    grammar = params.block.grammar or ""
+    assert grammar.startswith('root ::= "```sql\\n" body') and "[Aa] [Ll] [Bb] [Uu] [Mm]" in grammar
+    assert result.status == "ok" and result.sql == "SELECT COUNT(*) FROM Album" and result.reasoning is None
+    assert result.prompt.variant == "instruct" and result.prompt.tables is None  # Chinook is prompted whole
+
+
+def test_reasoning_when_asked_is_the_prose_before_the_block(chinook_copy: Path) -> None:
+    backend = DeviceBackend([PROSE], device="cpu")
+    gen, db = _generator(chinook_copy, backend, reasoning=True)
+    result = gen.generate_sql(db, "How many albums are there?")
+    ((prompt, params),) = backend.calls
+    assert prompt.assistant_prefill == "" and params.block is not None and not params.block.opened
+    assert result.sql == "SELECT COUNT(*) FROM Album"
+    assert result.reasoning == "The Album table holds one row per album, so count its rows."
+
+
+def test_gpu_defaults_and_no_grammar_when_turned_off(chinook_copy: Path) -> None:
+    backend = DeviceBackend([PROSE], device="cuda:0")
+    gen, db = _generator(chinook_copy, backend, grammar=False)
+    gen.generate_sql(db, "How many albums are there?")
+    ((_, params),) = backend.calls
+    assert (params.n, params.max_new_tokens) == GPU_DEFAULTS
+    assert params.block == CodeBlock()  # reasons first (a GPU), ends at the block, with no grammar
+
+
+def test_a_large_schema_is_linked_and_the_grammar_covers_the_linked_tables(chinook_copy: Path) -> None:
+    backend = DeviceBackend([DIRECT], device="cpu")
+    gen, db = _generator(chinook_copy, backend, link_above_chars=1000)
+    result = gen.generate_sql(db, "Which tracks are on the Grunge playlist?")
+    ((prompt, params),) = backend.calls
+    assert result.prompt.tables is not None
+    assert {"Track", "Playlist", "PlaylistTrack"} <= set(
+        result.prompt.tables
+    ) and "Customer" not in result.prompt.tables
+    assert "CREATE TABLE Customer" not in prompt.messages[0].content
+    assert "CREATE TABLE PlaylistTrack" in prompt.messages[0].content
+    grammar = params.block.grammar if params.block else ""
+    assert '"[Customer]"' not in grammar and '"[PlaylistTrack]"' in grammar
+    # the same question with linking off prompts everything
+    backend2 = DeviceBackend([DIRECT], device="cpu")
+    gen2, _ = _generator(chinook_copy, backend2, link_above_chars=1000, schema_linking=False)
+    assert gen2.generate_sql(db, "Which tracks are on the Grunge playlist?").prompt.tables is None

@@ -1,0 +1,140 @@
+"""The llama.cpp backend with a real model: the shipped SmolLM2 adapter (converted to a llama.cpp LoRA)
+over the bundled GGUF. Greedy tokens equal transformers'; candidates in one call; streaming; stop at
+the SQL block; cancellation; the schema prefix reused in memory and restored from disk by a new
+process; the catalog grammar on the block. Slow: a real model, though a small one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcp_server.backends.base import CodeBlock, SamplingParams
+from mcp_server.config import ModelConfig
+from mcp_server.prompt import build_prompt
+from mcp_server.registry import Registry
+from mcp_server.schema import SchemaInspector
+from mcp_server.sql_grammar import sql_grammar
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra)")
+
+from mcp_server.backends import llamacpp_backend
+from mcp_server.backends.factory import choose_runtime
+from mcp_server.backends.llamacpp_backend import LlamaCppBackend
+
+pytestmark = pytest.mark.slow
+MODEL = "smollm2-135m"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh prefix store for each test (the converted models stay in the user cache)."""
+    monkeypatch.setattr(llamacpp_backend, "cache_root", lambda: tmp_path)
+    return tmp_path
+
+
+def open_backend() -> LlamaCppBackend:
+    # one thread: float sums in the same order in every backend, so runs compare token for token
+    return LlamaCppBackend(MODEL, n_ctx=4096, n_seq_max=4, threads=1)
+
+
+@pytest.fixture
+def backend(cache: Path) -> LlamaCppBackend:
+    return open_backend()
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, SchemaInspector]:
+    import shutil
+
+    src = Path(__file__).parent / "data" / "spider" / "pets_1" / "pets_1.sqlite"
+    dst = tmp_path_factory.mktemp("pets") / "pets_1.sqlite"
+    shutil.copyfile(src, dst)
+    registry = Registry.from_targets([str(dst)])
+    return registry.names()[0], SchemaInspector(registry)
+
+
+def test_auto_runs_the_adapter_on_llamacpp_greedy_like_transformers(backend, pets) -> None:
+    """The LoRA is applied: the adapter's own answer format from the first token. Quantized
+    llama.cpp kernels round differently from float32 transformers, so a near-tie may flip later
+    (benchmarks/cpu_runtime_bench.py records how many leading tokens agree)."""
+    from mcp_server.backends.transformers_backend import TransformersBackend
+
+    assert choose_runtime(ModelConfig(model=MODEL)) == "llamacpp"
+    name, inspector = pets
+    prompt = build_prompt(inspector.ddl(name), "How many pets are there?", variant="training")
+    params = SamplingParams(n=1, max_new_tokens=24)
+    ours = backend.generate(prompt, params)[0]
+    theirs = TransformersBackend(MODEL, device="cpu").generate(prompt, params)[0]
+    assert ours.extra["token_ids"][:6] == theirs.extra["token_ids"][:6]
+    assert ours.text.startswith("\nThe question needs the table")  # SQL-R1 reasoning, as trained
+
+
+def test_candidates_streaming_prefix_reuse_and_restore(backend, pets, cache: Path) -> None:
+    name, inspector = pets
+    ddl = inspector.ddl(name)
+    first = build_prompt(ddl, "How many pets are there?", variant="training")
+    streamed: dict[int, str] = {}
+
+    def on_text(i: int, text: str) -> None:
+        streamed[i] = streamed.get(i, "") + text
+
+    outs = backend.generate(
+        first, SamplingParams(n=3, temperature=0.9, max_new_tokens=24, seed=1), on_text=on_text
+    )
+    assert len(outs) == 3 and all(o.num_tokens > 0 for o in outs)
+    assert {i: o.text for i, o in enumerate(outs)} == streamed
+    assert backend.stats.computed == 1 and backend.stats.reused == 0
+    again = backend.generate(
+        first, SamplingParams(n=3, temperature=0.9, max_new_tokens=24, seed=1)
+    )  # same seed, same prompt: the same candidates, the prefix reused in memory
+    assert [o.text for o in again] == [o.text for o in outs] and backend.stats.reused == 1
+    other = build_prompt(ddl, "What is the average weight of dogs?", variant="training")
+    backend.generate(other, SamplingParams(n=1, max_new_tokens=16))
+    assert backend.stats.reused == 2 and backend.stats.computed == 1
+    assert list(cache.glob("prefix-kv/*/*.kv"))  # stored for the next process
+    restored = open_backend()
+    from_disk = restored.generate(other, SamplingParams(n=1, max_new_tokens=16))[0]
+    assert restored.stats.restored == 1 and restored.stats.computed == 0
+    recomputed = open_backend()
+    recomputed._store.get = lambda key: None  # type: ignore[method-assign]
+    # the restored prefix is the prefix: the same greedy tokens as computing it again
+    assert recomputed.generate(other, SamplingParams(n=1, max_new_tokens=16))[0].text == from_disk.text
+    assert recomputed.stats.computed == 1
+    assert restored.stats.prefilled_tokens * 3 < recomputed.stats.prefilled_tokens  # the question only
+
+
+def test_stops_at_the_block_and_on_cancel(backend, pets) -> None:
+    name, inspector = pets
+    prompt = build_prompt(inspector.ddl(name), "How many pets are there?", variant="training")
+    closed = backend.generate(prompt, SamplingParams(n=1, max_new_tokens=64, block=CodeBlock()))[0]
+    assert closed.finish_reason == "stop" and closed.text.endswith("```") and "</answer>" not in closed.text
+    steps = iter(range(1000))
+    cancelled = backend.generate(
+        prompt, SamplingParams(n=2, temperature=0.8, max_new_tokens=64), should_stop=lambda: next(steps) > 4
+    )
+    assert all(c.finish_reason == "cancelled" and c.num_tokens < 8 for c in cancelled)
+
+
+def test_the_catalog_grammar_holds_the_sql_block(backend, pets) -> None:
+    """The tiny model, asked in a way it was not trained for, still writes catalog SQL in the block."""
+    name, inspector = pets
+    schema = inspector.describe(name)
+    prompt = build_prompt(
+        inspector.ddl(name), "Name every pet type and its weight.", variant="instruct", reasoning=False
+    )
+    block = CodeBlock(grammar=sql_grammar(schema), opened=True)
+    outs = backend.generate(
+        prompt, SamplingParams(n=3, temperature=1.0, max_new_tokens=96, seed=3, block=block)
+    )
+    from sqlglot import exp, parse_one
+
+    tables = {t.name.casefold() for t in schema.tables}
+    for out in outs:
+        if out.finish_reason != "stop":
+            continue  # ran out of tokens inside the block
+        sql = out.text.removesuffix("```").strip().rstrip(";")
+        tree = parse_one(sql, read="sqlite")
+        assert isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except)
+        assert {t.name.casefold() for t in tree.find_all(exp.Table)} <= tables
+    assert any(o.finish_reason == "stop" for o in outs)
