@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
-from agent.review import review, value_hints  # noqa: E402
 from mcp_server.answer import format_ok, parse_answer  # noqa: E402
 from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
 from mcp_server.config import GenerationConfig, GuardSettings  # noqa: E402
 from mcp_server.errors import QueryError, QueryFailed  # noqa: E402
 from mcp_server.executor import Executor  # noqa: E402
+from mcp_server.feedback import review, value_hints  # noqa: E402
 from mcp_server.generation import CandidateResult, Generator, vote  # noqa: E402
 from mcp_server.prompt import PreviousTurn, render_text  # noqa: E402
 from mcp_server.registry import Registry  # noqa: E402
