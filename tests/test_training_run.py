@@ -180,6 +180,51 @@ def test_grpo_step_changes_the_adapter(grpo_run):
     assert any(float((after[k] - before[k]).abs().max()) > 0 for k in after)
 
 
+def test_multiturn_grpo_step_retries_with_feedback(sft_run, data_section: DataSection, tmp_path: Path):
+    """A real GRPO step whose rollouts execute their SQL, read the review's feedback and answer again
+    (training.multiturn): completions cut at 24 tokens hold no SQL, so every rollout is retried."""
+    from training.config import MultiTurnSection
+    from training.trainers import run_grpo
+
+    cfg = GRPOFile(
+        model=ModelSection(init_from=str(sft_run.final_dir)),
+        data=data_section,
+        train=TrainSection(
+            output_dir=str(tmp_path / "mt"),
+            max_steps=1,
+            learning_rate=1e-3,
+            per_device_train_batch_size=2,
+            save_steps=1,
+            progress_bar=False,
+            cpu_threads=1,
+        ),
+        grpo=GRPOSection(
+            num_generations=2,
+            prompts_per_step=1,
+            max_completion_length=24,
+            max_prompt_length=1024,
+            temperature=1.0,
+            use_vllm="off",
+        ),
+        reward=RewardSection(timeout_s=10, workers=1),
+        multiturn=MultiTurnSection(enabled=True, max_turns=2, turn_cost=0.5),
+    )
+    before = _adapter_tensors(sft_run.final_dir)
+    result = run_grpo(cfg)
+    rollout = result.trainer.rollout_func
+    assert rollout.stats["rollouts"] == 2 and rollout.stats["attempts"] == 4
+    logged = {k: v for entry in result.trainer.state.log_history for k, v in entry.items()}
+    assert logged["rewards/turns_reward/mean"] == -0.5 and logged["multiturn/retried"] == 1.0
+    for name in ("format", "execution", "result", "length"):
+        assert f"rewards/{name}_reward/mean" in logged
+    record = result.record
+    assert record["reward_weights"]["turns"] == 1.0
+    assert record["reward_settings"]["multiturn"]["max_turns"] == 2
+    assert "multi-turn" in record["rollouts"] and record["stages"] == ["sft", "grpo"]
+    after = _adapter_tensors(result.final_dir)
+    assert any(float((after[k] - before[k]).abs().max()) > 0 for k in after)
+
+
 def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp_path: Path):
     from mcp_server.backends.loading import resolve_model
     from mcp_server.backends.manifest import read_manifest
