@@ -154,7 +154,9 @@ def test_feedback_for_no_sql_empty_results_and_the_last_attempt(tokenizer, db_pa
     no_sql, empty = out["feedback"][0][0], out["feedback"][1][0]
     assert no_sql.startswith("Your answer did not contain an SQL query")
     assert empty.startswith("Your query returned 0 rows")
-    assert empty.endswith("Values in the database that may match: singer.Country = 'Netherlands'.")  # as the agent
+    assert empty.endswith(
+        "Values in the database that may match: singer.Country = 'Netherlands'."
+    )  # as the agent
     prompt = tokenizer.decode(out["prompt_ids"][0])
     assert json.dumps(no_sql) in prompt  # quoted as data in the retry prompt, as serving quotes it
 

@@ -36,11 +36,21 @@ def test_max_minutes_is_validated_and_overridable() -> None:
     class Cfg:
         train = TrainSection()
         data = argparse.Namespace(limit=None)
-        model = argparse.Namespace(init_from=None)
+        model = argparse.Namespace(init_from=None, base="qwen2.5-coder-0.5b")
 
     ns = argparse.Namespace(
-        output_dir=None, max_steps=None, limit=None, init_from=None, no_resume=False, max_minutes=4.5
+        output_dir=None,
+        max_steps=None,
+        limit=None,
+        init_from=None,
+        no_resume=False,
+        max_minutes=4.5,
+        base=None,
     )
     cfg = Cfg()
     _apply_overrides(cfg, ns)
-    assert cfg.train.max_minutes == 4.5
+    assert cfg.train.max_minutes == 4.5 and cfg.model.base == "qwen2.5-coder-0.5b"
+    _apply_overrides(cfg, argparse.Namespace(**{**vars(ns), "base": "bundled"}))
+    assert cfg.model.base == "bundled"  # --base: a model name stays a name, a path becomes absolute
+    _apply_overrides(cfg, argparse.Namespace(**{**vars(ns), "base": "./m.gguf"}))
+    assert cfg.model.base.startswith("/") and cfg.model.base.endswith("m.gguf")

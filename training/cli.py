@@ -67,6 +67,10 @@ def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
         cfg.train.max_minutes = args.max_minutes
     if args.init_from:
         cfg.model.init_from = str(Path(args.init_from).resolve())
+    if args.base:
+        from training.config import resolve_path
+
+        cfg.model.base = args.base if args.base == "bundled" else resolve_path(args.base, model_ok=True)
     if args.no_resume:
         cfg.train.resume = False
 
@@ -132,6 +136,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--max-minutes", type=float, help="override train.max_minutes (stop and save after this long)"
     )
     p.add_argument("--init-from", help="override model.init_from (e.g. the SFT run's final/ folder)")
+    p.add_argument("--base", help="override model.base (a model name such as bundled, a path, a hub id)")
     p.add_argument("--no-resume", action="store_true", help="start over even when checkpoints exist")
 
 
