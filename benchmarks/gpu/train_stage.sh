@@ -13,7 +13,8 @@
 # 64 minus the tracked tree minus 4.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-grep -qx '.gpu/' .git/info/exclude 2>/dev/null || echo '.gpu/' >> .git/info/exclude
+EXCLUDE=$(git rev-parse --git-path info/exclude); mkdir -p "$(dirname "$EXCLUDE")"
+grep -qx '.gpu/' "$EXCLUDE" 2>/dev/null || echo '.gpu/' >> "$EXCLUDE"
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=/work/main/.venv/bin/python
 DATA=${SQLR1_DATA:-../shared/data}
