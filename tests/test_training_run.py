@@ -220,7 +220,7 @@ def test_multiturn_grpo_step_retries_with_feedback(sft_run, data_section: DataSe
     record = result.record
     assert record["reward_weights"]["turns"] == 1.0
     assert record["reward_settings"]["multiturn"]["max_turns"] == 2
-    assert "multi-turn" in record["rollouts"] and record["stages"] == ["sft", "grpo"]
+    assert "multi-turn" in record["rollouts"] and record["stages"] == ["sft", "grpo_multiturn"]
     after = _adapter_tensors(result.final_dir)
     assert any(float((after[k] - before[k]).abs().max()) > 0 for k in after)
 
@@ -251,6 +251,20 @@ def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp
         == "bundled"
     )
     assert resolve_model(str(out)).kind == "adapter"
+    # the shape a llama.cpp GGUF LoRA can express (mcp_server.backends.lora_gguf): LoRA A/B per layer on
+    # the attention and MLP projections, nothing else saved, no DoRA, no rank or alpha patterns
+    import re
+
+    adapter_cfg = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    assert adapter_cfg["peft_type"] == "LORA" and not adapter_cfg.get("modules_to_save")
+    assert not (
+        adapter_cfg.get("use_dora") or adapter_cfg.get("rank_pattern") or adapter_cfg.get("alpha_pattern")
+    )
+    key = re.compile(
+        r"^base_model\.model\.model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.lora_[AB]\.weight$"
+    )
+    keys = list(_adapter_tensors(out))
+    assert keys and all(key.match(k) for k in keys), [k for k in keys if not key.match(k)][:3]
 
     db = tmp_path / f"{DB_ID}.sqlite"
     db.write_bytes((shared_data / "spider" / "database" / DB_ID / f"{DB_ID}.sqlite").read_bytes())

@@ -93,7 +93,7 @@ def plot_log_history(history: Sequence[dict[str, Any]], path: str | Path, *, tit
     axes[-1, 0].set_xlabel("step")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985) if title else None)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

@@ -362,6 +362,7 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
         if _is_main():
             report.write(out / "dropped.jsonl")
         g, mt = cfg.grpo, cfg.multiturn
+        stage = "grpo_multiturn" if mt.enabled else "grpo"
         vllm = use_vllm(g)
         vllm_args: dict[str, Any] = {}
         if vllm:
@@ -425,10 +426,10 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
         _write_record(
             trainer,
             [out],
-            _build_record("grpo", cfg, policy, trainer, data_used, report, len(records), started, extra),
+            _build_record(stage, cfg, policy, trainer, data_used, report, len(records), started, extra),
         )
         trainer.train(resume_from_checkpoint=_resume_from(cfg))
-        return _finish("grpo", cfg, policy, trainer, data_used, report, len(records), started, extra)
+        return _finish(stage, cfg, policy, trainer, data_used, report, len(records), started, extra)
     finally:
         if own_pool:
             pool.close()

@@ -239,8 +239,8 @@ class Pipeline:
         report = write(self.out)
         for s in finished:  # the measured figures go into the manifest
             self.export(s, _figures(report, s))
-        (self.out / "timeline.json").write_text(json.dumps(self.timeline, indent=1) + "\n", encoding="utf-8")
         self.say(f"done: {self.out / 'results.md'}")
+        (self.out / "timeline.json").write_text(json.dumps(self.timeline, indent=1) + "\n", encoding="utf-8")
         return 0 if len(finished) == len(stages) else 1
 
 
@@ -277,10 +277,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--grpo-reserve-s", type=float, default=330.0, help="left after SFT for GRPO and its evaluation"
     )
     ap.add_argument(
-        "--eval-reserve-s", type=float, default=170.0, help="left after GRPO for evaluation and report"
+        "--eval-reserve-s", type=float, default=190.0, help="left after GRPO for evaluation and report"
     )
     ap.add_argument(
-        "--report-reserve-s", type=float, default=25.0, help="left after evaluation for the report"
+        "--report-reserve-s", type=float, default=40.0, help="left after evaluation for the report"
     )
     ap.add_argument("--max-new-tokens", type=int, default=384)
     ap.add_argument("--batch-greedy", type=int, default=64)
