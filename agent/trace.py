@@ -27,6 +27,7 @@ __all__ = [
     "TraceStep",
 ]
 
+
 class GenerationStep(BaseModel):
     """One ``generate_sql`` call: what was asked, what the model wrote, how the candidates voted."""
 
