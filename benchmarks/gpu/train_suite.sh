@@ -3,13 +3,13 @@
 # (benchmarks/gpu/train_pipeline.py) for one model, from what benchmarks/gpu/train_stage.sh staged into
 # $STAGE (site.tar.xz, data.tar.xz, stage.json, model.part-*). Results come back in $OUT (at most 8
 # files of 16 MiB): results.tar.xz (results.md/json, per-question accuracy files, curves, run records,
-# manifests, logs, timeline) and adapter_<stage>.tar.part-* (the trained adapters, bf16, in parts).
+# manifests, logs, timeline) and adapter_<stage>.tar.xz.part-* (the trained adapters, bf16, in parts).
 #
 #   bash benchmarks/gpu/train_suite.sh --check      # only unpack the packages and import them (call 1)
 #   DEADLINE=560 bash benchmarks/gpu/train_suite.sh  # the run (last call; the device's limit is 600 s)
 # Env: DEADLINE (s, the pipeline from start to report; default 560), PRESETS (default qwen05b),
-# STAGES (default grpo,mt), MODEL (default: the registry name when this checkout has the model registry,
-# else the assembled GGUF's path), STAGE (default /root/stage), OUT (default /tmp/out).
+# STAGES (default grpo,mt), MODEL (default: the model's registry name), STAGE (default /root/stage),
+# OUT (default /tmp/out).
 set -u
 T0=$(date +%s)
 STAGE=${STAGE:-/root/stage}
@@ -39,9 +39,13 @@ cat "$STAGE"/model.part-* > "/tmp/cache/models/$file"
 echo "$sha  /tmp/cache/models/$file" | sha256sum -c --quiet || { say "model parts do not add up to $file"; exit 1; }
 echo "$sha" > "/tmp/cache/models/$file.sqlr1-verified"  # the model registry's mark of a verified assembly
 say "unpacked; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader)"
+# The base by its registry name, so that the manifests and adapters name a base any machine resolves
+# (mcp_server/backends/model_registry.py, issue 15); MODEL=/path/to.gguf runs without it, but its
+# checkpoints then name that path.
 MODEL=${MODEL:-$(python3 -c "
 from mcp_server.backends import model_registry as r
-print(next(m.name for m in r.MODELS.values() if m.file_name == '$file'))" 2>/dev/null || echo "/tmp/cache/models/$file")}
+print(next(m.name for m in r.MODELS.values() if m.file_name == '$file'))" 2>/dev/null)}
+[ -n "$MODEL" ] || { say "no model registry entry for $file: merge issue 15's registry or set MODEL=/tmp/cache/models/$file"; exit 1; }
 ( while sleep 30; do say "gpu: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"; done ) &
 MON=$!
 python3 benchmarks/gpu/train_pipeline.py --model "$MODEL" --presets "${PRESETS:-qwen05b}" --out "$RUN" \
@@ -52,7 +56,7 @@ for log in "$RUN"/logs/*.log; do tail -c 200000 "$log" > "$log.tail" && mv "$log
 (cd "$RUN" && tar cJf "$OUT/results.tar.xz" results.md results.json timeline.json acc curves logs \
     runs/*/run.json runs/*/dropped.jsonl runs/*/training_curves.png models/*/sqlr1_manifest.json 2>/dev/null)
 for s in grpo mt; do
-  [ -d "$RUN/models/$s" ] && tar cf - -C "$RUN/models" "$s" | split -b 15M - "$OUT/adapter_$s.tar.part-"
+  [ -d "$RUN/models/$s" ] && tar cJf - -C "$RUN/models" "$s" | split -b 15M - "$OUT/adapter_$s.tar.xz.part-"
 done
 ls -la "$OUT" | tee -a "$OUT/suite.log"
 cat "$RUN/results.md" 2>/dev/null
