@@ -23,7 +23,7 @@ from sqlglot import exp
 from mcp_server.errors import QueryError
 from mcp_server.results import QueryResult
 
-__all__ = ["FeedbackReason", "Verdict", "expects_single_value", "review", "review_outcome", "value_hints"]
+__all__ = ["FeedbackReason", "Verdict", "expects_single_value", "review", "value_hints"]
 
 FeedbackReason = Literal[
     "no_sql", "blocked", "syntax", "execution", "timeout", "not_found", "config", "empty", "implausible"
@@ -129,20 +129,3 @@ def review(
             ),
         )
     return Verdict(True)
-
-
-def review_outcome(
-    question: str,
-    sql: str | None,
-    *,
-    row_count: int | None,
-    truncated: bool = False,
-    error: QueryError | None = None,
-    dialect: str | None = None,
-) -> Verdict:
-    """:func:`review` for an outcome known by its shape only (a worker process's execution: row count
-    and truncation, or the error), as multi-turn training has it."""
-    result = None
-    if error is None and row_count is not None:
-        result = QueryResult(columns=[], rows=[], row_count=row_count, truncated=truncated, elapsed_ms=0.0)
-    return review(question, sql, result, error, dialect=dialect)
