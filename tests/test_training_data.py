@@ -149,7 +149,17 @@ def test_prompt_records_use_the_training_prompt(synsql: Path, tokenizer):
     assert "French singers have country 'France'." in first["prompt"]  # external knowledge
     assert examples[0].question in first["prompt"]
     assert first["gold_sql"] == examples[0].gold_sql and first["db_path"] == examples[0].db_path
-    assert set(first) == {"prompt", "gold_sql", "db_path", "db_id", "question", "source"}
+    assert set(first) == {
+        "prompt",
+        "gold_sql",
+        "db_path",
+        "db_id",
+        "question",
+        "evidence",
+        "complexity",
+        "source",
+    }
+    assert first["evidence"] == "French singers have country 'France'." and first["complexity"] == "Simple"
     sft = sft_records(examples, tokenizer)
     assert sft[0]["prompt"] == first["prompt"]
     assert sft[0]["completion"] == sft_target(examples[0])
