@@ -29,7 +29,7 @@ from agent.events import (
     GenerationProgress,
 )
 from agent.memory import Conversation, Exchange
-from agent.review import review
+from agent.review import review, value_hints
 from agent.tools import ServerTarget, SqlTools, connect
 from agent.trace import Answer, Attempt, ExecutionStep, FeedbackStep, GenerationStep, Trace
 from mcp_server.errors import QueryError, QueryFailed
@@ -323,11 +323,13 @@ class Agent:
         except QueryFailed:
             return ""
         hits = (data or {}).get("hits") or (data or {}).get("values") or []
-        shown = []
-        for hit in hits[:5]:
-            if isinstance(hit, dict) and {"table", "column", "value"} <= hit.keys():
-                shown.append(f"{hit['table']}.{hit['column']} = {hit['value']!r}")
-        return f" Values in the database that may match: {'; '.join(shown)}." if shown else ""
+        return value_hints(
+            [
+                (hit["table"], hit["column"], hit["value"])
+                for hit in hits
+                if isinstance(hit, dict) and {"table", "column", "value"} <= hit.keys()
+            ]
+        )
 
     def _answer(
         self,

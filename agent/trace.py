@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from mcp_server.errors import QueryError
+from mcp_server.feedback import FeedbackReason  # the reasons its review gives
 from mcp_server.results import QueryResult
 
 __all__ = [
@@ -24,10 +25,6 @@ __all__ = [
     "GenerationStep",
     "Trace",
     "TraceStep",
-]
-
-FeedbackReason = Literal[
-    "no_sql", "blocked", "syntax", "execution", "timeout", "not_found", "config", "empty", "implausible"
 ]
 
 

@@ -8,6 +8,13 @@ what makes a 200-question run take seconds on a GPU instead of an hour on this C
 
     python benchmarks/accuracy_batched.py --model bundled --n 1 --label base-greedy --out runs/acc/base.json
     python benchmarks/accuracy_batched.py --model models/sqlr1-smollm2-lora --n 8 --label lora-sc8
+    python benchmarks/accuracy_batched.py --questions benchmarks/realistic_eval.json \
+        --db-root ../shared/data/sample_dbs --model qwen2.5-coder-0.5b --n 1 --turns 3
+
+Questions: the seeded Spider dev subset by default (``--subset`` ids into ``spider/dev.json``), or any
+Spider-format list (``db_id``, ``question``, ``query``) with ``--questions`` and ``--db-root``. The
+output lists every question's correctness at the first attempt and at the last, for paired tests
+between checkpoints (``benchmarks/stage_report.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +32,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
-from agent.review import review, value_hints  # noqa: E402
 from mcp_server.answer import format_ok, parse_answer  # noqa: E402
 from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
 from mcp_server.config import GenerationConfig, GuardSettings  # noqa: E402
 from mcp_server.errors import QueryError, QueryFailed  # noqa: E402
 from mcp_server.executor import Executor  # noqa: E402
+from mcp_server.feedback import review, value_hints  # noqa: E402
 from mcp_server.generation import CandidateResult, Generator, vote  # noqa: E402
 from mcp_server.prompt import PreviousTurn, render_text  # noqa: E402
 from mcp_server.registry import Registry  # noqa: E402
@@ -52,6 +59,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model spec (default: bundled SmolLM2)")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--subset", type=Path, default=REPO / "benchmarks" / "spider_dev_200.json")
+    ap.add_argument("--questions", type=Path, default=None, help="a Spider-format question list instead")
+    ap.add_argument("--db-root", type=Path, default=None, help="<db_id>/<db_id>.sqlite folders (--questions)")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--temperature", type=float, default=0.8)
@@ -73,17 +82,25 @@ def main() -> None:
 
     t_start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = json.loads((args.data / "spider" / "dev.json").read_text(encoding="utf-8"))
-    ids = json.loads(args.subset.read_text(encoding="utf-8"))["ids"][: args.limit]
-    items = [dict(dev[i], id=i) for i in ids]
+    if args.questions is not None:
+        if args.db_root is None:
+            ap.error("--questions needs --db-root")
+        listed = json.loads(args.questions.read_text(encoding="utf-8"))[: args.limit]
+        items = [dict(q, id=q.get("question_id", i)) for i, q in enumerate(listed)]
+        db_root = args.db_root
+    else:
+        dev = json.loads((args.data / "spider" / "dev.json").read_text(encoding="utf-8"))
+        ids = json.loads(args.subset.read_text(encoding="utf-8"))["ids"][: args.limit]
+        items = [dict(dev[i], id=i) for i in ids]
+        db_root = args.data / "spider" / "database"
 
     tmp = Path(tempfile.mkdtemp(prefix="sqlr1-acc-"))
     for db in sorted({it["db_id"] for it in items}):  # never touch the shared copy
-        shutil.copytree(args.data / "spider" / "database" / db, tmp / db)
+        shutil.copytree(db_root / db, tmp / db)
     registry = Registry.from_targets([str(tmp)])
     executor = Executor(registry, GuardSettings(timeout_s=30))
     resolved = resolve_model(args.model)
-    prompt_version = resolved.manifest.prompt_version if resolved.manifest else None
+    prompt_version = resolved.prompt_version
     values = (
         ValueIndex(registry, executor, cache_dir=tmp / ".values") if args.values or args.turns > 1 else None
     )
@@ -98,7 +115,9 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    model, tok = load_model_and_tokenizer(resolved, dtype=torch.bfloat16 if device == "cuda" else None)
+    model, tok = load_model_and_tokenizer(
+        resolved, dtype=torch.bfloat16 if device == "cuda" else None, convert_gguf=True
+    )
     model.to(device)
     tok.padding_side = "left"
     if tok.pad_token is None:
@@ -254,9 +273,11 @@ def main() -> None:
         )
 
     scored = score(final)
+    single = score(first) if args.turns > 1 else scored
     correct = sum(r.correct for r in scored)
     summary = {
         "label": args.label or f"{args.model or 'bundled'} n={args.n}",
+        "questions_file": str(args.questions or args.subset),
         "model": args.model or "bundled",
         "prompt_version": prompt_version,
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
@@ -275,7 +296,6 @@ def main() -> None:
         "generated_tokens": counters["tokens"],
     }
     if args.turns > 1:
-        single = score(first)
         summary["single_shot_ex"] = round(100 * sum(r.correct for r in single) / max(len(done), 1), 2)
         summary["turns_total"] = sum(turns_used.values())
         summary["turns_histogram"] = {
@@ -296,8 +316,9 @@ def main() -> None:
                             "first_sql": first[i].sql,
                             "turns": turns_used[i],
                             "correct": r.correct,
+                            "first_correct": f.correct,
                         }
-                        for i, r in zip(done, scored, strict=True)
+                        for i, r, f in zip(done, scored, single, strict=True)
                     ],
                 },
                 indent=1,

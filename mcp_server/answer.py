@@ -28,7 +28,16 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-__all__ = ["TAGS", "ParsedAnswer", "SqlSource", "StrictAnswer", "format_ok", "parse_answer", "strict_answer"]
+__all__ = [
+    "TAGS",
+    "ParsedAnswer",
+    "SqlSource",
+    "StrictAnswer",
+    "format_ok",
+    "parse_answer",
+    "parse_completion",
+    "strict_answer",
+]
 
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
 TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -331,3 +340,12 @@ def parse_answer(text: str, *, prefilled_think: bool = False) -> ParsedAnswer:
         stmt = (_last_statement(full[a_lo:a_hi]) if answer else None) or _last_statement(full)
         sql, source = (stmt, "statement") if stmt else (None, None)
     return ParsedAnswer(think=think, answer=answer, sql=sql or None, sql_source=source, format_ok=strict.ok)
+
+
+def parse_completion(raw: str, prefill: str = "") -> ParsedAnswer:
+    """:func:`parse_answer` of what a model generated after a prompt's assistant ``prefill``: serving's
+    candidates and multi-turn training's attempts. A ``<think>`` (or no) pre-fill is parsed as SQL-R1
+    does; another pre-fill is parsed together with what the model wrote after it."""
+    if prefill in ("", THINK_OPEN):
+        return parse_answer(raw, prefilled_think=bool(prefill))
+    return parse_answer(prefill + raw)

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.answer import parse_answer
+from mcp_server.answer import parse_completion
 from mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
 from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
-from mcp_server.prompt import THINK_PREFILL, PreviousTurn, build_prompt, prompt_spec, variant_for_version
+from mcp_server.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult
 from mcp_server.schema_linking import link_tables, subset
 from mcp_server.sql_grammar import sql_grammar
@@ -449,10 +449,7 @@ class Generator:
         for i, completion in enumerate(completions):
             raw = getattr(completion, "text", "")
             text = prompt.assistant_prefill + raw
-            if prompt.assistant_prefill in ("", THINK_PREFILL):
-                parsed = parse_answer(raw, prefilled_think=bool(prompt.assistant_prefill))
-            else:  # an unusual pre-fill: parse what the model effectively wrote
-                parsed = parse_answer(text)
+            parsed = parse_completion(raw, prompt.assistant_prefill)
             reasoning = parsed.think
             if reasoning is None and self.variant == "instruct":
                 reasoning = text.split("```", 1)[0].strip() or None  # the prose before the SQL block

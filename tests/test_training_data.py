@@ -149,7 +149,17 @@ def test_prompt_records_use_the_training_prompt(synsql: Path, tokenizer):
     assert "French singers have country 'France'." in first["prompt"]  # external knowledge
     assert examples[0].question in first["prompt"]
     assert first["gold_sql"] == examples[0].gold_sql and first["db_path"] == examples[0].db_path
-    assert set(first) == {"prompt", "gold_sql", "db_path", "db_id", "question", "source"}
+    assert set(first) == {
+        "prompt",
+        "gold_sql",
+        "db_path",
+        "db_id",
+        "question",
+        "evidence",
+        "complexity",
+        "source",
+    }
+    assert first["evidence"] == "French singers have country 'France'." and first["complexity"] == "Simple"
     sft = sft_records(examples, tokenizer)
     assert sft[0]["prompt"] == first["prompt"]
     assert sft[0]["completion"] == sft_target(examples[0])
@@ -182,6 +192,37 @@ def test_presets_load_and_unknown_keys_are_errors(tmp_path: Path):
         load_grpo_config(bad)
     with pytest.raises(QueryFailed, match="not found"):
         load_sft_config(tmp_path / "missing.toml")
+
+
+def test_presets_train_only_on_training_splits_and_their_batches_divide():
+    for preset in sorted(CONFIGS_DIR.glob("*.toml")):
+        is_grpo = preset.name.startswith("grpo")
+        cfg = (load_grpo_config if is_grpo else load_sft_config)(preset)
+        # Spider dev, Spider-Syn/DK and BIRD dev are evaluation sets: no preset may name them
+        assert cfg.data.split == "train" and cfg.data.source in ("spider", "synsql"), preset.name
+        if is_grpo:
+            assert grpo_batch_shape(cfg, 1) >= 1
+            spg = cfg.grpo.steps_per_generation
+            assert (
+                spg is None or (spg * cfg.train.per_device_train_batch_size) % cfg.grpo.num_generations == 0
+            )
+
+
+def test_qwen_presets_name_their_base_and_pair_single_and_multi_turn():
+    for size in ("05b", "15b"):
+        sft = load_sft_config(CONFIGS_DIR / f"sft_qwen{size}_gpu.toml")
+        single = load_grpo_config(CONFIGS_DIR / f"grpo_qwen{size}_gpu.toml")
+        multi = load_grpo_config(CONFIGS_DIR / f"grpo_mt_qwen{size}_gpu.toml")
+        name = f"qwen2.5-coder-{size[0]}.{size[1]}b"
+        assert sft.model.base == single.model.base == multi.model.base == name  # kept as a model name
+        assert not single.multiturn.enabled and multi.multiturn.enabled and multi.multiturn.max_turns == 3
+        # the two GRPO runs differ only in the multi-turn rollouts and their output folder
+        a, b = single.model_dump(), multi.model_dump()
+        for d in (a, b):
+            d.pop("multiturn")
+            d["train"].pop("output_dir")
+        assert a == b
+        assert sft.train.max_minutes and single.train.max_minutes and sft.model.lora and single.model.lora
 
 
 def test_grpo_batch_shape(tmp_path: Path):

@@ -121,15 +121,9 @@ def test_sft_resumes_from_the_last_checkpoint(sft_run, tmp_path: Path):
     assert (resumed.output_dir / "checkpoint-3").is_dir()
 
 
-@pytest.fixture(scope="module")
-def grpo_run(sft_run, data_section: DataSection, tmp_path_factory):
-    from training.gold import GoldCache, GoldResolver
-    from training.pool import ExecutionPool
-    from training.rewards import SQLR1Reward
-    from training.trainers import run_grpo
-
-    out = tmp_path_factory.mktemp("grpo")
-    cfg = GRPOFile(
+def _tiny_grpo(sft_run, data_section: DataSection, out: Path, **sections) -> GRPOFile:
+    """One GRPO step from the SFT run: 1 prompt x 2 rollouts of at most 24 tokens."""
+    return GRPOFile(
         model=ModelSection(init_from=str(sft_run.final_dir)),
         data=data_section,
         train=TrainSection(
@@ -150,7 +144,18 @@ def grpo_run(sft_run, data_section: DataSection, tmp_path_factory):
             use_vllm="off",
         ),
         reward=RewardSection(timeout_s=10, workers=1),
+        **sections,
     )
+
+
+@pytest.fixture(scope="module")
+def grpo_run(sft_run, data_section: DataSection, tmp_path_factory):
+    from training.gold import GoldCache, GoldResolver
+    from training.pool import ExecutionPool
+    from training.rewards import SQLR1Reward
+    from training.trainers import run_grpo
+
+    cfg = _tiny_grpo(sft_run, data_section, tmp_path_factory.mktemp("grpo"))
     with ExecutionPool(workers=1, timeout_s=10) as pool:
         reward = SQLR1Reward(pool, GoldResolver(pool, GoldCache(data_section.gold_cache or "")))
         before = _adapter_tensors(sft_run.final_dir)
@@ -180,6 +185,34 @@ def test_grpo_step_changes_the_adapter(grpo_run):
     assert any(float((after[k] - before[k]).abs().max()) > 0 for k in after)
 
 
+def test_multiturn_grpo_step_retries_with_feedback(sft_run, data_section: DataSection, tmp_path: Path):
+    """A real GRPO step whose rollouts execute their SQL, read the review's feedback and answer again
+    (training.multiturn): completions cut at 24 tokens hold no SQL, so every rollout is retried."""
+    from training.config import MultiTurnSection
+    from training.trainers import run_grpo
+
+    cfg = _tiny_grpo(
+        sft_run,
+        data_section,
+        tmp_path / "mt",
+        multiturn=MultiTurnSection(enabled=True, max_turns=2, turn_cost=0.5),
+    )
+    before = _adapter_tensors(sft_run.final_dir)
+    result = run_grpo(cfg)
+    rollout = result.trainer.rollout_func
+    assert rollout.stats["rollouts"] == 2 and rollout.stats["attempts"] == 4
+    logged = {k: v for entry in result.trainer.state.log_history for k, v in entry.items()}
+    assert logged["rewards/turns_reward/mean"] == -0.5 and logged["multiturn/retried"] == 1.0
+    for name in ("format", "execution", "result", "length"):
+        assert f"rewards/{name}_reward/mean" in logged
+    record = result.record
+    assert record["reward_weights"]["turns"] == 1.0
+    assert record["reward_settings"]["multiturn"]["max_turns"] == 2
+    assert "multi-turn" in record["rollouts"] and record["stages"] == ["sft", "grpo_multiturn"]
+    after = _adapter_tensors(result.final_dir)
+    assert any(float((after[k] - before[k]).abs().max()) > 0 for k in after)
+
+
 def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp_path: Path):
     from mcp_server.backends.loading import resolve_model
     from mcp_server.backends.manifest import read_manifest
@@ -206,6 +239,20 @@ def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp
         == "bundled"
     )
     assert resolve_model(str(out)).kind == "adapter"
+    # the shape a llama.cpp GGUF LoRA can express (mcp_server.backends.lora_gguf): LoRA A/B per layer on
+    # the attention and MLP projections, nothing else saved, no DoRA, no rank or alpha patterns
+    import re
+
+    adapter_cfg = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+    assert adapter_cfg["peft_type"] == "LORA" and not adapter_cfg.get("modules_to_save")
+    assert not (
+        adapter_cfg.get("use_dora") or adapter_cfg.get("rank_pattern") or adapter_cfg.get("alpha_pattern")
+    )
+    key = re.compile(
+        r"^base_model\.model\.model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.lora_[AB]\.weight$"
+    )
+    keys = list(_adapter_tensors(out))
+    assert keys and all(key.match(k) for k in keys), [k for k in keys if not key.match(k)][:3]
 
     db = tmp_path / f"{DB_ID}.sqlite"
     db.write_bytes((shared_data / "spider" / "database" / DB_ID / f"{DB_ID}.sqlite").read_bytes())
@@ -218,14 +265,33 @@ def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp
     assert answer.status
 
 
-def test_two_process_accelerate_run(shared_data: Path, tmp_path: Path):
-    """A real 2-process CPU run (torch.distributed on gloo) through `accelerate launch`, one SFT step."""
+_TWO_PROCESS = {
+    "sft": (
+        "check_gold = false\n",
+        "per_device_train_batch_size = 1",
+        "[sft]\nmax_length = 1024\n",
+    ),
+    # multi-turn GRPO: both processes take every turn together (a gather decides whether to go on)
+    "grpo": (
+        "drop_empty_gold = true\n",
+        "per_device_train_batch_size = 2",
+        "[grpo]\nnum_generations = 2\nprompts_per_step = 2\nmax_completion_length = 24\nmax_prompt_length = 1024\n"
+        'use_vllm = "off"\n\n[reward]\nworkers = 1\ntimeout_s = 10\n\n[multiturn]\nenabled = true\nmax_turns = 2\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_TWO_PROCESS))
+def test_two_process_accelerate_run(kind: str, shared_data: Path, tmp_path: Path):
+    """A real 2-process CPU run (torch.distributed on gloo) through `accelerate launch`, one step:
+    SFT, and multi-turn GRPO."""
     import os
     import subprocess
     import sys
 
+    data_extra, batch, section = _TWO_PROCESS[kind]
     out = tmp_path / "ddp"
-    config = tmp_path / "sft.toml"
+    config = tmp_path / f"{kind}.toml"
     config.write_text(
         f"""
 [model]
@@ -237,27 +303,24 @@ root = "{shared_data / "spider"}"
 db_ids = ["{DB_ID}"]
 limit = 2
 shuffle = false
-check_gold = false
-
+{data_extra}
 [train]
 output_dir = "{out}"
 max_steps = 1
 learning_rate = 1e-3
-per_device_train_batch_size = 1
+{batch}
 save_steps = 1
 progress_bar = false
 cpu_threads = 1
 
-[sft]
-max_length = 1024
-""",
+{section}""",
         encoding="utf-8",
     )
     accelerate = Path(sys.executable).with_name("accelerate")
     repo = Path(__file__).parents[1]
     cmd = [
         str(accelerate), "launch", "--config_file", str(repo / "training" / "accelerate" / "cpu_2proc.yaml"),
-        "-m", "training.cli", "sft", "--config", str(config),
+        "-m", "training.cli", kind, "--config", str(config),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=repo)
@@ -265,3 +328,5 @@ max_length = 1024
     record = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert record["world_size"] == 2 and record["stage_steps"] == 1
     assert (out / "final" / "adapter_model.safetensors").is_file()
+    if kind == "grpo":
+        assert record["stage"] == "grpo_multiturn" and record["metrics"]["multiturn/attempts_mean"] >= 1.0

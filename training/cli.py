@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
     from training.config import load_sft_config
     from training.trainers import run_sft
 
-    cfg = load_sft_config(_config_path(args.config))
+    cfg = _apply_settings(load_sft_config(_config_path(args.config)), args)
     _apply_overrides(cfg, args)
     result = run_sft(cfg)
     print(f"SFT done: {result.steps} steps → {result.final_dir}")
@@ -49,11 +50,46 @@ def cmd_grpo(args: argparse.Namespace) -> int:
     from training.config import load_grpo_config
     from training.trainers import run_grpo
 
-    cfg = load_grpo_config(_config_path(args.config))
+    cfg = _apply_settings(load_grpo_config(_config_path(args.config)), args)
     _apply_overrides(cfg, args)
     result = run_grpo(cfg)
     print(f"GRPO done: {result.steps} steps → {result.final_dir}")
     return 0
+
+
+def _setting(text: str) -> tuple[list[str], Any]:
+    """``section.key=VALUE`` with a TOML value (``4``, ``1e-5``, ``true``, ``["a"]``); a bare word is text."""
+    key, sep, value = text.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not sep or len(path) < 2:
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, got {text!r}")
+    try:
+        parsed: Any = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return path, parsed
+
+
+def _apply_settings(cfg: Any, args: argparse.Namespace) -> Any:
+    """The config with ``--set`` values applied and validated again (a bad key or value is a
+    ``config`` error naming it)."""
+    if not getattr(args, "set", None):
+        return cfg
+    from pydantic import ValidationError
+
+    data = cfg.model_dump()
+    for path, value in args.set:
+        node = data
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise QueryFailed.of("config", f"--set {'.'.join(path)}: no section {part!r}")
+            node = node[part]
+        node[path[-1]] = value
+    try:
+        return type(cfg).model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise QueryFailed.of("config", f"--set: {problems}") from exc
 
 
 def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
@@ -67,6 +103,10 @@ def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
         cfg.train.max_minutes = args.max_minutes
     if args.init_from:
         cfg.model.init_from = str(Path(args.init_from).resolve())
+    if args.base:
+        from training.config import resolve_path
+
+        cfg.model.base = args.base if args.base == "bundled" else resolve_path(args.base, model_ok=True)
     if args.no_resume:
         cfg.train.resume = False
 
@@ -132,7 +172,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--max-minutes", type=float, help="override train.max_minutes (stop and save after this long)"
     )
     p.add_argument("--init-from", help="override model.init_from (e.g. the SFT run's final/ folder)")
+    p.add_argument("--base", help="override model.base (a model name such as bundled, a path, a hub id)")
     p.add_argument("--no-resume", action="store_true", help="start over even when checkpoints exist")
+    p.add_argument(
+        "--set",
+        action="append",
+        type=_setting,
+        metavar="SECTION.KEY=VALUE",
+        help="override any key of the file, e.g. --set grpo.num_generations=4 (repeatable; TOML values)",
+    )
 
 
 def register(subparsers: Any) -> None:

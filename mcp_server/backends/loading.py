@@ -13,18 +13,22 @@ SQL-R1-7B/14B, OmniSQL and Qwen2.5-Coder load by id or path this way with no cod
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_server.backends.bundled import BUNDLED_SPEC, ensure_bundled_model
+from mcp_server.backends.bundled import BUNDLED_SPEC, cache_root, ensure_bundled_model
 from mcp_server.backends.manifest import CheckpointManifest, read_manifest
 from mcp_server.backends.model_registry import NamedModel, assemble, lookup
 from mcp_server.errors import QueryFailed
 
-__all__ = ["ModelKind", "ResolvedModel", "load_model_and_tokenizer", "resolve_model"]
+__all__ = ["ModelKind", "ResolvedModel", "converted_gguf", "load_model_and_tokenizer", "resolve_model"]
 
 ModelKind = Literal["hf", "gguf", "adapter"]
+_CONVERTED = ".sqlr1-converted"
 
 
 @dataclass(frozen=True)
@@ -108,12 +112,45 @@ def resolve_model(spec: str | Path | None) -> ResolvedModel:
     return ResolvedModel(spec=text, kind="hf", source=text)  # a Hugging Face id
 
 
+def converted_gguf(path: str | Path) -> Path:
+    """A safetensors folder with the GGUF ``path`` dequantized (float32) and its tokenizer, converted
+    once into the cache (``models/<stem>-<size>-<mtime>-hf``), atomically; later loads take seconds
+    instead of a dequantization each (training and GPU evaluation load a base many times)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = Path(path)
+    stat = gguf.stat()
+    target = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}-hf"
+    if (target / _CONVERTED).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        print(f"sqlr1: converting {gguf.name} to safetensors once → {target}", file=sys.stderr, flush=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+        )
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / _CONVERTED).write_text(f"{gguf}\n", encoding="utf-8")
+        try:
+            tmp.rename(target)
+        except OSError:  # another process converted it meanwhile
+            if not (target / _CONVERTED).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def load_model_and_tokenizer(
-    resolved: ResolvedModel, *, dtype: Any = None, device: str | None = None
+    resolved: ResolvedModel, *, dtype: Any = None, device: str | None = None, convert_gguf: bool = False
 ) -> tuple[Any, Any]:
     """Load (model, tokenizer) in eval mode, in ``dtype`` (a ``torch.dtype``; ``None``: transformers'
     choice) and moved to ``device`` (a :func:`~mcp_server.backends.device.resolve_device` result;
-    ``None``: left where transformers loads it, the CPU).
+    ``None``: left where transformers loads it, the CPU). With ``convert_gguf``, a GGUF model (or an
+    adapter's GGUF base) loads from its :func:`converted_gguf` folder (the same weights).
 
     Raises ``QueryFailed`` (kind ``config``) when transformers cannot load it or it does not fit there.
     """
@@ -122,7 +159,11 @@ def load_model_and_tokenizer(
     model: Any
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     try:
-        if resolved.kind == "gguf":
+        if resolved.kind == "gguf" and convert_gguf:
+            folder = str(converted_gguf(resolved.source))
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        elif resolved.kind == "gguf":
             gguf = Path(resolved.source)
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
@@ -135,7 +176,9 @@ def load_model_and_tokenizer(
             from peft import PeftModel
 
             assert resolved.base is not None
-            base_model, tokenizer = load_model_and_tokenizer(resolved.base, dtype=dtype)
+            base_model, tokenizer = load_model_and_tokenizer(
+                resolved.base, dtype=dtype, convert_gguf=convert_gguf
+            )
             if Path(resolved.source, "tokenizer_config.json").is_file():
                 tokenizer = AutoTokenizer.from_pretrained(resolved.source)
             model = PeftModel.from_pretrained(base_model, resolved.source)
