@@ -144,6 +144,16 @@ def _device_flag(value: str) -> str:
     return text
 
 
+def _budget_flag(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not 0 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected 0 (no budget) to 86400 seconds, got {value}")
+    return seconds
+
+
 def open_registry(config: AppConfig) -> Any:
     """The registry of ``config``'s databases (raises ``QueryFailed`` naming a bad path or URL)."""
     from mcp_server.registry import Registry
@@ -299,6 +309,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(TOKEN_ENV) or config.server.token
     config.server.token = token or None
     config.server.allowed_hosts += args.allow_host or []
+    if args.generate_budget_s is not None:
+        config.generation.time_budget_s = args.generate_budget_s
     if args.http:
         from mcp_server.http_app import check_bind
 
@@ -415,6 +427,13 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--token", help=f"bearer token clients must send (or ${TOKEN_ENV})")
     p.add_argument(
         "--allow-host", action="append", metavar="HOST", help="extra accepted Host header (repeatable)"
+    )
+    p.add_argument(
+        "--generate-budget-s",
+        type=_budget_flag,
+        metavar="SECONDS",
+        help="generate_sql's default time budget (config generation.time_budget_s, default 40; 0: none): "
+        "when it runs out, the candidates that are done are voted on",
     )
     p.set_defaults(handler=cmd_serve)
 
