@@ -405,12 +405,8 @@ class Generator:
 
         lock = _lock_for(self.backend)
         with lock if lock is not None else nullcontext():
-            completions = (
-                []
-                if model_stop()
-                else self.backend.generate(
-                    prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
-                )
+            completions = self.backend.generate(
+                prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
             )
         t3 = time.perf_counter()
         # A candidate the budget stopped is "unfinished"; one the client's cancel stopped is "cancelled".

@@ -9,8 +9,8 @@ versions only: the 2026-07-28 revision dropped ``logging/setLevel`` (a client op
 ``_meta``, and the SDK filters those messages itself).
 
 Levels are kept per connection (the HTTP session id; stdio has one connection), default: every level.
-The SDK marks its logging calls deprecated (SEP-2577) with a warning per call; that warning is silenced
-here so ``sqlr1 serve`` writes only its own lines to stderr.
+Messages go out as plain ``notifications/message`` on the request's stream (the SDK's logging helpers
+are deprecated, SEP-2577, and warn on every call; ``sqlr1 serve`` writes only its own lines to stderr).
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ from typing import Any, Final, get_args
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from mcp_types import INVALID_PARAMS, LoggingLevel
+from mcp_types import (
+    INVALID_PARAMS,
+    LoggingLevel,
+    LoggingMessageNotification,
+    LoggingMessageNotificationParams,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 __all__ = ["LEVELS", "ClientLogLevels", "ProtocolMiddleware", "send_log"]
 
 log = logging.getLogger(__name__)
-
-warnings.filterwarnings(
-    "ignore", message="The logging capability is deprecated", category=MCPDeprecationWarning
-)
 
 LEVELS: Final[tuple[str, ...]] = get_args(LoggingLevel)
 """RFC 5424 severities, least severe first (debug ... emergency)."""
@@ -111,8 +112,18 @@ async def send_log(
     if not levels.allows(connection_key(context.headers), level):
         return
     try:
-        await request.session.send_log_message(
-            level=level, data=data, logger=LOGGER_NAME, related_request_id=context.request_id
+        if request.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # Delivered only when this request's _meta opted in at that level: the SDK's (deprecated,
+            # SEP-2577) send_log_message applies that gate.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await request.session.send_log_message(
+                    level=level, data=data, logger=LOGGER_NAME, related_request_id=context.request_id
+                )
+            return
+        message = LoggingMessageNotification(
+            params=LoggingMessageNotificationParams(level=level, data=data, logger=LOGGER_NAME)
         )
+        await request.session.send_notification(message, related_request_id=context.request_id)
     except Exception as exc:  # a closed stream, a cancelled request
         log.debug("log message not delivered: %s", exc)

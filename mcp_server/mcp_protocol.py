@@ -113,7 +113,7 @@ class SqlR1Server(MCPServer):
         arguments = self._with_database(tool, arguments)
         problems = self._arguments.problems(name, tool.input_schema, arguments)
         if problems:
-            message = f"invalid arguments for {name}: " + "; ".join(problems)
+            message = f"Error executing tool {name}: invalid arguments: " + "; ".join(problems)
             await send_log(context, self.log_levels, "notice", {"tool": name, "refused": message})
             raise ToolError(message)
         started = time.perf_counter()
@@ -140,7 +140,7 @@ class SqlR1Server(MCPServer):
         shown = ", ".join(names[:MAX_NAMED_CHOICES])
         more = f" and {len(names) - MAX_NAMED_CHOICES} more" if len(names) > MAX_NAMED_CHOICES else ""
         raise ToolError(
-            f"invalid arguments for {tool.name}: `database` is required: this server serves "
+            f"Error executing tool {tool.name}: `database` is required: this server serves "
             f"{len(names)} databases ({shown}{more}); list_databases describes them"
         )
 
