@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -298,7 +299,19 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_stderr() -> None:
+    """Keep a server's stderr to its own log lines: no progress bars (Hugging Face, tqdm) and no
+    FutureWarning/DeprecationWarning from the libraries a model loads; set before they are imported."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    quiet_stderr()
     from mcp_server.server import build_server, describe_databases, describe_guard
 
     config = resolve_config(args)
@@ -332,8 +345,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _log(f"sqlr1: database {row['name']} ({row['kind']}): {row['target']}")
     if len(rows) > _LOGGED_DATABASES:
         _log(f"sqlr1: ... and {len(rows) - _LOGGED_DATABASES} more databases (sqlr1 dbs lists them all)")
-    for name, warnings in registry.privilege_warnings().items():
-        for warning in warnings:
+    for name, found in registry.privilege_warnings().items():
+        for warning in found:
             _log(f"sqlr1: warning: database {name}: {warning}")
     if not args.http:
         import anyio

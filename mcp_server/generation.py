@@ -468,7 +468,9 @@ class Generator:
             reason = "cancelled" if cancelled else "none of the candidates executed"
             detail = "; ".join(str(e) for e in errors[:3]) or "no SQL found in any answer"
             if exhausted and not cancelled:
-                reason = f"the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
+                reason = (
+                    f"the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
+                )
                 detail = (
                     "; ".join(str(e) for e in errors[:3])
                     or "raise time_budget_s, lower num_candidates or use a faster model"
@@ -491,7 +493,9 @@ class Generator:
             f"({n} sampled, {len(vote_counts)} distinct result(s))"
         )
         if exhausted:
-            message += f"; the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
+            message += (
+                f"; the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
+            )
         return GenerationResult(
             status=status,
             message=message,
@@ -595,9 +599,7 @@ class Generator:
             assert sql is not None
             try:
                 with cancel.handle() as handle:
-                    prints[sql] = self.executor.fingerprint(
-                        database, sql, cancel=handle, timeout_s=timeout()
-                    )
+                    prints[sql] = self.executor.fingerprint(database, sql, cancel=handle, timeout_s=timeout())
             except QueryFailed as exc:
                 log.info("cannot fingerprint a capped result (%s); it votes alone", exc.error)
                 prints[sql] = ("sql", sql)

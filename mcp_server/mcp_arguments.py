@@ -59,7 +59,9 @@ def _expected(schema: dict[str, Any]) -> str:
     kind = schema.get("type")
     if isinstance(kind, str):
         return _JSON_TYPES.get(kind, kind)
-    options = [_expected(s) for s in schema.get("anyOf", []) if isinstance(s, dict) and s.get("type") != "null"]
+    options = [
+        _expected(s) for s in schema.get("anyOf", []) if isinstance(s, dict) and s.get("type") != "null"
+    ]
     return " or ".join(options) or "a valid value"
 
 
@@ -93,8 +95,10 @@ def _message(error: ValidationError) -> str:
             op = "at most" if error.validator == "maximum" else "less than"
             return f"{where} must be {op} {error.validator_value:g}, got {given}"
         case "minLength":
-            return f"{where} must not be empty" if error.validator_value == 1 else (
-                f"{where} must be at least {error.validator_value} characters long"
+            return (
+                f"{where} must not be empty"
+                if error.validator_value == 1
+                else (f"{where} must be at least {error.validator_value} characters long")
             )
         case "maxLength":
             return f"{where} must be at most {error.validator_value} characters long"

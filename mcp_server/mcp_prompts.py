@@ -50,9 +50,7 @@ def register_prompts(server: SqlR1Server, deps: ServerDeps) -> None:
             if len(names) == 1:
                 return names[0]
             shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-            raise MCPError(
-                code=INVALID_PARAMS, message=f"`database` is required: this server serves {shown}"
-            )
+            raise MCPError(code=INVALID_PARAMS, message=f"`database` is required: this server serves {shown}")
         if database not in names:
             raise MCPError(
                 code=INVALID_PARAMS,

@@ -22,7 +22,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import CallToolResult, InputRequiredResult, LoggingLevel
 from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 
@@ -144,10 +144,12 @@ class SqlR1Server(MCPServer):
             f"{len(names)} databases ({shown}{more}); list_databases describes them"
         )
 
-    async def _log_failure(self, context: Context[Any, Any] | None, tool: str, text: str, started: float) -> None:
+    async def _log_failure(
+        self, context: Context[Any, Any] | None, tool: str, text: str, started: float
+    ) -> None:
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         kind = "timeout" if "timeout" in text else "blocked" if "blocked" in text else "error"
-        level = "warning" if kind in ("timeout", "blocked") else "notice"
+        level: LoggingLevel = "warning" if kind in ("timeout", "blocked") else "notice"
         await send_log(context, self.log_levels, level, {"tool": tool, kind: text, "elapsed_ms": elapsed})
 
     # -- resources/list --------------------------------------------------------------------------

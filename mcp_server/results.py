@@ -50,9 +50,7 @@ class Column(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    type: str | None = Field(
-        default=None, description="Declared or inferred type, as the engine reports it."
-    )
+    type: str | None = Field(default=None, description="Declared or inferred type, as the engine reports it.")
 
 
 @lru_cache(maxsize=4096)

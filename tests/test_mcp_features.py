@@ -63,7 +63,7 @@ async def test_schemas_titles_instructions_and_optional_database(chinook_copy: P
     async with serve(tmp_path, f"chinook={chinook_copy}") as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         instructions = client.instructions or ""
-    assert TOOLS <= set(tools)
+    assert set(tools) >= TOOLS
     for name, tool in tools.items():
         # Single-`type` dialects (the Inspector's --strict, function-declaration subsets) reject lists.
         assert list(type_lists(tool.input_schema)) == [], (name, list(type_lists(tool.input_schema)))
@@ -106,7 +106,9 @@ async def test_strict_readable_arguments_and_results(chinook_copy: Path, tmp_pat
     assert "CREATE TABLE Genre" in described.structured_content["ddl"]
 
 
-async def test_database_is_required_with_several(chinook_copy: Path, spider_copy: Any, tmp_path: Path) -> None:
+async def test_database_is_required_with_several(
+    chinook_copy: Path, spider_copy: Any, tmp_path: Path
+) -> None:
     concert = spider_copy("concert_singer")
     async with serve(tmp_path, f"chinook={chinook_copy}", f"concert={concert}") as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -123,7 +125,9 @@ async def test_prompts_and_completions(chinook_copy: Path, tmp_path: Path) -> No
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
         ask = await client.get_prompt("ask_database", {"question": "How many tracks are there?"})
         table = await client.get_prompt("explain_table", {"database": "chinook", "table": "Genre"})
-        query = await client.get_prompt("explain_query", {"sql": "SELECT Name FROM Artist WHERE ArtistId = 1"})
+        query = await client.get_prompt(
+            "explain_query", {"sql": "SELECT Name FROM Artist WHERE ArtistId = 1"}
+        )
         bad_sql = await client.get_prompt("explain_query", {"sql": "DROP TABLE Artist"})
         try:
             await client.get_prompt("explain_table", {"database": "nope", "table": "Genre"})
@@ -140,7 +144,10 @@ async def test_prompts_and_completions(chinook_copy: Path, tmp_path: Path) -> No
         nothing = await client.complete(template, {"name": "table", "value": ""}, {"database": "nope"})
     assert set(prompts) == {"ask_database", "explain_table", "explain_query"}
     assert all(p.title and p.description for p in prompts.values())
-    assert {a.name: a.required for a in prompts["explain_table"].arguments} == {"table": True, "database": False}
+    assert {a.name: a.required for a in prompts["explain_table"].arguments} == {
+        "table": True,
+        "database": False,
+    }
     ask_text = ask.messages[0].content.text
     assert "How many tracks are there?" in ask_text and "CREATE TABLE Track" in ask_text
     table_text = table.messages[0].content.text
@@ -162,7 +169,9 @@ async def test_resources_listed_and_list_changed(chinook_copy: Path, tmp_path: P
             changed.set()
 
     # The handshake revision: list_changed notifications (2026-07-28 clients subscribe instead).
-    async with serve(tmp_path, f"chinook={chinook_copy}", mode="legacy", message_handler=on_message) as client:
+    async with serve(
+        tmp_path, f"chinook={chinook_copy}", mode="legacy", message_handler=on_message
+    ) as client:
         caps = client.server_capabilities
         listed = {str(r.uri): r for r in (await client.list_resources()).resources}
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
@@ -208,7 +217,9 @@ async def test_logging_capability_and_levels(chinook_copy: Path, tmp_path: Path)
         at_warning = list(logs)
     assert caps is not None and caps.logging is not None
     # By default every level is sent: the timing of the query and the refusal of the write.
-    assert any(m.level == "info" and m.data.get("tool") == "execute_sql" and "elapsed_ms" in m.data for m in default)
+    assert any(
+        m.level == "info" and m.data.get("tool") == "execute_sql" and "elapsed_ms" in m.data for m in default
+    )
     assert any(m.level == "warning" and "blocked" in m.data for m in default)
     assert all(m.logger == "sqlr1" for m in default)
     # At "warning", the timing is dropped and the refusal still comes.

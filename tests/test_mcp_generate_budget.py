@@ -67,7 +67,10 @@ class StaggeredBackend:
                     if on_text is not None:
                         on_text(i, text)
                     done[i] = Completion(text=text, num_tokens=step, logprob=-1.0 - i)
-        return [done.get(i) or Completion(text="<think>unfini", num_tokens=step, finish_reason="cancelled") for i in range(n)]
+        return [
+            done.get(i) or Completion(text="<think>unfini", num_tokens=step, finish_reason="cancelled")
+            for i in range(n)
+        ]
 
     def close(self) -> None:
         return None
