@@ -314,6 +314,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     quiet_stderr()
     from mcp_server.server import build_server, describe_databases, describe_guard
 
+    if args.stateful and not args.http:
+        raise UsageError("--stateful applies to --http only (stdio is one session by nature)")
     config = resolve_config(args)
     if args.host is not None:
         config.server.host = args.host
@@ -356,20 +358,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _log("sqlr1: serving MCP over stdio")
         anyio.run(run_stdio, server)
         return 0
-    return _serve_http(server, config)
+    return _serve_http(server, config, stateful=args.stateful)
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _serve_http(server: Any, config: AppConfig) -> int:
+def _serve_http(server: Any, config: AppConfig, *, stateful: bool = False) -> int:
     import anyio
     import uvicorn
 
     from mcp_server.http_app import MCP_PATH, build_http_app, host_policy
 
-    app = build_http_app(server, config.server)
+    app = build_http_app(server, config.server, stateful=stateful)
     host = config.server.host
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -383,7 +385,8 @@ def _serve_http(server: Any, config: AppConfig) -> int:
     port = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     auth = "bearer token required" if config.server.token else "no token (loopback only)"
-    _log(f"sqlr1: serving MCP over streamable HTTP at http://{shown}:{port}{MCP_PATH} ({auth})")
+    mode = "stateful: MCP sessions kept in this process" if stateful else "stateless: any replica serves any request"
+    _log(f"sqlr1: serving MCP over streamable HTTP at http://{shown}:{port}{MCP_PATH} ({auth}; {mode})")
     allowed = host_policy(config.server).describe().replace("<port>", str(port))
     _log(f"sqlr1: DNS-rebinding protection on; accepted Host headers: {allowed} (add more with --allow-host)")
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -435,6 +438,12 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument(
+        "--stateful",
+        action="store_true",
+        help="HTTP: keep MCP sessions in this process (adds the GET notification stream; one replica "
+        "only). Default: stateless, so replicas behind a load balancer serve the same clients",
+    )
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1; off loopback a token is required)")
     p.add_argument("--port", type=int, help="HTTP port (default 8765; 0 picks a free one)")
     p.add_argument("--token", help=f"bearer token clients must send (or ${TOKEN_ENV})")

@@ -1,6 +1,9 @@
 """Streamable HTTP transport policy: loopback by default, bearer token off loopback, Host/Origin checks.
 
-Owns the rules for exposing the MCP server over HTTP. Binding to anything but a loopback address
+Owns the rules for exposing the MCP server over HTTP. The server is stateless by default: every POST is
+served on its own, with no MCP session kept in the process, so several replicas behind an ordinary load
+balancer serve the same clients (docs/deploy.md); ``stateful=True`` keeps sessions (``Mcp-Session-Id``)
+for one process, which adds the standalone GET stream for server notifications. Binding to anything but a loopback address
 without a token is refused before a socket is opened; a wrong or missing token gets 401 before the
 request reaches the MCP session (so no tool runs); DNS-rebinding protection (Host and Origin, each
 compared as a whole authority: host and port) is always on; a request body must arrive within
@@ -258,13 +261,18 @@ class BearerTokenMiddleware:
         await self.app(scope, receive, send)
 
 
-def build_http_app(server: MCPServer, settings: ServerConfig) -> ASGIApp:
-    """The ASGI app for ``sqlr1 serve --http``: the SDK's streamable HTTP app behind our policy."""
+def build_http_app(server: MCPServer, settings: ServerConfig, *, stateful: bool = False) -> ASGIApp:
+    """The ASGI app for ``sqlr1 serve --http``: the SDK's streamable HTTP app behind our policy.
+
+    Stateless unless ``stateful``: each request gets a fresh transport (progress and log notifications
+    still stream on its own response), so any replica can answer any request.
+    """
     check_bind(settings)
     # The SDK's own Host/Origin check matches "name:*" as a prefix, so it is off and HostOriginMiddleware
     # compares whole authorities instead (the SDK still checks Content-Type and the body size).
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
+        stateless_http=not stateful,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=settings.host,
     )

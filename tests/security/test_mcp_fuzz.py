@@ -32,7 +32,8 @@ BASE_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type":
 
 
 class HttpPeer:
-    """A raw HTTP client holding one initialized MCP session on a ``sqlr1 serve --http`` subprocess."""
+    """A raw HTTP client that initialized MCP on a ``sqlr1 serve --http`` subprocess (stateless by default:
+    no session id comes back, and every request stands on its own)."""
 
     def __init__(self, db: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k != "SQLR1_TOKEN"}
@@ -77,14 +78,16 @@ class HttpPeer:
             session=False,
         )
         assert res.status_code == 200
-        self.session = res.headers["mcp-session-id"]
+        self.session: str | None = res.headers.get("mcp-session-id")
         assert self.post_json({"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
         self.seq = 0
 
     def headers(self, session: bool = True) -> dict[str, str]:
         h = dict(BASE_HEADERS)
         if session:
-            h |= {"mcp-session-id": self.session, "mcp-protocol-version": PROTOCOL}
+            h |= {"mcp-protocol-version": PROTOCOL}
+            if self.session is not None:
+                h |= {"mcp-session-id": self.session}
         return h
 
     def post(self, body: bytes, headers: dict[str, str] | None = None) -> httpx2.Response:
