@@ -385,7 +385,11 @@ def _serve_http(server: Any, config: AppConfig, *, stateful: bool = False) -> in
     port = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
     auth = "bearer token required" if config.server.token else "no token (loopback only)"
-    mode = "stateful: MCP sessions kept in this process" if stateful else "stateless: any replica serves any request"
+    mode = (
+        "stateful: MCP sessions kept in this process"
+        if stateful
+        else "stateless: any replica serves any request"
+    )
     _log(f"sqlr1: serving MCP over streamable HTTP at http://{shown}:{port}{MCP_PATH} ({auth}; {mode})")
     allowed = host_policy(config.server).describe().replace("<port>", str(port))
     _log(f"sqlr1: DNS-rebinding protection on; accepted Host headers: {allowed} (add more with --allow-host)")

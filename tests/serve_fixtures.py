@@ -37,7 +37,7 @@ def scripted_model() -> Iterator[tuple[str, ScriptedBackend]]:
 def write_config(path: Path, database: Path, model_url: str, *, num_candidates: int = 2) -> Path:
     """A TOML config serving ``chinook`` = ``database`` with the model at ``model_url``."""
     path.write_text(
-        f"[[databases]]\nname = \"chinook\"\ntarget = {str(database)!r}\n\n"
+        f'[[databases]]\nname = "chinook"\ntarget = {str(database)!r}\n\n'
         f'[model]\nbackend = "openai"\nbase_url = "{model_url}"\nmodel = "{ScriptedBackend.model_id}"\n\n'
         f"[generation]\nnum_candidates = {num_candidates}\n",
         encoding="utf-8",
@@ -86,7 +86,7 @@ def http_server(config: Path, *extra: str) -> Iterator[HttpServer]:
             if m := re.search(r"(http://127\.0\.0\.1:\d+/mcp)", line):
                 rest: list[str] = []
                 # keep draining stderr so a chatty server never blocks on a full pipe
-                threading.Thread(target=lambda: rest.extend(proc.stderr or []), daemon=True).start()
+                threading.Thread(target=rest.extend, args=(proc.stderr,), daemon=True).start()
                 yield HttpServer(proc, m.group(1), banner, rest)
                 break
         else:

@@ -34,7 +34,9 @@ from serve_fixtures import MODEL_SQL, REPO, HttpServer, child_env, http_server, 
 
 NODE_DIR = REPO / "tests" / "node"
 NODE = NODE_DIR / "node_modules" / ".bin" / "node"
-INSPECTOR = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build"
+INSPECTOR = (
+    NODE_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build"
+)
 SDK_CLIENT = NODE_DIR / "sdk_client.mjs"
 TOOL_ERROR_EXIT = 5  # the Inspector CLI's exit status for an isError result
 
@@ -53,7 +55,9 @@ SAMPLES: dict[str, Any] = {
     "max_rows": 5,
     "num_candidates": 1,
 }
-REFUSALS = [{"name": "execute_sql", "arguments": {"database": "chinook", "sql": "UPDATE Artist SET Name = 'x'"}}]
+REFUSALS = [
+    {"name": "execute_sql", "arguments": {"database": "chinook", "sql": "UPDATE Artist SET Name = 'x'"}}
+]
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,14 @@ def test_inspector_cli_strict_uses_everything_cleanly(
     assert {t["name"] for t in tools} == {t["name"] for t in http_summary["tools"]}
     arguments = {t["name"]: t["arguments"] for t in http_summary["tools"]}
     calls: list[list[str]] = [
-        ["--method", "tools/call", "--tool-name", t["name"], "--tool-args-json", json.dumps(arguments[t["name"]])]
+        [
+            "--method",
+            "tools/call",
+            "--tool-name",
+            t["name"],
+            "--tool-args-json",
+            json.dumps(arguments[t["name"]]),
+        ]
         for t in tools
     ]
     full = era == "legacy"  # the 2026-07-28 revision: the handshake, the strict list and every tool
@@ -238,7 +249,15 @@ def test_inspector_cli_strict_uses_everything_cleanly(
         chosen = {p["name"]: p["arguments"] for p in http_summary["prompts"]}
         for p in prompts:
             pairs = [f"{k}={v}" for k, v in chosen[p["name"]].items()]
-            calls.append(["--method", "prompts/get", "--prompt-name", p["name"], *(["--prompt-args", *pairs] if pairs else [])])
+            calls.append(
+                [
+                    "--method",
+                    "prompts/get",
+                    "--prompt-name",
+                    p["name"],
+                    *(["--prompt-args", *pairs] if pairs else []),
+                ]
+            )
     if full and caps.get("resources"):
         resources = _check_clean(inspect("--method", "resources/list"))["resources"]
         assert {r["uri"] for r in resources} == {r["uri"] for r in http_summary["resources"]}
@@ -265,7 +284,12 @@ def test_inspector_cli_strict_uses_everything_cleanly(
 
     refusal = REFUSALS[0]
     refused = inspect(
-        "--method", "tools/call", "--tool-name", refusal["name"], "--tool-args-json", json.dumps(refusal["arguments"])
+        "--method",
+        "tools/call",
+        "--tool-name",
+        refusal["name"],
+        "--tool-args-json",
+        json.dumps(refusal["arguments"]),
     )
     assert refused.returncode == TOOL_ERROR_EXIT, refused.problem()
     assert refused.envelope["result"]["isError"] is True
