@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,15 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from openai_compat_server import serve
-from serve_fixtures import MODEL_SQL, HttpServer, http_server, scripted_model, write_config
+from serve_fixtures import (
+    MODEL_SQL,
+    HttpServer,
+    child_env,
+    http_server,
+    scripted_model,
+    serve_command,
+    write_config,
+)
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -167,3 +176,34 @@ async def test_replicas_keep_their_http_guards(deployment: Deployment) -> None:
             assert bad_host.status_code == 421
             bad_origin = {**headers, **auth, "Origin": "http://evil.example"}
             assert (await http.post(replica.url, json=init, headers=bad_origin)).status_code == 403
+
+
+async def test_stateless_by_default_stateful_on_request(tmp_path: Path) -> None:
+    """No session id by default; ``--stateful`` hands one out; ``--stateful`` without ``--http`` is a
+    usage error."""
+    database = tmp_path / "chinook.sqlite"
+    database.write_bytes(
+        (Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite").read_bytes()
+    )
+    config = write_config(tmp_path / "sqlr1.toml", database, "http://127.0.0.1:9/v1")
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"},
+        },
+    }
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for extra, has_session in (((), False), (("--stateful",), True)):
+            with http_server(config, *extra) as server:
+                res = await http.post(server.url, json=init, headers=headers)
+                assert res.status_code == 200
+                assert ("mcp-session-id" in res.headers) is has_session, (extra, dict(res.headers))
+    usage = subprocess.run(
+        serve_command(config, "--stateful"), env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert usage.returncode == 2 and "--stateful applies to --http only" in usage.stderr
