@@ -33,7 +33,10 @@ def _common(p: argparse.ArgumentParser, benchmark: str) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="per-query timeout in seconds (BIRD: 30)")
     p.add_argument("--workers", type=int, default=None, help="scoring worker processes (default: CPU count)")
     p.add_argument(
-        "--cache", type=Path, default=None, help="result cache file (default: next to the run folder)"
+        "--cache",
+        type=Path,
+        default=None,
+        help="gold result cache file (default: gold.sqlite in the sqlr1 cache, shared with training)",
     )
     p.add_argument(
         "--server",
