@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 from sqlglot import exp
 
-from mcp_server.backends.bundled import cache_root
 from mcp_server.cancellation import Cancellation
 from mcp_server.errors import QueryFailed
+from mcp_server.locations import cache_root
 
 if TYPE_CHECKING:
     from mcp_server.executor import Executor

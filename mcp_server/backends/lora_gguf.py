@@ -21,7 +21,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from mcp_server.backends.bundled import cache_root
+from mcp_server.locations import cache_root
 
 __all__ = ["gguf_lora_for"]
 
