@@ -171,7 +171,7 @@ def _pick_database(registry: Any, name: str | None) -> str:
     if name:
         registry.get(name)  # raises not_found naming the database
         return name
-    names = list(registry.names())
+    names: list[str] = list(registry.names())
     if len(names) == 1:
         return names[0]
     raise UsageError(f"several databases are configured; name one of: {', '.join(names)}")

@@ -299,7 +299,8 @@ class Executor:
         return result
 
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:
-        return await self._in_thread(partial(self.validate, database, sql), None)
+        statement: guard.GuardedStatement = await self._in_thread(partial(self.validate, database, sql), None)
+        return statement
 
     async def _in_thread(self, call: Any, handle: CancelHandle | None) -> Any:
         return await run_in_thread(

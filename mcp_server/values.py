@@ -246,7 +246,7 @@ class ValueIndex:
         if data.get("fingerprint") != fingerprint or data.get("version") != INDEX_VERSION:
             return None
         entries = {k: [tuple(x) for x in v] for k, v in data["entries"].items()}
-        return _DbValues(fingerprint=fingerprint, entries=entries)  # type: ignore[arg-type]
+        return _DbValues(fingerprint=fingerprint, entries=entries)
 
     def _save(self, db: str, values: _DbValues) -> None:
         path = self.cache_path(db, values.fingerprint)
