@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["register"]
 
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from mcp_server.cli import default_model
 
     benchmark = args.eval_command
-    mode = "score" if args.predictions else args.mode
+    mode: Literal["direct", "agent", "score"] = "score" if args.predictions else args.mode
     config = RunConfig(
         benchmark=benchmark,
         data=args.data,
