@@ -13,10 +13,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from mcp_server.backends.model_registry import MODELS
 from mcp_server.locations import EXAMPLE_DB, SHIPPED_DIR
-from tests.conftest import REPO
 
 ADAPTERS = sorted({m.adapter for m in MODELS.values() if m.adapter})
 PACKAGES = ("agent", "mcp_server", "training", "tui")
