@@ -10,7 +10,8 @@ device) for every requested setting, one at a time, each in its own run folder u
 
 A setting is ``SET:MODEL:N[:FLAG…]``, e.g. ``realistic:qwen2.5-coder-0.5b:1``; flags: ``nogrammar``
 (SQL decoded without the catalog grammar), ``reasoning`` (instruct models reason before the SQL,
-the GPU default; on this CPU the default is the SQL only).
+the GPU default; on this CPU the default is the SQL only), ``agent`` (the agent loop of ``sqlr1 ask``
+and the chat: up to 3 attempts, each failed or doubtful one fed back; default: direct, one generation).
 
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs SETTING... [--write]
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs --table-only --write
@@ -58,6 +59,8 @@ def run_setting(setting: str, runs: Path) -> Path:
         cmd.append("--no-grammar")
     if "reasoning" in flags:
         cmd += ["--reasoning", "on"]
+    if "agent" in flags:
+        cmd += ["--mode", "agent"]
     print("running", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     return out
@@ -80,8 +83,9 @@ def row(setting: str, report: dict) -> str:
     reasoning = "yes" if "reasoning" in flags or trained else "no"
     # the catalog grammar applies to the instruct prompt's SQL block only
     grammar = "–" if trained else ("off" if "nogrammar" in flags else "on")
+    mode = "agent" if "agent" in flags else "direct"
     return (
-        f"| {set_name} | {model} | {runtime} | {k} | {grammar} | {reasoning} | {n} | "
+        f"| {set_name} | {model} | {runtime} | {mode} | {k} | {grammar} | {reasoning} | {n} | "
         f"**{100 * correct / n:.1f} %** | {diffs or '–'} | {100 * executable / n:.1f} % | {seconds:.1f} |"
     )
 
@@ -91,14 +95,15 @@ def table(runs: Path) -> str:
         SECTION,
         "",
         "`PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs DIR SETTING... --write` (each setting "
-        "is one `sqlr1 eval spider` run: direct mode, greedy for n=1, default settings of the CPU: schema "
+        "is one `sqlr1 eval spider` run: direct mode (one generation) or agent mode (the loop of `sqlr1 ask`: "
+        "up to 3 attempts with feedback), greedy for n=1, default settings of the CPU: schema "
         "linking for large schemas, the catalog grammar on the SQL block where the runtime has grammars). "
         "EX with Spider's test-suite semantics on the single database; *executable*: the chosen query ran; "
         "*s/question*: median generation time per question on this shared 2-core machine (load noted below).",
         "",
-        "| set | model | runtime | n | grammar | reasoning | questions | EX | simple / moderate / challenging | "
-        "executable | s/question |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| set | model | runtime | mode | n | grammar | reasoning | questions | EX | "
+        "simple / moderate / challenging | executable | s/question |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sorted(runs.iterdir()):
         report_file = folder / "report.json"
@@ -124,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("settings", nargs="*", help="SET:MODEL:N[:nogrammar]")
+    parser.add_argument("settings", nargs="*", help="SET:MODEL:N[:nogrammar][:reasoning][:agent]")
     parser.add_argument("--runs", type=Path, required=True, help="folder of run folders")
     parser.add_argument("--table-only", action="store_true", help="only write the table from finished runs")
     parser.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")

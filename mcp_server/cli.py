@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -145,6 +146,16 @@ def _device_flag(value: str) -> str:
     if not re.match(DEVICE_PATTERN, text):
         raise argparse.ArgumentTypeError(f"{value!r} is not one of auto, cpu, mps, cuda, cuda:N")
     return text
+
+
+def _budget_flag(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not 0 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected 0 (no budget) to 86400 seconds, got {value}")
+    return seconds
 
 
 def open_registry(config: AppConfig) -> Any:
@@ -291,7 +302,19 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_stderr() -> None:
+    """Keep a server's stderr to its own log lines: no progress bars (Hugging Face, tqdm) and no
+    FutureWarning/DeprecationWarning from the libraries a model loads; set before they are imported."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    quiet_stderr()
     from mcp_server.server import build_server, describe_databases, describe_guard
 
     config = resolve_config(args)
@@ -302,6 +325,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(TOKEN_ENV) or config.server.token
     config.server.token = token or None
     config.server.allowed_hosts += args.allow_host or []
+    if args.generate_budget_s is not None:
+        config.generation.time_budget_s = args.generate_budget_s
     if args.http:
         from mcp_server.http_app import check_bind
 
@@ -323,8 +348,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _log(f"sqlr1: database {row['name']} ({row['kind']}): {row['target']}")
     if len(rows) > _LOGGED_DATABASES:
         _log(f"sqlr1: ... and {len(rows) - _LOGGED_DATABASES} more databases (sqlr1 dbs lists them all)")
-    for name, warnings in registry.privilege_warnings().items():
-        for warning in warnings:
+    for name, found in registry.privilege_warnings().items():
+        for warning in found:
             _log(f"sqlr1: warning: database {name}: {warning}")
     if not args.http:
         import anyio
@@ -418,6 +443,13 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--token", help=f"bearer token clients must send (or ${TOKEN_ENV})")
     p.add_argument(
         "--allow-host", action="append", metavar="HOST", help="extra accepted Host header (repeatable)"
+    )
+    p.add_argument(
+        "--generate-budget-s",
+        type=_budget_flag,
+        metavar="SECONDS",
+        help="generate_sql's default time budget (config generation.time_budget_s, default 40; 0: none): "
+        "when it runs out, the candidates that are done are voted on",
     )
     p.set_defaults(handler=cmd_serve)
 

@@ -170,6 +170,14 @@ class GenerationConfig(_Strict):
         description="Decode the SQL block under a grammar of the database's catalog (llama.cpp backend).",
     )
     seed: int | None = None
+    time_budget_s: float = Field(
+        default=40.0,
+        ge=0,
+        le=86_400,
+        description="generate_sql's default time budget in seconds (0: none): when it runs out, the candidates "
+        "that are done are voted on and the result says budget_exhausted. 40 s keeps a call, model load and "
+        "queries included, under the 60 s most MCP clients wait.",
+    )
     prompt: str | None = Field(
         default=None,
         description=(

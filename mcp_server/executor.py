@@ -207,9 +207,13 @@ class Executor:
 
     def validate(self, database: str, sql: str) -> guard.GuardedStatement:
         """Guard + engine dry run (EXPLAIN); returns the guarded statement or raises ``QueryFailed``."""
+        return self.explain(database, sql)[0]
+
+    def explain(self, database: str, sql: str) -> tuple[guard.GuardedStatement, RawResult]:
+        """:meth:`validate`, also returning the engine's plan rows (``Engine.explain``)."""
         statement = self.check(database, sql)
-        self.registry.engine(database).explain(statement.sql, timeout_s=self.settings.timeout_s)
-        return statement
+        plan = self.registry.engine(database).explain(statement.sql, timeout_s=self.settings.timeout_s)
+        return statement, plan
 
     # -- async (never blocks the event loop) ----------------------------------------------------
     def _limiter(self) -> anyio.CapacityLimiter:
@@ -301,6 +305,12 @@ class Executor:
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:
         statement: guard.GuardedStatement = await self._in_thread(partial(self.validate, database, sql), None)
         return statement
+
+    async def explain_async(self, database: str, sql: str) -> tuple[guard.GuardedStatement, RawResult]:
+        result: tuple[guard.GuardedStatement, RawResult] = await self._in_thread(
+            partial(self.explain, database, sql), None
+        )
+        return result
 
     async def _in_thread(self, call: Any, handle: CancelHandle | None) -> Any:
         return await run_in_thread(

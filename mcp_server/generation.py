@@ -32,7 +32,7 @@ from mcp_server.compare import result_key
 from mcp_server.config import GenerationConfig
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
-from mcp_server.results import Column, JSONValue, QueryResult
+from mcp_server.results import Column, JSONValue, QueryResult, safe_integers
 from mcp_server.schema_linking import link_tables, subset
 from mcp_server.sql_grammar import sql_grammar
 from mcp_server.values import ValueHit
@@ -60,7 +60,16 @@ ProgressCallback = Callable[[float, float, str], None]
 """(progress, total, message); called from the generating thread."""
 
 CandidateStatus = Literal[
-    "ok", "no_sql", "blocked", "syntax", "execution", "timeout", "not_found", "config", "cancelled"
+    "ok",
+    "no_sql",
+    "blocked",
+    "syntax",
+    "execution",
+    "timeout",
+    "not_found",
+    "config",
+    "cancelled",
+    "unfinished",  # stopped by the time budget before its answer was complete: not executed, no vote
 ]
 GenerationStatus = Literal["ok", "no_executable_candidate", "cancelled"]
 
@@ -73,6 +82,8 @@ MAX_VALUE_HITS = 8
 # and token is felt (benchmarks/RESULTS.md, "Latency of the default model").
 CPU_DEFAULTS = (1, 384)  # (candidates, max new tokens)
 GPU_DEFAULTS = (8, 1024)
+EXEC_FLOOR_S = 2.0
+"""Least time a done candidate's query gets once the time budget is spent (it is still voted on)."""
 WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
 
 
@@ -130,7 +141,11 @@ class Timings(BaseModel):
 
 
 class GenerationResult(BaseModel):
-    """The outcome of one ``generate_sql`` call."""
+    """The outcome of one ``generate_sql`` call.
+
+    ``budget_exhausted``/``candidates_done``/``candidates_requested``/``time_budget_s`` say whether the time
+    budget cut sampling short: then the vote is among the candidates that were done.
+    """
 
     status: GenerationStatus
     message: str = Field(description="One line saying what happened.")
@@ -151,6 +166,18 @@ class GenerationResult(BaseModel):
     backend: str
     model: str
     timings: Timings
+    budget_exhausted: bool = Field(
+        default=False,
+        description="True when the time budget ran out before every candidate was done: the vote is among "
+        "the `candidates_done` that were.",
+    )
+    candidates_requested: int = Field(default=0, description="Candidates asked for (num_candidates).")
+    candidates_done: int = Field(
+        default=0, description="Candidates whose answer was complete (the others were stopped by the budget)."
+    )
+    time_budget_s: float | None = Field(
+        default=None, description="The time budget this call ran under, in seconds (None: no budget)."
+    )
 
 
 # One lock per in-process backend: requests on a local model are queued, never interleaved.
@@ -311,12 +338,16 @@ class Generator:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         cancel: Cancellation | None = None,
+        deadline: float | None = None,
     ) -> GenerationResult:
         """Generate, execute and vote. Raises ``QueryFailed`` only for an unknown database or a
         backend that cannot be used; every candidate-level failure is reported in the result.
 
         ``should_stop`` (polled) or ``cancel`` ends the work early with status ``cancelled``;
         ``cancel.cancel()`` also stops, in the engine, a value-index or candidate query that is running.
+        ``deadline`` (a ``time.monotonic()`` instant) is the time budget: sampling stops there, the
+        candidates already complete are executed (each under what is left of the budget, at least
+        ``EXEC_FLOOR_S``) and voted on, and the result says ``budget_exhausted``.
         """
         t0 = time.perf_counter()
         n = num_candidates or self.num_candidates
@@ -324,9 +355,22 @@ class Generator:
         total = float(n + 3)
         progress = _Progress(on_progress, total)
         cancel = cancel or Cancellation()
+        budget_s = None if deadline is None else max(0.0, deadline - time.monotonic())
 
         def stop() -> bool:
             return cancel.cancelled or (should_stop is not None and should_stop())
+
+        def over_budget() -> bool:
+            return deadline is not None and time.monotonic() >= deadline
+
+        def model_stop() -> bool:
+            return stop() or over_budget()
+
+        def exec_timeout() -> float | None:
+            if deadline is None:
+                return None
+            left = max(EXEC_FLOOR_S, deadline - time.monotonic())
+            return min(self.executor.settings.timeout_s, left)
 
         self.registry.get(database)  # unknown database: not_found, before any model work
         values = self.retrieve_values(database, question, evidence, cancel=cancel)
@@ -362,16 +406,28 @@ class Generator:
         lock = _lock_for(self.backend)
         with lock if lock is not None else nullcontext():
             completions = self.backend.generate(
-                prompt, params, on_text=on_text if on_progress else None, should_stop=stop
+                prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
             )
         t3 = time.perf_counter()
-        progress.step(2, f"sampled {len(completions)} candidate(s); executing")
+        # A candidate the budget stopped is "unfinished"; one the client's cancel stopped is "cancelled".
+        exhausted = not stop() and (
+            len(completions) < n or any(c.finish_reason == "cancelled" for c in completions)
+        )
+        done = sum(1 for c in completions if c.finish_reason != "cancelled")
+        progress.step(
+            2,
+            f"time budget ran out: {done} of {n} candidate(s) done; executing"
+            if exhausted
+            else f"sampled {len(completions)} candidate(s); executing",
+        )
 
-        candidates, results = self._execute(database, prompt, completions, progress, cancel, stop)
-        keys = self._vote_keys(database, candidates, results, cancel)
+        candidates, results = self._execute(
+            database, prompt, completions, progress, cancel, stop, exec_timeout, unfinished=exhausted
+        )
+        keys = self._vote_keys(database, candidates, results, cancel, exec_timeout)
         t4 = time.perf_counter()
 
-        cancelled = stop() or any(c.finish_reason == "cancelled" for c in completions)
+        cancelled = stop() or (not exhausted and any(c.finish_reason == "cancelled" for c in completions))
         vote_counts, chosen = vote(candidates, results, keys)
         progress.step(total, "done")
 
@@ -401,12 +457,24 @@ class Generator:
             "backend": self.backend.name,
             "model": self.backend.model_id,
             "timings": timings,
+            "budget_exhausted": exhausted,
+            "candidates_requested": n,
+            "candidates_done": done,
+            "time_budget_s": None if budget_s is None else round(budget_s, 3),
         }
         if chosen is None:
             errors = _distinct_errors(candidates)
             status: GenerationStatus = "cancelled" if cancelled else "no_executable_candidate"
             reason = "cancelled" if cancelled else "none of the candidates executed"
             detail = "; ".join(str(e) for e in errors[:3]) or "no SQL found in any answer"
+            if exhausted and not cancelled:
+                reason = (
+                    f"the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
+                )
+                detail = (
+                    "; ".join(str(e) for e in errors[:3])
+                    or "raise time_budget_s, lower num_candidates or use a faster model"
+                )
             return GenerationResult(
                 status=status, message=f"{reason} ({n} sampled): {detail}", errors=errors, **common
             )
@@ -415,7 +483,7 @@ class Generator:
         assert result is not None  # the chosen candidate executed
         preview = ResultPreview(
             columns=result.columns,
-            rows=result.rows[:PREVIEW_ROWS],
+            rows=safe_integers(result.rows[:PREVIEW_ROWS]),
             row_count=result.row_count,
             truncated=result.truncated or result.row_count > PREVIEW_ROWS,
         )
@@ -424,6 +492,10 @@ class Generator:
             f"chose candidate {chosen} with {winner.votes} of {executable} executable vote(s) "
             f"({n} sampled, {len(vote_counts)} distinct result(s))"
         )
+        if exhausted:
+            message += (
+                f"; the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
+            )
         return GenerationResult(
             status=status,
             message=message,
@@ -442,7 +514,12 @@ class Generator:
         progress: _Progress,
         cancel: Cancellation,
         stop: Callable[[], bool],
+        timeout: Callable[[], float | None] = lambda: None,
+        *,
+        unfinished: bool = False,
     ) -> tuple[list[CandidateResult], list[QueryResult | None]]:
+        """Run each candidate's SQL (identical SQL once); ``unfinished``: the budget stopped the
+        candidates whose finish reason is ``cancelled`` (they are not run)."""
         candidates: list[CandidateResult] = []
         results: list[QueryResult | None] = []
         seen: dict[str, QueryResult | QueryError] = {}  # identical SQL runs once
@@ -465,14 +542,18 @@ class Generator:
                 finish_reason=getattr(completion, "finish_reason", "stop"),
             )
             result: QueryResult | None = None
-            if parsed.sql and stop():
+            if unfinished and cand.finish_reason == "cancelled":
+                cand.status = "unfinished"
+            elif parsed.sql and stop():
                 cand.status = "cancelled"
             elif parsed.sql:
                 outcome = seen.get(parsed.sql)
                 if outcome is None:
                     try:
                         with cancel.handle() as handle:
-                            outcome = self.executor.run(database, parsed.sql, cancel=handle)
+                            outcome = self.executor.run(
+                                database, parsed.sql, cancel=handle, timeout_s=timeout()
+                            )
                     except QueryFailed as exc:
                         outcome = exc.error
                     seen[parsed.sql] = outcome
@@ -498,6 +579,7 @@ class Generator:
         candidates: list[CandidateResult],
         results: list[QueryResult | None],
         cancel: Cancellation,
+        timeout: Callable[[], float | None] = lambda: None,
     ) -> list[Hashable | None]:
         """Group keys for results cut by a cap: a fingerprint of the whole result, computed by a second,
         streamed run of each distinct SQL (only when two or more distinct SQLs were cut: one alone
@@ -517,7 +599,7 @@ class Generator:
             assert sql is not None
             try:
                 with cancel.handle() as handle:
-                    prints[sql] = self.executor.fingerprint(database, sql, cancel=handle)
+                    prints[sql] = self.executor.fingerprint(database, sql, cancel=handle, timeout_s=timeout())
             except QueryFailed as exc:
                 log.info("cannot fingerprint a capped result (%s); it votes alone", exc.error)
                 prints[sql] = ("sql", sql)

@@ -9,6 +9,17 @@ starts (backends that keep one: llama.cpp), so the first question does not wait 
 cancels a call (the SDK cancels the tool's task), the request's ``Cancellation`` stops the model and
 interrupts, in the engine, the value-index or candidate query that is running; the tool waits
 (bounded) for that before it gives the cancellation back to the SDK.
+
+``generate_sql`` runs under a time budget (``time_budget_s``, default ``generation.time_budget_s``,
+``sqlr1 serve --generate-budget-s``) so that it answers before clients give up (most wait 60 s):
+sampling stops at the budget and the candidates that are done are voted on.
+
+Task-augmented calls (the 2025-11-25 protocol's ``tasks/*``, ``execution.taskSupport``) are not offered:
+the installed SDK (mcp 2.3) leaves them out on purpose (``mcp_types.methods``: "tasks/* deliberately
+absent"), so ``MCPServer`` has no ``tasks`` server capability, no ``tasks/get``/``tasks/result``/
+``tasks/cancel`` handlers and no ``execution`` argument on ``MCPServer.tool``; an extension could add
+the methods but not the capability or the ``task`` field of ``tools/call``. The budget plus progress
+notifications are what long calls get instead.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
@@ -37,6 +49,7 @@ __all__ = ["FeedbackTurn", "ValueSearch", "generation_plugin", "register_generat
 log = logging.getLogger(__name__)
 
 BackendProvider = Callable[[], Backend]
+MAX_BUDGET_S = 3600.0
 
 
 class FeedbackTurn(BaseModel):
@@ -107,6 +120,9 @@ def register_generation_tools(
     if warm and _keeps_prefix(backend, deps):
         _start_warming(generator, list(warm))
 
+    default_budget = deps.config.generation.time_budget_s or None
+    default_budget_text = f"{default_budget:g} s" if default_budget else "none"
+
     @server.tool(
         name="generate_sql",
         annotations=read_only_annotations("Generate SQL (SQL-R1)", idempotent=False),
@@ -115,7 +131,9 @@ def register_generation_tools(
             "`num_candidates` answers (reasoning + SQL), run each through the execute_sql guard, and pick "
             "the SQL whose result most candidates agree on. Returns the chosen SQL, its reasoning, every "
             "candidate with its execution status and votes, and a preview of the result. Pass `feedback` "
-            "(earlier SQL and what happened) to get a corrected query. Slow on CPU: progress is reported."
+            "(earlier SQL and what happened) to get a corrected query. Slow on CPU: progress is reported, "
+            f"and the call returns within `time_budget_s` (default {default_budget_text}): then the "
+            "candidates done so far are voted on and `budget_exhausted` is true."
         ),
     )
     async def generate_sql(
@@ -133,7 +151,18 @@ def register_generation_tools(
         feedback: Annotated[
             list[FeedbackTurn] | None, Field(description="Earlier attempts with their outcome, oldest first.")
         ] = None,
+        time_budget_s: Annotated[
+            float | None,
+            Field(
+                gt=0,
+                le=MAX_BUDGET_S,
+                description="Seconds this call may take, model load and queries included (default: the "
+                "server's). When they run out, the candidates that are done are voted on.",
+            ),
+        ] = None,
     ) -> GenerationResult:
+        budget = time_budget_s if time_budget_s is not None else default_budget
+        deadline = None if budget is None else time.monotonic() + budget
         turns = [
             PreviousTurn(question=t.question or question, sql=t.sql, feedback=t.feedback)
             for t in feedback or []
@@ -158,6 +187,7 @@ def register_generation_tools(
                 previous_turns=turns,
                 on_progress=on_progress,
                 cancel=cancel,
+                deadline=deadline,
             )
 
         with tool_errors():

@@ -13,15 +13,30 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-__all__ = ["Column", "JSONScalar", "JSONValue", "QueryResult", "column", "json_safe", "result_json"]
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "Column",
+    "JSONScalar",
+    "JSONValue",
+    "QueryResult",
+    "column",
+    "json_safe",
+    "result_json",
+    "safe_integers",
+]
 
 JSONValue = str | int | float | bool | None
-# The same values with a JSON schema of one ``type`` list instead of pydantic's ``anyOf`` of five: it
-# means the same, and a client that validates tool output (the MCP SDK's does, with ``jsonschema``)
-# checks each value about twice as fast.
+# The same values with a JSON schema of one ``anyOf`` of four single types instead of pydantic's five
+# (integer is a number): no ``type`` lists, which single-``type`` schema dialects reject.
 JSONScalar = Annotated[
-    JSONValue, WithJsonSchema({"type": ["string", "integer", "number", "boolean", "null"]})
+    JSONValue,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+    ),
 ]
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript number (an IEEE double) holds exactly; larger ones go as strings."""
 
 # Cells are typed in the model (the server validates them) but not in the published JSON schema: a client
 # that validates tool output with ``jsonschema`` (the MCP SDK's does) pays ~10 µs per typed cell, about
@@ -35,9 +50,7 @@ class Column(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    type: Annotated[str | None, WithJsonSchema({"type": ["string", "null"]})] = Field(
-        default=None, description="Declared or inferred type, as the engine reports it."
-    )
+    type: str | None = Field(default=None, description="Declared or inferred type, as the engine reports it.")
 
 
 @lru_cache(maxsize=4096)
@@ -84,6 +97,25 @@ def result_json(
         "truncated": truncated,
         "elapsed_ms": elapsed_ms,
     }
+
+
+def _unsafe(value: object) -> bool:
+    return type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
+
+
+def safe_integers(values: list[Any]) -> list[Any]:
+    """``values`` (scalars, or rows of scalars) with every integer beyond ±(2^53 - 1) as its decimal
+    string, so a JavaScript client keeps every digit; ``values`` itself when it holds none (no copy)."""
+    top, low = MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER
+    if values and type(values[0]) is list:
+        if not any(type(c) is int and (c > top or c < low) for row in values for c in row):
+            return values
+    elif not any(type(v) is int and (v > top or v < low) for v in values):
+        return values
+    return [
+        [str(c) if _unsafe(c) else c for c in v] if type(v) is list else str(v) if _unsafe(v) else v
+        for v in values
+    ]
 
 
 def json_safe(value: Any) -> JSONValue:

@@ -1,9 +1,14 @@
 """The MCP server: guarded, read-only database tools over the registry, executor and schema inspector.
 
-Owns the tool surface (names, input/output schemas, annotations, descriptions), the ``schema://``
-resources and the server instructions. It never runs SQL itself (the executor does, behind the guard)
-and never blocks the event loop: database work runs in worker threads. Upper layers add tools (for
-example ``generate_sql``) through ``plugins`` without this module importing them.
+Owns the tool surface (names, titles, input/output schemas, annotations, descriptions) and the server
+instructions; the resources are :mod:`mcp_server.mcp_resources`, the prompts :mod:`mcp_server.mcp_prompts`,
+completions :mod:`mcp_server.completions`, and the protocol behaviour around every call (strict arguments,
+log messages, clean schemas) :class:`mcp_server.mcp_protocol.SqlR1Server`. It never runs SQL itself (the
+executor does, behind the guard) and never blocks the event loop: database work runs in worker threads.
+Upper layers add tools (for example ``generate_sql``) through ``plugins`` without this module importing them.
+
+Integers beyond ±(2^53 - 1) in results (rows, sample values) are sent as decimal strings: JavaScript
+clients parse JSON numbers as doubles and would silently lose their last digits.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_json
 
 from mcp_server import __version__
@@ -26,8 +31,10 @@ from mcp_server.config import AppConfig, GuardSettings
 from mcp_server.dialects import sqlglot_dialect
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.executor import Executor
+from mcp_server.mcp_protocol import SqlR1Server
+from mcp_server.query_plan import plan_text
 from mcp_server.registry import Registry
-from mcp_server.results import JSONScalar, QueryResult
+from mcp_server.results import JSONScalar, QueryResult, safe_integers
 from mcp_server.schema import DatabaseSchema, SchemaInspector, render_ddl
 
 __all__ = [
@@ -50,17 +57,26 @@ __all__ = [
 logger = logging.getLogger("sqlr1.server")
 
 INSTRUCTIONS = """\
-sqlr1 gives read-only, guarded SQL access to the databases listed by `list_databases`.
-How to answer a question with data:
-1. `list_databases`, then `list_tables(database)` to find where the data lives.
-2. `describe_schema(database, tables?)` for columns, types, keys and example values; its `ddl` field is
-   compact prompt text. `sample_values` shows real values of one column (useful for WHERE literals).
-3. Write ONE read-only statement (SELECT, set operations, or WITH ... SELECT) in the database's dialect.
-   `validate_sql` checks it without running it; `execute_sql` runs it and returns capped rows with
-   `truncated` set when more existed.
+sqlr1 gives read-only, guarded SQL access to the databases listed by `list_databases` (when it serves
+exactly one, every `database` argument may be left out).
+Tools:
+- `list_databases`: names, engines and SQL dialects. `list_tables(database)`: the tables of one.
+- `describe_schema(database, tables?)`: columns, types, keys and example values; its `ddl` field is
+  compact CREATE TABLE text for a prompt.
+- `sample_values(database, table, column)`: real values of one column; `search_values(database, text)`:
+  the stored values a phrase refers to, with their table and column. Use both for exact WHERE literals.
+- `validate_sql(database, sql)`: checks ONE statement without running it and returns the engine's
+  query `plan`; `execute_sql(database, sql)` runs it and returns capped rows (`truncated` when more
+  existed).
+- `generate_sql(database, question)`: the server's own model writes the SQL (SQL-R1: several candidates,
+  executed and voted on). Slow on a CPU: it reports progress and returns within `time_budget_s`.
+How to answer a question with data: find the tables, read their schema, write ONE read-only statement
+(SELECT, set operations, or WITH ... SELECT) in the database's dialect, validate it, execute it.
 Writes, DDL, PRAGMA/SET, multiple statements and file or network functions are always refused: the error
 names the rule that blocked the statement and how to fix it. Statements are stopped at the server's
-timeout; prefer LIMIT and aggregation over pulling whole tables.
+timeout; prefer LIMIT and aggregation over pulling whole tables. Integers beyond 2^53 come as strings.
+Resources: `schema://{database}` and `schema://{database}/{table}` (CREATE TABLE text). Prompts:
+`ask_database`, `explain_table`, `explain_query`.
 """
 
 
@@ -162,6 +178,11 @@ class ValidationReport(BaseModel):
     database: str
     valid: bool
     error: QueryError | None = Field(default=None, description="Why the statement would be refused or fail.")
+    plan: str | None = Field(
+        default=None,
+        description="The engine's query plan as text (SQLite: EXPLAIN QUERY PLAN; PostgreSQL and DuckDB: "
+        "EXPLAIN); None when the statement is invalid or the engine gives none (MariaDB/MySQL).",
+    )
 
 
 # --------------------------------------------------------------------------- wiring
@@ -204,15 +225,22 @@ def build_server(
     executor = Executor(registry, config.guard)
     inspector = SchemaInspector(registry, timeout_s=config.guard.timeout_s)
     deps = ServerDeps(config=config, registry=registry, executor=executor, inspector=inspector)
-    server: MCPServer = MCPServer(
+    server = SqlR1Server(
         "sqlr1",
         title="sqlr1 (guarded read-only SQL)",
         instructions=INSTRUCTIONS,
         version=__version__,
         log_level="WARNING",
+        databases=registry.names,
     )
+    from mcp_server.completions import register_completions
+    from mcp_server.mcp_prompts import register_prompts
+    from mcp_server.mcp_resources import register_resources
+
     _register_core_tools(server, deps)
-    _register_resources(server, deps)
+    register_resources(server, deps)
+    register_prompts(server, deps)
+    register_completions(server, deps)
     for plugin in plugins:
         plugin(server, deps)
     return server
@@ -226,12 +254,13 @@ async def _describe(deps: ServerDeps, database: str, tables: list[str] | None) -
     return await anyio.to_thread.run_sync(lambda: deps.inspector.describe(database, tables))
 
 
-def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
+def _register_core_tools(server: SqlR1Server, deps: ServerDeps) -> None:
     registry, executor = deps.registry, deps.executor
     guard = deps.config.guard
 
     @server.tool(
         name="list_databases",
+        title="List databases",
         annotations=read_only_annotations("List databases"),
         description="List the databases this server can query, with their engine and SQL dialect.",
     )
@@ -251,6 +280,7 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
 
     @server.tool(
         name="list_tables",
+        title="List tables",
         annotations=read_only_annotations("List tables"),
         description="List the tables of one database (names exactly as they must be quoted in SQL).",
     )
@@ -263,6 +293,7 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
 
     @server.tool(
         name="describe_schema",
+        title="Describe schema",
         annotations=read_only_annotations("Describe schema"),
         description=(
             "Tables with columns, types, primary/foreign keys, example values and descriptions. "
@@ -278,11 +309,13 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         with tool_errors():
             schema = await _describe(deps, database, tables)
         ddl = render_ddl(schema)
-        # A client that shows only text gets the prompt form; the structured content has everything.
-        return structured_result(SchemaDescription(database=database, schema=schema, ddl=ddl), text=ddl)
+        # The text is the JSON of the structured content (as the spec says it should be); `ddl` in it is
+        # the prompt form.
+        return structured_result(SchemaDescription(database=database, schema=schema, ddl=ddl))
 
     @server.tool(
         name="sample_values",
+        title="Sample column values",
         annotations=read_only_annotations("Sample column values"),
         description="Distinct non-null values of one column, to pick exact literals for WHERE clauses.",
     )
@@ -300,17 +333,19 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
             database=database,
             table=table,
             column=column,
-            values=values[:limit],
+            values=safe_integers(values[:limit]),
             truncated=len(values) > limit,
         )
 
     @server.tool(
         name="execute_sql",
+        title="Execute read-only SQL",
         annotations=read_only_annotations("Execute read-only SQL"),
         description=(
             "Run ONE read-only statement (SELECT / set operation / WITH ... SELECT) and return columns "
             f"and rows, capped at max_rows (default and maximum {guard.max_rows}) with `truncated` set "
-            f"when more existed. Stopped after {guard.timeout_s:g} s. Refusals name the guard rule."
+            f"when more existed. Stopped after {guard.timeout_s:g} s. Refusals name the guard rule. "
+            "Integers beyond ±(2^53 - 1) come as decimal strings."
         ),
     )
     async def execute_sql(
@@ -319,20 +354,24 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         max_rows: Annotated[
             int | None, Field(ge=1, description="Row cap for this call (never above the server's).")
         ] = None,
-    ) -> Annotated[CallToolResult, QueryResult]:
+    ) -> CallToolResult:
         cap = guard.max_rows if max_rows is None else min(max_rows, guard.max_rows)
         with tool_errors():
             result = await executor.run_json_async(database, sql, max_rows=cap)
+        result["rows"] = safe_integers(result["rows"])
         return structured_result(result)
 
-    _trust_structured_output(server, "execute_sql")
+    # Published without the SDK's validation of each result: see _QUERY_RESULT_SCHEMA.
+    server.publish_output_schema("execute_sql", _QUERY_RESULT_SCHEMA)
 
     @server.tool(
         name="validate_sql",
+        title="Validate SQL",
         annotations=read_only_annotations("Validate SQL"),
         description=(
             "Check a statement without returning data: parse, guard rules and an engine dry run (EXPLAIN). "
-            "Returns valid=true, or valid=false with the error (kind, rule, message) to fix."
+            "Returns valid=true with the engine's query `plan`, or valid=false with the error (kind, rule, "
+            "message) to fix."
         ),
     )
     async def validate_sql(
@@ -342,41 +381,19 @@ def _register_core_tools(server: MCPServer, deps: ServerDeps) -> None:
         with tool_errors():
             registry.get(database)  # an unknown database is a tool error, not an invalid statement
         try:
-            await executor.validate_async(database, sql)
+            _statement, raw = await executor.explain_async(database, sql)
         except QueryFailed as exc:
             return ValidationReport(database=database, valid=False, error=exc.error)
-        return ValidationReport(database=database, valid=True)
+        plan = plan_text(registry.get(database).kind, raw)
+        return ValidationReport(database=database, valid=True, plan=plan)
 
 
-def _trust_structured_output(server: MCPServer, name: str) -> None:
-    """Publish ``name``'s output schema without re-validating each result against it.
-
-    The tool builds its structured content from values :func:`executor.cap_rows` already made JSON
-    scalars, so the SDK's validation pass per call (~15 µs for 20 rows, more per cell) proves nothing new
-    on the hot path; ``tests/test_server_tools.py`` checks the results against the published schema instead.
-    The SDK reads ``output_model`` live and validates only when it is set.
-    """
-    tool = server._tool_manager.get_tool(name)  # the SDK has no public accessor for a Tool
-    if tool is None or tool.fn_metadata.output_schema is None:
-        raise RuntimeError(f"tool {name!r} is not registered with an output schema")
-    tool.fn_metadata.output_model = None
-
-
-def _register_resources(server: MCPServer, deps: ServerDeps) -> None:
-    @server.resource(
-        "schema://{database}",
-        name="schema",
-        description="A database's schema as CREATE TABLE text with comments and example values.",
-        mime_type="text/x-sql",
-    )
-    async def schema_resource(database: str) -> str:
-        try:
-            schema = await _describe(deps, database, None)
-        except QueryFailed as exc:
-            if exc.error.kind == "not_found":
-                raise ResourceNotFoundError(error_text(exc.error)) from exc
-            raise ResourceError(error_text(exc.error)) from exc
-        return render_ddl(schema)
+_QUERY_RESULT_SCHEMA = TypeAdapter(QueryResult).json_schema()
+"""``execute_sql``'s output schema. The tool builds its structured content from values
+:func:`executor.cap_rows` already made JSON scalars, so the SDK's validation pass per call (~15 µs for 20
+rows, more per cell) would prove nothing new on the hot path: the tool is registered as returning a bare
+``CallToolResult`` and the schema is published by :meth:`SqlR1Server.publish_output_schema`;
+``tests/test_server_tools.py`` checks the results against it instead."""
 
 
 def describe_databases(registry: Registry) -> list[dict[str, Any]]:

@@ -157,6 +157,10 @@ async def run_stdio(server: MCPServer) -> None:
     stdin = cast("anyio.AsyncFile[str]", _RepairedLines(anyio.wrap_file(raw)))
     # stdout is still claimed by the SDK (fd 1 diverted to stderr while serving: stray prints can't corrupt
     # the protocol). The low-level server is what MCPServer.run_stdio_async drives too.
+    # Private SDK names, kept because the public API lacks them (issue 17): MCPServer.run_stdio_async()
+    # takes no streams (so no repaired stdin and no parse-error replies) and MCPServer exposes its
+    # low-level Server only as `_lowlevel_server`; the stream protocol types live in the private
+    # `mcp.shared._stream_protocols`.
     lowlevel = server._lowlevel_server
     async with stdio_server(stdin=stdin) as (read_stream, write_stream):
         replied = _ParseErrorReplies(read_stream, write_stream)

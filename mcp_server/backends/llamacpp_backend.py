@@ -31,6 +31,7 @@ import codecs
 import ctypes
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -259,7 +260,7 @@ class LlamaCppBackend:
             raise QueryFailed.of(
                 "config", f"the llamacpp backend needs llama-cpp-python ({exc}); run scripts/setup.sh"
             ) from exc
-        _logger.set_verbose(False)
+        _logger.logger.setLevel(logging.CRITICAL)  # llama.cpp speaks on stderr; failures raise QueryFailed
         self._lib = lib = llama_cpp
         self.resolved: ResolvedModel = resolve_model(model)
         self.model_id = self.resolved.spec

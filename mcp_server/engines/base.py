@@ -480,8 +480,10 @@ class Engine(Protocol):
         """
         ...
 
-    def explain(self, sql: str, *, timeout_s: float) -> None:
-        """Engine-level dry run (EXPLAIN) without returning data; raises ``QueryFailed``."""
+    def explain(self, sql: str, *, timeout_s: float) -> RawResult:
+        """Engine-level dry run (EXPLAIN) without returning data; raises ``QueryFailed``. Returns the
+        engine's plan rows (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: one JSON plan; DuckDB: EXPLAIN;
+        MariaDB/MySQL: none)."""
         ...
 
     def read_calls(self, sql: str) -> list[str]:

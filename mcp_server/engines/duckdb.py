@@ -175,8 +175,8 @@ class DuckdbEngine:
             sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, explain=False, fingerprint=fingerprint
         )
 
-    def explain(self, sql: str, *, timeout_s: float) -> None:
-        self._run(sql, max_rows=10_000, timeout_s=timeout_s, cancel=None, explain=True)
+    def explain(self, sql: str, *, timeout_s: float) -> RawResult:
+        return self._run(sql, max_rows=10_000, timeout_s=timeout_s, cancel=None, explain=True)
 
     def _run(
         self,

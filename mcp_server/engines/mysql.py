@@ -319,9 +319,9 @@ class MysqlEngine:
     ) -> RawResult:
         return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, fingerprint=fingerprint)
 
-    def explain(self, sql: str, *, timeout_s: float) -> None:
+    def explain(self, sql: str, *, timeout_s: float) -> RawResult:
         # The call check's EXPLAIN plans the statement (binding names and types) without running it.
-        self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
+        return self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
 
     def read_calls(self, sql: str, *, timeout_s: float = 10.0) -> list[str]:
         """The functions MariaDB/MySQL resolves in ``sql`` (its own reading: planned, never run, not checked)."""

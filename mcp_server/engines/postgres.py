@@ -284,10 +284,10 @@ class PostgresEngine:
             sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, mode="run", fingerprint=fingerprint
         )
 
-    def explain(self, sql: str, *, timeout_s: float) -> None:
+    def explain(self, sql: str, *, timeout_s: float) -> RawResult:
         # EXPLAIN plans the statement (binding names and types) without running it; the server's reading
         # of its calls is checked as for a run.
-        self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
+        return self._run(sql, max_rows=1, timeout_s=timeout_s, cancel=None, mode="explain")
 
     def read_calls(self, sql: str, *, timeout_s: float = 10.0) -> list[str]:
         """The functions PostgreSQL resolves in ``sql`` (its own reading: planned, never run, not checked)."""

@@ -489,9 +489,9 @@ class SqliteEngine:
             raw.close()
         return names
 
-    def explain(self, sql: str, *, timeout_s: float) -> None:
+    def explain(self, sql: str, *, timeout_s: float) -> RawResult:
         # Preparing the plan runs the authorizer over the statement without reading any rows.
-        self._run("EXPLAIN QUERY PLAN " + sql, max_rows=1000, timeout_s=timeout_s, cancel=None)
+        return self._run("EXPLAIN QUERY PLAN " + sql, max_rows=1000, timeout_s=timeout_s, cancel=None)
 
     def _run(
         self,
