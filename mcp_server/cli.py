@@ -60,15 +60,17 @@ class UsageError(Exception):
 def default_example_db() -> Path:
     """The bundled Chinook database.
 
-    Looked up, in order: ``$SQLR1_EXAMPLE_DB``; ``examples/chinook.sqlite`` next to the ``mcp_server``
-    package (a source checkout or an editable install, which imports the package from the checkout);
+    Looked up, in order: ``$SQLR1_EXAMPLE_DB``; the shipped ``examples/chinook.sqlite``
+    (:func:`mcp_server.locations.shipped_path`: in the installed wheel or the source checkout);
     ``examples/chinook.sqlite`` under the current directory.
     """
+    from mcp_server.locations import EXAMPLE_DB, shipped_candidates
+
     candidates: list[Path] = []
     if env := os.environ.get(EXAMPLE_DB_ENV):
         candidates.append(Path(env))
-    candidates.append(Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite")
-    candidates.append(Path.cwd() / "examples" / "chinook.sqlite")
+    candidates.extend(shipped_candidates(EXAMPLE_DB))
+    candidates.append(Path.cwd() / EXAMPLE_DB)
     for c in candidates:
         if c.is_file():
             return c
@@ -103,13 +105,14 @@ def default_model() -> str | None:
 
 
 def parse_db_flag(value: str) -> DatabaseConfig:
-    """``--db`` value: ``TARGET`` or ``NAME=TARGET`` (a URL's own ``=`` in its query is left alone)."""
-    name, sep, target = value.partition("=")
-    if sep and name and "/" not in name and ":" not in name and "\\" not in name and "?" not in name:
-        if not target:
-            raise UsageError(f"--db {value!r}: empty target after '{name}='")
-        return DatabaseConfig(name=name, target=target)
-    return DatabaseConfig(target=value)
+    """``--db`` value: ``TARGET`` or ``NAME=TARGET``, read as the registry reads it
+    (:func:`mcp_server.registry.split_named_target`)."""
+    from mcp_server.registry import split_named_target
+
+    name, target = split_named_target(value)
+    if name is not None and not target:
+        raise UsageError(f"--db {value!r}: empty target after '{name}='")
+    return DatabaseConfig(name=name, target=target)
 
 
 def resolve_config(args: argparse.Namespace) -> AppConfig:
@@ -179,7 +182,7 @@ def _pick_database(registry: Any, name: str | None) -> str:
     if name:
         registry.get(name)  # raises not_found naming the database
         return name
-    names = list(registry.names())
+    names: list[str] = list(registry.names())
     if len(names) == 1:
         return names[0]
     raise UsageError(f"several databases are configured; name one of: {', '.join(names)}")

@@ -60,7 +60,7 @@ def register_completions(server: MCPServer, deps: ServerDeps) -> None:
             return [c.name for t in schema.tables for c in t.columns]
         return []
 
-    @server.completion()
+    @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]  # unannotated in the SDK
     async def complete(
         ref: Any, argument: CompletionArgument, context: CompletionContext | None
     ) -> Completion | None:

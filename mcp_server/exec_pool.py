@@ -584,7 +584,7 @@ class ExecutionPool(_PoolBase):
         else:
             by_conn = {w.conn: w for w in busy}
             for conn in wait(list(by_conn), timeout=timeout):
-                self._receive(by_conn[conn], sub)  # type: ignore[index]
+                self._receive(by_conn[conn], sub)
         for w in busy:
             if not w.inflight or due[w] > time.monotonic():
                 continue

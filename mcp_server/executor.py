@@ -303,7 +303,8 @@ class Executor:
         return result
 
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:
-        return await self._in_thread(partial(self.validate, database, sql), None)
+        statement: guard.GuardedStatement = await self._in_thread(partial(self.validate, database, sql), None)
+        return statement
 
     async def explain_async(self, database: str, sql: str) -> tuple[guard.GuardedStatement, RawResult]:
         result: tuple[guard.GuardedStatement, RawResult] = await self._in_thread(

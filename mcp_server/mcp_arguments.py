@@ -85,9 +85,9 @@ def _message(error: ValidationError) -> str:
             bounds = [e for e in error.context or () if e.validator not in ("type", "anyOf", "oneOf")]
             if bounds:
                 return _message(bounds[0])
-            return f"{where} must be {_expected(error.schema)}, got {given}"  # type: ignore[arg-type]
+            return f"{where} must be {_expected(error.schema)}, got {given}"
         case "type" | "enum":
-            return f"{where} must be {_expected(error.schema)}, got {given}"  # type: ignore[arg-type]
+            return f"{where} must be {_expected(error.schema)}, got {given}"
         case "minimum" | "exclusiveMinimum":
             op = "at least" if error.validator == "minimum" else "more than"
             return f"{where} must be {op} {error.validator_value:g}, got {given}"

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mcp_server.backends.base import ChatMessage, PromptInput
+from mcp_server.values import ValueHit  # re-exported: the one value-retrieval hit
 
 __all__ = [
     "INSTRUCT_PROMPT_VERSION",
@@ -219,15 +220,6 @@ class PreviousTurn:
     question: str
     sql: str
     feedback: str
-
-
-@dataclass(frozen=True)
-class ValueHit:
-    """A database value that may be relevant to the question (from value retrieval)."""
-
-    table: str
-    column: str
-    value: str
 
 
 class _ChatTokenizer(Protocol):

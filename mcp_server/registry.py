@@ -10,7 +10,7 @@ A target is one of
     ``dev_tables.json`` / ``train_tables.json`` in or next to the folder as ``tables_json``;
   * a SQLAlchemy URL: ``postgresql[+psycopg]://``, ``mysql[+pymysql]://``, ``mariadb[+pymysql]://``,
     ``duckdb:///path``, ``sqlite:///path``.
-A CLI target may be written ``name=PATH_OR_URL``. Unknown URL options, unsupported schemes,
+A target may be written ``name=PATH_OR_URL`` (:func:`split_named_target`). Unknown URL options, unsupported schemes,
 missing files and duplicate names are errors (``QueryFailed`` kind ``config`` / ``not_found``).
 
 Allowed URL query options (everything else is refused, never ignored):
@@ -42,7 +42,7 @@ from mcp_server.errors import QueryFailed, quoted
 if TYPE_CHECKING:
     from mcp_server.config import AppConfig
 
-__all__ = ["URL_OPTIONS", "Registry", "specs_from_target"]
+__all__ = ["URL_OPTIONS", "Registry", "specs_from_target", "split_named_target"]
 
 URL_OPTIONS: dict[EngineKind, frozenset[str]] = {
     "postgresql": frozenset(
@@ -67,19 +67,26 @@ _SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 _TABLES_JSON = ("tables.json", "dev_tables.json", "train_tables.json")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_NOT_IN_NAMES = ("/", "\\", ":", "?")  # characters of a path or URL, never of a database name
 
 
 def _config_error(message: str) -> QueryFailed:
     return QueryFailed.of("config", message)
 
 
-def _split_named(target: str) -> tuple[str | None, str]:
-    """``name=PATH_OR_URL`` -> (name, target); a URL's own ``?key=value`` is not a name."""
-    head, sep, rest = target.partition("=")
-    plain = head.replace("_", "").replace("-", "").replace(".", "")
-    if sep and plain.isascii() and plain.isalnum():
-        return head, rest
-    return None, target
+def split_named_target(value: str) -> tuple[str | None, str]:
+    """``NAME=PATH_OR_URL`` -> ``(NAME, PATH_OR_URL)``; a plain ``PATH_OR_URL`` -> ``(None, PATH_OR_URL)``.
+
+    The one reading of a named target (``--db`` and :meth:`Registry.from_targets` both use it): the text
+    before the first ``=`` is a name unless it is empty or holds a character that only a path or a URL
+    has (``/``, ``\\``, ``:``, ``?``), so a URL's own ``?key=value`` and a path such as ``/data/a=b.db``
+    are never split. ``"my db=/x.sqlite"`` is the database ``my db`` at ``/x.sqlite``. The target is
+    returned as written (an empty one is the caller's error to report).
+    """
+    name, sep, target = value.partition("=")
+    if sep and name and not any(c in name for c in _NOT_IN_NAMES):
+        return name, target
+    return None, value
 
 
 def _file_kind(path: Path) -> EngineKind:
@@ -215,10 +222,10 @@ def specs_from_target(target: str | DatabaseConfig) -> list[DatabaseSpec]:
     if isinstance(target, DatabaseConfig):
         name, raw, description_dir = target.name, target.target, target.description_dir
     else:
-        (name, raw), description_dir = _split_named(target), None
+        (name, raw), description_dir = split_named_target(target), None
     raw = raw.strip()
     if not raw:
-        raise _config_error("empty database target")
+        raise _config_error(f"empty database target after '{name}='" if name else "empty database target")
     if "://" in raw:
         specs = [_url_spec(name, raw)]
     else:

@@ -8,7 +8,12 @@ are memoised by (path, size, mtime) in the process and in the file, so a large B
 hashed once, not once per run. Rows are pickled (several times faster to read back than JSON, which
 matters for large gold results) and read back by an unpickler that admits builtins and engine value
 types only (decimals, dates, UUIDs), so a cache file cannot run code; an entry holding another type
-reads as a miss. Timeouts are never stored: they depend on the machine's load.
+reads as a miss. Timeouts are never stored: they depend on the machine's load; nor are results cut at a
+row cap: they depend on the caller's ``max_rows``, and training and evaluation cap differently.
+
+This is the one home of gold results: training's rewards (``training.gold``) and the evaluation scorer
+(``agent.evaluation.scoring``) both read and write :func:`default_cache_path` unless told otherwise, so a
+gold query run by one is never run again by the other.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server.exec_pool import ExecOutcome
+from mcp_server.locations import cache_root
 
-__all__ = ["ResultCache", "db_content_hash", "result_key"]
+__all__ = ["ResultCache", "cache_key", "db_content_hash", "default_cache_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (key TEXT PRIMARY KEY, ok INTEGER NOT NULL, rows BLOB,
@@ -64,7 +70,12 @@ def db_content_hash(path: str | Path) -> str:
     return hit
 
 
-def result_key(digest: str, sql: str) -> str:
+def default_cache_path() -> Path:
+    """The shared gold-result cache: ``gold.sqlite`` under the cache root (``mcp_server.locations``)."""
+    return cache_root() / "gold.sqlite"
+
+
+def cache_key(digest: str, sql: str) -> str:
     """The cache key of ``sql`` on a database whose content hash (or fingerprint) is ``digest``."""
     return hashlib.sha256(f"{digest}\0{sql}".encode()).hexdigest()
 
@@ -100,7 +111,7 @@ def _rows_from_blob(blob: bytes) -> list[tuple[Any, ...]]:
 
 
 class ResultCache:
-    """Outcomes (rows, or an error kind and message) by :func:`result_key`; safe for several processes."""
+    """Outcomes (rows, or an error kind and message) by :func:`cache_key`; safe for several processes."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -131,7 +142,7 @@ class ResultCache:
         return digest
 
     def key(self, db: str | Path, sql: str) -> str:
-        return result_key(self.digest(db), sql)
+        return cache_key(self.digest(db), sql)
 
     def get(self, key: str) -> ExecOutcome | None:
         row = self._pending.get(key)
@@ -157,8 +168,9 @@ class ResultCache:
         )
 
     def put(self, key: str, outcome: ExecOutcome) -> None:
-        """Buffer an outcome (timeouts and unstorable values are dropped); :meth:`flush` writes it."""
-        if outcome.error_kind == "timeout":
+        """Buffer an outcome (timeouts, results cut at a row cap and unstorable values are dropped);
+        :meth:`flush` writes it."""
+        if outcome.error_kind == "timeout" or outcome.truncated:
             return
         try:
             rows = _rows_to_blob(outcome.rows) if outcome.ok and outcome.rows is not None else None

@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 from sqlglot import exp
 
-from mcp_server.backends.bundled import cache_root
 from mcp_server.cancellation import Cancellation
 from mcp_server.errors import QueryFailed
+from mcp_server.locations import cache_root
 
 if TYPE_CHECKING:
     from mcp_server.executor import Executor
@@ -246,7 +246,7 @@ class ValueIndex:
         if data.get("fingerprint") != fingerprint or data.get("version") != INDEX_VERSION:
             return None
         entries = {k: [tuple(x) for x in v] for k, v in data["entries"].items()}
-        return _DbValues(fingerprint=fingerprint, entries=entries)  # type: ignore[arg-type]
+        return _DbValues(fingerprint=fingerprint, entries=entries)
 
     def _save(self, db: str, values: _DbValues) -> None:
         path = self.cache_path(db, values.fingerprint)

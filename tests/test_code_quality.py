@@ -1,4 +1,5 @@
-"""The codebase stays ruff-clean, ruff-formatted and mypy-clean on mcp_server (config in pyproject.toml)."""
+"""The codebase stays ruff-clean, ruff-formatted and mypy-clean: every package and the tests, strict on
+mcp_server (config in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.conftest import REPO
+from conftest import REPO
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mcp_server.backends import cpu_threads
@@ -26,7 +28,7 @@ def test_free_cores_are_the_idle_share_of_other_processes(
     machine = iter([(0.0, 0.0), (others_busy + own_busy, 4.0)])
     own = iter([0.0, own_busy])
     monkeypatch.setattr(cpu_threads, "usable_cores", lambda: 4)
-    monkeypatch.setattr(cpu_threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     monkeypatch.setattr(cpu_threads, "_machine_busy_s", lambda: next(machine))
     monkeypatch.setattr(cpu_threads, "_own_cpu_s", lambda: next(own))
     cores = FreeCores()

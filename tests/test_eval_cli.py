@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 
 from agent.evaluation.datasets import BIRD_SEPARATOR, load_items, read_predictions, write_predictions
-from tests.conftest import FIXTURES
 
 SQLR1 = [sys.executable, "-m", "mcp_server.cli"]
 

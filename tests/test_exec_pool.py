@@ -10,6 +10,7 @@ import fractions
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,8 @@ def test_a_crashed_worker_fails_only_its_task(db):
     items = [(db, False), (db, False), (db, True), (db, False), (db, False)]
     with ExecutionPool(workers=2, timeout_s=5.0) as pool:
         out = pool.map(count_or_die, items)
-        assert out[2] == TaskFailed("execution", out[2].message) and "died" in out[2].message
+        died = out[2]
+        assert isinstance(died, TaskFailed) and died.kind == "execution" and "died" in died.message
         assert [out[i] for i in (0, 1, 3, 4)] == [6, 6, 6, 6]
         assert pool.killed == 1
 
@@ -85,7 +87,8 @@ def test_streamed_submission_matches_serial_and_reports_as_it_goes(db):
         with SerialPool(timeout_s=5.0) as serial:
             assert pooled == serial.map(summary, jobs)
     assert indices == list(range(len(jobs))) and sorted(seen) == indices
-    assert pooled[-1][0] != "ok" and "nope" in str(pooled[-1][1])
+    last = pooled[-1]
+    assert not isinstance(last, TaskFailed) and last[0] != "ok" and "nope" in str(last[1])
 
 
 def test_an_abandoned_submission_frees_the_pool(db):
@@ -106,22 +109,26 @@ def test_pool_is_read_only(db):
     assert out[1].rows == [(6,)]
 
 
-def test_result_cache_round_trips_and_skips_timeouts(db, tmp_path: Path):
+def test_result_cache_round_trips_and_skips_timeouts_and_cut_results(db, tmp_path: Path):
     path = tmp_path / "cache.sqlite"
     cache = ResultCache(path)
-    rows = [(1, 2.5, "x", b"\x00\xff", None, decimal.Decimal("1.10"), dt.date(2024, 2, 29))]
+    rows: list[tuple[Any, ...]] = [
+        (1, 2.5, "x", b"\x00\xff", None, decimal.Decimal("1.10"), dt.date(2024, 2, 29))
+    ]
     rows.append(
         (dt.datetime(2024, 1, 2, 3, 4, 5), dt.time(6, 7), dt.timedelta(seconds=90), {"k": [1]}, 2**70)
     )
-    key, bad, slow = cache.key(db, "a"), cache.key(db, "b"), cache.key(db, "c")
-    cache.put(key, ExecOutcome(ok=True, rows=rows, truncated=True))
+    key, bad, slow, cut = (cache.key(db, sql) for sql in ("a", "b", "c", "e"))
+    cache.put(key, ExecOutcome(ok=True, rows=rows))
+    # a result cut at the caller's max_rows is not the gold for a caller with another cap
+    cache.put(cut, ExecOutcome(ok=True, rows=rows[:1], truncated=True))
     cache.put(bad, ExecOutcome(ok=False, error_kind="execution", error_message="no such column"))
     cache.put(slow, ExecOutcome(ok=False, error_kind="timeout", error_message="too slow"))
     assert cache.get(key) is not None  # buffered writes are visible before the flush
     cache.close()
     again = ResultCache(path)
     hit = again.get(key)
-    assert hit is not None and hit.rows == rows and hit.truncated
+    assert hit is not None and hit.rows == rows and not hit.truncated
     assert [type(v) for v in hit.rows[0]] == [type(v) for v in rows[0]]
     miss = again.get(bad)
     assert miss is not None and (miss.ok, miss.error_kind, miss.error_message) == (
@@ -129,7 +136,7 @@ def test_result_cache_round_trips_and_skips_timeouts(db, tmp_path: Path):
         "execution",
         "no such column",
     )
-    assert again.get(slow) is None and len(again) == 2
+    assert again.get(slow) is None and again.get(cut) is None and len(again) == 2
     # a value of another type (here a Fraction) is never unpickled: the entry reads as a miss
     odd = again.key(db, "d")
     again.put(odd, ExecOutcome(ok=True, rows=[(fractions.Fraction(1, 3),)]))

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from mcp_server.config import GuardSettings
+from mcp_server.engines.sqlite import SqliteEngine
 from mcp_server.errors import QueryFailed
 from mcp_server.executor import Executor, cap_result, cap_rows
 
@@ -52,8 +53,9 @@ def test_character_cap(db: Path) -> None:
     assert result.truncated is True and 1 <= result.row_count < 6
     assert sum(len(str(v)) for row in result.rows for v in row) <= 40
     long = ex.run("concert_singer", "SELECT '" + "x" * 500 + "' AS s")
-    assert long.truncated is True and long.row_count == 1 and long.rows[0][0].endswith("…")
-    assert len(long.rows[0][0]) <= 40
+    cell = long.rows[0][0]
+    assert long.truncated is True and long.row_count == 1 and isinstance(cell, str) and cell.endswith("…")
+    assert len(cell) <= 40
 
 
 # Rows of every SQLite storage class, with ints of every width and NULLs, to test the fetch's bound.
@@ -82,7 +84,7 @@ def test_fetch_bound_gives_what_cap_rows_gives(db: Path, sql: str, plain: bool, 
     rows, _ = cap_rows(raw.rows, 10**9)
     if plain:
         counted = sum(len(v) if type(v) is str else 4 if v is None else len(str(v)) for r in rows for v in r)
-        assert counted <= raw.plain_chars_bound
+        assert raw.plain_chars_bound is not None and counted <= raw.plain_chars_bound
     fast, slow = cap_result(raw, max_chars), cap_result(replace(raw, plain_chars_bound=None), max_chars)
     assert fast.model_dump() == slow.model_dump() and fast.raw_rows == slow.raw_rows
     assert all(type(r) is list for r in fast.rows)
@@ -151,7 +153,9 @@ def test_thread_safe(db: Path) -> None:
 
 
 def _count_in_worker(ex: Executor) -> int:
-    return int(ex.run("concert_singer", "SELECT count(*) FROM singer").rows[0][0])
+    count = ex.run("concert_singer", "SELECT count(*) FROM singer").rows[0][0]
+    assert isinstance(count, int)
+    return count
 
 
 def test_picklable_for_worker_processes(db: Path) -> None:
@@ -176,7 +180,7 @@ async def test_cancelling_run_async_stops_the_engine_query(db: Path) -> None:
     with anyio.move_on_after(0.3):
         await ex.run_async("concert_singer", UNBOUNDED)
     assert time.monotonic() - started < 5
-    assert engine._active == set()  # the engine's connection is idle again: the query was stopped
+    assert isinstance(engine, SqliteEngine) and engine._active == set()  # idle again: the query was stopped
     assert (await ex.run_async("concert_singer", "SELECT 1")).rows == [[1]]
 
 

@@ -13,6 +13,7 @@ import anyio
 import pytest
 from jsonschema.validators import validator_for
 from mcp import Client
+from mcp_text import first_text
 from pydantic import ValidationError
 
 from mcp_server import guard
@@ -100,7 +101,8 @@ async def test_a_statement_outlasting_the_budget_finishes_in_a_worker(db: Path) 
     assert verdict(ex, LONG) == [0, 1]  # this call went straight to a worker
     assert (await ex.run_async("concert_singer", LONG)).rows == [[300000]]
     assert verdict(ex, LONG) == [2, 2]  # tried inline again, outlasted it again: skips twice as long
-    assert ex.registry.engine("concert_singer")._active == set()
+    engine = ex.registry.engine("concert_singer")
+    assert isinstance(engine, SqliteEngine) and engine._active == set()
 
 
 async def test_the_tool_form_outlasting_the_budget_finishes_in_a_worker(db: Path) -> None:
@@ -134,7 +136,7 @@ async def test_cancel_after_the_inline_attempt_stops_the_engine(db: Path) -> Non
         await ex.run_async("concert_singer", UNBOUNDED)
     assert time.monotonic() - started < 5
     assert verdict(ex, UNBOUNDED) == [1, 1]  # it went through the inline attempt first
-    assert engine._active == set()  # and the worker's query was stopped in the engine
+    assert isinstance(engine, SqliteEngine) and engine._active == set()  # the worker's query was stopped
     assert (await ex.run_async("concert_singer", "SELECT 1")).rows == [[1]]
 
 
@@ -209,7 +211,7 @@ async def test_execute_sql_text_is_its_structured_content(db: Path) -> None:
             with anyio.fail_after(30):
                 res = await client.call_tool("execute_sql", {"database": "concert_singer", "sql": sql})
             assert not res.is_error
-            assert json.loads(res.content[0].text) == res.structured_content
+            assert json.loads(first_text(res)) == res.structured_content
             assert set(res.structured_content) == {"columns", "rows", "row_count", "truncated", "elapsed_ms"}
 
 

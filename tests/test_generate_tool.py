@@ -28,16 +28,18 @@ def _server(databases: list[DatabaseConfig], backend: Any, **model: Any) -> MCPS
 async def test_generate_sql_structured_with_progress(spider_copy) -> None:
     backend = ScriptedBackend([answer("SELECT count(*) FROM singer"), answer("SELECT Name FROM singer")])
     server = _server([DatabaseConfig(name="concert", target=str(spider_copy("concert_singer")))], backend)
-    progress: list[tuple[float, float | None, str | None]] = []
+    updates: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(p: float, total: float | None, message: str | None) -> None:
-        progress.append((p, total, message))
+    # named as the SDK's ProgressFnT names them
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total, message))
 
     async with Client(server) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert {"generate_sql", "search_values"} <= set(tools)
-        assert tools["generate_sql"].annotations.read_only_hint is True
-        assert tools["search_values"].annotations.read_only_hint is True
+        for name in ("generate_sql", "search_values"):
+            annotations = tools[name].annotations
+            assert annotations is not None and annotations.read_only_hint is True, name
         assert tools["generate_sql"].output_schema is not None
         with anyio.fail_after(60):
             result = await client.call_tool(
@@ -50,9 +52,9 @@ async def test_generate_sql_structured_with_progress(spider_copy) -> None:
     assert res.status == "ok" and len(res.candidates) == 3 and backend.calls[0][1].n == 3
     assert res.vote_counts == [2, 1] and res.sql == "SELECT count(*) FROM singer"
     assert res.preview is not None and res.preview.rows == [[6]]
-    assert progress, "no progress notifications"
-    values = [p for p, _, _ in progress]
-    assert values == sorted(values) and progress[-1][0] == progress[-1][1]
+    assert updates, "no progress notifications"
+    values = [p for p, _, _ in updates]
+    assert values == sorted(values) and updates[-1][0] == updates[-1][1]
 
 
 async def test_feedback_and_errors(spider_copy) -> None:
@@ -84,7 +86,7 @@ async def test_cancel_stops_generation(spider_copy) -> None:
     server = _server([DatabaseConfig(name="concert", target=str(spider_copy("concert_singer")))], backend)
     started = anyio.Event()
 
-    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         started.set()
 
     async with Client(server) as client:

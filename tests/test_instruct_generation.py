@@ -109,7 +109,7 @@ def test_a_large_schema_is_linked_and_the_grammar_covers_the_linked_tables(chino
     ) and "Customer" not in result.prompt.tables
     assert "CREATE TABLE Customer" not in prompt.messages[0].content
     assert "CREATE TABLE PlaylistTrack" in prompt.messages[0].content
-    grammar = params.block.grammar if params.block else ""
+    grammar = (params.block.grammar if params.block else None) or ""
     assert '"[Customer]"' not in grammar and '"[PlaylistTrack]"' in grammar
     # the same question with linking off prompts everything
     backend2 = DeviceBackend([DIRECT], device="cpu")

@@ -66,7 +66,8 @@ def test_auto_runs_the_adapter_on_llamacpp_greedy_like_transformers(backend, pet
     params = SamplingParams(n=1, max_new_tokens=24)
     ours = backend.generate(prompt, params)[0]
     theirs = TransformersBackend(MODEL, device="cpu").generate(prompt, params)[0]
-    assert ours.extra["token_ids"][:6] == theirs.extra["token_ids"][:6]
+    ours_ids, theirs_ids = ours.extra["token_ids"], theirs.extra["token_ids"]
+    assert isinstance(ours_ids, list) and isinstance(theirs_ids, list) and ours_ids[:6] == theirs_ids[:6]
     assert ours.text.startswith("\nThe question needs the table")  # SQL-R1 reasoning, as trained
 
 

@@ -18,6 +18,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
+from mcp_text import first_text, text
 from mcp_types import (
     LoggingMessageNotificationParams,
     PromptReference,
@@ -144,16 +145,16 @@ async def test_prompts_and_completions(chinook_copy: Path, tmp_path: Path) -> No
         nothing = await client.complete(template, {"name": "table", "value": ""}, {"database": "nope"})
     assert set(prompts) == {"ask_database", "explain_table", "explain_query"}
     assert all(p.title and p.description for p in prompts.values())
-    assert {a.name: a.required for a in prompts["explain_table"].arguments} == {
+    assert {a.name: a.required for a in prompts["explain_table"].arguments or []} == {
         "table": True,
         "database": False,
     }
-    ask_text = ask.messages[0].content.text
+    ask_text = text(ask.messages[0].content)
     assert "How many tracks are there?" in ask_text and "CREATE TABLE Track" in ask_text
-    table_text = table.messages[0].content.text
+    table_text = text(table.messages[0].content)
     assert "CREATE TABLE Genre" in table_text and "Rock" in table_text  # the first rows are shown
-    assert "SEARCH Artist USING INTEGER PRIMARY KEY" in query.messages[0].content.text
-    assert "blocked" in bad_sql.messages[0].content.text
+    assert "SEARCH Artist USING INTEGER PRIMARY KEY" in text(query.messages[0].content)
+    assert "blocked" in text(bad_sql.messages[0].content)
     assert unknown is not None and "nope" in unknown and "chinook" in unknown
     assert databases.completion.values == ["chinook"]
     assert tables.completion.values == ["Invoice", "InvoiceLine"]  # starts with "in", case-insensitive
@@ -191,9 +192,9 @@ async def test_resources_listed_and_list_changed(chinook_copy: Path, tmp_path: P
     assert {"schema://{database}", "schema://{database}/{table}", "values://{database}/{table}/{column}"} <= (
         templates
     )
-    assert "CREATE TABLE Track" in whole.contents[0].text
-    assert one.contents[0].text.startswith("CREATE TABLE Genre") and "Track" not in one.contents[0].text
-    assert "Rock" in json.loads(values.contents[0].text)
+    assert "CREATE TABLE Track" in first_text(whole)
+    assert first_text(one).startswith("CREATE TABLE Genre") and "Track" not in first_text(one)
+    assert "Rock" in json.loads(first_text(values))
     assert "schema://chinook/Review" in relisted and "schema://chinook/Review" not in listed
 
 

@@ -91,16 +91,16 @@ async def test_budget_votes_among_the_candidates_done(spider_copy: Any) -> None:
         [answer("SELECT count(*) FROM singer"), answer("SELECT count(*) FROM singer")], [1, 2, 400, 400]
     )
     server = _server(spider_copy("concert_singer"), backend)
-    progress: list[str] = []
+    messages: list[str] = []
 
-    async def on_progress(p: float, total: float | None, message: str | None) -> None:
-        progress.append(message or "")
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
 
     async with Client(server) as client:
         tool = {t.name: t for t in (await client.list_tools()).tools}["generate_sql"]
         assert "time_budget_s" in tool.input_schema["properties"]
         assert {"budget_exhausted", "candidates_done", "candidates_requested"} <= set(
-            tool.output_schema["properties"]
+            (tool.output_schema or {})["properties"]
         )
         with anyio.fail_after(30):
             result = await client.call_tool(
@@ -117,7 +117,7 @@ async def test_budget_votes_among_the_candidates_done(spider_copy: Any) -> None:
     assert res.time_budget_s is not None and 0 < res.time_budget_s <= 1.5
     assert "time budget" in res.message
     assert backend.stopped.is_set()
-    assert any("time budget ran out" in m for m in progress), progress
+    assert any("time budget ran out" in m for m in messages), messages
 
 
 async def test_no_candidate_done_says_so(spider_copy: Any) -> None:
@@ -148,7 +148,7 @@ async def test_cancel_still_stops_the_model_under_a_budget(spider_copy: Any) -> 
     server = _server(spider_copy("concert_singer"), backend)
     started = anyio.Event()
 
-    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         started.set()
 
     async with Client(server) as client:

@@ -96,6 +96,7 @@ def test_the_default_model_is_installed_and_verified() -> None:
     assert resolved.kind == "gguf" and resolved.named is named
     assert resolved.prompt_version == INSTRUCT_PROMPT_VERSION
     data = Path(resolved.source).read_bytes()
+    assert named.parts is not None
     assert len(data) == named.parts.size and data[:4] == b"GGUF"
     assert hashlib.sha256(data).hexdigest() == named.parts.sha256
 

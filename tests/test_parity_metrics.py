@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parity_corpus import build_databases, load
 
 from agent.evaluation.scoring import Scorer, ScoreTask
-from tests.parity_corpus import build_databases, load
 
 PAIRS = load("metric_pairs.json")
 

@@ -15,10 +15,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from parity_corpus import PARITY, build_databases
+
 from mcp_server.prompt import build_prompt, render_text
 from mcp_server.registry import Registry
 from mcp_server.schema import SchemaInspector, render_ddl
-from tests.parity_corpus import PARITY, build_databases
 
 PROMPTS = PARITY / "prompts"
 INPUTS = json.loads((PROMPTS / "inputs.json").read_text(encoding="utf-8"))
@@ -47,7 +48,7 @@ def test_sqlr1_inference_prompt_is_sqlr1s_text() -> None:
         schema, INPUTS["bird_question"], evidence=INPUTS["bird_evidence"], variant="sqlr1_inference"
     )
     assert bird.messages[0].content == _text("sqlr1_inference_bird.txt")
-    assert bird.messages[0].content.startswith(bird.cache_prefix_text)
+    assert bird.cache_prefix_text and bird.messages[0].content.startswith(bird.cache_prefix_text)
 
 
 def test_sqlr1_rl_prompt_renders_sqlr1s_string_with_qwen_chatml() -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from parity_corpus import build_databases, load
 
-from tests.parity_corpus import build_databases, load
 from training.pool import ExecutionPool
 from training.rewards import REWARD_NAMES, SQLR1Reward
 

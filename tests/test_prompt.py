@@ -112,7 +112,10 @@ def test_values_only_when_given_and_quoted() -> None:
         build_prompt(
             CONCERT_SINGER_DDL,
             "q?",
-            values=[ValueHit("singer", "Country", hostile), ("singer", "Name", "Joe")],
+            values=[
+                ValueHit(table="singer", column="Country", value=hostile, score=90.0, phrase="France"),
+                ("singer", "Name", "Joe"),
+            ],
         )
         .messages[0]
         .content

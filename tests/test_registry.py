@@ -24,6 +24,54 @@ def _fail(targets: list, kind: str) -> str:
     return info.value.error.message
 
 
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ("{db}", None),
+        ("pets={db}", "pets"),
+        ("my db={db}", "my db"),  # cli.py once named it `my db`, registry.py read it as a path
+        ("données={db}", "données"),
+        ("a+b={db}", "a+b"),
+    ],
+)
+def test_cli_and_registry_read_a_named_target_alike(spider_copy, value: str, name: str | None) -> None:
+    """``--db`` and ``Registry.from_targets`` share one reading of ``NAME=TARGET``."""
+    from mcp_server.cli import parse_db_flag
+
+    target = value.format(db=spider_copy("pets_1"))
+    flag = parse_db_flag(target)
+    assert flag.name == name
+    from_flag = Registry.from_targets([flag]).names()
+    from_text = Registry.from_targets([target]).names()
+    assert from_flag == from_text == [name or "pets_1"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql+psycopg://u@h:5432/db?application_name=x",
+        "/data/a=b.sqlite",
+        "C:\\data\\a=b.sqlite",
+        "sqlite:///a=b.sqlite",
+        "=x.sqlite",
+    ],
+)
+def test_a_path_or_url_with_an_equals_sign_is_not_named(value: str) -> None:
+    from mcp_server.cli import parse_db_flag
+    from mcp_server.registry import split_named_target
+
+    assert split_named_target(value) == (None, value)
+    assert parse_db_flag(value).name is None and parse_db_flag(value).target == value
+
+
+def test_empty_target_after_a_name_is_refused_by_both() -> None:
+    from mcp_server.cli import UsageError, parse_db_flag
+
+    with pytest.raises(UsageError, match="empty target after 'pg='"):
+        parse_db_flag("pg=")
+    assert "after 'pg='" in _fail(["pg="], "config")
+
+
 def test_sqlite_file_named_by_stem(spider_copy) -> None:
     path = spider_copy("pets_1")
     reg = Registry.from_targets([str(path)])

@@ -127,7 +127,7 @@ def build_bird_sqlite(shared: Path, dst: Path) -> Path:
     cols = entry["column_names_original"]
     pks = [p if isinstance(p, list) else [p] for p in entry["primary_keys"]]
     con = sqlite3.connect(dst)
-    q = lambda n: exp.to_identifier(n, quoted=True).sql("sqlite")  # noqa: E731
+    q = lambda n: exp.Identifier(this=n, quoted=True).sql("sqlite")  # noqa: E731
     for t_idx, table in enumerate(entry["table_names_original"]):
         lines = [
             f"{q(name)} {entry['column_types'][i].upper()}"
@@ -261,7 +261,7 @@ WEIRD_COLUMNS = ["select", "order", "col with space", 'quo"te', "back`tick", "1s
 
 def test_weird_identifiers_are_quoted_everywhere(tmp_path: Path) -> None:
     path = tmp_path / "weird.sqlite"
-    q = lambda n: exp.to_identifier(n, quoted=True).sql("sqlite")  # noqa: E731
+    q = lambda n: exp.Identifier(this=n, quoted=True).sql("sqlite")  # noqa: E731
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
     con.execute(
@@ -403,7 +403,7 @@ def test_other_engines_describe_and_quote(kind: str, request: pytest.FixtureRequ
     else:
         url = request.getfixturevalue("postgres_url" if kind == "postgres" else "mariadb_url")
         dialect, target = ("postgres" if kind == "postgres" else "mysql"), f"db={url}"
-    q = lambda n: exp.to_identifier(n, quoted=True).sql(dialect)  # noqa: E731
+    q = lambda n: exp.Identifier(this=n, quoted=True).sql(dialect)  # noqa: E731
     ddl = [
         f"CREATE TABLE {q(parent)} (id INT PRIMARY KEY, name VARCHAR(50))",
         f"CREATE TABLE {q(odd)} ({q('select')} INT PRIMARY KEY, {q('col with space')} VARCHAR(200), pid INT, "

@@ -138,8 +138,8 @@ async def test_a_short_body_ends_in_seconds_and_others_are_served(
         started = anyio.current_time()
         await stream.send(head.encode() + b'{"jsonrpc": "2.0"')
         async with Client(url) as client:  # served while the first request hangs
-            res = await client.call_tool("execute_sql", {"database": "chinook", "sql": "SELECT 7"})
-            assert res.structured_content["rows"] == [[7]]
+            result = await client.call_tool("execute_sql", {"database": "chinook", "sql": "SELECT 7"})
+            assert result.structured_content["rows"] == [[7]]
         assert anyio.current_time() - started < 5
         with anyio.fail_after(15):
             answer = await stream.receive()
@@ -207,8 +207,8 @@ async def test_wrong_token_gets_401_and_no_tool_runs(recording: tuple[MCPServer,
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http,
             Client(streamable_http_client(url, http_client=http)) as client,
         ):
-            res = await client.call_tool("canary", {"note": "right token"})
-            assert not res.is_error
+            result = await client.call_tool("canary", {"note": "right token"})
+            assert not result.is_error
     assert runs == ["right token"]
 
 
@@ -223,6 +223,6 @@ async def test_oversized_and_malformed_http_bodies(recording: tuple[MCPServer, l
         wrong_type = await http.post(url, json=_call("x"), headers={**HEADERS, "Content-Type": "text/plain"})
         assert wrong_type.status_code in (400, 415)
         async with Client(url) as client:  # still serving
-            res = await client.call_tool("execute_sql", {"database": "chinook", "sql": "SELECT 7"})
-            assert res.structured_content["rows"] == [[7]]
+            result = await client.call_tool("execute_sql", {"database": "chinook", "sql": "SELECT 7"})
+            assert result.structured_content["rows"] == [[7]]
     assert runs == []

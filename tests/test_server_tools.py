@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from mcp_text import first_text
 
 from mcp_server.config import AppConfig, DatabaseConfig, GuardSettings
 from mcp_server.server import ServerDeps, build_server, read_only_annotations
@@ -62,7 +63,7 @@ async def test_tools_have_schemas_and_honest_annotations(server: MCPServer) -> N
             assert ann.destructive_hint is False
             assert ann.open_world_hint is False
         assert set(tools["execute_sql"].input_schema["required"]) == {"database", "sql"}
-        assert "rows" in tools["execute_sql"].output_schema["properties"]
+        assert "rows" in (tools["execute_sql"].output_schema or {})["properties"]
         instructions = client.instructions or ""
         assert "execute_sql" in instructions and "read-only" in instructions
 
@@ -305,7 +306,7 @@ async def test_schema_resource(server: MCPServer) -> None:
         templates = (await client.list_resource_templates()).resource_templates
         assert any(t.uri_template == "schema://{database}" for t in templates)
         res = await client.read_resource("schema://concert_singer")
-        text = res.contents[0].text
+        text = first_text(res)
         assert "CREATE TABLE" in text and "singer" in text
         with pytest.raises(MCPError) as info:
             await client.read_resource("schema://nope_db")

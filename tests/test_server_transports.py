@@ -18,6 +18,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_text import first_text
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -48,7 +49,7 @@ async def test_stdio_subprocess_round_trip(chinook_copy: Path, tmp_path: Path) -
             res = await client.call_tool(
                 "execute_sql", {"database": "chinook", "sql": "UPDATE Artist SET Name = 'x'"}
             )
-            assert res.is_error and "blocked" in res.content[0].text
+            assert res.is_error and "blocked" in first_text(res)
             res = await client.call_tool("list_tables", {"database": "chinook"})
             assert "Track" in res.structured_content["tables"]
     logged = errlog.read_text(encoding="utf-8")
@@ -62,12 +63,13 @@ async def test_stdio_survives_invalid_json_rpc(chinook_copy: Path) -> None:
         [sys.executable, *serve_args(chinook_copy)], cwd=str(REPO), env=child_env(), stderr=subprocess.DEVNULL
     )
     assert proc.stdin is not None and proc.stdout is not None
+    stdout = proc.stdout
     buf = b""
 
     async def next_message() -> dict[str, Any]:
         nonlocal buf
         while b"\n" not in buf:
-            chunk = await proc.stdout.receive()
+            chunk = await stdout.receive()
             buf += chunk
         line, _, buf = buf.partition(b"\n")
         return json.loads(line)
@@ -162,7 +164,7 @@ async def test_http_loopback_without_token(http_server: HttpServer) -> None:
             res = await client.call_tool("execute_sql", {"database": "chinook", "sql": LOOKUP})
             assert res.structured_content["rows"] == [[1, "AC/DC"]]
             res = await client.call_tool("execute_sql", {"database": "chinook", "sql": "DROP TABLE Artist"})
-            assert res.is_error and "blocked" in res.content[0].text
+            assert res.is_error and "blocked" in first_text(res)
 
 
 def _initialize_body() -> dict[str, Any]:
@@ -222,8 +224,8 @@ async def test_http_token_required(http_server: HttpServer) -> None:
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http,
             Client(streamable_http_client(http_server.url, http_client=http)) as client,
         ):
-            res = await client.call_tool("execute_sql", {"database": "chinook", "sql": LOOKUP})
-            assert res.structured_content["rows"] == [[1, "AC/DC"]]
+            result = await client.call_tool("execute_sql", {"database": "chinook", "sql": LOOKUP})
+            assert result.structured_content["rows"] == [[1, "AC/DC"]]
 
 
 def test_http_refuses_non_loopback_without_token(chinook_copy: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from mcp_server.answer import parse_answer
 from mcp_server.errors import QueryFailed
 from mcp_server.prompt import THINK_PREFILL
-from training.config import CONFIGS_DIR, load_grpo_config, load_sft_config
+from training.config import CONFIGS_DIR, GRPOFile, load_grpo_config, load_sft_config
 from training.data import (
     Example,
     filter_examples,
@@ -201,6 +201,7 @@ def test_presets_train_only_on_training_splits_and_their_batches_divide():
         # Spider dev, Spider-Syn/DK and BIRD dev are evaluation sets: no preset may name them
         assert cfg.data.split == "train" and cfg.data.source in ("spider", "synsql"), preset.name
         if is_grpo:
+            assert isinstance(cfg, GRPOFile)
             assert grpo_batch_shape(cfg, 1) >= 1
             spg = cfg.grpo.steps_per_generation
             assert (

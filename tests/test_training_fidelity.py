@@ -10,13 +10,14 @@ import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from parity_corpus import PARITY, build_databases
 
 from mcp_server.prompt import SQLR1_RL_VERSION, build_prompt
 from mcp_server.registry import Registry
 from mcp_server.schema import SchemaInspector
-from tests.parity_corpus import PARITY, build_databases
 from training.config import load_grpo_config
 from training.data import (
     SchemaDDL,
@@ -31,7 +32,7 @@ from training.data import (
 
 def test_iter_json_array_reads_what_json_load_reads(tmp_path: Path) -> None:
     rng = random.Random(7)
-    items = [
+    items: list[Any] = [
         {
             "n": rng.randint(-(10**12), 10**12),
             "f": rng.random(),
@@ -169,7 +170,7 @@ def test_training_and_serving_render_one_schema_text(tmp_path: Path, synsql_root
 
 
 def test_sqlr1_rl_records_and_settings(synsql_root: Path, tmp_path: Path) -> None:
-    from tests.test_parity_prompts import _Qwen25ChatML
+    from test_parity_prompts import _Qwen25ChatML
 
     ex = load_synsql(synsql_root, data_file="train.parquet")[2]
     record = grpo_records([ex], _Qwen25ChatML(), prompt="sqlr1_rl")[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,7 @@ def _real_vllm_detection():
         sys.path[:] = saved
 
 
-def _adapter_tensors(folder: Path) -> dict[str, object]:
+def _adapter_tensors(folder: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(folder / "adapter_model.safetensors"))

@@ -214,7 +214,10 @@ async def test_schema_sidebar_filter_and_database_switch(
         select = app.query_one("#db-select", Select)
         select.value = "concert_singer"
         await wait_for(pilot, lambda: app.agent is not None and app.agent.database == "concert_singer")
-        await wait_for(pilot, lambda: app.query_one(SchemaSidebar).schema.database == "concert_singer")
+        await wait_for(
+            pilot,
+            lambda: (s := app.query_one(SchemaSidebar).schema) is not None and s.database == "concert_singer",
+        )
         app.query_one("#schema-filter", Input).value = ""
         await pilot.pause()
         assert sorted(str(n.data) for n in tree.root.children) == [

@@ -9,6 +9,7 @@ per-turn scripted stand-in (the real model's text is not deterministic across ma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agent_scripted import TurnScriptedBackend
 from test_tui_chat import BROKEN_THEN_FIXED, ask, make_app, wait_for
@@ -19,7 +20,7 @@ from tui.app import ChatApp
 from tui.widgets.prompt_input import PromptInput
 
 
-def _app(db: Path, tmp_path: Path, **kwargs: object) -> ChatApp:
+def _app(db: Path, tmp_path: Path, **kwargs: Any) -> ChatApp:
     return make_app(db, tmp_path, TurnScriptedBackend(BROKEN_THEN_FIXED), show_timings=False, **kwargs)
 
 

@@ -29,6 +29,17 @@ def test_acdc_is_found_in_artist_name(chinook_copy: Path, tmp_path: Path) -> Non
     assert (top.table, top.column, top.value, top.score) == ("Artist", "Name", "AC/DC", 100.0)
 
 
+def test_retrieved_hits_go_into_the_prompt_as_they_are(chinook_copy: Path, tmp_path: Path) -> None:
+    """One ``ValueHit``: what retrieval returns is what the prompt renders (there were two classes)."""
+    from mcp_server import prompt
+
+    index, db = _index(chinook_copy, tmp_path / "cache")
+    hits = index.search(db, "Which albums were released by AC/DC?")
+    assert prompt.ValueHit is type(hits[0])
+    content = prompt.build_prompt("CREATE TABLE Artist (Name TEXT);", "q?", values=hits).messages[0].content
+    assert '- Artist.Name: "AC/DC"' in content
+
+
 def test_multiword_and_fuzzy_values(chinook_copy: Path, tmp_path: Path) -> None:
     index, db = _index(chinook_copy, tmp_path / "cache")
     exact = index.search(db, "list the tracks of led zeppelin")

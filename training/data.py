@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from mcp_server.prompt import PreviousTurn, build_prompt, render_text
 from training.gold import GoldResolver
+from training.pool import ExecOutcome
 from training.rewards import reward_sql
 
 __all__ = [
@@ -361,6 +362,7 @@ def filter_examples(
     while i < len(candidates) and (limit is None or len(report.kept) < limit):
         chunk = candidates[i : i + batch]
         i += batch
+        outcomes: Sequence[ExecOutcome | None]
         if gold is None:
             outcomes = [None] * len(chunk)
         else:

@@ -15,7 +15,7 @@ import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mcp_server.backends.manifest import CheckpointManifest, GenerationDefaults, write_manifest
 from mcp_server.prompt import TRAIN_PROMPT_VERSION
@@ -144,7 +144,7 @@ def export_checkpoint(
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         cfg["base_model_name_or_path"] = base_spec  # portable: "bundled" instead of a cache path
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        weights = "adapter"
+        weights: Literal["adapter", "merged"] = "adapter"
     else:
         from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model
 

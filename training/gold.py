@@ -1,32 +1,21 @@
 """Gold results: computed once through the execution pool and cached on disk.
 
 The cache is :class:`mcp_server.result_cache.ResultCache` (key: the database's content hash plus
-the gold SQL), so epochs, GRPO steps and evaluations never re-run a gold query, and editing a
-database invalidates only its entries.
+the gold SQL) in its one shared file (:func:`~mcp_server.result_cache.default_cache_path`, which
+``sqlr1 eval`` uses too), so epochs, GRPO steps and evaluations never re-run a gold query, and
+editing a database invalidates only its entries.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
-from mcp_server.result_cache import ResultCache, db_content_hash, result_key
+from mcp_server.result_cache import ResultCache, cache_key, db_content_hash, default_cache_path
 from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = ["GoldCache", "GoldResolver", "db_content_hash", "default_cache_path"]
 
 GoldCache = ResultCache  # training's name for the shared result cache
-
-
-def default_cache_path() -> Path:
-    """``$SQLR1_CACHE/gold.sqlite``, else the user cache directory."""
-    env = os.environ.get("SQLR1_CACHE")
-    if env:
-        return Path(env) / "gold.sqlite"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("sqlr1")) / "gold.sqlite"
 
 
 class GoldResolver:
@@ -39,7 +28,7 @@ class GoldResolver:
         self.executed = 0  # gold queries actually run (cache misses)
 
     def _key(self, db: str, sql: str) -> str:
-        return self.cache.key(db, sql) if self.cache is not None else result_key(db_content_hash(db), sql)
+        return self.cache.key(db, sql) if self.cache is not None else cache_key(db_content_hash(db), sql)
 
     def resolve(self, pairs: Sequence[tuple[str, str]]) -> list[ExecOutcome]:
         keys = [self._key(db, sql) for db, sql in pairs]

@@ -33,7 +33,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -166,7 +166,7 @@ class SQLR1Reward:
         self.order_by: OrderRule = order_by
         self.db_column = db_column
         self.gold_column = gold_column
-        self.funcs: list[Callable[..., list[float]]] = [_RewardFunc(self, c) for c in REWARD_NAMES]
+        self.funcs: list[_RewardFunc] = [_RewardFunc(self, c) for c in REWARD_NAMES]
         self._lock = threading.Lock()
         self._last_key: tuple[Any, ...] | None = None
         self._last_scores: list[RewardBreakdown] = []

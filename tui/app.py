@@ -11,7 +11,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import ClassVar
 
 import anyio
@@ -47,7 +47,7 @@ _WIDGETS = Path(__file__).parent / "widgets"
 
 class ChatApp(App[None]):
     TITLE = "sqlr1 chat"
-    CSS_PATH: ClassVar[list[str | Path]] = [
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
         _WIDGETS / "schema_sidebar.tcss",
         _WIDGETS / "chat_log.tcss",
         _WIDGETS / "answer_view.tcss",

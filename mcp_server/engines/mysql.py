@@ -134,7 +134,7 @@ class _RowTooLong(Exception):
         self.size = size
 
 
-class _BoundedConnection(pymysql.connections.Connection):
+class _BoundedConnection(pymysql.connections.Connection):  # type: ignore[misc]  # PyMySQL ships no types
     """PyMySQL reads a packet (a row, sent in pieces of 16 MiB) whole before parsing it; this refuses one
     longer than ``max_packet_bytes`` before reading the piece that would pass it."""
 
@@ -157,7 +157,8 @@ class _BoundedConnection(pymysql.connections.Connection):
                 self._force_close()  # the rest of the packet is unread: the connection can't go on
                 raise _RowTooLong(total)
             self._packet_bytes = total if num_bytes == MAX_PACKET_LEN else 0  # a full piece: more follow
-        return _read_bytes(self, num_bytes)
+        data: bytes = _read_bytes(self, num_bytes)
+        return data
 
 
 _read_bytes = pymysql.connections.Connection._read_bytes

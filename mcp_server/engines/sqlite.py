@@ -27,7 +27,7 @@ naming the setting, and the connection stays usable.
 ``execute_inline`` lets an async caller run a cheap statement on its own thread (no hand-off to a worker
 thread): the engine stops it at a short budget, and the caller then runs it in a worker thread. Only
 statements that cannot build large values (no ``printf``, ``replace``, ``||``, ``group_concat``, …: see
-``INLINE_FUNCTIONS``) are run inline, so no single VM step (which no deadline can interrupt) outlasts
+``mcp_server.dialects.SQLITE_INLINE_FUNCTIONS``) are run inline, so no single VM step (which no deadline can interrupt) outlasts
 the budget by much on data of ordinary size.
 """
 
@@ -48,7 +48,7 @@ import apsw
 import sqlglot.expressions as exp
 
 from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
-from mcp_server.dialects import SQLITE_READ_PRAGMAS
+from mcp_server.dialects import SQLITE_INLINE_FUNCTIONS, SQLITE_READ_PRAGMAS
 from mcp_server.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
@@ -70,7 +70,6 @@ from mcp_server.guard import CallPolicy, function_name
 from mcp_server.results import column as _column
 
 __all__ = [
-    "INLINE_FUNCTIONS",
     "MAX_HEAP_BYTES",
     "MAX_VALUE_BYTES",
     "SqliteEngine",
@@ -84,23 +83,6 @@ _monotonic = time.monotonic
 _CACHED_STATEMENTS = 128  # prepared statements each connection keeps (APSW's default is 16)
 _READS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_RECURSIVE})  # authorizer actions
 
-# Functions (sqlglot's names, as the guard reports them) whose result is no larger than their arguments
-# or a small constant: a statement that calls only these cannot build a large value, so each VM step stays
-# short and a statement may run inline. Anything else (printf, replace, group_concat, hex, quote, concat,
-# JSON builders, ...) and the ``||`` operator send the statement to a worker thread.
-INLINE_FUNCTIONS = frozenset(
-    {
-        "AND", "OR", "XOR", "CASE", "IF", "CAST", "TRY_CAST", "COALESCE", "NULLIF", "EXISTS",
-        "COUNT", "SUM", "AVG", "MIN", "MAX", "TOTAL", "GREATEST", "LEAST",
-        "ABS", "ROUND", "SIGN", "CEIL", "FLOOR", "TRUNC", "MOD", "POW", "SQRT", "EXP", "LN", "LOG",
-        "LENGTH", "OCTET_LENGTH", "LOWER", "UPPER", "SUBSTRING", "TRIM", "STR_POSITION", "UNICODE",
-        "TYPEOF", "LIKELY", "UNLIKELY", "LIKELIHOOD", "RANDOM", "RAND",
-        "DATE", "TIME", "DATETIME", "JULIANDAY", "UNIXEPOCH", "TIME_TO_STR", "STRFTIME",
-        "TS_OR_DS_TO_TIMESTAMP", "TS_OR_DS_TO_DATE", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP",
-        "ROW_NUMBER", "RANK", "DENSE_RANK", "PERCENT_RANK", "CUME_DIST", "NTILE",
-        "LAG", "LEAD", "FIRST_VALUE", "LAST_VALUE", "NTH_VALUE",
-    }
-)  # fmt: skip
 _INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
 _INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
 _INLINE_WATCH_S = 0.02  # how often the backstop looks at inline statements while any run
@@ -108,11 +90,11 @@ _INLINE_WATCH_LINGER_S = 1.0  # it keeps looking this long after the last one (n
 
 
 def inline_safe(expression: exp.Expr) -> bool:
-    """True when the statement calls only :data:`INLINE_FUNCTIONS` and never concatenates."""
+    """True when the statement calls only ``dialects.SQLITE_INLINE_FUNCTIONS`` and never concatenates."""
     for node in expression.walk():
         if isinstance(node, exp.DPipe):
             return False
-        if isinstance(node, exp.Func) and function_name(node) not in INLINE_FUNCTIONS:
+        if isinstance(node, exp.Func) and function_name(node) not in SQLITE_INLINE_FUNCTIONS:
             return False
     return True
 

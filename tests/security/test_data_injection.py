@@ -22,6 +22,7 @@ import pytest
 import sqlglot
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
+from mcp_text import first_text
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from scripted_backend import answer
 
@@ -216,7 +217,7 @@ async def test_describe_schema_shows_values_as_quoted_data(db: Path, tmp_path: P
         cols = {c["name"]: c for c in res.structured_content["schema"]["tables"][0]["columns"]}
         assert any(v.startswith("INJ") for v in cols["body"]["examples"])
         res = await client.read_resource("schema://inj")
-        assert_injected_text_is_quoted(res.contents[0].text, template="")
+        assert_injected_text_is_quoted(first_text(res), template="")
     assert digest(db) == before
 
 

@@ -13,12 +13,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 from mcp import Client
+from mcp_text import first_text
 
 from mcp_server.config import AppConfig, load_config
 from mcp_server.errors import QueryFailed
@@ -50,7 +51,7 @@ class Served:
         self.proc, self.url, self.banner = proc, url, banner
 
 
-def start(*args: str) -> Iterator[Served]:
+def start(*args: str) -> Generator[Served, None, None]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mcp_server.cli", *args, "serve", "--http", "--port", "0"],
         cwd=str(REPO),
@@ -128,7 +129,7 @@ async def test_running_server_applies_the_defaults(default_server: Served) -> No
             chars = sum(len(str(v)) for row in data["rows"] for v in row if v is not None)
             assert chars <= 200_000  # default character cap
             res = await client.call_tool("execute_sql", {"database": "chinook", "sql": "DELETE FROM Track"})
-            assert res.is_error and "blocked" in res.content[0].text  # read-only
+            assert res.is_error and "blocked" in first_text(res)  # read-only
             res = await client.call_tool(
                 "execute_sql", {"database": "chinook", "sql": "SELECT count(*) FROM Track"}
             )

@@ -25,17 +25,17 @@ DIFF_DB = "sqlr1_diff"
 def prepare_canary(kind: str, target: str) -> str:
     """A ``canary(id, v)`` table on the engine (idempotent); returns the target to register."""
     if kind == "sqlite":
-        conn = sqlite3.connect(target)
-        conn.execute("CREATE TABLE IF NOT EXISTS canary (id INTEGER PRIMARY KEY, v TEXT)")
-        conn.commit()
-        conn.close()
+        lite = sqlite3.connect(target)
+        lite.execute("CREATE TABLE IF NOT EXISTS canary (id INTEGER PRIMARY KEY, v TEXT)")
+        lite.commit()
+        lite.close()
         return target
     if kind == "duckdb":
         import duckdb
 
-        conn = duckdb.connect(target)
-        conn.execute("CREATE TABLE IF NOT EXISTS canary (id INTEGER PRIMARY KEY, v TEXT)")
-        conn.close()
+        duck = duckdb.connect(target)
+        duck.execute("CREATE TABLE IF NOT EXISTS canary (id INTEGER PRIMARY KEY, v TEXT)")
+        duck.close()
         return target
     engine = sa.create_engine(target, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:

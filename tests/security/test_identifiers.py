@@ -296,7 +296,7 @@ async def test_valid_names_build_quoted_sql_only(
     assert '"Name"' in executed[0] and '"Genre"' in executed[0] and "NAME" not in executed[0]
 
 
-_alphabet = st.characters(codec="utf-8", exclude_categories=("Cs",))
+_alphabet = st.characters(codec="utf-8", exclude_categories=["Cs"])
 _fragments = st.sampled_from(
     [
         "chinook",
