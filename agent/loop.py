@@ -259,14 +259,14 @@ class Agent:
         args = self._generate_arguments(question, evidence, feedback_turns)
         step = GenerationStep(turn=turn, request={k: v for k, v in args.items() if v is not None})
 
-        async def progress(value: float, total: float | None, message: str | None) -> None:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             # The first line is the status; any further lines are the model's text so far.
             status, _, text = (message or "").partition("\n")
-            await _emit(on_event, GenerationProgress(turn, value, total, status, text))
+            await _emit(on_event, GenerationProgress(turn, progress, total, status, text))
 
         t0 = time.perf_counter()
         try:
-            data = await self.tools.generate_sql(args, progress=progress)
+            data = await self.tools.generate_sql(args, progress=on_progress)
         except QueryFailed as exc:
             step.error = exc.error
         else:

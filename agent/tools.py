@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -21,6 +21,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_server.errors import ErrorKind, QueryError, QueryFailed
 from mcp_server.results import QueryResult
@@ -35,7 +36,7 @@ __all__ = [
     "error_from_text",
 ]
 
-ProgressHandler = Callable[[float, float | None, str | None], Awaitable[None]]
+ProgressHandler = ProgressFnT
 
 
 @dataclass(frozen=True)

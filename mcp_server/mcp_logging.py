@@ -8,7 +8,8 @@ public), answers ``logging/setLevel`` itself and adds ``logging`` (and ``resourc
 versions only: the 2026-07-28 revision dropped ``logging/setLevel`` (a client opts in per request with
 ``_meta``, and the SDK filters those messages itself).
 
-Levels are kept per connection (the HTTP session id; stdio has one connection), default: every level.
+Levels are kept per connection (the HTTP session id; stdio has one connection), default: every level;
+stateless HTTP has no connection, so a level set there is not kept (every level is sent).
 Messages go out as plain ``notifications/message`` on the request's stream (the SDK's logging helpers
 are deprecated, SEP-2577, and warn on every call; ``sqlr1 serve`` writes only its own lines to stderr).
 """
@@ -42,11 +43,13 @@ LOGGER_NAME = "sqlr1"
 MAX_CONNECTIONS = 1024
 
 
-def connection_key(headers: Mapping[str, str] | None) -> str:
-    """Which connection a request belongs to: its HTTP session id, or "" (stdio, stateless HTTP)."""
+def connection_key(headers: Mapping[str, str] | None) -> str | None:
+    """Which connection a request belongs to: its HTTP session id, "" for stdio (one connection), or
+    None for stateless HTTP (no connection to remember a level for: one client's ``logging/setLevel``
+    must not silence another's messages)."""
     if not headers:
         return ""
-    return headers.get("mcp-session-id", "")
+    return headers.get("mcp-session-id") or None
 
 
 class ClientLogLevels:
@@ -55,14 +58,16 @@ class ClientLogLevels:
     def __init__(self) -> None:
         self._levels: OrderedDict[str, int] = OrderedDict()
 
-    def set(self, key: str, level: str) -> None:
+    def set(self, key: str | None, level: str) -> None:
+        if key is None:
+            return  # stateless HTTP: the level would apply to every client of this replica
         self._levels[key] = LEVELS.index(level)
         self._levels.move_to_end(key)
         while len(self._levels) > MAX_CONNECTIONS:
             self._levels.popitem(last=False)
 
-    def allows(self, key: str, level: str) -> bool:
-        least = self._levels.get(key)
+    def allows(self, key: str | None, level: str) -> bool:
+        least = None if key is None else self._levels.get(key)
         return least is None or LEVELS.index(level) >= least
 
 

@@ -100,7 +100,7 @@ def result_json(
 
 
 def _unsafe(value: object) -> bool:
-    return type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
+    return type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def safe_integers(values: list[Any]) -> list[Any]:

@@ -225,3 +225,17 @@ async def test_logging_capability_and_levels(chinook_copy: Path, tmp_path: Path)
     assert all(m.logger == "sqlr1" for m in default)
     # At "warning", the timing is dropped and the refusal still comes.
     assert [m.level for m in at_warning] == ["warning"] and "blocked" in at_warning[0].data
+
+
+def test_log_levels_are_kept_per_connection_never_for_stateless_http() -> None:
+    from mcp_server.mcp_logging import ClientLogLevels, connection_key
+
+    levels = ClientLogLevels()
+    stateless = connection_key({"host": "127.0.0.1"})  # an HTTP request without a session id
+    levels.set(stateless, "emergency")
+    assert levels.allows(connection_key({"host": "127.0.0.1"}), "info")  # another client still hears info
+    levels.set(connection_key({"mcp-session-id": "abc"}), "error")
+    assert not levels.allows(connection_key({"mcp-session-id": "abc"}), "info")
+    assert levels.allows(connection_key({"mcp-session-id": "xyz"}), "info")
+    levels.set(connection_key(None), "error")  # stdio: one connection
+    assert not levels.allows(connection_key(None), "warning")

@@ -287,7 +287,7 @@ def test_inspector_cli_strict_uses_everything_cleanly(
         "--method",
         "tools/call",
         "--tool-name",
-        refusal["name"],
+        str(refusal["name"]),
         "--tool-args-json",
         json.dumps(refusal["arguments"]),
     )
