@@ -29,7 +29,9 @@ from mcp_server.answer import parse_completion
 from mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
 from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
+from mcp_server.confidence import Confidence, assess
 from mcp_server.config import GenerationConfig
+from mcp_server.dialects import sqlglot_dialect
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult
@@ -151,6 +153,10 @@ class GenerationResult(BaseModel):
     backend: str
     model: str
     timings: Timings
+    confidence: Confidence | None = Field(
+        default=None,
+        description="How sure the answer is: votes, whether the result's shape fits the question, attempts.",
+    )
 
 
 # One lock per in-process backend: requests on a local model are queued, never interleaved.
@@ -390,6 +396,8 @@ class Generator:
             tables=tables,
         )
         executable = sum(vote_counts)
+        # earlier turns about this same question: the client is retrying it
+        attempts = 1 + sum(t.question == question for t in previous_turns)
         common: dict[str, Any] = {
             "database": database,
             "question": question,
@@ -407,8 +415,22 @@ class Generator:
             status: GenerationStatus = "cancelled" if cancelled else "no_executable_candidate"
             reason = "cancelled" if cancelled else "none of the candidates executed"
             detail = "; ".join(str(e) for e in errors[:3]) or "no SQL found in any answer"
+            confidence = assess(
+                question,
+                result=None,
+                error=errors[0] if errors else None,
+                cancelled=cancelled,
+                votes=0,
+                executed=0,
+                candidates=n,
+                attempts=attempts,
+            )
             return GenerationResult(
-                status=status, message=f"{reason} ({n} sampled): {detail}", errors=errors, **common
+                status=status,
+                message=f"{reason} ({n} sampled): {detail}",
+                errors=errors,
+                confidence=confidence,
+                **common,
             )
         winner = candidates[chosen]
         result = results[chosen]
@@ -424,6 +446,17 @@ class Generator:
             f"chose candidate {chosen} with {winner.votes} of {executable} executable vote(s) "
             f"({n} sampled, {len(vote_counts)} distinct result(s))"
         )
+        confidence = assess(
+            question,
+            result=result,
+            sql=winner.sql,
+            cancelled=cancelled,
+            votes=winner.votes,
+            executed=executable,
+            candidates=n,
+            attempts=attempts,
+            dialect=sqlglot_dialect(self.registry.engine(database).spec.kind),
+        )
         return GenerationResult(
             status=status,
             message=message,
@@ -431,6 +464,7 @@ class Generator:
             reasoning=winner.reasoning,
             chosen=chosen,
             preview=preview,
+            confidence=confidence,
             **common,
         )
 
