@@ -51,7 +51,10 @@ async def test_doubtful_answer_is_shown_as_doubtful(chinook_copy: Path, tmp_path
         assert view.query_one(".confidence").has_class("doubtful")
         assert "doubtful in" in status_text(app) and "ok in" not in status_text(app)
         attempts = str(view.query_one(".attempts", Static).render())
-        assert "trying again because the question asks for a value per group" in attempts
+        assert attempts.splitlines() == [
+            "attempt 1: 1 row, looks wrong (the question asks for a value per group, but the result has one row)",
+            "attempt 2: 1 row, doubtful: the question asks for a value per group, but the result has one row",
+        ]
 
 
 async def test_ok_answer_says_what_it_rests_on(chinook_copy: Path, tmp_path: Path) -> None:
