@@ -227,7 +227,9 @@ def _progress(err: Any) -> Iterator[Callable[[Any], None]]:
                 narrator.apply(event)
                 status.update(narrator.line())
                 if isinstance(event, AttemptFinished) and not event.accepted and event.attempt.feedback:
-                    err.print(f"[dim]attempt {event.attempt.turn}: {event.attempt.feedback}[/dim]", markup=True)
+                    err.print(
+                        f"[dim]attempt {event.attempt.turn}: {event.attempt.feedback}[/dim]", markup=True
+                    )
 
             yield live
         return
@@ -276,7 +278,9 @@ def render_answer(answer: Any, console: Any, *, max_rows: int = 50, model: str |
     if confidence is not None:
         colour = {"ok": "green", "doubtful": "yellow", "refused": "yellow"}.get(confidence.level, "red")
         reasons = f": {escape('; '.join(confidence.reasons))}" if confidence.reasons else ""
-        basis = f" [dim]({escape(confidence.basis())})[/dim]" if confidence.level in ("ok", "doubtful") else ""
+        basis = (
+            f" [dim]({escape(confidence.basis())})[/dim]" if confidence.level in ("ok", "doubtful") else ""
+        )
         console.print(f"[bold {colour}]{confidence.level}[/]{reasons}{basis}")
     elif answer.warning:
         console.print(f"[yellow]{escape(answer.warning)}[/]")

@@ -173,7 +173,11 @@ class Agent:
                     if verdict.accepted and result is not None:
                         shaped, issues = shape_review(question, gen.sql, result, dialect=dialect)
                         # retry on a shape mismatch while retries are left; then keep it, as doubtful
-                        if issues and shape_retries < self.settings.shape_retries and turn < self.settings.max_turns:
+                        if (
+                            issues
+                            and shape_retries < self.settings.shape_retries
+                            and turn < self.settings.max_turns
+                        ):
                             shape_retries += 1
                             verdict = shaped
                     attempt = Attempt(

@@ -46,7 +46,9 @@ class GenerationStep(BaseModel):
     votes: list[int] = Field(default_factory=list, description="Vote counts per result group, winner first.")
     message: str = Field(default="", description="The server's one-line summary of the vote.")
     model: str | None = Field(default=None, description="The model that generated (as the server names it).")
-    backend: str | None = Field(default=None, description="The runtime that ran it (llamacpp, transformers, …).")
+    backend: str | None = Field(
+        default=None, description="The runtime that ran it (llamacpp, transformers, …)."
+    )
     confidence: Confidence | None = Field(default=None, description="The server's confidence in its choice.")
     elapsed_ms: float = 0.0
     error: QueryError | None = None

@@ -85,7 +85,10 @@ async def run(args: argparse.Namespace, done: dict[int, dict[str, Any]]) -> None
                 log.flush()
                 done[q["idx"]] = row
                 mark = "right" if verdict.correct else "wrong"
-                print(f"{len(done):3d} {q['idx']:4d} {conf.level:9s} {mark:5s} {seconds:5.1f}s {q['question']}", flush=True)
+                print(
+                    f"{len(done):3d} {q['idx']:4d} {conf.level:9s} {mark:5s} {seconds:5.1f}s {q['question']}",
+                    flush=True,
+                )
 
 
 def _share(part: int, whole: int) -> str:
@@ -125,9 +128,9 @@ def table(rows: list[dict[str, Any]], note: str) -> str:
         f"- Questions: {len(rows)} (model `{rows[0]['model'] if rows else '?'}`); execution accuracy "
         f"{_share(right, len(rows))}; median {sorted(r['seconds'] for r in rows)[len(rows) // 2] if rows else 0:.1f} s "
         "per question (all attempts).",
-        f"- Before this issue every accepted answer was shown as \"ok\": right when shown ok "
+        f'- Before this issue every accepted answer was shown as "ok": right when shown ok '
         f"{_share(sum(r['correct'] for r in status_ok), len(status_ok))}.",
-        f"- Of the \"ok\" answers, {len(retried_ok)} came after a retry: right "
+        f'- Of the "ok" answers, {len(retried_ok)} came after a retry: right '
         f"{_share(sum(r['correct'] for r in retried_ok), len(retried_ok))}.",
     ]
     codes: dict[str, list[bool]] = {}
@@ -142,7 +145,9 @@ def table(rows: list[dict[str, Any]], note: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--minutes", type=float, default=25.0, help="start no new question after this long")
     parser.add_argument("--limit", type=int, default=200, help="at most the first N questions of the subset")

@@ -60,11 +60,17 @@ class Confidence(BaseModel):
         """What the level rests on, in a few words ("1 of 1 candidate agrees · shape fits · 1 attempt")."""
         parts: list[str] = []
         if self.candidates:
-            ran = f" ({self.executed} ran)" if self.executed is not None and self.executed != self.candidates else ""
+            ran = (
+                f" ({self.executed} ran)"
+                if self.executed is not None and self.executed != self.candidates
+                else ""
+            )
             parts.append(f"{self.votes or 0} of {self.candidates} candidate(s) agree{ran}")
         if self.level in ("ok", "doubtful"):
             parts.append("shape fits the question" if not self.shape else "shape does not fit")
-        retried = f" (retried: {', '.join(dict.fromkeys(self.retried_because))})" if self.retried_because else ""
+        retried = (
+            f" (retried: {', '.join(dict.fromkeys(self.retried_because))})" if self.retried_because else ""
+        )
         parts.append(f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}{retried}")
         return " · ".join(parts)
 
@@ -114,8 +120,10 @@ def assess(
         reason = str(error) if error is not None else "no SQL was produced"
         return base.model_copy(update={"level": "failed", "reasons": [reason]})
 
-    issues = list(shape_issues) if shape_issues is not None else check_shape(
-        question, result, sql, dialect=dialect
+    issues = (
+        list(shape_issues)
+        if shape_issues is not None
+        else check_shape(question, result, sql, dialect=dialect)
     )
     reasons = [issue.note for issue in issues]
     if unresolved:

@@ -87,7 +87,9 @@ _SINGLE_VALUE = re.compile(
 )
 _PER_GROUP_WORDS = re.compile(r"\b(each|per|every|by|for all|respectively|grouped)\b", re.I)
 # One value per group: "for each X", "each X", "per X" (not "miles per gallon"), "for every X".
-_PER_GROUP = re.compile(r"\b(each(?! time)|for every|per (?!gallon|hour|capita|cent)\w+|grouped by|broken down by)\b", re.I)
+_PER_GROUP = re.compile(
+    r"\b(each(?! time)|for every|per (?!gallon|hour|capita|cent)\w+|grouped by|broken down by)\b", re.I
+)
 _AGGREGATE_WORDS = re.compile(
     r"\b(how many|number of|count|total|average|avg|mean|sum|maximum|minimum|max|min|most|least)\b", re.I
 )

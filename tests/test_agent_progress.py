@@ -75,7 +75,9 @@ def test_retry_says_why() -> None:
     assert story.phase.startswith("trying again because")  # says why until the query runs
     story.apply(GenerationProgress(2, 2.0, 4.0, "sampled 1 candidate(s); executing"))
     assert story.phase == "running the query"
-    story.apply(AnswerReady(Answer(question='q', database='d', status='ok', trace=Trace(question='q', database='d'))))
+    story.apply(
+        AnswerReady(Answer(question="q", database="d", status="ok", trace=Trace(question="q", database="d")))
+    )
     assert story.phase == "done"
 
 

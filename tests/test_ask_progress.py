@@ -32,7 +32,9 @@ def _ask(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_piped_ask_reports_progress_on_stderr_and_confidence_on_stdout(chinook_copy: Path, tmp_path: Path) -> None:
+def test_piped_ask_reports_progress_on_stderr_and_confidence_on_stdout(
+    chinook_copy: Path, tmp_path: Path
+) -> None:
     backend = TurnScriptedBackend([sql_answer("SELECT count(*) FROM Track")])
     with serve(build_app(backend)) as url:  # type: ignore[arg-type]
         config = tmp_path / "sqlr1.toml"
@@ -50,7 +52,8 @@ def test_piped_ask_reports_progress_on_stderr_and_confidence_on_stdout(chinook_c
     assert progress[0].startswith("sqlr1: thinking · ")
     assert any(line.startswith("sqlr1: running the query · ") for line in progress), progress
     assert any(
-        line.startswith("sqlr1: trying again because the question asks for a value per group") for line in progress
+        line.startswith("sqlr1: trying again because the question asks for a value per group")
+        for line in progress
     ), progress
     assert "sqlr1:" not in text.stdout  # stdout stays the answer
     assert "SELECT count(*) FROM Track" in text.stdout

@@ -34,7 +34,9 @@ def _config(db: Path, n: int = 1) -> AppConfig:
 
 
 def _one(value: object) -> QueryResult:
-    return QueryResult(columns=[column("x", None)], rows=[[value]], row_count=1, truncated=False, elapsed_ms=0.0)  # type: ignore[list-item]
+    return QueryResult(
+        columns=[column("x", None)], rows=[[value]], row_count=1, truncated=False, elapsed_ms=0.0
+    )  # type: ignore[list-item]
 
 
 def test_assess_levels() -> None:
@@ -44,7 +46,14 @@ def test_assess_levels() -> None:
     failed = assess("q", result=None, error=QueryError(kind="execution", message="no such column: x"))
     assert failed.level == "failed" and "no such column" in failed.reasons[0]
     assert assess("q", result=None, cancelled=True).level == "cancelled"
-    ok = assess("How many tracks are there?", result=_one(3503), sql="SELECT count(*) FROM Track", votes=1, candidates=1, executed=1)
+    ok = assess(
+        "How many tracks are there?",
+        result=_one(3503),
+        sql="SELECT count(*) FROM Track",
+        votes=1,
+        candidates=1,
+        executed=1,
+    )
     assert ok.level == "ok" and ok.reasons == [] and ok.basis().startswith("1 of 1 candidate(s) agree")
     doubt = assess(EACH, result=_one(3503), sql="SELECT count(*) FROM Track", votes=1, candidates=1)
     assert doubt.level == "doubtful" and doubt.shape == ["one_row_per_group"]
@@ -62,15 +71,21 @@ async def test_generate_sql_result_carries_its_confidence(chinook_copy: Path) ->
     backend = ScriptedBackend(
         [answer("SELECT count(*) FROM Track"), answer("SELECT count(*) FROM Track"), answer("SELECT 1")]
     )
-    config = AppConfig(guard=GuardSettings(timeout_s=5.0), databases=[DatabaseConfig(name="chinook", target=str(chinook_copy))])
+    config = AppConfig(
+        guard=GuardSettings(timeout_s=5.0),
+        databases=[DatabaseConfig(name="chinook", target=str(chinook_copy))],
+    )
     server = build_server(config, plugins=[generation_plugin(backend)])
     async with Client(server) as client:
         tool = next(t for t in (await client.list_tools()).tools if t.name == "generate_sql")
         assert "confidence" in (tool.output_schema or {}).get("properties", {})
         with anyio.fail_after(60):
-            each = await client.call_tool("generate_sql", {"database": "chinook", "question": EACH, "num_candidates": 3})
+            each = await client.call_tool(
+                "generate_sql", {"database": "chinook", "question": EACH, "num_candidates": 3}
+            )
             plain = await client.call_tool(
-                "generate_sql", {"database": "chinook", "question": "How many tracks are there?", "num_candidates": 3}
+                "generate_sql",
+                {"database": "chinook", "question": "How many tracks are there?", "num_candidates": 3},
             )
     res = GenerationResult.model_validate(each.structured_content)
     assert res.confidence is not None
@@ -78,10 +93,14 @@ async def test_generate_sql_result_carries_its_confidence(chinook_copy: Path) ->
     assert (res.confidence.votes, res.confidence.executed, res.confidence.candidates) == (2, 3, 3)
     ok = GenerationResult.model_validate(plain.structured_content).confidence
     assert ok is not None and ok.level == "ok" and ok.votes == 2
-    deleting = build_server(config, plugins=[generation_plugin(ScriptedBackend([answer("DELETE FROM Track")]))])
+    deleting = build_server(
+        config, plugins=[generation_plugin(ScriptedBackend([answer("DELETE FROM Track")]))]
+    )
     async with Client(deleting) as client:
         with anyio.fail_after(60):
-            refused = await client.call_tool("generate_sql", {"database": "chinook", "question": "Delete every track"})
+            refused = await client.call_tool(
+                "generate_sql", {"database": "chinook", "question": "Delete every track"}
+            )
     nothing = GenerationResult.model_validate(refused.structured_content)
     assert nothing.status == "no_executable_candidate" and nothing.confidence is not None
     assert nothing.confidence.level == "refused" and nothing.confidence.executed == 0
@@ -105,7 +124,9 @@ async def test_shape_mismatch_is_retried_then_fixed(chinook_copy: Path) -> None:
 async def test_shape_mismatch_that_stays_is_kept_as_doubtful(chinook_copy: Path) -> None:
     model = TurnScriptedBackend([sql_answer("SELECT count(*) FROM Track")])
     settings = AgentSettings(max_turns=3)
-    async with Agent.connect(embedded_server(_config(chinook_copy), backend=model), settings=settings) as agent:
+    async with Agent.connect(
+        embedded_server(_config(chinook_copy), backend=model), settings=settings
+    ) as agent:
         with anyio.fail_after(60):
             answer_ = await agent.ask(EACH)
     # one shape retry (not all three turns), then the answer is kept, labelled doubtful, not "ok"

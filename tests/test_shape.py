@@ -30,7 +30,12 @@ def test_each_question_answered_with_one_row() -> None:
     question = "How many tracks does each genre have?"
     assert codes(question, result([[3503]]), "SELECT count(*) FROM Track") == ["one_row_per_group"]
     grouped = result([["Rock", 1297], ["Jazz", 130]])
-    assert codes(question, grouped, "SELECT g.Name, count(*) FROM Track t JOIN Genre g USING (GenreId) GROUP BY 1") == []
+    assert (
+        codes(
+            question, grouped, "SELECT g.Name, count(*) FROM Track t JOIN Genre g USING (GenreId) GROUP BY 1"
+        )
+        == []
+    )
     # one group that really is one row: grouped SQL is trusted
     assert codes(question, result([["Rock", 1297]]), "SELECT Name, count(*) FROM Genre GROUP BY Name") == []
     # "per" and "for every" too; "miles per gallon" is not a group
@@ -56,7 +61,9 @@ def test_top_n_answered_with_more_rows() -> None:
 
 def test_how_many_answered_with_rows_or_text() -> None:
     many = result([["Rock", 1], ["Jazz", 2]])
-    assert codes("How many genres are there?", many, "SELECT Name, 1 FROM Genre GROUP BY Name") == ["count_many_rows"]
+    assert codes("How many genres are there?", many, "SELECT Name, 1 FROM Genre GROUP BY Name") == [
+        "count_many_rows"
+    ]
     assert codes("How many genres are there?", result([["Rock"]]), "SELECT Name FROM Genre LIMIT 1") == [
         "count_not_number"
     ]
@@ -68,14 +75,16 @@ def test_list_question_answered_with_one_aggregate_number() -> None:
     assert codes(question, result([[275]]), "SELECT count(*) FROM Artist") == ["list_got_number"]
     assert not codes(question, result([["AC/DC"], ["Accept"]]), "SELECT Name FROM Artist")
     # a number that is not an aggregate, and a question that asks for a number, are fine
-    assert not codes("Which artist has id 1?", result([[1]]), "SELECT ArtistId FROM Artist WHERE ArtistId = 1")
+    assert not codes(
+        "Which artist has id 1?", result([[1]]), "SELECT ArtistId FROM Artist WHERE ArtistId = 1"
+    )
     assert not codes("Show the total number of artists.", result([[275]]), "SELECT count(*) FROM Artist")
 
 
 def test_single_null_is_flagged() -> None:
-    assert codes("What is the average price of albums by nobody?", result([[None]]), "SELECT avg(x) FROM t") == [
-        "only_null"
-    ]
+    assert codes(
+        "What is the average price of albums by nobody?", result([[None]]), "SELECT avg(x) FROM t"
+    ) == ["only_null"]
 
 
 def test_sql_facts() -> None:
@@ -90,7 +99,9 @@ def test_review_keeps_its_verdicts_and_shape_review_adds_the_softer_ones() -> No
     """``review`` (shared with training) still rejects "how many" answered with a list and nothing more;
     ``shape_review`` gives the softer checks as reason ``shape``."""
     listed = result([["a"], ["b"], ["c"]])
-    assert review("How many genres are there?", "SELECT Name FROM Genre", listed, None).reason == "implausible"
+    assert (
+        review("How many genres are there?", "SELECT Name FROM Genre", listed, None).reason == "implausible"
+    )
     one = result([[3503]])
     each = "How many tracks does each genre have?"
     assert review(each, "SELECT count(*) FROM Track", one, None).accepted

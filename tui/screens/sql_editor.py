@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
@@ -17,7 +17,7 @@ class SqlEditor(TextArea):
     """The SQL text area, with ctrl+a selecting everything (as in other editors) rather than going
     to the start of the line (``home`` still does)."""
 
-    BINDINGS: ClassVar[list[Binding]] = [Binding("ctrl+a", "select_all", "Select all", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+a", "select_all", "Select all", show=False)]
 
 
 class SqlEditorScreen(ModalScreen[str | None]):
@@ -25,7 +25,7 @@ class SqlEditorScreen(ModalScreen[str | None]):
 
     CSS_PATH = "sql_editor.tcss"
 
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run", "Run", priority=True),
         Binding("escape", "close", "Close"),
     ]
@@ -36,7 +36,9 @@ class SqlEditorScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="editor-box"):
-            yield Static("[b]Run SQL[/b] [dim](read-only guard applies · ctrl+r run · ctrl+a select all · escape close)[/dim]")
+            yield Static(
+                "[b]Run SQL[/b] [dim](read-only guard applies · ctrl+r run · ctrl+a select all · escape close)[/dim]"
+            )
             yield SqlEditor(self.sql, id="sql-editor", show_line_numbers=True, tab_behavior="indent")
             with Horizontal(id="editor-buttons"):
                 yield Button("Run", id="run", variant="primary", compact=True)

@@ -58,7 +58,7 @@ def describe_attempt(attempt: Attempt, accepted: bool) -> str:
         return "no SQL"
     rows = f"{attempt.row_count} row{'s' if attempt.row_count != 1 else ''}"
     if accepted and attempt.doubts:
-        return f"{rows}, doubtful: {shorten('; '.join(attempt.doubts), 120)}"
+        return f"{rows}, kept as doubtful"
     if accepted:
         return rows
     why = "; ".join(attempt.doubts) if attempt.doubts else attempt.reason
@@ -181,7 +181,9 @@ class AnswerView(Vertical):
                 Static(f"[b]{answer.error.kind}[/b]: {escape(answer.error.message)}", classes="notice error")
             )
         if confidence is not None and confidence.level in ("ok", "doubtful"):
-            outcome.mount(Static(confidence_line(confidence), classes=f"notice confidence {confidence.level}"))
+            outcome.mount(
+                Static(confidence_line(confidence), classes=f"notice confidence {confidence.level}")
+            )
         elif answer.warning:
             outcome.mount(Static(escape(answer.warning), classes="notice warning"))
 
