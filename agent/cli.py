@@ -281,7 +281,7 @@ def render_answer(answer: Any, console: Any, *, max_rows: int = 50, model: str |
         basis = (
             f" [dim]({escape(confidence.basis())})[/dim]" if confidence.level in ("ok", "doubtful") else ""
         )
-        console.print(f"[bold {colour}]{confidence.level}[/]{reasons}{basis}")
+        console.print(f"[bold {colour}]{confidence.level}[/]{reasons}{basis}", soft_wrap=True)
     elif answer.warning:
         console.print(f"[yellow]{escape(answer.warning)}[/]")
     turns = f"{answer.turns} attempt(s)"

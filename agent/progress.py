@@ -113,7 +113,11 @@ class ProgressNarrator:
             tokens = [int(c.get("num_tokens") or 0) for c in event.step.candidates[:1]]
             if tokens and tokens[0] > 0:
                 self._answer_tokens = [*self._answer_tokens[-19:], tokens[0]]
-            self.phase = "running the query" if event.step.sql and event.step.error is None else "reviewing"
+            step = event.step
+            if step.sql is None:
+                self.phase = "no SQL in the model's answer"
+            else:
+                self.phase = "running the query" if step.error is None else "the query failed"
         elif isinstance(event, ExecutionFinished):
             self.phase = "checking the result"
         elif isinstance(event, AttemptFinished):

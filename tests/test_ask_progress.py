@@ -39,7 +39,7 @@ def test_piped_ask_reports_progress_on_stderr_and_confidence_on_stdout(
     with serve(build_app(backend)) as url:  # type: ignore[arg-type]
         config = tmp_path / "sqlr1.toml"
         config.write_text(
-            f'[model]\nbackend = "openai"\nmodel = "scripted"\nbase_url = "{url}"\n\n'
+            f'[model]\nbackend = "openai"\nmodel = "scripted-stand-in"\nbase_url = "{url}"\n\n'
             "[generation]\nnum_candidates = 1\n\n"
             f'[[databases]]\nname = "chinook"\ntarget = "{chinook_copy}"\n',
             encoding="utf-8",
