@@ -128,14 +128,14 @@ def table(rows: list[dict[str, Any]], note: str) -> str:
         f"- Questions: {len(rows)} (model `{rows[0]['model'] if rows else '?'}`); execution accuracy "
         f"{_share(right, len(rows))}; median {sorted(r['seconds'] for r in rows)[len(rows) // 2] if rows else 0:.1f} s "
         "per question (all attempts).",
-        f'- Before this issue every accepted answer was shown as "ok": right when shown ok '
+        '- Every answer the loop accepted (status ok; before this issue the chat showed them all as "ok"): right '
         f"{_share(sum(r['correct'] for r in status_ok), len(status_ok))}.",
         f'- Of the "ok" answers, {len(retried_ok)} came after a retry: right '
         f"{_share(sum(r['correct'] for r in retried_ok), len(retried_ok))}.",
     ]
     codes: dict[str, list[bool]] = {}
     for r in doubtful:
-        for code in r["shape"] or ["(votes or unresolved review)"]:
+        for code in r["shape"] or [r["reasons"][0] if r["reasons"] else "?"]:
             codes.setdefault(code, []).append(r["correct"])
     if codes:
         shown = "; ".join(f"{c}: {sum(not x for x in v)} wrong of {len(v)}" for c, v in sorted(codes.items()))
