@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "model_label",
     "register",
     "render_answer",
+    "runtime_name",
 ]
 
 TOKEN_ENV = "SQLR1_TOKEN"
@@ -133,6 +134,11 @@ RUNTIME_NAMES = {
 STRONGER = "qwen2.5-coder-1.5b"
 
 
+def runtime_name(backend: str | None) -> str:
+    """How a person names a backend ("llamacpp" -> "llama.cpp"); "" when unknown."""
+    return RUNTIME_NAMES.get(backend or "", backend or "")
+
+
 def model_label(args: argparse.Namespace) -> str:
     """``name · runtime`` of the model the flags select (the status line of the chat)."""
     return model_description(args)[0]
@@ -182,24 +188,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     import anyio
     from rich.console import Console
 
-    from agent.events import AgentEvent, AttemptFinished, AttemptStarted, GenerationProgress
-
     opener, _ = agent_source(args)
     err = Console(stderr=True, highlight=False)
 
     async def main() -> Any:
-        with err.status("starting…") as status:
-
-            def on_event(event: AgentEvent) -> None:
-                if isinstance(event, AttemptStarted):
-                    status.update(f"attempt {event.turn}/{event.max_turns}: generating…")
-                elif isinstance(event, GenerationProgress) and event.status:
-                    status.update(event.status)
-                elif isinstance(event, AttemptFinished) and not event.accepted and event.attempt.feedback:
-                    err.print(
-                        f"[dim]attempt {event.attempt.turn}: {event.attempt.feedback}[/dim]", markup=True
-                    )
-
+        with _progress(err) as on_event:
             async with opener() as agent:
                 return await agent.ask(args.question, evidence=args.evidence, on_event=on_event)
 
@@ -211,6 +204,51 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         render_answer(answer, Console(highlight=False), model=model_label(args))
     return 0 if answer.status == "ok" else 1
+
+
+PLAIN_EVERY_S = 15.0  # without a terminal: a "still working" line at most this often
+
+
+@contextmanager
+def _progress(err: Any) -> Iterator[Callable[[Any], None]]:
+    """The ``on_event`` that tells a person on stderr what the agent does: a live status line on a
+    terminal; plain lines otherwise (a pipe, a log, a CI job), one per change of phase, with the
+    elapsed time and the model's speed, and a "still working" line every ``PLAIN_EVERY_S``."""
+    import time
+
+    from agent.events import AttemptFinished
+    from agent.progress import ProgressNarrator
+
+    narrator = ProgressNarrator()
+    if err.is_terminal:
+        with err.status(narrator.line()) as status:
+
+            def live(event: Any) -> None:
+                narrator.apply(event)
+                status.update(narrator.line())
+                if isinstance(event, AttemptFinished) and not event.accepted and event.attempt.feedback:
+                    err.print(
+                        f"[dim]attempt {event.attempt.turn}: {event.attempt.feedback}[/dim]", markup=True
+                    )
+
+            yield live
+        return
+    last = [time.monotonic()]
+
+    def say(text: str) -> None:
+        sys.stderr.write(f"sqlr1: {text}\n")
+        sys.stderr.flush()
+        last[0] = time.monotonic()
+
+    say(narrator.line())
+
+    def plain(event: Any) -> None:
+        if narrator.apply(event) and narrator.phase != "done":
+            say(narrator.line())
+        elif time.monotonic() - last[0] >= PLAIN_EVERY_S:
+            say(f"still {narrator.line()}")
+
+    yield plain
 
 
 def render_answer(answer: Any, console: Any, *, max_rows: int = 50, model: str | None = None) -> None:
@@ -234,10 +272,19 @@ def render_answer(answer: Any, console: Any, *, max_rows: int = 50, model: str |
         shown = f", first {max_rows} shown" if result.row_count > max_rows else ""
         more = " (truncated: more rows exist)" if result.truncated else ""
         console.print(f"{result.row_count} row(s){shown}{more}", style="dim")
-    if answer.error is not None:
+    confidence = answer.confidence
+    if answer.error is not None and not (confidence is not None and confidence.level == "refused"):
         console.print(f"[bold red]{answer.error.kind}[/]: {escape(answer.error.message)}")
-    if answer.warning:
+    if confidence is not None:
+        colour = {"ok": "green", "doubtful": "yellow", "refused": "yellow"}.get(confidence.level, "red")
+        reasons = f": {escape('; '.join(confidence.reasons))}" if confidence.reasons else ""
+        basis = (
+            f" [dim]({escape(confidence.basis())})[/dim]" if confidence.level in ("ok", "doubtful") else ""
+        )
+        console.print(f"[bold {colour}]{confidence.level}[/]{reasons}{basis}", soft_wrap=True)
+    elif answer.warning:
         console.print(f"[yellow]{escape(answer.warning)}[/]")
     turns = f"{answer.turns} attempt(s)"
     with_model = f" · {model}" if model else ""
-    console.print(f"{answer.status} · {turns} · {answer.elapsed_ms / 1000:.1f} s{with_model}", style="dim")
+    label = confidence.level if confidence is not None else answer.status
+    console.print(f"{label} · {turns} · {answer.elapsed_ms / 1000:.1f} s{with_model}", style="dim")

@@ -29,12 +29,14 @@ from agent.events import (
     GenerationProgress,
 )
 from agent.memory import Conversation, Exchange
-from agent.review import review, value_hints
+from agent.review import review, shape_review, value_hints
 from agent.tools import ServerTarget, SqlTools, connect
 from agent.trace import Answer, Attempt, ExecutionStep, FeedbackStep, GenerationStep, Trace
+from mcp_server.confidence import Confidence, assess
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.results import QueryResult
 from mcp_server.schema import DatabaseSchema
+from mcp_server.shape import ShapeIssue
 
 __all__ = ["Agent", "AgentSettings"]
 
@@ -47,6 +49,12 @@ class AgentSettings(BaseModel):
     max_rows: int | None = Field(default=None, ge=1, description="Row cap for results (server cap if unset).")
     memory_turns: int = Field(default=3, ge=0, description="Previous exchanges a follow-up question sees.")
     value_hints: bool = Field(default=True, description="On an empty result, look up the question's values.")
+    shape_retries: int = Field(
+        default=1,
+        ge=0,
+        description="Retries when the result's shape does not fit the question (one row for 'each', 100 rows "
+        "for 'top 5'); after them the answer is kept and shown as doubtful.",
+    )
     tool_timeout_s: float | None = Field(default=None, gt=0, description="Per tool call read timeout.")
 
 
@@ -135,8 +143,14 @@ class Agent:
         trace = Trace(question=question, database=self.database, settings=self.settings.model_dump())
         attempts: list[Attempt] = []
         best: tuple[Attempt, QueryResult | None] | None = None
+        # An attempt whose result ran and passed the review but whose shape does not fit the question:
+        # kept as the (doubtful) answer if no later attempt does better.
+        doubtful: tuple[Attempt, QueryResult, list[ShapeIssue]] | None = None
+        issues: list[ShapeIssue] = []
+        shape_retries = 0
         feedback_turns: list[dict[str, str]] = []
         status = "cancelled"
+        dialect = self._dialects.get(self.database) or None
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
@@ -151,12 +165,21 @@ class Agent:
                         result, error, ex = await self._execute(gen.sql, turn)
                         trace.steps.append(ex)
                         await _emit(on_event, ExecutionFinished(ex))
-                    verdict = review(
-                        question, gen.sql, result, error, dialect=self._dialects.get(self.database)
-                    )
+                    verdict = review(question, gen.sql, result, error, dialect=dialect)
                     if not verdict.accepted and verdict.reason == "empty" and self.settings.value_hints:
                         hints = await self._value_hints(question)
                         verdict = type(verdict)(False, verdict.reason, f"{verdict.feedback}{hints}")
+                    issues = []
+                    if verdict.accepted and result is not None:
+                        shaped, issues = shape_review(question, gen.sql, result, dialect=dialect)
+                        # retry on a shape mismatch while retries are left; then keep it, as doubtful
+                        if (
+                            issues
+                            and shape_retries < self.settings.shape_retries
+                            and turn < self.settings.max_turns
+                        ):
+                            shape_retries += 1
+                            verdict = shaped
                     attempt = Attempt(
                         turn=turn,
                         sql=gen.sql,
@@ -165,11 +188,14 @@ class Agent:
                         row_count=result.row_count if result else None,
                         feedback=None if verdict.accepted else verdict.feedback,
                         reason=verdict.reason,
+                        doubts=[issue.note for issue in issues],
                     )
                     attempts.append(attempt)
                     # Keep the latest executed attempt; an attempt that never ran is only a fallback.
                     if result is not None or best is None or best[1] is None:
                         best = (attempt, result)
+                    if verdict.reason == "shape" and result is not None:
+                        doubtful = (attempt, result, issues)
                     await _emit(on_event, AttemptFinished(attempt, verdict.accepted))
                     if verdict.accepted:
                         status = "ok"
@@ -183,13 +209,16 @@ class Agent:
                         {"question": question, "sql": gen.sql or "", "feedback": verdict.feedback}
                     )
                 else:
-                    status = "failed"
+                    if doubtful is not None:  # a result that only looked off beats none or a rejected one
+                        best, issues, status = (doubtful[0], doubtful[1]), doubtful[2], "ok"
+                    else:
+                        status = "failed"
             finally:
                 self._scope = None
         elapsed = (time.perf_counter() - started) * 1000
         trace.status = status  # type: ignore[assignment]
         trace.elapsed_ms = elapsed
-        answer = self._answer(question, status, attempts, best, trace, elapsed)
+        answer = self._answer(question, status, attempts, best, trace, elapsed, issues, dialect)
         if status != "cancelled":
             self.conversation.add(answer)
         await _emit(on_event, AnswerReady(answer))
@@ -215,6 +244,9 @@ class Agent:
         trace.status = status  # type: ignore[assignment]
         trace.elapsed_ms = elapsed
         attempt = Attempt(turn=1, sql=sql, error=error, row_count=result.row_count if result else None)
+        confidence = assess(
+            label, result=result, sql=sql, error=error, cancelled=status == "cancelled", shape_issues=[]
+        )
         answer = Answer(
             question=label,
             database=self.database,
@@ -225,6 +257,7 @@ class Agent:
             attempts=[attempt],
             trace=trace,
             elapsed_ms=elapsed,
+            confidence=confidence,
         )
         if status != "cancelled":
             self.conversation.add_exchange(Exchange.from_answer(answer))
@@ -281,6 +314,9 @@ class Agent:
             step.votes = list(data.get("vote_counts") or [])
             step.message = data.get("message") or ""
             step.model = data.get("model")
+            step.backend = data.get("backend")
+            if isinstance(data.get("confidence"), dict):
+                step.confidence = Confidence.model_validate(data["confidence"])
             if data.get("status") == "cancelled" and step.sql is None:
                 step.error = QueryError(kind="execution", message="generation was cancelled on the server")
             if step.sql is None:
@@ -339,11 +375,32 @@ class Agent:
         best: tuple[Attempt, QueryResult | None] | None,
         trace: Trace,
         elapsed: float,
+        issues: list[ShapeIssue],
+        dialect: str | None,
     ) -> Answer:
         chosen, result = best if best is not None else (attempts[-1] if attempts else None, None)
+        error = None if result is not None else (chosen.error if chosen else None)
+        unresolved = None
+        if status == "failed" and chosen is not None and result is not None:
+            unresolved = _UNRESOLVED.get(chosen.reason or "", "the review still rejects the result")
+        confidence = assess(
+            question,
+            result=result,
+            sql=chosen.sql if chosen else None,
+            error=error,
+            cancelled=status == "cancelled",
+            attempts=len(attempts),
+            retried_because=[a.reason for a in attempts if chosen and a.turn < chosen.turn and a.reason],
+            unresolved=unresolved,
+            dialect=dialect,
+            shape_issues=issues if status == "ok" else None,
+            **_votes(trace, chosen.turn if chosen else None),
+        )
         warning = None
         if status == "failed" and chosen is not None and result is not None:
             warning = f"after {len(attempts)} attempt(s) the result still looks wrong: {chosen.feedback}"
+        elif confidence.level == "doubtful":
+            warning = f"doubtful: {'; '.join(confidence.reasons)}"
         return Answer(
             question=question,
             database=self.database,
@@ -351,12 +408,33 @@ class Agent:
             sql=chosen.sql if chosen else None,
             reasoning=chosen.reasoning if chosen else "",
             result=result,
-            error=None if result is not None else (chosen.error if chosen else None),
+            error=error,
             warning=warning,
             attempts=attempts,
             trace=trace,
             elapsed_ms=elapsed,
+            confidence=confidence,
         )
+
+
+# What a person reads when the loop ran out of attempts with a result the review still rejects.
+_UNRESOLVED = {
+    "empty": "the query returned 0 rows",
+    "implausible": "the question asks for one number, the result lists rows",
+}
+
+
+def _votes(trace: Trace, turn: int | None) -> dict[str, int | None]:
+    """votes / executed / candidates of the generation step of ``turn`` (the chosen attempt)."""
+    for step in trace.steps:
+        if isinstance(step, GenerationStep) and step.turn == turn:
+            executed = sum(step.votes)
+            return {
+                "votes": step.votes[0] if step.votes else 0,
+                "executed": executed,
+                "candidates": len(step.candidates) or None,
+            }
+    return {"votes": None, "executed": None, "candidates": None}
 
 
 async def _emit(handler: EventHandler | None, event: AgentEvent) -> None:

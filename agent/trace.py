@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_server.confidence import Confidence
 from mcp_server.errors import QueryError
 from mcp_server.feedback import FeedbackReason  # the reasons its review gives
 from mcp_server.results import QueryResult
@@ -45,6 +46,10 @@ class GenerationStep(BaseModel):
     votes: list[int] = Field(default_factory=list, description="Vote counts per result group, winner first.")
     message: str = Field(default="", description="The server's one-line summary of the vote.")
     model: str | None = Field(default=None, description="The model that generated (as the server names it).")
+    backend: str | None = Field(
+        default=None, description="The runtime that ran it (llamacpp, transformers, …)."
+    )
+    confidence: Confidence | None = Field(default=None, description="The server's confidence in its choice.")
     elapsed_ms: float = 0.0
     error: QueryError | None = None
 
@@ -107,6 +112,9 @@ class Attempt(BaseModel):
         default=None, description="Feedback given after this attempt; None if accepted."
     )
     reason: FeedbackReason | None = None
+    doubts: list[str] = Field(
+        default_factory=list, description="How the result's shape does not fit the question, in plain words."
+    )
 
 
 class Answer(BaseModel):
@@ -123,6 +131,11 @@ class Answer(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     trace: Trace
     elapsed_ms: float = 0.0
+    confidence: Confidence | None = Field(
+        default=None,
+        description="How sure the answer is (ok, doubtful, failed, refused, cancelled) and what it rests on: "
+        "votes, whether the result's shape fits the question, retries.",
+    )
 
     @property
     def turns(self) -> int:

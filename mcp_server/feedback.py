@@ -5,9 +5,12 @@ The one home of the text a model reads about its previous SQL, for the agent loo
 so a checkpoint trained to act on feedback sees in training exactly the sentences it sees when
 served. :func:`review` decides: the query failed (blocked, syntax, execution, timeout), returned no
 rows where rows were expected, or returned an implausible shape (many rows for a "how many"
-question); :func:`value_hints` is the sentence added to "0 rows" feedback. The feedback then becomes
-a turn of the prompt through :class:`mcp_server.prompt.PreviousTurn`. This module reads SQL only
-through sqlglot and never runs anything.
+question); :func:`value_hints` is the sentence added to "0 rows" feedback; :func:`shape_review` turns
+the softer question-vs-result checks of ``mcp_server.shape`` ("each" answered with one row, "top 5"
+with 100) into feedback of reason ``shape`` (the agent retries on it, then keeps the answer as
+doubtful). The feedback then becomes a turn of the prompt through
+:class:`mcp_server.prompt.PreviousTurn`. This module reads SQL only through sqlglot and never runs
+anything.
 """
 
 from __future__ import annotations
@@ -22,20 +25,30 @@ from sqlglot import exp
 
 from mcp_server.errors import QueryError
 from mcp_server.results import QueryResult
+from mcp_server.shape import ShapeIssue, check_shape, expects_single_value
 
-__all__ = ["FeedbackReason", "Verdict", "expects_single_value", "review", "value_hints"]
-
-FeedbackReason = Literal[
-    "no_sql", "blocked", "syntax", "execution", "timeout", "not_found", "config", "empty", "implausible"
+__all__ = [
+    "FeedbackReason",
+    "Verdict",
+    "expects_single_value",
+    "review",
+    "shape_review",
+    "value_hints",
 ]
 
-# Questions that ask for one number; "how many ... for each/per ..." asks for one per group.
-_SINGLE_VALUE = re.compile(
-    r"^\s*(how many|how much|what is the (total|number|count|average|mean|sum|maximum|minimum|max|min)\b"
-    r"|what's the (total|number|count|average)\b|count\b|(give|tell|show)( me)? the (total )?number of)",
-    re.I,
-)
-_PER_GROUP = re.compile(r"\b(each|per|every|by|for all|respectively|grouped)\b", re.I)
+FeedbackReason = Literal[
+    "no_sql",
+    "blocked",
+    "syntax",
+    "execution",
+    "timeout",
+    "not_found",
+    "config",
+    "empty",
+    "implausible",
+    "shape",
+]
+
 _ALLOWS_EMPTY = re.compile(r"\b(any|whether|is there|are there|does|do any)\b", re.I)
 
 
@@ -44,11 +57,6 @@ class Verdict:
     accepted: bool
     reason: FeedbackReason | None = None
     feedback: str | None = None
-
-
-def expects_single_value(question: str) -> bool:
-    """True for "how many …"-style questions that want one number rather than one per group."""
-    return bool(_SINGLE_VALUE.search(question)) and not _PER_GROUP.search(question)
 
 
 def value_hints(hits: Sequence[tuple[str, str, str]], *, limit: int = 5) -> str:
@@ -129,3 +137,14 @@ def review(
             ),
         )
     return Verdict(True)
+
+
+def shape_review(
+    question: str, sql: str | None, result: QueryResult, *, dialect: str | None = None
+) -> tuple[Verdict, list[ShapeIssue]]:
+    """The shape checks of an accepted attempt (``mcp_server.shape.check_shape``): accepted when the
+    result fits the question, else reason ``shape`` with every issue's feedback, and the issues."""
+    issues = check_shape(question, result, sql, dialect=dialect)
+    if not issues:
+        return Verdict(True), []
+    return Verdict(False, "shape", " ".join(issue.feedback for issue in issues)), issues

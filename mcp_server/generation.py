@@ -29,7 +29,9 @@ from mcp_server.answer import parse_completion
 from mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
 from mcp_server.cancellation import Cancellation
 from mcp_server.compare import result_key
+from mcp_server.confidence import Confidence, assess
 from mcp_server.config import GenerationConfig
+from mcp_server.dialects import sqlglot_dialect
 from mcp_server.errors import QueryError, QueryFailed
 from mcp_server.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from mcp_server.results import Column, JSONValue, QueryResult, safe_integers
@@ -177,6 +179,10 @@ class GenerationResult(BaseModel):
     )
     time_budget_s: float | None = Field(
         default=None, description="The time budget this call ran under, in seconds (None: no budget)."
+    )
+    confidence: Confidence | None = Field(
+        default=None,
+        description="How sure the answer is: votes, whether the result's shape fits the question, attempts.",
     )
 
 
@@ -446,6 +452,8 @@ class Generator:
             tables=tables,
         )
         executable = sum(vote_counts)
+        # earlier turns about this same question: the client is retrying it
+        attempts = 1 + sum(t.question == question for t in previous_turns)
         common: dict[str, Any] = {
             "database": database,
             "question": question,
@@ -475,8 +483,22 @@ class Generator:
                     "; ".join(str(e) for e in errors[:3])
                     or "raise time_budget_s, lower num_candidates or use a faster model"
                 )
+            confidence = assess(
+                question,
+                result=None,
+                error=errors[0] if errors else None,
+                cancelled=cancelled,
+                votes=0,
+                executed=0,
+                candidates=n,
+                attempts=attempts,
+            )
             return GenerationResult(
-                status=status, message=f"{reason} ({n} sampled): {detail}", errors=errors, **common
+                status=status,
+                message=f"{reason} ({n} sampled): {detail}",
+                errors=errors,
+                confidence=confidence,
+                **common,
             )
         winner = candidates[chosen]
         result = results[chosen]
@@ -496,6 +518,17 @@ class Generator:
             message += (
                 f"; the time budget ({budget_s or 0:.0f} s) ran out with {done} of {n} candidate(s) done"
             )
+        confidence = assess(
+            question,
+            result=result,
+            sql=winner.sql,
+            cancelled=cancelled,
+            votes=winner.votes,
+            executed=executable,
+            candidates=n,
+            attempts=attempts,
+            dialect=sqlglot_dialect(self.registry.engine(database).spec.kind),
+        )
         return GenerationResult(
             status=status,
             message=message,
@@ -503,6 +536,7 @@ class Generator:
             reasoning=winner.reasoning,
             chosen=chosen,
             preview=preview,
+            confidence=confidence,
             **common,
         )
 

@@ -152,7 +152,7 @@ async def test_run_edited_sql_through_the_guard(chinook_copy: Path, tmp_path: Pa
         blocked = app.query(AnswerView).last()
         assert blocked.answer is not None and blocked.answer.error is not None
         assert blocked.answer.error.kind == "blocked"
-        assert "blocked" in str(blocked.query_one(".notice.error", Static).render())
+        assert "refused by the read-only guard" in str(blocked.query_one(".notice.refused", Static).render())
 
 
 async def test_history_up_down_persisted(chinook_copy: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent_scripted import TurnScriptedBackend
+from agent_scripted import TurnScriptedBackend, sql_answer
 from test_tui_chat import BROKEN_THEN_FIXED, ask, make_app, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -77,3 +77,38 @@ def test_schema_sidebar_filtered(snap_compare, chinook_copy: Path, tmp_path: Pat
         await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(_app(chinook_copy, tmp_path), terminal_size=(80, 24), run_before=filtered)
+
+
+def test_doubtful_answer(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    """A shape mismatch that survives its retry: shown as doubtful, with why, not as "ok"."""
+
+    async def doubtful(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, ChatApp)
+        _steady(app)
+        await ask(pilot, app, "How many tracks does each genre have?")
+        await wait_for(pilot, lambda: not app.busy)
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.3)
+
+    app = make_app(
+        chinook_copy,
+        tmp_path,
+        TurnScriptedBackend([sql_answer("SELECT count(*) AS tracks FROM Track")]),
+        show_timings=False,
+    )
+    assert snap_compare(app, terminal_size=(80, 24), run_before=doubtful)
+
+
+def test_answer_after_f2_dark_to_light(snap_compare, chinook_copy: Path, tmp_path: Path) -> None:
+    """F2 from dark to light recolours the SQL already on screen (no white text on a light background)."""
+
+    async def switched(pilot: Pilot[None]) -> None:
+        await _answered(pilot)
+        await pilot.press("f2")
+        await pilot.pause(0.3)
+
+    script = [sql_answer("SELECT Name, Title FROM Album JOIN Artist USING (ArtistId) LIMIT 3")]
+    app = make_app(chinook_copy, tmp_path, TurnScriptedBackend(script), show_timings=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=switched)

@@ -21,8 +21,10 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
+from agent.cli import runtime_name
 from agent.events import AgentEvent, GenerationFinished, GenerationProgress
 from agent.loop import Agent
+from agent.progress import ProgressNarrator
 from agent.trace import Answer
 from mcp_server.errors import QueryFailed
 from tui.bindings import APP_BINDINGS
@@ -35,6 +37,7 @@ from tui.widgets.chat_log import ChatLog
 from tui.widgets.prompt_input import PromptInput
 from tui.widgets.result_table import write_csv
 from tui.widgets.schema_sidebar import SchemaSidebar
+from tui.widgets.sql_view import copy_notice
 from tui.widgets.status_bar import StatusBar
 
 __all__ = ["AgentSource", "ChatApp"]
@@ -90,6 +93,7 @@ class ChatApp(App[None]):
         self.asked_at: float | None = None
         self._agent_ready: anyio.Event | None = None  # created on mount, inside the event loop
         self._agent_closing: anyio.Event | None = None
+        self.narrator = ProgressNarrator()  # the status line's words, elapsed time and estimate
 
     # ---------------------------------------------------------------- layout
 
@@ -111,6 +115,7 @@ class ChatApp(App[None]):
         show = self.show_schema if self.show_schema is not None else self.size.width >= 100
         self.query_one(SchemaSidebar).set_class(not show, "-hidden")
         self.query_one(PromptInput).focus()
+        self._ticker = self.set_interval(1.0, self._tick, pause=True)  # elapsed time while working
         self._hold_agent()
 
     @work(name="agent-connection", exit_on_error=True)
@@ -184,22 +189,24 @@ class ChatApp(App[None]):
         await self.wait_until_ready()
         agent = self._require_agent()
         view = self.query_one(ChatLog).add_exchange(question)
+        self.narrator.start()
         self._set_busy(True)
         self.asked_at, self.first_visible_at = time.perf_counter(), None
 
         def on_event(event: AgentEvent) -> None:
             view.apply(event)
+            self.narrator.apply(event)
             if self.first_visible_at is None and (
                 (isinstance(event, GenerationProgress) and event.text)
                 or (isinstance(event, GenerationFinished) and (event.step.reasoning or event.step.sql))
             ):
                 self.first_visible_at = time.perf_counter()
-            if isinstance(event, GenerationProgress):
-                self.query_one(StatusBar).activity = event.status
-            elif isinstance(event, GenerationFinished) and event.step.model:
+            if isinstance(event, GenerationFinished) and event.step.model:
+                # name what the server really ran (an adapter, another model), not what was configured
                 name = Path(event.step.model).name or event.step.model
-                if not self.model_label.startswith(name):  # keep "name · runtime" when it is that model
-                    self.query_one(StatusBar).model = name
+                runtime = runtime_name(event.step.backend)
+                self.query_one(StatusBar).model = f"{name} · {runtime}" if runtime else name
+            self._tick()
 
         try:
             answer = await agent.ask(question, on_event=on_event)
@@ -213,18 +220,32 @@ class ChatApp(App[None]):
             self.last_answer = answer
         turns = f" · {answer.turns} attempts" if answer.turns > 1 else ""
         took = f" in {answer.elapsed_ms / 1000:.1f} s" if self.show_timings else ""
-        self.query_one(StatusBar).timing = f"{answer.status}{took}{turns}"
+        label = answer.confidence.level if answer.confidence is not None else answer.status
+        self.query_one(StatusBar).timing = f"{label}{took}{turns}"
 
     def _set_busy(self, busy: bool) -> None:
         status = self.query_one(StatusBar)
         status.busy = busy
-        status.activity = "working… (escape cancels)" if busy else ""
+        if busy:
+            self._ticker.resume()
+            self._tick()
+        else:
+            self._ticker.pause()
+            status.activity = ""
+
+    def _tick(self) -> None:
+        """Refresh the status line's words and clock while the agent works."""
+        if self.busy:
+            line = self.narrator.line(timings=self.show_timings)
+            self.query_one(StatusBar).activity = f"{line} · escape cancels"
 
     @work(group="agent")
     async def _run_sql(self, sql: str) -> None:
         await self.wait_until_ready()
         agent = self._require_agent()
         view = self.query_one(ChatLog).add_exchange(f"run SQL: {sql}")
+        self.narrator.start()
+        self.narrator.phase = "running the query"
         self._set_busy(True)
         try:
             answer = await agent.run_sql(sql)
@@ -249,7 +270,11 @@ class ChatApp(App[None]):
         self.query_one(PromptInput).focus()
 
     def action_toggle_schema(self) -> None:
-        self.query_one(SchemaSidebar).toggle_class("-hidden")
+        sidebar = self.query_one(SchemaSidebar)
+        sidebar.toggle_class("-hidden")
+        focused = self.focused
+        if sidebar.has_class("-hidden") and focused is not None and sidebar in focused.ancestors_with_self:
+            self.query_one(PromptInput).focus()  # never leave focus (and typing) on a hidden widget
 
     def action_focus_result(self) -> None:
         views = self.query(AnswerView)
@@ -286,7 +311,7 @@ class ChatApp(App[None]):
             self.notify("No SQL to copy yet.", severity="warning")
             return
         self.copy_to_clipboard(self.last_answer.sql)
-        self.notify("SQL copied to the clipboard.", timeout=2)
+        self.notify(copy_notice("SQL"), timeout=4)
 
     def action_edit_sql(self) -> None:
         if isinstance(self.screen, SqlEditorScreen):  # the app's priority key reaches here first

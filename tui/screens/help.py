@@ -33,8 +33,11 @@ class HelpScreen(ModalScreen[None]):
         for binding in APP_BINDINGS:
             table.add_row(_keys(binding), binding.tooltip or binding.description)
         table.add_row("ctrl+r (editor)", "run the edited SQL through the same read-only guard")
+        table.add_row("ctrl+a (editor)", "select all the SQL")
         table.add_row("ctrl+p", "command palette (themes, quit, …)")
         with VerticalScroll(id="help-box"):
-            yield Static("[b]sqlr1 chat: keys[/b]", id="help-title")
+            # the close hint comes first: on a short terminal the end of the list is below the fold
+            yield Static(
+                "[b]sqlr1 chat: keys[/b]  [dim](escape, F1 or q closes this help)[/dim]", id="help-title"
+            )
             yield Static(table)
-            yield Static("[dim]escape closes this help[/dim]")

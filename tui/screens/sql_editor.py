@@ -10,7 +10,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
-__all__ = ["SqlEditorScreen"]
+__all__ = ["SqlEditor", "SqlEditorScreen"]
+
+
+class SqlEditor(TextArea):
+    """The SQL text area, with ctrl+a selecting everything (as in other editors) rather than going
+    to the start of the line (``home`` still does)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+a", "select_all", "Select all", show=False)]
 
 
 class SqlEditorScreen(ModalScreen[str | None]):
@@ -29,8 +36,10 @@ class SqlEditorScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="editor-box"):
-            yield Static("[b]Run SQL[/b] [dim](read-only guard applies · ctrl+r run · escape close)[/dim]")
-            yield TextArea(self.sql, id="sql-editor", show_line_numbers=True, tab_behavior="indent")
+            yield Static(
+                "[b]Run SQL[/b] [dim](read-only guard applies · ctrl+r run · ctrl+a select all · escape close)[/dim]"
+            )
+            yield SqlEditor(self.sql, id="sql-editor", show_line_numbers=True, tab_behavior="indent")
             with Horizontal(id="editor-buttons"):
                 yield Button("Run", id="run", variant="primary", compact=True)
                 yield Button("Close", id="close", compact=True)

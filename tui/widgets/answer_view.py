@@ -15,52 +15,68 @@ from agent.events import (
     AnswerReady,
     AttemptFinished,
     AttemptStarted,
-    ExecutionFinished,
     GenerationFinished,
     GenerationProgress,
 )
+from agent.progress import ProgressNarrator, retry_reason, shorten
 from agent.trace import Answer, Attempt
+from mcp_server.confidence import Confidence
 from tui.widgets.result_table import ResultTable
 from tui.widgets.spinner import Spinner
 from tui.widgets.sql_view import SqlView
 
-__all__ = ["AnswerView", "describe_attempt", "describe_retry", "visible_reasoning"]
+__all__ = ["AnswerView", "confidence_line", "describe_attempt", "describe_retry", "visible_reasoning"]
 
-_RETRY_WHY = {
-    "no_sql": "asking for SQL again",
-    "blocked": "rewriting as one read-only query",
-    "syntax": "fixing a syntax error",
-    "execution": "fixing the error",
-    "not_found": "fixing a table or column name",
-    "timeout": "simplifying a slow query",
-    "empty": "rechecking values and joins after 0 rows",
-    "implausible": "aggregating instead of listing rows",
-}
+_TAGS = ("<think>", "</think>")
 
 
 def visible_reasoning(text: str) -> str:
-    """The thinking part of streamed model text: without the tags, up to ``</think>``."""
-    text = text.replace("<think>", "")
-    return text.split("</think>", 1)[0].strip()
+    """The thinking part of streamed model text: without the tags, up to ``</think>``; a tag cut by
+    the stream (``</thi`` at the end of a chunk) is not shown."""
+    text = text.replace("<think>", "").split("</think>", 1)[0]
+    for tag in _TAGS:  # the longest unfinished tag at the end
+        for k in range(len(tag) - 1, 0, -1):
+            if text.endswith(tag[:k]):
+                text = text[:-k]
+                break
+    return text.strip()
 
 
 def describe_retry(attempt: Attempt) -> str:
-    """Why the next attempt happens, in a few words ("fixing the error: no such column x")."""
-    why = _RETRY_WHY.get(attempt.reason or "", "trying again")
-    if attempt.error is not None:
-        detail = attempt.error.message.split("\n", 1)[0]
-        why += f": {detail[:70]}"
-    return why
+    """Why the next attempt happens, cut at a word ("trying again because the query failed: …")."""
+    return f"trying again because {retry_reason(attempt)}"
 
 
 def describe_attempt(attempt: Attempt, accepted: bool) -> str:
     if attempt.error is not None:
         detail = attempt.error.message.split("\n", 1)[0].split(" (hint:", 1)[0]
-        return f"failed ({attempt.error.kind}): {detail[:70]}"
+        if attempt.error.kind == "blocked":
+            rule = f", rule {attempt.error.rule}" if attempt.error.rule else ""
+            return shorten(f"refused (read-only guard{rule}): {detail}", 140)
+        return shorten(f"failed ({attempt.error.kind}): {detail}", 140)
     if attempt.row_count is None:
         return "no SQL"
     rows = f"{attempt.row_count} row{'s' if attempt.row_count != 1 else ''}"
-    return rows if accepted else f"{rows}, looks wrong ({attempt.reason})"
+    if accepted and attempt.doubts:
+        return f"{rows}, kept as doubtful"
+    if accepted:
+        return rows
+    why = "; ".join(attempt.doubts) if attempt.doubts else attempt.reason
+    return f"{rows}, looks wrong ({shorten(why or 'review', 120)})"
+
+
+_LEVEL_MARK = {"ok": "✓", "doubtful": "?", "failed": "✗", "refused": "⊘", "cancelled": "–"}
+
+
+def confidence_line(confidence: Confidence) -> str:
+    """The answer's confidence as shown under it (markup): level, reasons, then what it rests on."""
+    mark = _LEVEL_MARK.get(confidence.level, "")
+    head = f"{mark} [b]{confidence.level}[/b]"
+    if confidence.reasons:
+        head += ": " + escape("; ".join(confidence.reasons))
+    if confidence.level in ("ok", "doubtful"):
+        head += f" [dim]· {escape(confidence.basis())}[/dim]"
+    return head
 
 
 class AnswerView(Vertical):
@@ -72,6 +88,7 @@ class AnswerView(Vertical):
         self._lines: list[str] = []
         self._reasoning = ""
         self._retry_note: str | None = None
+        self._narrator = ProgressNarrator()  # the phase in words (the status line has the timings)
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="attempts")
@@ -86,18 +103,16 @@ class AnswerView(Vertical):
 
     def apply(self, event: AgentEvent) -> None:
         """Show an agent event (the agent's ``on_event`` callback)."""
+        if self._narrator.apply(event):
+            self._set_activity(f"{self._narrator.phase}…")
         if isinstance(event, AttemptStarted):
             self._attempt_started(event)
         elif isinstance(event, GenerationProgress):
-            self._set_activity(event.status or "generating…")
             if event.text:
                 self._set_reasoning(visible_reasoning(event.text))
         elif isinstance(event, GenerationFinished):
             if event.step.reasoning:
                 self._set_reasoning(event.step.reasoning)
-            self._set_activity("running the query…" if event.step.sql else "no SQL in the answer")
-        elif isinstance(event, ExecutionFinished):
-            self._set_activity("checking the result…")
         elif isinstance(event, AttemptFinished):
             line = f"attempt {event.attempt.turn}: {describe_attempt(event.attempt, event.accepted)}"
             if self._lines:
@@ -112,14 +127,13 @@ class AnswerView(Vertical):
 
     def _attempt_started(self, event: AttemptStarted) -> None:
         if event.turn == 1:
-            self._lines.append(f"attempt 1/{event.max_turns}: generating…")
+            self._lines.append(f"attempt 1/{event.max_turns}: thinking…")
         else:
             note = self._retry_note or "trying again"
             self._lines.append(f"attempt {event.turn}/{event.max_turns}: {note}")
         self._reasoning = ""
         self._set_reasoning("")
         self._render_lines()
-        self._set_activity("generating…")
 
     def _render_lines(self) -> None:
         if self.is_mounted:
@@ -145,9 +159,13 @@ class AnswerView(Vertical):
             self._set_reasoning(answer.reasoning)
             reasoning.title = f"Reasoning ({len(answer.reasoning.split())} words)"
             reasoning.collapsed = True
+        elif answer.status == "cancelled" and self._reasoning.strip():
+            # what the model wrote before the cancel stays readable
+            reasoning.title = f"Reasoning so far ({len(self._reasoning.split())} words, cancelled)"
         else:
             reasoning.display = False
-        if len(answer.attempts) <= 1 and answer.status == "ok":
+        confidence = answer.confidence
+        if len(answer.attempts) <= 1 and answer.status == "ok" and not (confidence and confidence.reasons):
             self.query_one(".attempts", Static).display = False
         outcome = self.query_one(".outcome", Vertical)
         if answer.sql:
@@ -156,11 +174,17 @@ class AnswerView(Vertical):
             outcome.mount(ResultTable(answer.result))
         if answer.status == "cancelled":
             outcome.mount(Static("cancelled", classes="notice cancelled"))
+        elif confidence is not None and confidence.level == "refused":
+            outcome.mount(Static(confidence_line(confidence), classes="notice refused"))
         elif answer.error is not None:
             outcome.mount(
                 Static(f"[b]{answer.error.kind}[/b]: {escape(answer.error.message)}", classes="notice error")
             )
-        if answer.warning:
+        if confidence is not None and confidence.level in ("ok", "doubtful"):
+            outcome.mount(
+                Static(confidence_line(confidence), classes=f"notice confidence {confidence.level}")
+            )
+        elif answer.warning:
             outcome.mount(Static(escape(answer.warning), classes="notice warning"))
 
     @property

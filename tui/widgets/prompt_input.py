@@ -8,7 +8,10 @@ from textual.widgets import TextArea
 from tui.history import InputHistory
 from tui.messages import QuestionSubmitted
 
-__all__ = ["PromptInput"]
+__all__ = ["PLACEHOLDER", "PromptInput"]
+
+# Fits the prompt at 80 columns (the box's border, padding and margin take 6).
+PLACEHOLDER = "Ask about the data… (enter: send · ctrl+j: new line · F1: help)"
 
 
 class PromptInput(TextArea):
@@ -23,7 +26,7 @@ class PromptInput(TextArea):
             **kwargs,  # type: ignore[arg-type]
         )
         self.input_history = history
-        self.placeholder = "Ask a question about the data…  (enter: send · ctrl+j: new line · F1: help)"
+        self.placeholder = PLACEHOLDER
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":

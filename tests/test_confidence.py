@@ -1,0 +1,164 @@
+"""Answers say how sure they are (issue 19, item 5): ``generate_sql``'s structured result over a real
+MCP client, and the agent loop over the real in-memory server, database and guard, with the per-turn
+scripted model stand-in for the control flow (a retry on a shape mismatch, then doubt).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+from agent_scripted import TurnScriptedBackend, sql_answer
+from mcp import Client
+from scripted_backend import ScriptedBackend, answer
+
+from agent import Agent, AgentSettings, embedded_server
+from mcp_server.confidence import Confidence, assess
+from mcp_server.config import AppConfig, DatabaseConfig, GuardSettings
+from mcp_server.errors import QueryError
+from mcp_server.generation import GenerationResult
+from mcp_server.generation_tools import generation_plugin
+from mcp_server.results import JSONValue, QueryResult, column
+from mcp_server.server import build_server
+
+EACH = "How many tracks does each genre have?"
+PER_GENRE = (
+    "SELECT g.Name, count(*) AS tracks FROM Track t JOIN Genre g ON g.GenreId = t.GenreId GROUP BY g.Name"
+)
+
+
+def _config(db: Path, n: int = 1) -> AppConfig:
+    config = AppConfig(databases=[DatabaseConfig(name="chinook", target=str(db))])
+    config.generation.num_candidates = n
+    return config
+
+
+def _one(value: JSONValue) -> QueryResult:
+    return QueryResult(
+        columns=[column("x", None)], rows=[[value]], row_count=1, truncated=False, elapsed_ms=0.0
+    )
+
+
+def test_assess_levels() -> None:
+    blocked = QueryError(kind="blocked", message="DELETE is not allowed", rule="statement_type")
+    refused = assess("Delete all", result=None, error=blocked)
+    assert refused.level == "refused" and "rule statement_type" in refused.reasons[0]
+    failed = assess("q", result=None, error=QueryError(kind="execution", message="no such column: x"))
+    assert failed.level == "failed" and "no such column" in failed.reasons[0]
+    assert assess("q", result=None, cancelled=True).level == "cancelled"
+    ok = assess(
+        "How many tracks are there?",
+        result=_one(3503),
+        sql="SELECT count(*) FROM Track",
+        votes=1,
+        candidates=1,
+        executed=1,
+    )
+    assert ok.level == "ok" and ok.reasons == [] and ok.basis().startswith("1 of 1 candidate(s) agree")
+    doubt = assess(EACH, result=_one(3503), sql="SELECT count(*) FROM Track", votes=1, candidates=1)
+    assert doubt.level == "doubtful" and doubt.shape == ["one_row_per_group"]
+    split = assess("How many tracks are there?", result=_one(3503), votes=3, executed=6, candidates=8)
+    assert split.level == "doubtful" and "only 3 of 8 candidates agree" in split.reasons[0]
+    assert "6 ran" in split.basis()
+    majority = assess("How many tracks are there?", result=_one(3503), votes=5, executed=6, candidates=8)
+    assert majority.level == "ok"
+    # retries are recorded, not held against a result that fits
+    fixed = assess("How many tracks are there?", result=_one(3503), attempts=2, retried_because=["execution"])
+    assert fixed.level == "ok" and "retried: execution" in fixed.basis()
+
+
+async def test_generate_sql_result_carries_its_confidence(chinook_copy: Path) -> None:
+    backend = ScriptedBackend(
+        [answer("SELECT count(*) FROM Track"), answer("SELECT count(*) FROM Track"), answer("SELECT 1")]
+    )
+    config = AppConfig(
+        guard=GuardSettings(timeout_s=5.0),
+        databases=[DatabaseConfig(name="chinook", target=str(chinook_copy))],
+    )
+    server = build_server(config, plugins=[generation_plugin(backend)])
+    async with Client(server) as client:
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "generate_sql")
+        assert "confidence" in (tool.output_schema or {}).get("properties", {})
+        with anyio.fail_after(60):
+            each = await client.call_tool(
+                "generate_sql", {"database": "chinook", "question": EACH, "num_candidates": 3}
+            )
+            plain = await client.call_tool(
+                "generate_sql",
+                {"database": "chinook", "question": "How many tracks are there?", "num_candidates": 3},
+            )
+    res = GenerationResult.model_validate(each.structured_content)
+    assert res.confidence is not None
+    assert res.confidence.level == "doubtful" and res.confidence.shape == ["one_row_per_group"]
+    assert (res.confidence.votes, res.confidence.executed, res.confidence.candidates) == (2, 3, 3)
+    ok = GenerationResult.model_validate(plain.structured_content).confidence
+    assert ok is not None and ok.level == "ok" and ok.votes == 2
+    deleting = build_server(
+        config, plugins=[generation_plugin(ScriptedBackend([answer("DELETE FROM Track")]))]
+    )
+    async with Client(deleting) as client:
+        with anyio.fail_after(60):
+            refused = await client.call_tool(
+                "generate_sql", {"database": "chinook", "question": "Delete every track"}
+            )
+    nothing = GenerationResult.model_validate(refused.structured_content)
+    assert nothing.status == "no_executable_candidate" and nothing.confidence is not None
+    assert nothing.confidence.level == "refused" and nothing.confidence.executed == 0
+
+
+async def test_shape_mismatch_is_retried_then_fixed(chinook_copy: Path) -> None:
+    model = TurnScriptedBackend([sql_answer("SELECT count(*) FROM Track"), sql_answer(PER_GENRE)])
+    async with Agent.connect(embedded_server(_config(chinook_copy), backend=model)) as agent:
+        with anyio.fail_after(60):
+            answer_ = await agent.ask(EACH)
+    assert answer_.status == "ok" and answer_.turns == 2
+    first = answer_.attempts[0]
+    assert first.reason == "shape" and first.doubts and "GROUP BY" in (first.feedback or "")
+    assert "GROUP BY" in model.user_messages(1)  # the model was told what to change
+    assert answer_.result is not None and answer_.result.row_count == 25
+    confidence = answer_.confidence
+    assert confidence is not None and confidence.level == "ok"
+    assert confidence.attempts == 2 and confidence.retried_because == ["shape"]
+
+
+async def test_shape_mismatch_that_stays_is_kept_as_doubtful(chinook_copy: Path) -> None:
+    model = TurnScriptedBackend([sql_answer("SELECT count(*) FROM Track")])
+    settings = AgentSettings(max_turns=3)
+    async with Agent.connect(
+        embedded_server(_config(chinook_copy), backend=model), settings=settings
+    ) as agent:
+        with anyio.fail_after(60):
+            answer_ = await agent.ask(EACH)
+    # one shape retry (not all three turns), then the answer is kept, labelled doubtful, not "ok"
+    assert answer_.turns == 2 and len(model.prompts) == 2
+    assert answer_.status == "ok" and answer_.result is not None and answer_.result.rows == [[3503]]
+    assert answer_.confidence is not None and answer_.confidence.level == "doubtful"
+    assert "per group" in answer_.confidence.reasons[0]
+    assert answer_.warning is not None and answer_.warning.startswith("doubtful:")
+    restored = type(answer_).model_validate_json(answer_.model_dump_json())
+    assert isinstance(restored.confidence, Confidence) and restored.confidence.level == "doubtful"
+
+
+async def test_refusal_and_failure_are_labelled(chinook_copy: Path) -> None:
+    model = TurnScriptedBackend([sql_answer("DELETE FROM Artist")])
+    async with Agent.connect(
+        embedded_server(_config(chinook_copy), backend=model), settings=AgentSettings(max_turns=1)
+    ) as agent:
+        refused = await agent.ask("Remove all artists")
+        edited = await agent.run_sql("SELECT Nme FROM Artist")
+        ran = await agent.run_sql("SELECT count(*) FROM Artist")
+    assert refused.status == "failed" and refused.confidence is not None
+    assert refused.confidence.level == "refused" and "read-only guard" in refused.confidence.reasons[0]
+    assert edited.confidence is not None and edited.confidence.level == "failed"
+    assert ran.confidence is not None and ran.confidence.level == "ok"
+
+
+async def test_empty_result_after_all_turns_is_doubtful(chinook_copy: Path) -> None:
+    model = TurnScriptedBackend([sql_answer("SELECT Name FROM Artist WHERE Name = 'nobody'")])
+    async with Agent.connect(
+        embedded_server(_config(chinook_copy), backend=model), settings=AgentSettings(max_turns=2)
+    ) as agent:
+        answer_ = await agent.ask("Show the artist called nobody")
+    assert answer_.status == "failed" and answer_.result is not None and answer_.result.row_count == 0
+    assert answer_.confidence is not None and answer_.confidence.level == "doubtful"
+    assert answer_.confidence.reasons == ["the query returned 0 rows"]
