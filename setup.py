@@ -3,7 +3,7 @@ default adapter.
 
 They live at the top of the checkout (``examples/``, ``models/``), outside every package, so
 package data cannot name them. The wheel carries copies under ``mcp_server/_shipped/<same path>``,
-where ``mcp_server.locations.shipped_path`` finds them. An editable install copies nothing: it
+where ``mcp_server.core.locations.shipped_path`` finds them. An editable install copies nothing: it
 imports the packages from the checkout, next to the originals. ``MANIFEST.in`` puts them in the sdist.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-# Paths from the checkout's root; keep in step with mcp_server.locations.EXAMPLE_DB and the adapters
+# Paths from the checkout's root; keep in step with mcp_server.core.locations.EXAMPLE_DB and the adapters
 # of mcp_server.backends.model_registry.MODELS (tests/test_packaging.py checks a built wheel).
 SHIPPED = ("examples/chinook.sqlite", "models/sqlr1-smollm2-lora")
 TARGET = Path("mcp_server") / "_shipped"

@@ -61,8 +61,8 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_and_database(args: argparse.Namespace) -> tuple[Any, str | None]:
-    from mcp_server.cli import parse_db_flag, resolve_config
-    from mcp_server.config import DatabaseConfig
+    from mcp_server.cli.main import parse_db_flag, resolve_config
+    from mcp_server.core.config import DatabaseConfig
 
     model = getattr(args, "agent_model", None)
     if model:
@@ -116,7 +116,7 @@ def agent_source(
         target = StdioTarget(args=(*argv, "serve"))
         database = None
     else:
-        from mcp_server.cli import open_registry
+        from mcp_server.cli.main import open_registry
 
         config, database = _config_and_database(args)
         registry = open_registry(config)
@@ -149,8 +149,8 @@ def model_description(args: argparse.Namespace) -> tuple[str, str]:
     if args.server:
         return f"model of {args.server}", f"Model: the one {args.server} serves."
     from mcp_server.backends.factory import choose_runtime
-    from mcp_server.cli import resolve_config
-    from mcp_server.errors import QueryFailed
+    from mcp_server.cli.main import resolve_config
+    from mcp_server.core.errors import QueryFailed
 
     model_args = argparse.Namespace(**vars(args))
     if getattr(args, "agent_model", None):

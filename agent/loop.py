@@ -32,11 +32,11 @@ from agent.memory import Conversation, Exchange
 from agent.review import review, shape_review, value_hints
 from agent.tools import ServerTarget, SqlTools, connect
 from agent.trace import Answer, Attempt, ExecutionStep, FeedbackStep, GenerationStep, Trace
-from mcp_server.confidence import Confidence, assess
-from mcp_server.errors import QueryError, QueryFailed
-from mcp_server.results import QueryResult
-from mcp_server.schema import DatabaseSchema
-from mcp_server.shape import ShapeIssue
+from mcp_server.catalog.schema import DatabaseSchema
+from mcp_server.core.errors import QueryError, QueryFailed
+from mcp_server.core.results import QueryResult
+from mcp_server.method.confidence import Confidence, assess
+from mcp_server.method.shape import ShapeIssue
 
 __all__ = ["Agent", "AgentSettings"]
 

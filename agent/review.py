@@ -1,9 +1,9 @@
-"""The agent's review of an attempt: ``mcp_server.feedback`` (its one home, shared with multi-turn
+"""The agent's review of an attempt: ``mcp_server.method.feedback`` (its one home, shared with multi-turn
 training so a trained checkpoint reads the same feedback sentences it was trained on), and the
-question-vs-result shape checks of ``mcp_server.shape`` as a softer review (``shape_review``)."""
+question-vs-result shape checks of ``mcp_server.method.shape`` as a softer review (``shape_review``)."""
 
 from __future__ import annotations
 
-from mcp_server.feedback import Verdict, expects_single_value, review, shape_review, value_hints
+from mcp_server.method.feedback import Verdict, expects_single_value, review, shape_review, value_hints
 
 __all__ = ["Verdict", "expects_single_value", "review", "shape_review", "value_hints"]

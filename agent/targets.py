@@ -1,6 +1,6 @@
 """Building the embedded (in-process) sqlr1 server the agent talks to by default.
 
-Owns nothing but the assembly: ``mcp_server.server.build_server`` with the generation tools plugin,
+Owns nothing but the assembly: ``mcp_server.protocol.server.build_server`` with the generation tools plugin,
 so an embedded agent sees exactly the tools a ``sqlr1 serve`` client sees.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.config import AppConfig
+from mcp_server.core.config import AppConfig
 
 __all__ = ["embedded_server"]
 
@@ -25,7 +25,7 @@ def embedded_server(
     defaults to the configured model, loaded on the first ``generate_sql`` call, or at once in the
     background with the schema prefixes of the ``warm`` databases.
     """
-    from mcp_server.generation_tools import generation_plugin
-    from mcp_server.server import build_server
+    from mcp_server.protocol.generation_tools import generation_plugin
+    from mcp_server.protocol.server import build_server
 
     return build_server(config, registry=registry, plugins=[generation_plugin(backend, warm=warm)])

@@ -2,7 +2,7 @@
 
 Owns the three ways to connect (the embedded in-process server, a ``sqlr1 serve`` stdio subprocess,
 a remote streamable-HTTP server with a bearer token) and the translation of tool results into values:
-structured content in, :class:`~mcp_server.errors.QueryError` out for a failed call. It never builds
+structured content in, :class:`~mcp_server.core.errors.QueryError` out for a failed call. It never builds
 prompts, runs SQL or talks to a model itself: every capability is one of the server's tools, so a chat
 user and an IDE user get the same behaviour.
 """
@@ -23,8 +23,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
 
-from mcp_server.errors import ErrorKind, QueryError, QueryFailed
-from mcp_server.results import QueryResult
+from mcp_server.core.errors import ErrorKind, QueryError, QueryFailed
+from mcp_server.core.results import QueryResult
 
 __all__ = [
     "HttpTarget",
@@ -48,7 +48,7 @@ class StdioTarget:
 
     args: tuple[str, ...] = ("serve",)
     command: str = sys.executable
-    prefix: tuple[str, ...] = ("-m", "mcp_server.cli")
+    prefix: tuple[str, ...] = ("-m", "mcp_server.cli.main")
     env: dict[str, str] | None = None
 
     def parameters(self) -> StdioServerParameters:

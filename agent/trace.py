@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.confidence import Confidence
-from mcp_server.errors import QueryError
-from mcp_server.feedback import FeedbackReason  # the reasons its review gives
-from mcp_server.results import QueryResult
+from mcp_server.core.errors import QueryError
+from mcp_server.core.results import QueryResult
+from mcp_server.method.confidence import Confidence
+from mcp_server.method.feedback import FeedbackReason  # the reasons its review gives
 
 __all__ = [
     "Answer",

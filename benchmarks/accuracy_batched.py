@@ -1,8 +1,8 @@
 """Execution accuracy with batched generation across questions (for a GPU, or a patient CPU).
 
 Same prompt (``Generator.build_prompt``: the schema DDL, the checkpoint's prompt variant), parser
-(``mcp_server.answer``), guarded executor, vote (``mcp_server.generation``) and comparison
-(``agent.evaluation.scoring`` → ``mcp_server.compare``, Spider test-suite semantics) as serving and
+(``mcp_server.method.answer``), guarded executor, vote (``mcp_server.inference.generation``) and comparison
+(``agent.evaluation.scoring`` → ``mcp_server.method.compare``, Spider test-suite semantics) as serving and
 ``sqlr1 eval``; the only difference is that ``model.generate`` runs many questions per call, which is
 what makes a 200-question run take seconds on a GPU instead of an hour on this CPU.
 
@@ -32,18 +32,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
-from mcp_server.answer import format_ok, parse_answer  # noqa: E402
 from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
-from mcp_server.config import GenerationConfig, GuardSettings  # noqa: E402
-from mcp_server.errors import QueryError, QueryFailed  # noqa: E402
-from mcp_server.executor import Executor  # noqa: E402
-from mcp_server.feedback import review, value_hints  # noqa: E402
-from mcp_server.generation import CandidateResult, Generator, vote  # noqa: E402
-from mcp_server.prompt import PreviousTurn, render_text  # noqa: E402
-from mcp_server.registry import Registry  # noqa: E402
-from mcp_server.results import QueryResult  # noqa: E402
-from mcp_server.schema import SchemaInspector  # noqa: E402
-from mcp_server.values import ValueHit, ValueIndex  # noqa: E402
+from mcp_server.catalog.schema import SchemaInspector  # noqa: E402
+from mcp_server.core.config import GenerationConfig, GuardSettings  # noqa: E402
+from mcp_server.core.errors import QueryError, QueryFailed  # noqa: E402
+from mcp_server.core.results import QueryResult  # noqa: E402
+from mcp_server.db.executor import Executor  # noqa: E402
+from mcp_server.db.registry import Registry  # noqa: E402
+from mcp_server.inference.generation import CandidateResult, Generator, vote  # noqa: E402
+from mcp_server.method.answer import format_ok, parse_answer  # noqa: E402
+from mcp_server.method.feedback import review, value_hints  # noqa: E402
+from mcp_server.method.prompt import PreviousTurn, render_text  # noqa: E402
+from mcp_server.method.values import ValueHit, ValueIndex  # noqa: E402
 
 
 class Choice(NamedTuple):

@@ -77,14 +77,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from mcp_server.backends.factory import load_backend
-    from mcp_server.compare import bird_equal, order_matters_for, spider_equal
-    from mcp_server.config import GenerationConfig, GuardSettings, ModelConfig
-    from mcp_server.errors import QueryFailed
-    from mcp_server.executor import Executor
-    from mcp_server.generation import Generator
-    from mcp_server.registry import Registry
-    from mcp_server.schema import SchemaInspector
-    from mcp_server.values import ValueIndex
+    from mcp_server.catalog.schema import SchemaInspector
+    from mcp_server.core.config import GenerationConfig, GuardSettings, ModelConfig
+    from mcp_server.core.errors import QueryFailed
+    from mcp_server.db.executor import Executor
+    from mcp_server.db.registry import Registry
+    from mcp_server.inference.generation import Generator
+    from mcp_server.method.compare import bird_equal, order_matters_for, spider_equal
+    from mcp_server.method.values import ValueIndex
 
     data = _data_dir(args.data)
     items = load_subset(data)[: args.limit]

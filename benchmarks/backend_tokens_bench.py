@@ -46,8 +46,8 @@ def main() -> None:
 
     from mcp_server.backends.base import SamplingParams
     from mcp_server.backends.factory import load_backend
-    from mcp_server.config import ModelConfig
-    from mcp_server.prompt import build_prompt
+    from mcp_server.core.config import ModelConfig
+    from mcp_server.method.prompt import build_prompt
 
     backend = load_backend(ModelConfig(backend=args.backend, model=args.model, base_url=args.base_url))
     prompt = build_prompt(DDL, "What are the names of singers older than 40, ordered by age?")

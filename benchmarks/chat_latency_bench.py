@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from agent import Agent, AgentSettings, embedded_server  # noqa: E402
 from agent.events import AgentEvent, GenerationProgress  # noqa: E402
-from mcp_server.config import AppConfig, DatabaseConfig  # noqa: E402
+from mcp_server.core.config import AppConfig, DatabaseConfig  # noqa: E402
 from tui.app import ChatApp  # noqa: E402
 from tui.history import InputHistory  # noqa: E402
 

@@ -39,7 +39,7 @@ async def run(args: argparse.Namespace, done: dict[int, dict[str, Any]]) -> None
     from agent.evaluation.scoring import Scorer, ScoreTask
     from agent.loop import Agent, AgentSettings
     from agent.targets import embedded_server
-    from mcp_server.config import AppConfig, DatabaseConfig, ModelConfig
+    from mcp_server.core.config import AppConfig, DatabaseConfig, ModelConfig
 
     db_root = DATA / "spider" / "database"
     config = AppConfig(databases=[DatabaseConfig(target=str(db_root))], model=ModelConfig(model=args.model))
@@ -109,7 +109,7 @@ def table(rows: list[dict[str, Any]], note: str) -> str:
         "`PYTHONPATH=. nice -n 12 python benchmarks/confidence_bench.py --minutes 25 --write`: the seeded Spider "
         "dev subset in its order, each question through `Agent.ask` as `sqlr1 ask` runs it (default model, "
         "default CPU settings: 1 greedy candidate, up to 3 attempts, one retry on a shape mismatch), scored "
-        "with Spider test-suite semantics on the single dev database. The label is `mcp_server.confidence."
+        "with Spider test-suite semantics on the single dev database. The label is `mcp_server.method.confidence."
         "assess`, fixed before this run (not tuned on it).",
         "",
         "| label | answers | precision of the label |",

@@ -44,10 +44,10 @@ N_TOKENS = 48
 
 
 def _prompt():  # the same prompt for every runtime
-    from mcp_server.config import AppConfig, DatabaseConfig
-    from mcp_server.prompt import build_prompt
-    from mcp_server.registry import Registry
-    from mcp_server.schema import SchemaInspector
+    from mcp_server.catalog.schema import SchemaInspector
+    from mcp_server.core.config import AppConfig, DatabaseConfig
+    from mcp_server.db.registry import Registry
+    from mcp_server.method.prompt import build_prompt
 
     db = REPO / "examples" / "chinook.sqlite"
     registry = Registry.from_config(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(db))]))
@@ -68,7 +68,7 @@ def ct2_child() -> dict:
     import ctranslate2
     from transformers import AutoTokenizer
 
-    from mcp_server.prompt import render_text
+    from mcp_server.method.prompt import render_text
 
     tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
     ids = tokenizer(render_text(_prompt(), tokenizer), add_special_tokens=False)["input_ids"]
@@ -119,7 +119,7 @@ def ort_child() -> dict:
     import onnxruntime_genai as og
     from transformers import AutoTokenizer
 
-    from mcp_server.prompt import render_text
+    from mcp_server.method.prompt import render_text
 
     tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
     ids = tokenizer(render_text(_prompt(), tokenizer), add_special_tokens=False)["input_ids"]
@@ -172,7 +172,7 @@ def openvino_child() -> dict:
     import openvino_genai as ov_genai
     from transformers import AutoTokenizer
 
-    from mcp_server.prompt import render_text
+    from mcp_server.method.prompt import render_text
 
     tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
     text = render_text(_prompt(), tokenizer)
@@ -261,7 +261,7 @@ def child(runtime: str, model: str) -> dict:
     if hasattr(backend, "prompt_ids"):
         ids = backend.prompt_ids(prompt)[0]
     else:  # vLLM: what its backend sends, tokenized by its tokenizer
-        from mcp_server.prompt import render_text
+        from mcp_server.method.prompt import render_text
 
         ids = backend.tokenizer(render_text(prompt, backend.tokenizer), add_special_tokens=False)["input_ids"]
     # prefill: one new token after the whole prompt, nothing cached

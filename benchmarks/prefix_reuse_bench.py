@@ -62,9 +62,9 @@ def main() -> None:
 
     from mcp_server.backends.base import SamplingParams
     from mcp_server.backends.transformers_backend import TransformersBackend
-    from mcp_server.prompt import build_prompt
-    from mcp_server.registry import Registry
-    from mcp_server.schema import SchemaInspector
+    from mcp_server.catalog.schema import SchemaInspector
+    from mcp_server.db.registry import Registry
+    from mcp_server.method.prompt import build_prompt
 
     data = _data_dir(args.data)
     questions = [

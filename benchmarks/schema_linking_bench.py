@@ -1,6 +1,6 @@
 """Schema linking recall and prompt-token saving on Spider dev and BIRD dev gold (issue 15, item 3).
 
-For every question: the tables ``mcp_server.schema_linking.link_tables`` keeps, against the tables
+For every question: the tables ``mcp_server.catalog.linking.link_tables`` keeps, against the tables
 and columns its gold SQL reads (gold columns resolved through aliases with sqlglot; a column counts
 as kept when its table is, since linked tables keep all their columns). Schemas come from each
 benchmark's ``tables.json`` (BIRD's databases are not here, its schemas are), rendered as prompt DDL
@@ -24,9 +24,9 @@ from sqlglot import exp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mcp_server.config import GenerationConfig
-from mcp_server.schema import ColumnSchema, DatabaseSchema, ForeignKey, TableSchema, render_ddl
-from mcp_server.schema_linking import gold_tables, link_tables, subset
+from mcp_server.catalog.linking import gold_tables, link_tables, subset
+from mcp_server.catalog.schema import ColumnSchema, DatabaseSchema, ForeignKey, TableSchema, render_ddl
+from mcp_server.core.config import GenerationConfig
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -94,9 +94,9 @@ class Tokens:
 
 def realistic_schemas() -> tuple[list[dict], dict[str, DatabaseSchema]]:
     """The realistic evaluation set and its live schemas (with example values, as prompted)."""
-    from mcp_server.config import AppConfig, DatabaseConfig
-    from mcp_server.registry import Registry
-    from mcp_server.schema import SchemaInspector
+    from mcp_server.catalog.schema import SchemaInspector
+    from mcp_server.core.config import AppConfig, DatabaseConfig
+    from mcp_server.db.registry import Registry
 
     items = json.loads((Path(__file__).parent / "realistic_eval.json").read_text(encoding="utf-8"))
     root = DATA / "sample_dbs"

@@ -1,6 +1,6 @@
 """The SQLite the engine runs: the system library (stdlib ``sqlite3``) against APSW's bundled one.
 
-The engine reaches SQLite through APSW (``mcp_server/engines/sqlite.py``), which bundles a current
+The engine reaches SQLite through APSW (``mcp_server/db/engines/sqlite.py``), which bundles a current
 SQLite, instead of the standard library's ``sqlite3`` module, which links the system's (3.40 on Debian 12).
 This benchmark is the evidence for that choice, side by side in one run on read-only connections:
 

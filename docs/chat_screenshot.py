@@ -27,7 +27,7 @@ QUESTION = "Which artist has released the most albums?"
 
 async def main(question: str, width: int, height: int) -> None:
     from agent.cli import agent_source, model_description
-    from mcp_server.cli import build_parser
+    from mcp_server.cli.main import build_parser
     from tui.app import ChatApp
     from tui.history import InputHistory
     from tui.widgets.answer_view import AnswerView

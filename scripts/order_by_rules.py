@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 
-from mcp_server.compare import order_matters_for
+from mcp_server.method.compare import order_matters_for
 from training.data import iter_synsql
 
 

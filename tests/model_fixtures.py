@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_server.backends.base import Backend
-from mcp_server.config import ModelConfig
+from mcp_server.core.config import ModelConfig
 
 
 @pytest.fixture(scope="session")

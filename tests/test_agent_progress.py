@@ -14,7 +14,7 @@ from agent.events import (
 )
 from agent.progress import ProgressNarrator, retry_reason, shorten
 from agent.trace import Answer, Attempt, ExecutionStep, GenerationStep, Trace
-from mcp_server.errors import QueryError
+from mcp_server.core.errors import QueryError
 
 
 class Clock:

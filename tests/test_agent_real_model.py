@@ -17,7 +17,7 @@ from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 
 from agent import Agent, AgentSettings, embedded_server
 from agent.trace import ExecutionStep, FeedbackStep, GenerationStep
-from mcp_server.config import AppConfig, DatabaseConfig
+from mcp_server.core.config import AppConfig, DatabaseConfig
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ from mcp import Client
 from scripted_backend import ScriptedBackend, answer
 
 from agent import Agent, AgentSettings, embedded_server
-from mcp_server.confidence import Confidence, assess
-from mcp_server.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.errors import QueryError
-from mcp_server.generation import GenerationResult
-from mcp_server.generation_tools import generation_plugin
-from mcp_server.results import JSONValue, QueryResult, column
-from mcp_server.server import build_server
+from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from mcp_server.core.errors import QueryError
+from mcp_server.core.results import JSONValue, QueryResult, column
+from mcp_server.inference.generation import GenerationResult
+from mcp_server.method.confidence import Confidence, assess
+from mcp_server.protocol.generation_tools import generation_plugin
+from mcp_server.protocol.server import build_server
 
 EACH = "How many tracks does each genre have?"
 PER_GENRE = (

@@ -21,7 +21,7 @@ def test_ask_answers_with_the_default_model_on_llamacpp() -> None:
         [
             sys.executable,
             "-m",
-            "mcp_server.cli",
+            "mcp_server.cli.main",
             "ask",
             "How many albums are there in total?",
             "--max-turns",

@@ -1,5 +1,5 @@
 """The SQLite function allowlists agree: the guard's (sqlglot names), the engine's (SQLite's own names)
-and the inline subset all live in ``mcp_server.dialects`` and never contradict each other."""
+and the inline subset all live in ``mcp_server.sql.dialects`` and never contradict each other."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import apsw
 import pytest
 
-from mcp_server import guard
-from mcp_server.dialects import ALLOWED_FUNCTIONS, SQLITE_INLINE_FUNCTIONS
-from mcp_server.engines.sqlite import SqliteEngine
-from mcp_server.errors import QueryFailed
-from mcp_server.registry import Registry
+from mcp_server.core.errors import QueryFailed
+from mcp_server.db.engines.sqlite import SqliteEngine
+from mcp_server.db.registry import Registry
+from mcp_server.sql import guard
+from mcp_server.sql.dialects import ALLOWED_FUNCTIONS, SQLITE_INLINE_FUNCTIONS
 
 
 def test_inline_functions_are_guard_allowed_functions() -> None:

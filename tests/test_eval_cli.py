@@ -13,7 +13,7 @@ from conftest import FIXTURES
 
 from agent.evaluation.datasets import BIRD_SEPARATOR, load_items, read_predictions, write_predictions
 
-SQLR1 = [sys.executable, "-m", "mcp_server.cli"]
+SQLR1 = [sys.executable, "-m", "mcp_server.cli.main"]
 
 
 @pytest.fixture

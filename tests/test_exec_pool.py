@@ -1,4 +1,4 @@
-"""The shared SQL process pool and result cache (``mcp_server.exec_pool``, ``mcp_server.result_cache``)
+"""The shared SQL process pool and result cache (``mcp_server.db.exec_pool``, ``mcp_server.db.result_cache``)
 on a real SQLite copy of Spider's concert_singer (6 singers): chunked tasks, the task that hangs
 or crashes a worker is the one reported, streaming submission, and the on-disk cache."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mcp_server.exec_pool import (
+from mcp_server.db.exec_pool import (
     ExecJob,
     ExecOutcome,
     ExecutionPool,
@@ -22,7 +22,7 @@ from mcp_server.exec_pool import (
     TaskFailed,
     WorkerContext,
 )
-from mcp_server.result_cache import ResultCache
+from mcp_server.db.result_cache import ResultCache
 
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 COUNT = "SELECT count(*) FROM singer"

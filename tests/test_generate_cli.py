@@ -9,8 +9,8 @@ import pytest
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from scripted_backend import ScriptedBackend, answer
 
-from mcp_server import cli
 from mcp_server.backends import factory
+from mcp_server.cli import main as cli
 
 
 def _script(monkeypatch, texts: list[str]) -> ScriptedBackend:

@@ -10,12 +10,12 @@ from pathlib import Path
 from scripted_backend import ScriptedBackend
 
 from mcp_server.backends.base import CodeBlock, SamplingParams, block_end, stop_index
-from mcp_server.config import GenerationConfig, GuardSettings
-from mcp_server.executor import Executor
-from mcp_server.generation import CPU_DEFAULTS, GPU_DEFAULTS, Generator
-from mcp_server.prompt import INSTRUCT_PROMPT_VERSION, PreviousTurn, build_prompt, variant_for_version
-from mcp_server.registry import Registry
-from mcp_server.schema import SchemaInspector
+from mcp_server.catalog.schema import SchemaInspector
+from mcp_server.core.config import GenerationConfig, GuardSettings
+from mcp_server.db.executor import Executor
+from mcp_server.db.registry import Registry
+from mcp_server.inference.generation import CPU_DEFAULTS, GPU_DEFAULTS, Generator
+from mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION, PreviousTurn, build_prompt, variant_for_version
 
 PROSE = (
     "The Album table holds one row per album, so count its rows.\n\n```sql\nSELECT COUNT(*) FROM Album\n```"

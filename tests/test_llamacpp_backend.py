@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from mcp_server.backends.base import CodeBlock, SamplingParams
-from mcp_server.config import ModelConfig
-from mcp_server.prompt import build_prompt
-from mcp_server.registry import Registry
-from mcp_server.schema import SchemaInspector
-from mcp_server.sql_grammar import sql_grammar
+from mcp_server.catalog.schema import SchemaInspector
+from mcp_server.core.config import ModelConfig
+from mcp_server.db.registry import Registry
+from mcp_server.method.grammar import sql_grammar
+from mcp_server.method.prompt import build_prompt
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra)")
 

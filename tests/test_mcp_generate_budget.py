@@ -19,11 +19,11 @@ from mcp.client.stdio import stdio_client
 from scripted_backend import answer
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
-from mcp_server.cli import build_parser
-from mcp_server.config import AppConfig, DatabaseConfig, GenerationConfig, GuardSettings
-from mcp_server.generation import GenerationResult
-from mcp_server.generation_tools import generation_plugin
-from mcp_server.server import build_server
+from mcp_server.cli.main import build_parser
+from mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, GuardSettings
+from mcp_server.inference.generation import GenerationResult
+from mcp_server.protocol.generation_tools import generation_plugin
+from mcp_server.protocol.server import build_server
 
 REPO = Path(__file__).resolve().parent.parent
 STEP_S = 0.05
@@ -181,7 +181,15 @@ async def test_real_model_over_stdio_returns_within_its_budget(chinook_copy: Pat
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_server.cli", "--db", f"chinook={chinook_copy}", "serve", "--generate-budget-s", "1"],
+        args=[
+            "-m",
+            "mcp_server.cli.main",
+            "--db",
+            f"chinook={chinook_copy}",
+            "serve",
+            "--generate-budget-s",
+            "1",
+        ],
         cwd=str(REPO),
         env=env,
     )

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from mcp_server.backends.device import resolve_device, resolve_dtype
-from mcp_server.cli import build_parser, main, resolve_config
-from mcp_server.config import ModelConfig, load_config
-from mcp_server.errors import QueryFailed
+from mcp_server.cli.main import build_parser, main, resolve_config
+from mcp_server.core.config import ModelConfig, load_config
+from mcp_server.core.errors import QueryFailed
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 

@@ -11,8 +11,8 @@ import pytest
 
 from mcp_server.backends import model_registry as registry
 from mcp_server.backends.loading import resolve_model
-from mcp_server.errors import QueryFailed
-from mcp_server.prompt import INSTRUCT_PROMPT_VERSION
+from mcp_server.core.errors import QueryFailed
+from mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
 
 
 def _fake_parts(root: Path, stem: str, chunks: list[bytes]) -> None:

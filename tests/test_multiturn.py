@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from mcp_server.config import GenerationConfig
-from mcp_server.errors import QueryFailed
-from mcp_server.executor import Executor
-from mcp_server.feedback import review
-from mcp_server.generation import Generator
-from mcp_server.prompt import TRAIN_PROMPT_VERSION, PreviousTurn, render_text
-from mcp_server.registry import Registry
-from mcp_server.schema import SchemaInspector
+from mcp_server.catalog.schema import SchemaInspector
+from mcp_server.core.config import GenerationConfig
+from mcp_server.core.errors import QueryFailed
+from mcp_server.db.executor import Executor
+from mcp_server.db.registry import Registry
+from mcp_server.inference.generation import Generator
+from mcp_server.method.feedback import review
+from mcp_server.method.prompt import TRAIN_PROMPT_VERSION, PreviousTurn, render_text
 from training.config import MultiTurnSection
 from training.data import Example, SchemaDDL, grpo_records
 from training.multiturn import FeedbackRollout, turns_reward_for

@@ -68,7 +68,7 @@ class Served:
     errlog: Path  # stderr of the stdio servers the Inspector starts
 
     def stdio_command(self) -> list[str]:
-        return [sys.executable, "-m", "mcp_server.cli", "--config", str(self.config), "serve"]
+        return [sys.executable, "-m", "mcp_server.cli.main", "--config", str(self.config), "serve"]
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ import pytest
 from conftest import REPO
 
 from agent.evaluation.scoring import Scorer, ScoreTask
-from mcp_server import locations, result_cache
 from mcp_server.backends import bundled, model_registry
-from mcp_server.result_cache import ResultCache
+from mcp_server.core import locations
+from mcp_server.db import result_cache
+from mcp_server.db.result_cache import ResultCache
 from training import gold
 from training.pool import InProcessExecutor
 
@@ -56,7 +57,7 @@ def test_each_public_name_is_defined_in_one_module() -> None:
 
 
 def test_only_locations_decides_the_cache_root() -> None:
-    """No module but ``mcp_server/locations.py`` reads ``SQLR1_CACHE`` or asks platformdirs for a cache dir."""
+    """No module but ``mcp_server/core/locations.py`` reads ``SQLR1_CACHE`` or asks platformdirs for a cache dir."""
     deciders = set()
     for module, tree in _modules():
         for node in ast.walk(tree):
@@ -67,7 +68,7 @@ def test_only_locations_decides_the_cache_root() -> None:
             )
             if reads_env or asks_platform:
                 deciders.add(module)
-    assert deciders == {"mcp_server/locations.py"}
+    assert deciders == {"mcp_server/core/locations.py"}
 
 
 def test_every_cache_lives_under_the_one_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

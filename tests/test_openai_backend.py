@@ -16,7 +16,7 @@ from scripted_backend import ScriptedBackend, answer
 
 from mcp_server.backends.base import ChatMessage, PromptInput, SamplingParams
 from mcp_server.backends.openai_backend import OpenAIBackend
-from mcp_server.errors import QueryFailed
+from mcp_server.core.errors import QueryFailed
 
 PROMPT = PromptInput(messages=(ChatMessage("user", "How many singers are there?"),))
 TEXTS = [answer("SELECT count(*) FROM singer"), answer("SELECT 1"), "no sql here"]
@@ -139,7 +139,7 @@ def test_real_model_over_http(bundled_backend) -> None:  # noqa: F811
 
 def test_factory_shares_one_instance_and_names_missing_settings() -> None:
     from mcp_server.backends.factory import load_backend
-    from mcp_server.config import ModelConfig
+    from mcp_server.core.config import ModelConfig
 
     model = ScriptedBackend(TEXTS[:1])
     with serve(build_app(model)) as url:

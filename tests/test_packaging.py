@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO
 
 from mcp_server.backends.model_registry import MODELS
-from mcp_server.locations import EXAMPLE_DB, SHIPPED_DIR
+from mcp_server.core.locations import EXAMPLE_DB, SHIPPED_DIR
 
 ADAPTERS = sorted({m.adapter for m in MODELS.values() if m.adapter})
 PACKAGES = ("agent", "mcp_server", "training", "tui")
@@ -24,7 +24,7 @@ LOCK = REPO / "requirements" / "lock.txt"
 
 _FIND = """
 import json, mcp_server
-from mcp_server.cli import default_example_db
+from mcp_server.cli.main import default_example_db
 from mcp_server.backends.model_registry import MODELS
 print(json.dumps({
     "package": mcp_server.__file__,

@@ -14,10 +14,7 @@ import sqlglot
 from conftest import FIXTURES
 from sqlglot import exp
 
-from mcp_server.engines.base import DatabaseSpec
-from mcp_server.errors import QueryFailed
-from mcp_server.registry import Registry
-from mcp_server.schema import (
+from mcp_server.catalog.schema import (
     ColumnSchema,
     DatabaseSchema,
     SchemaInspector,
@@ -25,6 +22,9 @@ from mcp_server.schema import (
     prompt_identifier,
     render_ddl,
 )
+from mcp_server.core.errors import QueryFailed
+from mcp_server.db.engines.base import DatabaseSpec
+from mcp_server.db.registry import Registry
 
 SPIDER_TABLES_JSON = FIXTURES / "spider" / "tables.json"
 

@@ -1,4 +1,4 @@
-"""The question-vs-result shape checks (``mcp_server.shape``): each check fires on the mismatch it
+"""The question-vs-result shape checks (``mcp_server.method.shape``): each check fires on the mismatch it
 names, stays silent on the right answer, and stays rare on the gold answers of the Spider dev subset."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.feedback import review, shape_review
-from mcp_server.results import QueryResult, column
-from mcp_server.shape import check_shape, requested_rows, sql_facts
+from mcp_server.core.results import QueryResult, column
+from mcp_server.method.feedback import review, shape_review
+from mcp_server.method.shape import check_shape, requested_rows, sql_facts
 
 REPO = Path(__file__).resolve().parent.parent
 

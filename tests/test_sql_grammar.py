@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.registry import Registry
-from mcp_server.schema import SchemaInspector
-from mcp_server.sql_grammar import sql_grammar, table_aliases
+from mcp_server.catalog.schema import SchemaInspector
+from mcp_server.db.registry import Registry
+from mcp_server.method.grammar import sql_grammar, table_aliases
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra) runs the grammar")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.answer import parse_answer
-from mcp_server.errors import QueryFailed
-from mcp_server.prompt import THINK_PREFILL
+from mcp_server.core.errors import QueryFailed
+from mcp_server.method.answer import parse_answer
+from mcp_server.method.prompt import THINK_PREFILL
 from training.config import CONFIGS_DIR, GRPOFile, load_grpo_config, load_sft_config
 from training.data import (
     Example,
@@ -235,7 +235,7 @@ def test_grpo_batch_shape(tmp_path: Path):
 
 
 def test_train_command_is_registered(capsys):
-    from mcp_server.cli import main
+    from mcp_server.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["train", "--help"])

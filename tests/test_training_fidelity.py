@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from parity_corpus import PARITY, build_databases
 
-from mcp_server.prompt import SQLR1_RL_VERSION, build_prompt
-from mcp_server.registry import Registry
-from mcp_server.schema import SchemaInspector
+from mcp_server.catalog.schema import SchemaInspector
+from mcp_server.db.registry import Registry
+from mcp_server.method.prompt import SQLR1_RL_VERSION, build_prompt
 from training.config import load_grpo_config
 from training.data import (
     SchemaDDL,
@@ -185,7 +185,7 @@ def test_sqlr1_rl_records_and_settings(synsql_root: Path, tmp_path: Path) -> Non
     loaded = load_grpo_config(cfg)
     assert (loaded.data.prompt, loaded.data.example_values) == ("sqlr1_rl", 0)
     cfg.write_text('[data]\nprompt = "nope"\n', encoding="utf-8")
-    from mcp_server.errors import QueryFailed
+    from mcp_server.core.errors import QueryFailed
 
     with pytest.raises(QueryFailed, match="unknown prompt variant 'nope'"):
         load_grpo_config(cfg)
@@ -209,7 +209,7 @@ def test_7b_preset_follows_sqlr1s_verl_run() -> None:
 
 
 def test_render_ddl_keeps_a_column_subset_and_its_keys(tmp_path: Path) -> None:
-    from mcp_server.schema import render_ddl
+    from mcp_server.catalog.schema import render_ddl
 
     build_databases(tmp_path)
     schema = SchemaInspector(Registry.from_targets([str(tmp_path / "parity")])).describe("parity")

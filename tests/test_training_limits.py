@@ -57,7 +57,7 @@ def test_max_minutes_is_validated_and_overridable() -> None:
 
 
 def test_set_overrides_any_key_and_names_a_bad_one() -> None:
-    from mcp_server.errors import QueryFailed
+    from mcp_server.core.errors import QueryFailed
     from training.cli import _apply_settings, _setting
     from training.config import CONFIGS_DIR, load_grpo_config
 

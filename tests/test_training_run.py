@@ -218,11 +218,11 @@ def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp
     from mcp_server.backends.loading import resolve_model
     from mcp_server.backends.manifest import read_manifest
     from mcp_server.backends.transformers_backend import TransformersBackend
-    from mcp_server.executor import Executor
-    from mcp_server.generation import Generator
-    from mcp_server.prompt import TRAIN_PROMPT_VERSION
-    from mcp_server.registry import Registry
-    from mcp_server.schema import SchemaInspector
+    from mcp_server.catalog.schema import SchemaInspector
+    from mcp_server.db.executor import Executor
+    from mcp_server.db.registry import Registry
+    from mcp_server.inference.generation import Generator
+    from mcp_server.method.prompt import TRAIN_PROMPT_VERSION
     from training.export import export_checkpoint
 
     result, _, _ = grpo_run

@@ -16,8 +16,8 @@ from mcp_server.backends import bundled
 from mcp_server.backends.base import ChatMessage, PromptInput, SamplingParams
 from mcp_server.backends.loading import resolve_model
 from mcp_server.backends.manifest import CheckpointManifest, read_manifest, write_manifest
-from mcp_server.errors import QueryFailed
-from mcp_server.prompt import TRAIN_PROMPT_VERSION, build_prompt
+from mcp_server.core.errors import QueryFailed
+from mcp_server.method.prompt import TRAIN_PROMPT_VERSION, build_prompt
 
 DDL = """CREATE TABLE singer (
     Singer_ID number, -- example: [1, 2]
@@ -195,7 +195,7 @@ def test_device_cpu_explicit_and_auto_share_one_backend_and_prefix_kv_lives_ther
 
     from mcp_server.backends.factory import load_backend
     from mcp_server.backends.transformers_backend import get_backend
-    from mcp_server.config import ModelConfig
+    from mcp_server.core.config import ModelConfig
 
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert backend.device == expected  # the fixture's backend is device="auto"

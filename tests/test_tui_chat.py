@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static, TextArea, Tree
 
 from agent import Agent, embedded_server
-from mcp_server.config import AppConfig, DatabaseConfig
+from mcp_server.core.config import AppConfig, DatabaseConfig
 from tui.app import ChatApp
 from tui.history import InputHistory
 from tui.screens.help import HelpScreen

@@ -68,7 +68,7 @@ async def test_ok_answer_says_what_it_rests_on(chinook_copy: Path, tmp_path: Pat
 
 async def test_refusal_is_labelled_refused_with_the_rule(chinook_copy: Path, tmp_path: Path) -> None:
     from agent import Agent, AgentSettings, embedded_server
-    from mcp_server.config import AppConfig, DatabaseConfig
+    from mcp_server.core.config import AppConfig, DatabaseConfig
     from tui.app import ChatApp
     from tui.history import InputHistory
 

@@ -11,8 +11,8 @@ from scripted_backend import ScriptedBackend
 
 from agent.targets import embedded_server
 from mcp_server.backends.base import PromptInput
-from mcp_server.config import AppConfig, DatabaseConfig
-from mcp_server.prompt import INSTRUCT_PROMPT_VERSION
+from mcp_server.core.config import AppConfig, DatabaseConfig
+from mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
 
 
 class WarmingBackend(ScriptedBackend):

@@ -1,6 +1,6 @@
 """``sqlr1 train sft|grpo|export|plot``: the thin command layer over ``training.trainers``/``export``.
 
-Registered through the ``sqlr1.commands`` entry point (``mcp_server.cli`` never imports training).
+Registered through the ``sqlr1.commands`` entry point (``mcp_server.cli.main`` never imports training).
 Exit codes: 0 success, 2 configuration errors (unknown keys, missing files), 1 a failed run.
 For several processes or GPUs, run the same command under accelerate::
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mcp_server.errors import QueryFailed
+from mcp_server.core.errors import QueryFailed
 
 __all__ = ["main", "register"]
 

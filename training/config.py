@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_server.errors import QueryFailed
-from mcp_server.prompt import prompt_spec
+from mcp_server.core.errors import QueryFailed
+from mcp_server.method.prompt import prompt_spec
 
 __all__ = [
     "DataSection",
@@ -77,7 +77,7 @@ class DataSection(_Strict):
     )
     prompt: str = Field(
         default="training",
-        description="Prompt variant (mcp_server.prompt.PROMPTS): training (ours) or sqlr1_rl (SQL-R1's RL prompt, "
+        description="Prompt variant (mcp_server.method.prompt.PROMPTS): training (ours) or sqlr1_rl (SQL-R1's RL prompt, "
         "exactly); recorded in the run and the checkpoint manifest, and served with the checkpoint.",
     )
     example_values: int = Field(

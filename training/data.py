@@ -7,8 +7,8 @@ stage uses (``train.parquet`` 4,000 rows, ``test.parquet`` the 1,000 held-out ro
 :func:`filter_examples` drops what must not be trained on, each with a logged reason (missing database,
 complexity, held-out rows, a gold query that errors, times out or returns too many rows, optionally
 an empty gold result); :func:`grpo_records` and :func:`sft_records` render a prompt variant
-(``mcp_server.prompt``, the training prompt by default) over the database's one schema text
-(:class:`SchemaDDL`: ``mcp_server.schema``, with the descriptions serving shows). Gold results go
+(``mcp_server.method.prompt``, the training prompt by default) over the database's one schema text
+(:class:`SchemaDDL`: ``mcp_server.catalog.schema``, with the descriptions serving shows). Gold results go
 through :class:`training.gold.GoldResolver`, so each gold query runs once per database content, ever.
 """
 
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
-from mcp_server.prompt import PreviousTurn, build_prompt, render_text
+from mcp_server.method.prompt import PreviousTurn, build_prompt, render_text
 from training.gold import GoldResolver
 from training.pool import ExecOutcome
 from training.rewards import reward_sql
@@ -386,7 +386,7 @@ def filter_examples(
 
 class SchemaDDL:
     """The schema text per database file, rendered once: the same text serving shows for that database
-    (``mcp_server.schema.render_ddl`` over a registry spec that finds the same tables.json,
+    (``mcp_server.catalog.schema.render_ddl`` over a registry spec that finds the same tables.json,
     database_description and CREATE-statement comments), with ``example_values`` values per column
     (0: the paper's "without values" ablation)."""
 
@@ -398,8 +398,8 @@ class SchemaDDL:
         hit = self._cache.get(db_path)
         if hit is not None:
             return hit
-        from mcp_server.registry import Registry
-        from mcp_server.schema import SchemaInspector, render_ddl
+        from mcp_server.catalog.schema import SchemaInspector, render_ddl
+        from mcp_server.db.registry import Registry
 
         registry = Registry.from_targets([db_path])
         name = registry.names()[0]

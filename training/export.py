@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_server.backends.manifest import CheckpointManifest, GenerationDefaults, write_manifest
-from mcp_server.prompt import TRAIN_PROMPT_VERSION
+from mcp_server.method.prompt import TRAIN_PROMPT_VERSION
 from training.plot import PLOT_NAME
 from training.trainers import FINAL_DIR, RUN_RECORD, last_checkpoint
 

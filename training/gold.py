@@ -1,7 +1,7 @@
 """Gold results: computed once through the execution pool and cached on disk.
 
-The cache is :class:`mcp_server.result_cache.ResultCache` (key: the database's content hash plus
-the gold SQL) in its one shared file (:func:`~mcp_server.result_cache.default_cache_path`, which
+The cache is :class:`mcp_server.db.result_cache.ResultCache` (key: the database's content hash plus
+the gold SQL) in its one shared file (:func:`~mcp_server.db.result_cache.default_cache_path`, which
 ``sqlr1 eval`` uses too), so epochs, GRPO steps and evaluations never re-run a gold query, and
 editing a database invalidates only its entries.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mcp_server.result_cache import ResultCache, cache_key, db_content_hash, default_cache_path
+from mcp_server.db.result_cache import ResultCache, cache_key, db_content_hash, default_cache_path
 from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = ["GoldCache", "GoldResolver", "db_content_hash", "default_cache_path"]

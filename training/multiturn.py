@@ -2,9 +2,9 @@
 
 SQL-R1 scores one answer per rollout. Here each rollout runs the loop ``sqlr1 ask`` runs when
 serving: the model answers; its SQL is executed as ``execute_sql`` would (guarded, read-only, the
-server's row cap) in a :class:`training.pool.ExecutionPool` worker; :func:`mcp_server.feedback.review`
+server's row cap) in a :class:`training.pool.ExecutionPool` worker; :func:`mcp_server.method.feedback.review`
 judges the outcome, and when it is not acceptable and attempts are left, the feedback becomes a turn
-of the prompt (:class:`mcp_server.prompt.PreviousTurn` through the run's prompt variant: the prompt
+of the prompt (:class:`mcp_server.method.prompt.PreviousTurn` through the run's prompt variant: the prompt
 the agent's ``generate_sql(feedback=...)`` call renders, character for character) and the model
 answers again.
 
@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_server.answer import parse_completion
-from mcp_server.dialects import sqlglot_dialect
-from mcp_server.errors import QueryError, QueryFailed
-from mcp_server.exec_pool import TaskFailed, WorkerContext
-from mcp_server.feedback import Verdict, review, value_hints
-from mcp_server.prompt import PreviousTurn, prompt_spec
+from mcp_server.core.errors import QueryError, QueryFailed
+from mcp_server.db.exec_pool import TaskFailed, WorkerContext
+from mcp_server.method.answer import parse_completion
+from mcp_server.method.feedback import Verdict, review, value_hints
+from mcp_server.method.prompt import PreviousTurn, prompt_spec
+from mcp_server.sql.dialects import sqlglot_dialect
 from training.config import MultiTurnSection
 from training.data import Example, prompt_text
 from training.pool import ExecutionPool, InProcessExecutor
@@ -68,7 +68,7 @@ def review_attempt(ctx: WorkerContext, job: AttemptJob) -> Verdict:
         result, error = None, exc.error
     verdict = review(job.question, job.sql, result, error, dialect=dialect)
     if verdict.reason == "empty" and job.value_hints:
-        from mcp_server.values import ValueIndex
+        from mcp_server.method.values import ValueIndex
 
         index = ctx.resource(f"values:{job.db_path}", lambda: ValueIndex(executor.registry, executor))
         try:

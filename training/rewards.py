@@ -5,12 +5,12 @@ dataset columns ``db_path`` and ``gold_sql``; TRL combines them with ``reward_we
 under its ``__name__``. The scores are SQL-R1's (``verl/utils/reward_score/synsql.py``), checked
 against that code on the parity corpus (``tests/data/parity/reward_cases.json``):
 
-* format: +1 when :func:`mcp_server.answer.format_ok` holds for the completion with the prompt's
+* format: +1 when :func:`mcp_server.method.answer.format_ok` holds for the completion with the prompt's
   pre-filled ``<think>`` (SQL-R1's check, exactly: an empty ```` ```sql ```` block fails it), else -1;
 * execution: only when the format holds: +2 if the answer's SQL executes within the timeout,
   -2 if it fails, is blocked or times out; 0 when the format failed;
 * result: only when it executed: +3 if the rows match the gold's under Spider test-suite semantics
-  (:func:`mcp_server.compare.spider_equal`, DISTINCT stripped from both queries, row order per
+  (:func:`mcp_server.method.compare.spider_equal`, DISTINCT stripped from both queries, row order per
   :class:`OrderRule`), -3 otherwise; 0 when it did not execute;
 * length: only for a correct result: ``0.5 * min(L / 2048, 1) + len(sql) / len(answer_text)``, with
   ``L`` the characters of think text plus answer text and ``sql`` whitespace-collapsed, as SQL-R1.
@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from mcp_server.answer import StrictAnswer, strict_answer
-from mcp_server.compare import order_matters_for, spider_equal, strip_distinct
-from mcp_server.errors import QueryFailed
-from mcp_server.exec_pool import execute_job
+from mcp_server.core.errors import QueryFailed
+from mcp_server.db.exec_pool import execute_job
+from mcp_server.method.answer import StrictAnswer, strict_answer
+from mcp_server.method.compare import order_matters_for, spider_equal, strip_distinct
 from training.gold import GoldResolver
 from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
@@ -98,7 +98,7 @@ def completion_text(completion: Any) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def reward_sql(sql: str) -> str:
-    """The statement the reward runs: the test-suite's DISTINCT stripping (``mcp_server.compare``);
+    """The statement the reward runs: the test-suite's DISTINCT stripping (``mcp_server.method.compare``);
     unparseable SQL is run as written (and fails there)."""
     try:
         return strip_distinct(sql, "sqlite")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_server.prompt import prompt_spec
+from mcp_server.method.prompt import prompt_spec
 from training.config import DataSection, GRPOFile, SFTFile
 from training.data import (
     Dropped,

@@ -26,7 +26,7 @@ from agent.events import AgentEvent, GenerationFinished, GenerationProgress
 from agent.loop import Agent
 from agent.progress import ProgressNarrator
 from agent.trace import Answer
-from mcp_server.errors import QueryFailed
+from mcp_server.core.errors import QueryFailed
 from tui.bindings import APP_BINDINGS
 from tui.history import InputHistory
 from tui.messages import QuestionSubmitted

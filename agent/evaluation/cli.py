@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from agent.evaluation.predictors import predictor_for
     from agent.evaluation.runner import RunConfig, run_evaluation
-    from mcp_server.cli import default_model
+    from mcp_server.cli.main import default_model
 
     benchmark = args.eval_command
     mode: Literal["direct", "agent", "score"] = "score" if args.predictions else args.mode

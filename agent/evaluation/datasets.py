@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mcp_server.errors import QueryFailed
+from mcp_server.core.errors import QueryFailed
 
 Benchmark = Literal["bird", "spider"]
 BIRD_SEPARATOR = "\t----- bird -----\t"

@@ -18,8 +18,8 @@ from agent.evaluation.runner import Prediction, Predictor, RunConfig
 from agent.loop import Agent, AgentSettings
 from agent.targets import embedded_server
 from agent.tools import HttpTarget, ServerTarget, SqlTools, StdioTarget, connect
-from mcp_server.config import AppConfig, DatabaseConfig, GenerationConfig, ModelConfig
-from mcp_server.errors import QueryFailed
+from mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, ModelConfig
+from mcp_server.core.errors import QueryFailed
 
 __all__ = ["model_manifest", "predictor_for", "server_target"]
 

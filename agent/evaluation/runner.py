@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agent.evaluation.datasets import Benchmark, EvalItem, database_files, load_items, read_predictions
 from agent.evaluation.report import EvalReport, QuestionResult, accuracy_by_difficulty
 from agent.evaluation.scoring import PairResult, Scorer, ScoreTask
-from mcp_server.result_cache import default_cache_path
+from mcp_server.db.result_cache import default_cache_path
 
 __all__ = ["Prediction", "Predictor", "RunConfig", "run_evaluation", "select_items"]
 

@@ -1,11 +1,11 @@
 """Parallel execution-accuracy scoring with engine-level timeouts and a gold cache.
 
-Pairs are scored in the workers of :class:`mcp_server.exec_pool.ExecutionPool` (one guarded
+Pairs are scored in the workers of :class:`mcp_server.db.exec_pool.ExecutionPool` (one guarded
 executor per database file, connections reused; a worker hung past every engine timeout is
 replaced and its pair scores 0 as a timeout), results of gold queries come from
-:class:`mcp_server.result_cache.ResultCache` when warm, and a runaway prediction is stopped inside
+:class:`mcp_server.db.result_cache.ResultCache` when warm, and a runaway prediction is stopped inside
 the engine at the timeout (not merely abandoned), so it never keeps burning a core. Verdicts come
-from ``mcp_server.compare``: BIRD's set-of-tuples and Spider's test-suite semantics.
+from ``mcp_server.method.compare``: BIRD's set-of-tuples and Spider's test-suite semantics.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from mcp_server import compare
-from mcp_server.exec_pool import ExecOutcome, ExecutionPool, SerialPool, TaskFailed, WorkerContext
-from mcp_server.result_cache import ResultCache
+from mcp_server.db.exec_pool import ExecOutcome, ExecutionPool, SerialPool, TaskFailed, WorkerContext
+from mcp_server.db.result_cache import ResultCache
+from mcp_server.method import compare
 
 Status = Literal["ok", "error", "timeout", "blocked", "syntax", "empty"]
 

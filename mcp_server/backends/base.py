@@ -1,7 +1,7 @@
 """The one interface every model backend implements (transformers, vLLM, OpenAI-compatible).
 
 A backend turns a rendered chat prompt into N sampled completions in one batched
-call. It knows nothing about SQL, databases or voting: that is ``generation.py``.
+call. It knows nothing about SQL, databases or voting: that is ``inference/generation.py``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from mcp_server.method.prompt import ChatMessage, PromptInput  # the prompt's types (method layer)
 
 __all__ = [
     "Backend",
@@ -21,26 +23,6 @@ __all__ = [
     "find_stop",
     "stop_index",
 ]
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-@dataclass(frozen=True)
-class PromptInput:
-    """What to send: chat messages, plus an optional assistant pre-fill (e.g. ``"<think>"``).
-
-    ``cache_prefix_messages`` is how many leading messages (or, with ``cache_prefix_text``,
-    the exact leading text of the rendered prompt) are identical across requests on one
-    database (the schema part); backends that reuse KV caches key them on it.
-    """
-
-    messages: tuple[ChatMessage, ...]
-    assistant_prefill: str = ""
-    cache_prefix_text: str | None = None
 
 
 @dataclass(frozen=True)

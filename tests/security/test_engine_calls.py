@@ -1,6 +1,6 @@
 """The engines' own reading of a statement (the second check), pinned lexing settings, and session resets.
 
-* Each engine reports the functions it resolved (``mcp_server.engines.calls``) and ``guard.CallPolicy``
+* Each engine reports the functions it resolved (``mcp_server.db.engines.calls``) and ``guard.CallPolicy``
   refuses any outside the allowlist: proven on the calls the guard cannot see, and shown to refuse nothing
   the guard allows in real queries (every Spider dev gold query on all four engines).
 * The settings that change how a server lexes SQL are pinned at connect time and checked; a URL that
@@ -19,15 +19,15 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from mcp_server.engines.base import DatabaseSpec
-from mcp_server.engines.calls import calls_in_postgres_plan, calls_in_rendering, variables_in_rendering
-from mcp_server.engines.duckdb import DuckdbEngine
-from mcp_server.engines.mysql import MysqlEngine
-from mcp_server.engines.postgres import PostgresEngine
-from mcp_server.engines.sqlite import SqliteEngine
-from mcp_server.errors import QueryFailed
-from mcp_server.guard import CallPolicy
-from mcp_server.registry import Registry
+from mcp_server.core.errors import QueryFailed
+from mcp_server.db.engines.base import DatabaseSpec
+from mcp_server.db.engines.calls import calls_in_postgres_plan, calls_in_rendering, variables_in_rendering
+from mcp_server.db.engines.duckdb import DuckdbEngine
+from mcp_server.db.engines.mysql import MysqlEngine
+from mcp_server.db.engines.postgres import PostgresEngine
+from mcp_server.db.engines.sqlite import SqliteEngine
+from mcp_server.db.registry import Registry
+from mcp_server.sql.guard import CallPolicy
 from security.spider_engines import (
     GoldRun,
     build_duckdb,
@@ -187,7 +187,7 @@ def test_postgres_session_that_cannot_be_pinned_is_refused(
         )
         conn.execute(sa.text(f"ALTER ROLE {role} SET standard_conforming_strings = off"))
     admin.dispose()
-    monkeypatch.setattr("mcp_server.engines.postgres.postgres_options", lambda options: options or "")
+    monkeypatch.setattr("mcp_server.db.engines.postgres.postgres_options", lambda options: options or "")
     url = sa.engine.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
     engine = PostgresEngine(DatabaseSpec(name="x", kind="postgresql", url=url))
     try:
@@ -263,8 +263,8 @@ async def test_list_databases_warns_about_a_powerful_role(postgres_url: str, mar
     """The superuser and root are named as such in list_databases; a role that may only read is not."""
     from mcp import Client
 
-    from mcp_server.config import AppConfig, DatabaseConfig
-    from mcp_server.server import build_server
+    from mcp_server.core.config import AppConfig, DatabaseConfig
+    from mcp_server.protocol.server import build_server
 
     role = "sqlr1_only_reads"
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mcp_server.config import GuardSettings
-from mcp_server.errors import QueryFailed
-from mcp_server.executor import Executor
-from mcp_server.registry import Registry
+from mcp_server.core.config import GuardSettings
+from mcp_server.core.errors import QueryFailed
+from mcp_server.db.executor import Executor
+from mcp_server.db.registry import Registry
 from security.corpus import CATEGORIES, HARMLESS_READS, Attack, for_engine
 
 SEC_DB = "sqlr1_sec"

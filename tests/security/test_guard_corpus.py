@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from mcp_server import guard
-from mcp_server.errors import QueryFailed
+from mcp_server.core.errors import QueryFailed
+from mcp_server.sql import guard
 from security.corpus import CATEGORIES, CORPUS, ENGINES, HARMLESS_READS, for_engine
 
 CANARY_PATH = "/tmp/sqlr1-canary/secret.txt"

@@ -20,7 +20,7 @@ from agent.events import (
 )
 from agent.progress import ProgressNarrator, retry_reason, shorten
 from agent.trace import Answer, Attempt
-from mcp_server.confidence import Confidence
+from mcp_server.method.confidence import Confidence
 from tui.widgets.result_table import ResultTable
 from tui.widgets.spinner import Spinner
 from tui.widgets.sql_view import SqlView

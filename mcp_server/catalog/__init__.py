@@ -1,0 +1,1 @@
+"""What a database holds: schema inspection, descriptions, schema linking."""

@@ -1,0 +1,1 @@
+"""The `sqlr1` command line."""

@@ -1,0 +1,1 @@
+"""Value types, settings and errors shared by every layer (no imports from the others)."""

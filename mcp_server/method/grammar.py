@@ -1,0 +1,180 @@
+"""A GBNF grammar of one read-only SELECT over a given catalog, for grammar-constrained decoding.
+
+Owns :func:`sql_grammar`: from a :class:`~mcp_server.catalog.schema.DatabaseSchema` (the tables the prompt
+shows) and its dialect it writes a llama.cpp GBNF grammar whose root is one fenced SQL block
+(```` ```sql ```` … ```` ``` ````; rule ``body``: what follows the opener) holding a single SELECT (joins, subqueries, compound queries,
+CASE, CAST, aggregates and the dialect's allowlisted functions, GROUP BY/HAVING/ORDER BY/LIMIT).
+Every table must be one of the catalog's; a column qualified by a table name must be that table's,
+and so must a column qualified by an alias: a table's aliases are drawn from its own name (its
+initials or the first one to three letters, lower case, and an optional digit: ``il``/``il2`` for
+``InvoiceLine``, ``t``/``tr`` for ``Track``), so ``pt.Name`` cannot name a column that ``PlaylistTrack``
+lacks, as ``T2.Name`` could when any alias could stand for any table; an alias shared by two tables
+(``a`` for ``Album`` and ``Artist``) admits the columns of both. A derived table's alias is ``sub``
+and a digit; an unqualified column must be some catalog column. ORDER BY may also name a select
+alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare when they
+are plain identifiers, else (and always) quoted the dialect's way.
+
+It is a generation aid, not the guard: the guard (``guard.py``) still checks every statement. Not
+covered (the model must do without): WITH, window functions, quoted aliases, ``table.*`` of an
+alias. It never parses SQL and never touches a database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from mcp_server.catalog.schema import DatabaseSchema
+from mcp_server.sql.dialects import ALLOWED_FUNCTIONS
+
+__all__ = ["sql_grammar", "table_aliases"]
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEYWORDS = _word_set(
+    """select from where group by having order limit offset join inner left right outer cross on using
+    and or not in is null like between exists case when then else end cast as distinct union all
+    intersect except asc desc glob true false collate escape"""
+)
+# Functions models reach for that the allowlists name differently (sqlglot canonical names).
+_COMMON_FUNCTIONS = _word_set(
+    "COUNT SUM AVG MIN MAX TOTAL ROUND ABS LENGTH LOWER UPPER SUBSTR SUBSTRING TRIM LTRIM RTRIM REPLACE "
+    "COALESCE IFNULL NULLIF IIF INSTR STRFTIME DATE DATETIME TIME JULIANDAY GROUP_CONCAT"
+)
+# What SQLite itself has (core, date, math, aggregate): its allowlist holds sqlglot's canonical names,
+# some of which SQLite lacks (YEAR, TS_OR_DS_TO_DATE); a model must not be let write them.
+_SQLITE_FUNCTIONS = _word_set(
+    """ABS CHAR COALESCE CONCAT CONCAT_WS FORMAT GLOB HEX IFNULL IIF INSTR LENGTH LIKE LOWER LTRIM MAX MIN
+    NULLIF OCTET_LENGTH PRINTF QUOTE RANDOM REPLACE ROUND RTRIM SIGN SUBSTR SUBSTRING TRIM TYPEOF UNICODE
+    UPPER DATE TIME DATETIME JULIANDAY UNIXEPOCH STRFTIME TIMEDIFF AVG COUNT GROUP_CONCAT STRING_AGG SUM
+    TOTAL ACOS ASIN ATAN ATAN2 CEIL CEILING COS DEGREES EXP FLOOR LN LOG LOG10 LOG2 MOD PI POW POWER
+    RADIANS SIN SQRT TAN TRUNC"""
+)
+_QUOTES = {"sqlite": ('"', '"', "[", "]", "`", "`"), "mysql": ("`", "`", '"', '"'), "duckdb": ('"', '"')}
+
+_BODY = r"""
+root ::= "```sql\n" body
+body ::= osp query (osp ";")? [ \t]* "\n```"
+query ::= select (sp compound sp select)* (sp order)? (sp limit)?
+compound ::= UNION (sp ALL)? | INTERSECT | EXCEPT
+select ::= SELECT (sp DISTINCT)? sp results (sp FROM sp source)? (sp WHERE sp expr)? (sp GROUP sp BY sp exprs (sp HAVING sp expr)?)?
+results ::= result (osp "," osp result)*
+result ::= "*" | star | expr (sp (AS sp)? newname)?
+source ::= tableref (join)*
+tableref ::= aliased | "(" osp query osp ")" (sp (AS sp)? subalias)?
+join ::= osp "," osp tableref | sp joinkw sp tableref (sp ON sp expr | sp USING osp "(" osp anycol (osp "," osp anycol)* osp ")")?
+joinkw ::= ((LEFT | RIGHT) (sp OUTER)? sp | INNER sp | CROSS sp)? JOIN
+order ::= ORDER sp BY sp orderitem (osp "," osp orderitem)*
+orderitem ::= (expr | newname) (sp (ASC | DESC))?
+limit ::= LIMIT sp int (sp OFFSET sp int | osp "," osp int)?
+exprs ::= expr (osp "," osp expr)*
+expr ::= conj (sp OR sp conj)*
+conj ::= neg (sp AND sp neg)*
+neg ::= (NOT sp)? pred
+pred ::= sum (osp cmpop osp sum | sp IS (sp NOT)? sp sum | (sp NOT)? sp IN osp "(" osp (query | exprs) osp ")" | (sp NOT)? sp (LIKE | GLOB) sp sum | (sp NOT)? sp BETWEEN sp sum sp AND sp sum)?
+cmpop ::= "=" | "==" | "!=" | "<>" | "<=" | ">=" | "<" | ">"
+sum ::= term (osp ("+" | "-" | "||") osp term)*
+term ::= unary (osp ("*" | "/" | "%") osp unary)*
+unary ::= ("-" osp)? atom
+atom ::= literal | colref | call | castexpr | caseexpr | EXISTS osp "(" osp query osp ")" | "(" osp (query | exprs) osp ")"
+call ::= func osp "(" osp ("*" | (DISTINCT sp)? exprs)? osp ")"
+castexpr ::= CAST osp "(" osp expr sp AS sp typename osp ")"
+typename ::= [A-Za-z]+ (osp "(" osp int (osp "," osp int)? osp ")")?
+caseexpr ::= CASE (sp expr)? (sp WHEN sp expr sp THEN sp expr)+ (sp ELSE sp expr)? sp END
+literal ::= number | string | NULL | TRUE | FALSE
+number ::= [0-9]+ ("." [0-9]+)? | "." [0-9]+
+int ::= [0-9]+
+string ::= "'" ([^'\\\n] | "''")* "'"
+colref ::= qualified | anycol
+star ::= (table | alias | subalias) ".*"
+subalias ::= "sub" [0-9]?
+newname ::= [A-Za-z_] [A-Za-z0-9_]*
+sp ::= [ \t\n]+
+osp ::= [ \t\n]*
+"""
+
+
+def _literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _keyword(word: str) -> str:
+    return f"{word.upper()} ::= {_literal(word.upper())} | {_literal(word.lower())}"
+
+
+def _any_case(name: str) -> str:
+    """``name`` in any letter case (an unquoted identifier is case-insensitive in SQL)."""
+    return " ".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else _literal(c) for c in name)
+
+
+def _name(name: str, dialect: str) -> str:
+    """Alternatives spelling ``name``: bare in any case when it is a plain non-keyword identifier,
+    and quoted as spelled."""
+    quotes = _QUOTES.get(dialect, ('"', '"'))
+    forms = [_literal(f"{quotes[i]}{name}{quotes[i + 1]}") for i in range(0, len(quotes), 2)]
+    if _PLAIN.match(name) and name.lower() not in _KEYWORDS:
+        forms.insert(0, f"({_any_case(name)})")
+    return "(" + " | ".join(dict.fromkeys(forms)) + ")"
+
+
+def _alternatives(items: Iterable[str]) -> str:
+    return " | ".join(items) or '"\\u0000"'  # an impossible literal keeps an empty rule well-formed
+
+
+def table_aliases(name: str) -> list[str]:
+    """The aliases the grammar lets a query give table ``name``: its initials when it has several
+    words (``InvoiceLine`` → ``il``, ``order_details`` → ``od``) and its first one to three letters,
+    lower case, never a keyword (``as``, ``or``, …)."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", name)
+    letters = "".join(ch for ch in name.lower() if ch.isalnum() and ch.isascii())
+    forms = ["".join(w[0] for w in words).lower()] if len(words) > 1 else []
+    forms += [letters[:k] for k in (1, 2, 3)]
+    return [f for f in dict.fromkeys(forms) if f and f[0].isalpha() and f not in _KEYWORDS]
+
+
+def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
+    """The GBNF grammar of one SELECT over ``schema``'s tables (see the module docstring)."""
+    dialect = dialect or schema.dialect
+    lines = [_BODY.strip()]
+    keywords = sorted(set(re.findall(r"\b([A-Z]{2,})\b", _BODY)) - {"GBNF"})
+    lines += [_keyword(k) for k in keywords]
+    if dialect == "sqlite":
+        functions = sorted(_SQLITE_FUNCTIONS)
+    else:
+        allowed = ALLOWED_FUNCTIONS.get(dialect, frozenset())
+        functions = sorted({f for f in allowed if _PLAIN.match(f)} | set(_COMMON_FUNCTIONS))
+    lines.append("func ::= " + _alternatives(f"({_literal(f)} | {_literal(f.lower())})" for f in functions))
+    tables: list[str] = []
+    aliased: list[str] = []
+    qualified: list[str] = []
+    columns: dict[str, str] = {}
+    owners: dict[str, list[str]] = {}  # alias -> the column rules of the tables it may stand for
+    for i, table in enumerate(schema.tables):
+        rule = f"cols{i}"
+        names = [_name(c.name, dialect) for c in table.columns]
+        lines.append(f"{rule} ::= " + _alternatives(names))
+        spelled = _name(table.name, dialect)
+        tables.append(spelled)
+        qualified.append(f'{spelled} "." {rule}')
+        forms = table_aliases(table.name)
+        for form in forms:
+            owners.setdefault(form, []).append(rule)
+        if forms:
+            lines.append(f"alias{i} ::= ({_alternatives(_literal(f) for f in forms)}) [0-9]?")
+            aliased.append(f"{spelled} (sp (AS sp)? alias{i})?")
+        else:
+            aliased.append(spelled)
+        for c in table.columns:
+            columns.setdefault(c.name, _name(c.name, dialect))
+    lines.append("table ::= " + _alternatives(tables))
+    lines.append("aliased ::= " + _alternatives(aliased))
+    lines.append("alias ::= (" + _alternatives(_literal(f) for f in owners) + ") [0-9]?")
+    lines.append("anycol ::= " + _alternatives(columns.values()))
+    qualified += [f'{_literal(f)} [0-9]? "." ({" | ".join(rules)})' for f, rules in owners.items()]
+    qualified.append('subalias "." anycol')
+    lines.append("qualified ::= " + _alternatives(qualified))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Reading SQL text: the read-only guard and the dialect tables it uses."""
