@@ -4,15 +4,11 @@ Owns :func:`sql_grammar`: from a :class:`~mcp_server.catalog.schema.DatabaseSche
 shows) and its dialect it writes a llama.cpp GBNF grammar whose root is one fenced SQL block
 (```` ```sql ```` … ```` ``` ````; rule ``body``: what follows the opener) holding a single SELECT (joins, subqueries, compound queries,
 CASE, CAST, aggregates and the dialect's allowlisted functions, GROUP BY/HAVING/ORDER BY/LIMIT).
-Every table must be one of the catalog's; a column qualified by a table name must be that table's,
-and so must a column qualified by an alias: a table's aliases are drawn from its own name (its
-initials or the first one to three letters, lower case, and an optional digit: ``il``/``il2`` for
-``InvoiceLine``, ``t``/``tr`` for ``Track``), so ``pt.Name`` cannot name a column that ``PlaylistTrack``
-lacks, as ``T2.Name`` could when any alias could stand for any table; an alias shared by two tables
-(``a`` for ``Album`` and ``Artist``) admits the columns of both. A derived table's alias is ``sub``
-and a digit; an unqualified column must be some catalog column. ORDER BY may also name a select
-alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare when they
-are plain identifiers, else (and always) quoted the dialect's way.
+Every table must be one of the catalog's; a column qualified by a table name must be that table's;
+an unqualified or alias-qualified column must be some catalog column. Aliases are short: a capital
+and digits (``T1``) or up to three lower-case letters and a digit (``a``, ``il``, ``od2``), so they
+cannot pass for a table or a function (``YEAR.InvoiceDate``); ORDER BY may also name a select alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare
+when they are plain identifiers, else (and always) quoted the dialect's way.
 
 It is a generation aid, not the guard: the guard (``guard.py``) still checks every statement. Not
 covered (the model must do without): WITH, window functions, quoted aliases, ``table.*`` of an
@@ -27,7 +23,7 @@ from collections.abc import Iterable
 from mcp_server.catalog.schema import DatabaseSchema
 from mcp_server.sql.dialects import ALLOWED_FUNCTIONS
 
-__all__ = ["sql_grammar", "table_aliases"]
+__all__ = ["sql_grammar"]
 
 
 def _word_set(text: str) -> frozenset[str]:
@@ -65,7 +61,7 @@ select ::= SELECT (sp DISTINCT)? sp results (sp FROM sp source)? (sp WHERE sp ex
 results ::= result (osp "," osp result)*
 result ::= "*" | star | expr (sp (AS sp)? newname)?
 source ::= tableref (join)*
-tableref ::= aliased | "(" osp query osp ")" (sp (AS sp)? subalias)?
+tableref ::= table (sp (AS sp)? alias)? | "(" osp query osp ")" (sp (AS sp)? alias)?
 join ::= osp "," osp tableref | sp joinkw sp tableref (sp ON sp expr | sp USING osp "(" osp anycol (osp "," osp anycol)* osp ")")?
 joinkw ::= ((LEFT | RIGHT) (sp OUTER)? sp | INNER sp | CROSS sp)? JOIN
 order ::= ORDER sp BY sp orderitem (osp "," osp orderitem)*
@@ -90,8 +86,8 @@ number ::= [0-9]+ ("." [0-9]+)? | "." [0-9]+
 int ::= [0-9]+
 string ::= "'" ([^'\\\n] | "''")* "'"
 colref ::= qualified | anycol
-star ::= (table | alias | subalias) ".*"
-subalias ::= "sub" [0-9]?
+star ::= (table | alias) ".*"
+alias ::= [A-Z] [0-9]? [0-9]? | [a-z] [a-z]? [a-z]? [0-9]?
 newname ::= [A-Za-z_] [A-Za-z0-9_]*
 sp ::= [ \t\n]+
 osp ::= [ \t\n]*
@@ -125,17 +121,6 @@ def _alternatives(items: Iterable[str]) -> str:
     return " | ".join(items) or '"\\u0000"'  # an impossible literal keeps an empty rule well-formed
 
 
-def table_aliases(name: str) -> list[str]:
-    """The aliases the grammar lets a query give table ``name``: its initials when it has several
-    words (``InvoiceLine`` → ``il``, ``order_details`` → ``od``) and its first one to three letters,
-    lower case, never a keyword (``as``, ``or``, …)."""
-    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", name)
-    letters = "".join(ch for ch in name.lower() if ch.isalnum() and ch.isascii())
-    forms = ["".join(w[0] for w in words).lower()] if len(words) > 1 else []
-    forms += [letters[:k] for k in (1, 2, 3)]
-    return [f for f in dict.fromkeys(forms) if f and f[0].isalpha() and f not in _KEYWORDS]
-
-
 def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
     """The GBNF grammar of one SELECT over ``schema``'s tables (see the module docstring)."""
     dialect = dialect or schema.dialect
@@ -149,10 +134,8 @@ def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
         functions = sorted({f for f in allowed if _PLAIN.match(f)} | set(_COMMON_FUNCTIONS))
     lines.append("func ::= " + _alternatives(f"({_literal(f)} | {_literal(f.lower())})" for f in functions))
     tables: list[str] = []
-    aliased: list[str] = []
     qualified: list[str] = []
     columns: dict[str, str] = {}
-    owners: dict[str, list[str]] = {}  # alias -> the column rules of the tables it may stand for
     for i, table in enumerate(schema.tables):
         rule = f"cols{i}"
         names = [_name(c.name, dialect) for c in table.columns]
@@ -160,21 +143,10 @@ def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
         spelled = _name(table.name, dialect)
         tables.append(spelled)
         qualified.append(f'{spelled} "." {rule}')
-        forms = table_aliases(table.name)
-        for form in forms:
-            owners.setdefault(form, []).append(rule)
-        if forms:
-            lines.append(f"alias{i} ::= ({_alternatives(_literal(f) for f in forms)}) [0-9]?")
-            aliased.append(f"{spelled} (sp (AS sp)? alias{i})?")
-        else:
-            aliased.append(spelled)
         for c in table.columns:
             columns.setdefault(c.name, _name(c.name, dialect))
     lines.append("table ::= " + _alternatives(tables))
-    lines.append("aliased ::= " + _alternatives(aliased))
-    lines.append("alias ::= (" + _alternatives(_literal(f) for f in owners) + ") [0-9]?")
     lines.append("anycol ::= " + _alternatives(columns.values()))
-    qualified += [f'{_literal(f)} [0-9]? "." ({" | ".join(rules)})' for f, rules in owners.items()]
-    qualified.append('subalias "." anycol')
+    qualified.append('alias "." anycol')
     lines.append("qualified ::= " + _alternatives(qualified))
     return "\n".join(lines) + "\n"
