@@ -29,7 +29,7 @@ CACHE_ENV = "SQLR1_CACHE"
 EXAMPLE_DB = "examples/chinook.sqlite"  # the bundled Chinook database, relative to the checkout root
 SHIPPED_DIR = "_shipped"  # the folder inside the installed package that holds the shipped files
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # mcp_server/ (this file is mcp_server/core/locations.py)
 
 
 def cache_root() -> Path:

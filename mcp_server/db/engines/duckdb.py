@@ -334,7 +334,7 @@ class _Worker:
         self.owner = os.getpid()
         self.path = path
         ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[3])
         code = (
             f"import sys; sys.path.insert(0, {root!r}); "
             "from mcp_server.db.engines.duckdb import _serve; _serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))"

@@ -674,7 +674,7 @@ class _Planner:
     def __init__(self, conninfo: str, memory_bytes: int) -> None:
         self._lock = threading.Lock()
         ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[3])
         code = (
             f"import sys; sys.path.insert(0, {root!r}); from mcp_server.db.engines.planner import serve; "
             "serve(int(sys.argv[1]), int(sys.argv[2]))"
