@@ -85,18 +85,16 @@ class Agent:
         problem: QueryFailed | None = None
         async with connect(target, timeout_s=settings.tool_timeout_s) as client:
             tools = SqlTools(client)
-            dbs = await tools.list_databases()
-            names = [d.name for d in dbs]
-            if not names:
-                problem = QueryFailed.of("config", "the server has no databases configured")
-            elif database is not None and database not in names:
-                problem = QueryFailed.of(
-                    "not_found", f"database {database!r} not found; known: {', '.join(names)}"
-                )
+            try:
+                dbs = await tools.list_databases()
+            except QueryFailed as exc:  # e.g. ToolResultInvalid: a server this agent cannot read
+                problem = exc
             else:
-                agent = cls(tools, database or names[0], settings)
-                agent._dialects = {d.name: d.dialect for d in dbs}
-                yield agent
+                problem = _database_problem([d.name for d in dbs], database)
+                if problem is None:
+                    agent = cls(tools, database or dbs[0].name, settings)
+                    agent._dialects = {d.name: d.dialect for d in dbs}
+                    yield agent
         # Raised outside the client's task group, so callers get the error itself, not a group.
         if problem is not None:
             raise problem
@@ -398,6 +396,14 @@ _UNRESOLVED = {
     "empty": "the query returned 0 rows",
     "implausible": "the question asks for one number, the result lists rows",
 }
+
+
+def _database_problem(names: list[str], database: str | None) -> QueryFailed | None:
+    if not names:
+        return QueryFailed.of("config", "the server has no databases configured")
+    if database is not None and database not in names:
+        return QueryFailed.of("not_found", f"database {database!r} not found; known: {', '.join(names)}")
+    return None
 
 
 def _read_generation(step: GenerationStep, result: GenerationResult) -> None:

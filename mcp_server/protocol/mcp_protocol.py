@@ -77,7 +77,7 @@ def admit_errors(schema: dict[str, Any]) -> dict[str, Any]:
     some Inspector builds validate the structured content of an ``isError`` result against the output schema
     too, and would turn every structured error (:func:`error_result`) into a protocol error the model never
     reads. A success result still has to carry every field it always did; no success property is named
-    like a :class:`QueryError` field with another type (``tests/test_mcp_features.py`` checks)."""
+    like a :class:`QueryError` field with another type (``tests/test_mcp_errors.py`` checks)."""
     out = dict(schema)
     defs = dict(out.get("$defs", {}))
     defs.setdefault("QueryError", _ERROR_SCHEMA)
