@@ -30,12 +30,13 @@ from agent.events import (
 )
 from agent.memory import Conversation, Exchange
 from agent.review import review, shape_review, value_hints
-from agent.tools import ServerTarget, SqlTools, connect
+from agent.tools import ServerTarget, SqlTools, ToolResultInvalid, connect
 from agent.trace import Answer, Attempt, ExecutionStep, FeedbackStep, GenerationStep, Trace
 from mcp_server.catalog.schema import DatabaseSchema
 from mcp_server.core.errors import QueryError, QueryFailed
 from mcp_server.core.results import QueryResult
-from mcp_server.method.confidence import Confidence, assess
+from mcp_server.inference.generation import GenerationResult
+from mcp_server.method.confidence import assess
 from mcp_server.method.shape import ShapeIssue
 
 __all__ = ["Agent", "AgentSettings"]
@@ -84,26 +85,25 @@ class Agent:
         problem: QueryFailed | None = None
         async with connect(target, timeout_s=settings.tool_timeout_s) as client:
             tools = SqlTools(client)
-            dbs = await tools.list_databases()
-            names = [d["name"] for d in dbs]
-            if not names:
-                problem = QueryFailed.of("config", "the server has no databases configured")
-            elif database is not None and database not in names:
-                problem = QueryFailed.of(
-                    "not_found", f"database {database!r} not found; known: {', '.join(names)}"
-                )
+            try:
+                dbs = await tools.list_databases()
+            except QueryFailed as exc:  # e.g. ToolResultInvalid: a server this agent cannot read
+                problem = exc
             else:
-                agent = cls(tools, database or names[0], settings)
-                agent._dialects = {d["name"]: d.get("dialect", "") for d in dbs}
-                yield agent
+                problem = _database_problem([d.name for d in dbs], database)
+                if problem is None:
+                    agent = cls(tools, database or dbs[0].name, settings)
+                    agent._dialects = {d.name: d.dialect for d in dbs}
+                    yield agent
         # Raised outside the client's task group, so callers get the error itself, not a group.
         if problem is not None:
             raise problem
 
     async def databases(self) -> list[dict[str, Any]]:
+        """``list_databases`` as dicts (name, kind, dialect, warnings)."""
         dbs = await self.tools.list_databases()
-        self._dialects = {d["name"]: d.get("dialect", "") for d in dbs}
-        return dbs
+        self._dialects = {d.name: d.dialect for d in dbs}
+        return [d.model_dump() for d in dbs]
 
     def use_database(self, name: str) -> None:
         """Switch database; a conversation about another database does not carry over."""
@@ -113,8 +113,7 @@ class Agent:
 
     async def schema(self) -> DatabaseSchema:
         """``describe_schema`` of the current database, as the server's structured schema."""
-        data = await self.tools.describe_schema(self.database)
-        return DatabaseSchema.model_validate(data["schema"])
+        return (await self.tools.describe_schema(self.database)).schema_
 
     def new_conversation(self) -> None:
         self.conversation.clear()
@@ -299,36 +298,13 @@ class Agent:
 
         t0 = time.perf_counter()
         try:
-            data = await self.tools.generate_sql(args, progress=on_progress)
+            result = await self.tools.generate_sql(args, progress=on_progress)
+        except ToolResultInvalid:
+            raise  # a server this agent cannot read: no retry fixes it
         except QueryFailed as exc:
             step.error = exc.error
         else:
-            step.sql = (data.get("sql") or "").strip() or None
-            step.reasoning = data.get("reasoning") or ""
-            prompt = data.get("prompt") or {}
-            step.prompt = (
-                "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in prompt.get("messages", []))
-                or None
-            )
-            step.candidates = list(data.get("candidates") or [])
-            step.votes = list(data.get("vote_counts") or [])
-            step.message = data.get("message") or ""
-            step.model = data.get("model")
-            step.backend = data.get("backend")
-            if isinstance(data.get("confidence"), dict):
-                step.confidence = Confidence.model_validate(data["confidence"])
-            if data.get("status") == "cancelled" and step.sql is None:
-                step.error = QueryError(kind="execution", message="generation was cancelled on the server")
-            if step.sql is None:
-                # Nothing executed: show the model its first failing candidate and that error.
-                failed = next((c for c in step.candidates if c.get("sql")), None)
-                if failed is not None:
-                    step.sql = failed["sql"]
-                    step.reasoning = failed.get("reasoning") or ""
-                    if failed.get("error"):
-                        step.error = QueryError.model_validate(failed["error"])
-                elif data.get("errors"):
-                    step.error = QueryError.model_validate(data["errors"][0])
+            _read_generation(step, result)
         step.elapsed_ms = (time.perf_counter() - t0) * 1000
         return step
 
@@ -338,6 +314,8 @@ class Agent:
         t0 = time.perf_counter()
         try:
             result = await self.tools.execute_sql(self.database, sql, max_rows=self.settings.max_rows)
+        except ToolResultInvalid:
+            raise
         except QueryFailed as exc:
             step = ExecutionStep(
                 turn=turn, sql=sql, error=exc.error, elapsed_ms=(time.perf_counter() - t0) * 1000
@@ -355,17 +333,13 @@ class Agent:
 
     async def _value_hints(self, question: str) -> str:
         try:
-            data = await self.tools.search_values(self.database, question)
+            found = await self.tools.search_values(self.database, question)
+        except ToolResultInvalid:
+            raise
         except QueryFailed:
             return ""
-        hits = (data or {}).get("hits") or (data or {}).get("values") or []
-        return value_hints(
-            [
-                (hit["table"], hit["column"], hit["value"])
-                for hit in hits
-                if isinstance(hit, dict) and {"table", "column", "value"} <= hit.keys()
-            ]
-        )
+        hits = found.hits if found is not None else []
+        return value_hints([(hit.table, hit.column, hit.value) for hit in hits])
 
     def _answer(
         self,
@@ -422,6 +396,40 @@ _UNRESOLVED = {
     "empty": "the query returned 0 rows",
     "implausible": "the question asks for one number, the result lists rows",
 }
+
+
+def _database_problem(names: list[str], database: str | None) -> QueryFailed | None:
+    if not names:
+        return QueryFailed.of("config", "the server has no databases configured")
+    if database is not None and database not in names:
+        return QueryFailed.of("not_found", f"database {database!r} not found; known: {', '.join(names)}")
+    return None
+
+
+def _read_generation(step: GenerationStep, result: GenerationResult) -> None:
+    """Fill ``step`` from a ``generate_sql`` result; with no executed candidate, the first one that
+    parsed (and its error) is shown to the model instead."""
+    step.sql = (result.sql or "").strip() or None
+    step.reasoning = result.reasoning or ""
+    messages = result.prompt.messages
+    step.prompt = "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in messages) or None
+    step.candidates = [c.model_dump(mode="json") for c in result.candidates]
+    step.votes = list(result.vote_counts)
+    step.message = result.message
+    step.model = result.model
+    step.backend = result.backend
+    step.confidence = result.confidence
+    if result.status == "cancelled" and step.sql is None:
+        step.error = QueryError(kind="execution", message="generation was cancelled on the server")
+    if step.sql is None:
+        failed = next((c for c in result.candidates if c.sql), None)
+        if failed is not None:
+            step.sql = failed.sql
+            step.reasoning = failed.reasoning or ""
+            if failed.error is not None:
+                step.error = failed.error
+        elif result.errors:
+            step.error = result.errors[0]
 
 
 def _votes(trace: Trace, turn: int | None) -> dict[str, int | None]:

@@ -2,19 +2,19 @@
 
 Owns the three ways to connect (the embedded in-process server, a ``sqlr1 serve`` stdio subprocess,
 a remote streamable-HTTP server with a bearer token) and the translation of tool results into values:
-structured content in, :class:`~mcp_server.core.errors.QueryError` out for a failed call. It never builds
+each result's structured content validated into the server's own pydantic model, and a failed call's
+structured content into a :class:`~mcp_server.core.errors.QueryError`; nothing is parsed from text. It never builds
 prompts, runs SQL or talks to a model itself: every capability is one of the server's tools, so a chat
 user and an IDE user get the same behaviour.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any, TypeVar
 
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
@@ -22,9 +22,15 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel, ValidationError
 
-from mcp_server.core.errors import ErrorKind, QueryError, QueryFailed
+from mcp_server import __version__
+from mcp_server.core.errors import QueryError, QueryFailed
 from mcp_server.core.results import QueryResult
+from mcp_server.inference.generation import GenerationResult
+from mcp_server.protocol.generation_tools import ValueSearch
+from mcp_server.protocol.server import DatabaseInfo, DatabaseList, SchemaDescription, ValidationReport
 
 __all__ = [
     "HttpTarget",
@@ -32,11 +38,13 @@ __all__ = [
     "ServerTarget",
     "SqlTools",
     "StdioTarget",
+    "ToolResultInvalid",
     "connect",
-    "error_from_text",
+    "error_of",
 ]
 
 ProgressHandler = ProgressFnT
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -106,35 +114,35 @@ def _describe(target: ServerTarget) -> str:
     return "(in process)"
 
 
-_KINDS: tuple[str, ...] = get_args(ErrorKind)
-_ERROR_TEXT = re.compile(
-    r"^(?:Error executing tool [\w.-]+: )?(?P<kind>\w+)(?: \[(?P<rule>[^\]]+)\])?: (?P<msg>.*)$", re.S
-)
-_POSITION = re.compile(r" \(at character (\d+)\)$")
+def error_of(result: CallToolResult) -> QueryError:
+    """The error of a failed call: its structured content (sqlr1 sends the :class:`QueryError`), else its
+    text as an ``execution`` error (another server, or the SDK's own refusals such as an unknown tool)."""
+    if result.structured_content is not None:
+        try:
+            return QueryError.model_validate(result.structured_content)
+        except ValidationError:
+            pass  # not sqlr1's error shape: the text says what happened
+    text = _text_of(result).strip()
+    return QueryError(kind="execution", message=text or "the tool call failed")
 
 
-def error_from_text(text: str) -> QueryError:
-    """Rebuild the structured error the server rendered as ``kind [rule]: message (at character N)``."""
-    text = text.strip()
-    m = _ERROR_TEXT.match(text)
-    if m is None or m.group("kind") not in _KINDS:
-        message = re.sub(r"^Error executing tool [\w.-]+: ", "", text)
-        return QueryError(kind="execution", message=message or "the tool call failed")
-    message, position = m.group("msg"), None
-    pm = _POSITION.search(message)
-    if pm:
-        position = int(pm.group(1))
-        message = message[: pm.start()]
-    return QueryError(kind=m.group("kind"), message=message, rule=m.group("rule"), position=position)  # type: ignore[arg-type]
+def _text_of(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+class ToolResultInvalid(QueryFailed):
+    """A tool result that does not validate into the server's model (a server of another version, or not
+    sqlr1): not a query the model can correct, so the agent stops on it instead of retrying."""
 
 
 class SqlTools:
     """Typed calls to the server's tools over one entered :class:`mcp.client.Client`.
 
-    Every method returns the tool's structured content (a dict), or raises :class:`QueryFailed`
-    carrying the error the server reported. Cancelling the calling task cancels the request on the
-    server (in memory: the handler's scope; stdio/HTTP: ``notifications/cancelled``), which stops
-    the model and interrupts the engine.
+    Every method validates the tool's structured content into the server's own pydantic model (raising
+    :class:`ToolResultInvalid`, naming the tool and the fields, when it does not fit), or raises
+    :class:`QueryFailed` with the :class:`QueryError` a failed call carries as structured content.
+    Cancelling the calling task cancels the request on the server (in memory: the handler's scope;
+    stdio/HTTP: ``notifications/cancelled``), which stops the model and interrupts the engine.
     """
 
     def __init__(self, client: Client) -> None:
@@ -150,40 +158,64 @@ class SqlTools:
     async def call(
         self, name: str, arguments: dict[str, Any], *, progress: ProgressHandler | None = None
     ) -> dict[str, Any]:
+        """The structured content of a successful call, unvalidated (for tools without a model here)."""
         args = {k: v for k, v in arguments.items() if v is not None}
         result = await self.client.call_tool(name, args, progress_callback=progress)
-        text = "\n".join(getattr(c, "text", "") for c in result.content)
         if result.is_error:
-            raise QueryFailed(error_from_text(text))
-        if result.structured_content is None:
-            raise QueryFailed.of("execution", f"tool {name} returned no structured content: {text[:200]}")
-        return dict(result.structured_content)
+            raise QueryFailed(error_of(result))
+        if not isinstance(result.structured_content, dict):
+            text = _text_of(result)[:200]
+            raise ToolResultInvalid.of("config", f"tool {name} returned no structured content: {text}")
+        return result.structured_content
 
-    async def list_databases(self) -> list[dict[str, Any]]:
-        return list((await self.call("list_databases", {}))["databases"])
+    async def call_as(
+        self,
+        model: type[M],
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        progress: ProgressHandler | None = None,
+    ) -> M:
+        """:meth:`call`, validated into ``model``."""
+        data = await self.call(name, arguments, progress=progress)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(result)'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise ToolResultInvalid.of(
+                "config",
+                f"the server's {name} result is not a valid {model.__name__} (is it sqlr1 {__version__}?): "
+                f"{problems}",
+            ) from exc
 
-    async def describe_schema(self, database: str, tables: list[str] | None = None) -> dict[str, Any]:
-        return await self.call("describe_schema", {"database": database, "tables": tables})
+    async def list_databases(self) -> list[DatabaseInfo]:
+        return (await self.call_as(DatabaseList, "list_databases", {})).databases
 
-    async def execute_sql(self, database: str, sql: str, *, max_rows: int | None = None) -> QueryResult:
-        data = await self.call("execute_sql", {"database": database, "sql": sql, "max_rows": max_rows})
-        return QueryResult.model_validate(data)
-
-    async def validate_sql(self, database: str, sql: str) -> QueryError | None:
-        data = await self.call("validate_sql", {"database": database, "sql": sql})
-        return (
-            None
-            if data.get("valid")
-            else QueryError.model_validate(data.get("error") or {"kind": "syntax", "message": "invalid"})
+    async def describe_schema(self, database: str, tables: list[str] | None = None) -> SchemaDescription:
+        return await self.call_as(
+            SchemaDescription, "describe_schema", {"database": database, "tables": tables}
         )
 
-    async def search_values(self, database: str, text: str) -> dict[str, Any] | None:
+    async def execute_sql(self, database: str, sql: str, *, max_rows: int | None = None) -> QueryResult:
+        arguments = {"database": database, "sql": sql, "max_rows": max_rows}
+        return await self.call_as(QueryResult, "execute_sql", arguments)
+
+    async def validate_sql(self, database: str, sql: str) -> QueryError | None:
+        """``None`` for a valid statement, else why it would be refused or fail."""
+        report = await self.call_as(ValidationReport, "validate_sql", {"database": database, "sql": sql})
+        if report.valid:
+            return None
+        return report.error or QueryError(kind="syntax", message="the server found the statement invalid")
+
+    async def search_values(self, database: str, text: str) -> ValueSearch | None:
         """Value hits for ``text``, or ``None`` when the server has no ``search_values`` tool."""
         if "search_values" not in await self.tool_names():
             return None
-        return await self.call("search_values", {"database": database, "text": text})
+        return await self.call_as(ValueSearch, "search_values", {"database": database, "text": text})
 
     async def generate_sql(
         self, arguments: dict[str, Any], *, progress: ProgressHandler | None = None
-    ) -> dict[str, Any]:
-        return await self.call("generate_sql", arguments, progress=progress)
+    ) -> GenerationResult:
+        return await self.call_as(GenerationResult, "generate_sql", arguments, progress=progress)

@@ -35,7 +35,7 @@ async def _exercise(agent: Agent) -> None:
     assert blocked.status == "failed" and blocked.error is not None and blocked.error.kind == "blocked"
     assert blocked.error.rule  # the structured error survives the wire
     hits = await agent.tools.search_values("chinook", "songs by AC/DC")
-    assert hits is not None and any(h["value"] == "AC/DC" for h in hits["hits"])
+    assert hits is not None and any(h.value == "AC/DC" for h in hits.hits)
     # cancel reaches the server over the wire (notifications/cancelled) and the agent stays usable
     async with anyio.create_task_group() as tg:
         out = []

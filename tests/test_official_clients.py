@@ -27,10 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from conftest import unavailable
 from serve_fixtures import MODEL_SQL, REPO, HttpServer, child_env, http_server, scripted_model, write_config
+
+from mcp_server.core.errors import QueryError
 
 NODE_DIR = REPO / "tests" / "node"
 NODE = NODE_DIR / "node_modules" / ".bin" / "node"
@@ -143,10 +146,14 @@ def test_sdk_client_uses_everything_without_errors_or_warnings(
     generated = tools["generate_sql"]
     assert generated["structuredContent"]["sql"] == MODEL_SQL and generated["progress"] > 0
     assert served.model_calls, "generate_sql did not reach the model server"
+    refusal = summary["refusals"][0]
     assert summary["refusals"] == [
-        {"name": "execute_sql", "isError": True, "text": summary["refusals"][0]["text"]}
+        {"name": "execute_sql", "isError": True, "text": refusal["text"], "structuredContent": ANY}
     ]
-    assert "blocked" in summary["refusals"][0]["text"]
+    assert "blocked" in refusal["text"]
+    # the refusal as data, through the TypeScript SDK's validation of results against the output schema
+    error = QueryError.model_validate(refusal["structuredContent"])
+    assert error.kind == "blocked" and error.rule and error.message in refusal["text"]
     for read in summary["resources"] + summary["templates"]:
         assert read["contents"] and read["contents"] >= 1, read
     for prompt in summary["prompts"]:
@@ -294,3 +301,4 @@ def test_inspector_cli_strict_uses_everything_cleanly(
     assert refused.returncode == TOOL_ERROR_EXIT, refused.problem()
     assert refused.envelope["result"]["isError"] is True
     assert "blocked" in refused.envelope["result"]["content"][0]["text"]
+    assert QueryError.model_validate(refused.envelope["result"]["structuredContent"]).kind == "blocked"

@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_text import first_text
 
 from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from mcp_server.core.errors import QueryError
 from mcp_server.protocol.server import ServerDeps, build_server, read_only_annotations
 
 TOOLS = {"list_databases", "list_tables", "describe_schema", "sample_values", "execute_sql", "validate_sql"}
@@ -227,7 +228,10 @@ async def test_blocked_statements_show_kind_and_rule(server: MCPServer, chinook_
         text = text_of(res)
         # what the client sees: the SDK's prefix, then kind, the guard rule and the message
         assert re.match(r"Error executing tool execute_sql: (blocked \[\w+\]|syntax): \S", text), text
-        assert res.structured_content is None
+        # ... and the same as data: the QueryError, with the rule of a refusal
+        error = QueryError.model_validate(res.structured_content)
+        assert error.kind in ("blocked", "syntax") and error.message in text
+        assert (error.kind == "syntax") or (error.rule is not None and f"[{error.rule}]" in text)
     with sqlite3.connect(chinook_copy) as conn:
         assert conn.execute("SELECT count(*) FROM Track").fetchone()[0] == 3503
 

@@ -20,6 +20,7 @@ from agent.targets import embedded_server
 from agent.tools import HttpTarget, ServerTarget, SqlTools, StdioTarget, connect
 from mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, ModelConfig
 from mcp_server.core.errors import QueryFailed
+from mcp_server.inference.generation import GenerationResult
 
 __all__ = ["model_manifest", "predictor_for", "server_target"]
 
@@ -122,13 +123,12 @@ async def predictor_for(
                         seconds=time.perf_counter() - t0,
                         trace={"error": exc.error.model_dump()},
                     )
-                sql = result.get("sql") or _best_effort_sql(result)
-                trace = {
-                    k: result.get(k)
-                    for k in ("status", "message", "vote_counts", "executable", "candidates", "timings")
-                }
-                prompt = result.get("prompt") or {}
-                trace["prompt"] = {"variant": prompt.get("variant"), "version": prompt.get("version")}
+                sql = result.sql or _best_effort_sql(result)
+                trace = result.model_dump(
+                    mode="json",
+                    include={"status", "message", "vote_counts", "executable", "candidates", "timings"},
+                )
+                trace["prompt"] = {"variant": result.prompt.variant, "version": result.prompt.version}
                 return Prediction(
                     idx=item.idx, sql=sql, turns=1, seconds=time.perf_counter() - t0, trace=trace
                 )
@@ -136,9 +136,6 @@ async def predictor_for(
             yield direct_predict, model_manifest(config.model)
 
 
-def _best_effort_sql(result: dict[str, Any]) -> str:
+def _best_effort_sql(result: GenerationResult) -> str:
     """When no candidate executed, score the first parsed candidate (it scores 0 unless it runs)."""
-    for cand in result.get("candidates") or []:
-        if cand.get("sql"):
-            return str(cand["sql"])
-    return ""
+    return next((cand.sql for cand in result.candidates if cand.sql), "")

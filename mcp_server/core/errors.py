@@ -1,7 +1,9 @@
 """Structured query errors: what went wrong, which rule, and where.
 
 Every failure a user or a model can act on is a :class:`QueryError` value; the
-exception :class:`QueryFailed` carries one through the call stack.
+exception :class:`QueryFailed` carries one through the call stack. Over MCP a failed tool call is an
+``isError`` result whose structured content is the :class:`QueryError` (and whose text says the same for
+a person: ``Error executing tool NAME: kind [rule]: message``), so clients read it as data.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ErrorKind = Literal["blocked", "syntax", "execution", "timeout", "not_found", "config"]
+ErrorKind = Literal["blocked", "syntax", "execution", "timeout", "not_found", "config", "invalid_arguments"]
+"""``invalid_arguments``: a tool call's arguments break its input schema (checked before the tool runs)."""
 
 __all__ = ["ErrorKind", "QueryError", "QueryFailed", "quoted"]
 

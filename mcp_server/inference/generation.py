@@ -70,6 +70,7 @@ CandidateStatus = Literal[
     "timeout",
     "not_found",
     "config",
+    "invalid_arguments",  # every ErrorKind is a status (a candidate's error kind); this one never occurs
     "cancelled",
     "unfinished",  # stopped by the time budget before its answer was complete: not executed, no vote
 ]

@@ -5,11 +5,15 @@ request handlers call) and adds nothing private:
 
 * ``tools/list``: every schema in the single-``type`` dialect (:func:`mcp_arguments.single_types`);
   the output schema of tools that build their structured content themselves and skip the SDK's
-  per-call validation (``publish_output_schema``); ``database`` optional, defaulting to the one
+  per-call validation (``publish_output_schema``); every output schema admitting the tool's error
+  object too (:func:`admit_errors`); ``database`` optional, defaulting to the one
   database, when exactly one is served.
 * ``tools/call``: arguments checked against the published input schema before the SDK sees them
   (JSON types are strict: ``"3"`` is not an integer), refused with one readable line per problem; the
-  sole database filled in; a missing ``database`` with several served names the choices. Refusals,
+  sole database filled in; a missing ``database`` with several served names the choices. A failure
+  carrying a :class:`~mcp_server.core.errors.QueryError` (guard refusal, syntax, timeout, unknown
+  database, invalid arguments, ...) comes back as an ``isError`` result whose structured content is that
+  error (kind, message, rule, position) and whose text says the same (:func:`error_result`). Refusals,
   timeouts and each call's time go to the client as log messages (:mod:`mcp_server.protocol.mcp_logging`).
 * ``resources/list``: the registered resources plus those of ``resource_lister`` (per-table schemas).
 """
@@ -22,19 +26,80 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, InputRequiredResult, LoggingLevel
+from mcp_types import CallToolResult, InputRequiredResult, LoggingLevel, TextContent
 from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 
+from mcp_server.core.errors import QueryError, QueryFailed
 from mcp_server.protocol.mcp_arguments import ArgumentChecker, single_types
 from mcp_server.protocol.mcp_logging import ClientLogLevels, ProtocolMiddleware, send_log
 
-__all__ = ["MAX_NAMED_CHOICES", "SqlR1Server"]
+__all__ = ["MAX_NAMED_CHOICES", "SqlR1Server", "admit_errors", "error_result", "error_text", "query_error_of"]
 
 MAX_NAMED_CHOICES = 20
 """How many database names an error lists before "and N more"."""
 
 ResourceLister = Callable[[], Awaitable[list[MCPResource]]]
+
+
+def error_text(error: QueryError) -> str:
+    """The message a person (or a model) reads for a failed call: kind, rule, message and position."""
+    text = str(error)
+    if error.position is not None:
+        text += f" (at character {error.position})"
+    return text
+
+
+def error_result(tool: str, error: QueryError) -> CallToolResult:
+    """A failed call as data: ``isError`` with the :class:`QueryError` as structured content, and the same in
+    the text a person reads (behind the SDK's ``Error executing tool NAME:`` prefix, as the SDK words it).
+    The Python SDK skips output-schema validation for an ``isError`` result; others validate it too, so
+    every published output schema admits the error (:func:`admit_errors`)."""
+    if error.kind == "invalid_arguments":  # worded as before: "invalid arguments: `x` must be ..."
+        text = f"Error executing tool {tool}: invalid arguments: {error.message}"
+    else:
+        text = f"Error executing tool {tool}: {error_text(error)}"
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=error.model_dump(mode="json"),
+        is_error=True,
+    )
+
+
+_ERROR_SCHEMA = QueryError.model_json_schema()
+
+
+def admit_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (a tool's output schema) made to admit the tool's error too: its ``required`` moves into
+    ``anyOf: [{"required": [...]}, QueryError]``; properties, title and ``$defs`` stay where they were.
+
+    The TypeScript SDK's client (1.32, modelcontextprotocol/typescript-sdk#1943, fix pending in #1945) and
+    some Inspector builds validate the structured content of an ``isError`` result against the output schema
+    too, and would turn every structured error (:func:`error_result`) into a protocol error the model never
+    reads. A success result still has to carry every field it always did; no success property is named
+    like a :class:`QueryError` field with another type (``tests/test_mcp_errors.py`` checks)."""
+    out = dict(schema)
+    defs = dict(out.get("$defs", {}))
+    defs.setdefault("QueryError", _ERROR_SCHEMA)
+    required = out.pop("required", None)
+    out["anyOf"] = [{"required": required} if required else {}, {"$ref": "#/$defs/QueryError"}]
+    out["$defs"] = defs
+    return out
+
+
+def query_error_of(exc: BaseException) -> QueryError | None:
+    """The :class:`QueryError` behind a tool failure: the tool raises ``ToolError`` from ``QueryFailed``
+    (:func:`mcp_server.protocol.server.tool_errors`) and the SDK wraps that in its own ``ToolError``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, QueryFailed):
+            return seen.error
+        seen = seen.__cause__
+    return None
+
+
+def _text_of(result: CallToolResult) -> str:
+    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 class SqlR1Server(MCPServer):
@@ -91,7 +156,7 @@ class SqlR1Server(MCPServer):
         published = tool.model_copy(
             update={
                 "input_schema": inputs,
-                "output_schema": single_types(output) if output is not None else None,
+                "output_schema": single_types(admit_errors(output)) if output is not None else None,
                 "title": tool.title or (tool.annotations.title if tool.annotations else None),
             }
         )
@@ -110,21 +175,23 @@ class SqlR1Server(MCPServer):
         tool = await self._published_tool(name)
         if tool is None:
             return await super().call_tool(name, arguments, context)  # the SDK's "unknown tool"
-        arguments = self._with_database(tool, arguments)
-        problems = self._arguments.problems(name, tool.input_schema, arguments)
-        if problems:
-            message = f"Error executing tool {name}: invalid arguments: " + "; ".join(problems)
-            await send_log(context, self.log_levels, "notice", {"tool": name, "refused": message})
-            raise ToolError(message)
         started = time.perf_counter()
         try:
+            arguments = self._with_database(tool, arguments)
+            problems = self._arguments.problems(name, tool.input_schema, arguments)
+            if problems:
+                raise QueryFailed.of("invalid_arguments", "; ".join(problems))
             result = await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            await self._log_failure(context, name, str(exc), started)
-            raise
+        except (ToolError, QueryFailed) as exc:
+            error = query_error_of(exc)
+            if error is None:  # a crash or an SDK refusal without a QueryError: the SDK's text result
+                await self._log_failure(context, name, None, str(exc), started)
+                raise
+            failed = error_result(name, error)
+            await self._log_failure(context, name, error, _text_of(failed), started)
+            return failed
         if isinstance(result, CallToolResult) and result.is_error:
-            text = " ".join(getattr(c, "text", "") for c in result.content)
-            await self._log_failure(context, name, text, started)
+            await self._log_failure(context, name, None, _text_of(result), started)
         else:
             elapsed = round((time.perf_counter() - started) * 1000, 1)
             await send_log(context, self.log_levels, "info", {"tool": name, "elapsed_ms": elapsed})
@@ -139,16 +206,25 @@ class SqlR1Server(MCPServer):
             return {**arguments, "database": names[0]}
         shown = ", ".join(names[:MAX_NAMED_CHOICES])
         more = f" and {len(names) - MAX_NAMED_CHOICES} more" if len(names) > MAX_NAMED_CHOICES else ""
-        raise ToolError(
-            f"Error executing tool {tool.name}: `database` is required: this server serves "
-            f"{len(names)} databases ({shown}{more}); list_databases describes them"
+        raise QueryFailed.of(
+            "invalid_arguments",
+            f"`database` is required: this server serves {len(names)} databases ({shown}{more}); "
+            "list_databases describes them",
         )
 
     async def _log_failure(
-        self, context: Context[Any, Any] | None, tool: str, text: str, started: float
+        self,
+        context: Context[Any, Any] | None,
+        tool: str,
+        error: QueryError | None,
+        text: str,
+        started: float,
     ) -> None:
         elapsed = round((time.perf_counter() - started) * 1000, 1)
-        kind = "timeout" if "timeout" in text else "blocked" if "blocked" in text else "error"
+        if error is not None and error.kind == "invalid_arguments":
+            await send_log(context, self.log_levels, "notice", {"tool": tool, "refused": text})
+            return
+        kind = error.kind if error is not None and error.kind in ("timeout", "blocked") else "error"
         level: LoggingLevel = "warning" if kind in ("timeout", "blocked") else "notice"
         await send_log(context, self.log_levels, level, {"tool": tool, kind: text, "elapsed_ms": elapsed})
 

@@ -34,7 +34,7 @@ from mcp_server.core.results import JSONScalar, QueryResult, safe_integers
 from mcp_server.db.executor import Executor
 from mcp_server.db.query_plan import plan_text
 from mcp_server.db.registry import Registry
-from mcp_server.protocol.mcp_protocol import SqlR1Server
+from mcp_server.protocol.mcp_protocol import SqlR1Server, error_text
 from mcp_server.sql.dialects import sqlglot_dialect
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "ValidationReport",
     "build_server",
     "describe_guard",
+    "error_text",
     "read_only_annotations",
     "structured_result",
     "tool_errors",
@@ -73,7 +74,9 @@ Tools:
 How to answer a question with data: find the tables, read their schema, write ONE read-only statement
 (SELECT, set operations, or WITH ... SELECT) in the database's dialect, validate it, execute it.
 Writes, DDL, PRAGMA/SET, multiple statements and file or network functions are always refused: the error
-names the rule that blocked the statement and how to fix it. Statements are stopped at the server's
+names the rule that blocked the statement and how to fix it. A failed call is an isError result whose
+structured content is the error: `kind` (blocked, syntax, execution, timeout, not_found, config,
+invalid_arguments), `message`, `rule` and `position` (character offset), when known. Statements are stopped at the server's
 timeout; prefer LIMIT and aggregation over pulling whole tables. Integers beyond 2^53 come as strings.
 Resources: `schema://{database}` and `schema://{database}/{table}` (CREATE TABLE text). Prompts:
 `ask_database`, `explain_table`, `explain_query`.
@@ -89,14 +92,6 @@ def read_only_annotations(title: str, *, idempotent: bool = True) -> ToolAnnotat
         idempotent_hint=idempotent,
         open_world_hint=False,
     )
-
-
-def error_text(error: QueryError) -> str:
-    """The message a client (or a model) reads for a failed call: kind, rule, message and position."""
-    text = str(error)
-    if error.position is not None:
-        text += f" (at character {error.position})"
-    return text
 
 
 class _ToolErrors:
@@ -117,7 +112,8 @@ _TOOL_ERRORS = _ToolErrors()
 
 
 def tool_errors() -> _ToolErrors:
-    """Turn a structured :class:`QueryFailed` into the MCP tool error the client sees."""
+    """Turn a structured :class:`QueryFailed` into a ``ToolError`` (caused by it): :class:`SqlR1Server`
+    answers it with an ``isError`` result whose structured content is the :class:`QueryError`."""
     return _TOOL_ERRORS
 
 
@@ -344,7 +340,8 @@ def _register_core_tools(server: SqlR1Server, deps: ServerDeps) -> None:
         description=(
             "Run ONE read-only statement (SELECT / set operation / WITH ... SELECT) and return columns "
             f"and rows, capped at max_rows (default and maximum {guard.max_rows}) with `truncated` set "
-            f"when more existed. Stopped after {guard.timeout_s:g} s. Refusals name the guard rule. "
+            f"when more existed. Stopped after {guard.timeout_s:g} s. A refusal or failure is an isError result "
+            "whose structured content is the error (kind, rule, message, position). "
             "Integers beyond ±(2^53 - 1) come as decimal strings."
         ),
     )

@@ -173,7 +173,12 @@ async function main() {
       client.callTool({ name: refusal.name, arguments: refusal.arguments }),
     );
     if (result && !result.isError) errors.push(`tools/call ${refusal.name}: expected a refusal, got a result`);
-    summary.refusals.push({ name: refusal.name, isError: result?.isError ?? null, text: textOf(result?.content) });
+    summary.refusals.push({
+      name: refusal.name,
+      isError: result?.isError ?? null,
+      text: textOf(result?.content),
+      structuredContent: result?.structuredContent ?? null,
+    });
   }
 
   // Prompts and their argument completions.
