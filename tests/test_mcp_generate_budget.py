@@ -20,7 +20,13 @@ from scripted_backend import answer
 
 from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
 from mcp_server.cli.main import build_parser
-from mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, GuardSettings
+from mcp_server.core.config import (
+    SERVE_TIME_BUDGET_S,
+    AppConfig,
+    DatabaseConfig,
+    GenerationConfig,
+    GuardSettings,
+)
 from mcp_server.inference.generation import GenerationResult
 from mcp_server.protocol.generation_tools import generation_plugin
 from mcp_server.protocol.server import build_server
@@ -163,6 +169,18 @@ async def test_cancel_still_stops_the_model_under_a_budget(spider_copy: Any) -> 
                 tg.cancel_scope.cancel()
             await anyio.to_thread.run_sync(lambda: backend.stopped.wait(20))
     assert backend.stopped.is_set(), "the model was not told to stop"
+
+
+def test_the_budget_defaults_to_40_s_under_serve_and_none_elsewhere() -> None:
+    """MCP clients give up after about 60 s, so `sqlr1 serve` defaults to 40 s; the chat, ask, generate and
+    eval run in process with progress and cancel, and an evaluation must not score a slow prefill as wrong."""
+    from mcp_server.cli.main import resolve_config, serve_config
+
+    parse = build_parser(plugins=False).parse_args
+    assert GenerationConfig().time_budget_s is None
+    assert resolve_config(parse(["serve"])).generation.time_budget_s is None  # what chat/ask/eval get
+    assert serve_config(parse(["serve"])).generation.time_budget_s == SERVE_TIME_BUDGET_S == 40
+    assert serve_config(parse(["serve", "--generate-budget-s", "0"])).generation.time_budget_s == 0
 
 
 def test_serve_flag_and_bad_values() -> None:

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server import __version__
-from mcp_server.core.config import DEVICE_PATTERN, MODEL_DTYPES, AppConfig, DatabaseConfig, load_config
+from mcp_server.core.config import (
+    DEVICE_PATTERN,
+    MODEL_DTYPES,
+    SERVE_TIME_BUDGET_S,
+    AppConfig,
+    DatabaseConfig,
+    load_config,
+)
 from mcp_server.core.errors import QueryFailed
 
 __all__ = [
@@ -313,10 +320,8 @@ def quiet_stderr() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    quiet_stderr()
-    from mcp_server.protocol.server import build_server, describe_databases, describe_guard
-
+def serve_config(args: argparse.Namespace) -> AppConfig:
+    """The configuration `sqlr1 serve` runs with: the global flags, then serve's own."""
     if args.stateful and not args.http:
         raise UsageError("--stateful applies to --http only (stdio is one session by nature)")
     config = resolve_config(args)
@@ -329,6 +334,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config.server.allowed_hosts += args.allow_host or []
     if args.generate_budget_s is not None:
         config.generation.time_budget_s = args.generate_budget_s
+    elif config.generation.time_budget_s is None:
+        config.generation.time_budget_s = SERVE_TIME_BUDGET_S  # MCP clients give up after about 60 s
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    quiet_stderr()
+    from mcp_server.protocol.server import build_server, describe_databases, describe_guard
+
+    config = serve_config(args)
     if args.http:
         from mcp_server.protocol.http_app import check_bind
 
@@ -461,7 +476,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "--generate-budget-s",
         type=_budget_flag,
         metavar="SECONDS",
-        help="generate_sql's default time budget (config generation.time_budget_s, default 40; 0: none): "
+        help="generate_sql's default time budget (config generation.time_budget_s, default 40 under serve; 0: none): "
         "when it runs out, the candidates that are done are voted on",
     )
     p.set_defaults(handler=cmd_serve)

@@ -43,6 +43,10 @@ it). Measured: the 132 Spider databases, the largest table of each scanned 16 at
 SQLite's heap (8 pooled connections each), 20 MiB when scanned one at a time."""
 
 
+SERVE_TIME_BUDGET_S = 40.0
+"""generate_sql's default time budget under `sqlr1 serve` (MCP clients give up after about 60 s)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -170,13 +174,15 @@ class GenerationConfig(_Strict):
         description="Decode the SQL block under a grammar of the database's catalog (llama.cpp backend).",
     )
     seed: int | None = None
-    time_budget_s: float = Field(
-        default=40.0,
+    time_budget_s: float | None = Field(
+        default=None,
         ge=0,
         le=86_400,
         description="generate_sql's default time budget in seconds (0: none): when it runs out, the candidates "
-        "that are done are voted on and the result says budget_exhausted. 40 s keeps a call, model load and "
-        "queries included, under the 60 s most MCP clients wait.",
+        "that are done are voted on and the result says budget_exhausted. Unset: `sqlr1 serve` uses "
+        f"{SERVE_TIME_BUDGET_S:g} s (a call, model load and queries included, under the 60 s most MCP clients "
+        "wait); the chat, `ask`, `generate` and `eval` none (they show progress and can be cancelled, and an "
+        "evaluation must not score a slow first prefill as a failure).",
     )
     prompt: str | None = Field(
         default=None,
