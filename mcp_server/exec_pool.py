@@ -1,10 +1,11 @@
 """Worker processes that run SQL through the guarded executor, so a hung query never stalls the caller.
 
 Each worker keeps one :class:`~mcp_server.executor.Executor` per database target (connections stay
-open between tasks) and runs statements read-only with the engine's own timeout. A worker runs one task
-at a time; the parent enforces a hard deadline per task on top of the engine's timeout, so a worker that
-overruns its task (a hung engine) or dies (a crashed engine) is killed and replaced, and that task is
-reported as a ``timeout`` (or ``execution`` error).
+open between tasks) and runs statements read-only with the engine's own timeout. A worker holds at most
+two tasks (one running, the next waiting in its pipe, so it never idles while the parent reads an
+answer). The parent enforces a hard deadline per task on top of the engine's timeout, so a worker that
+overruns its task (a hung engine) or dies (a crashed engine) is killed and replaced, that task is
+reported as a ``timeout`` (or ``execution`` error), and the task waiting behind it goes to the next one.
 
 Entry points, one mechanism:
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
+import pickle
 import sys
 import threading
 import time
@@ -52,6 +54,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 32  # most tasks sent to a worker in one message
+_BUSY_SEND_BYTES = 16 * 1024  # largest chunk sent to a worker that is still busy (see ExecutionPool._feed)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -335,7 +340,8 @@ def fork_is_safe() -> bool:
 
 
 def _worker_main(conn: Connection, limits: _Limits) -> None:
-    """Answer each task ``(func, item)`` with ``(ok, result or error message)``, until ``None``."""
+    """Answer each task of each chunk ``(func, [item, ...])`` with its own ``(ok, result or error
+    message)``, in order, until ``None``: the parent knows which task runs from the answers."""
     ctx = WorkerContext(limits)
     conn.send("ready")
     try:
@@ -346,14 +352,15 @@ def _worker_main(conn: Connection, limits: _Limits) -> None:
                 return
             if msg is None:
                 return
-            func, item = msg
-            reply = _call(func, ctx, item)
-            try:
-                conn.send(reply)
-            except (BrokenPipeError, OSError):
-                return
-            except Exception as exc:  # an unpicklable result
-                conn.send((False, f"result not transferable: {type(exc).__name__}: {exc}"))
+            func, chunk = msg
+            for item in chunk:
+                reply = _call(func, ctx, item)
+                try:
+                    conn.send(reply)
+                except (BrokenPipeError, OSError):
+                    return
+                except Exception as exc:  # an unpicklable result
+                    conn.send((False, f"result not transferable: {type(exc).__name__}: {exc}"))
     finally:
         ctx.close()
 
@@ -364,6 +371,8 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, args=(child, limits), daemon=True)
         self.proc.start()
         child.close()
+        self.inflight: deque[int] = deque()  # task indices sent and not answered, the running one first
+        self.since = 0.0  # when the running task started, as far as the parent knows (no earlier)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         if not self.conn.poll(timeout_s) or self.conn.recv() != "ready":
@@ -379,10 +388,11 @@ class _Worker:
 class ExecutionPool(_PoolBase):
     """A fixed set of worker processes executing SQL with engine timeouts plus a hard deadline.
 
-    ``run(jobs)`` / ``map(func, items)`` return one result per task, in order. Each worker runs one
-    task at a time; a worker still busy at its task's deadline (a hung engine) is killed and replaced
-    and the task reported as a ``timeout``; a worker that dies (a crashed engine) fails its task as an
-    ``execution`` error. Thread-safe (one ``map`` at a time). Use as a context manager or call
+    ``run(jobs)`` / ``map(func, items)`` return one result per task, in order. Each worker holds at
+    most two tasks, one running and the next waiting in its pipe; a worker still on a task at that
+    task's deadline (a hung engine), counted from the previous answer, is killed and replaced and the
+    task reported as a ``timeout``; a worker that dies (a crashed engine) fails its running task as an
+    ``execution`` error; the task waiting behind it goes to another worker. Thread-safe (one ``map`` at a time). Use as a context manager or call
     :meth:`close`. Workers are forked when that is safe (:func:`fork_is_safe`: a single-threaded parent
     without torch; the start-up of a spawned worker, ~0.5-1 s, is the most of a short evaluation run) and
     spawned otherwise, so a script using the pool needs the usual ``if __name__ == "__main__":`` guard.
@@ -439,55 +449,79 @@ class ExecutionPool(_PoolBase):
             if on_result is not None:
                 on_result(index, result)
 
+        def fail(slot: int, kind: str, message: str) -> None:
+            """The slot's running task fails; its worker is replaced, its other tasks go back to the queue."""
+            w = self._workers[slot]
+            index = w.inflight.popleft()
+            todo.extendleft(reversed(w.inflight))
+            self._replace(slot)
+            done(index, TaskFailed(kind, message))
+
         todo = deque(range(len(items)))
-        running: dict[int, tuple[int, float]] = {}  # worker slot -> (task index, hard deadline)
         with self._lock:
             self._ensure_started()
             try:
-                while todo or running:
-                    for slot, w in enumerate(self._workers):
-                        if slot in running or not todo:
-                            continue
-                        index = todo.popleft()
-                        try:
-                            w.conn.send((func, items[index]))
-                        except (BrokenPipeError, OSError):  # died while idle: its replacement takes the task
-                            todo.appendleft(index)
-                            self._replace(slot)
-                            continue
-                        running[slot] = (index, time.monotonic() + deadline(items[index]))
-                    if not running:
-                        continue
-                    by_conn = {self._workers[slot].conn: slot for slot in running}
-                    timeout = max(0.0, min(due for _, due in running.values()) - time.monotonic())
-                    for conn in wait(list(by_conn), timeout=timeout):
+                while True:
+                    for slot in range(len(self._workers)):
+                        self._feed(slot, func, items, todo)
+                    busy = [slot for slot, w in enumerate(self._workers) if w.inflight]
+                    if not busy:
+                        break
+                    due = {
+                        s: self._workers[s].since + deadline(items[self._workers[s].inflight[0]])
+                        for s in busy
+                    }
+                    by_conn = {self._workers[s].conn: s for s in busy}
+                    for conn in wait(list(by_conn), timeout=max(0.0, min(due.values()) - time.monotonic())):
                         slot = by_conn[conn]
-                        index, _ = running.pop(slot)
+                        w = self._workers[slot]
                         try:
-                            ok, value = self._workers[slot].conn.recv()
+                            while w.inflight and w.conn.poll():
+                                ok, value = w.conn.recv()
+                                index = w.inflight.popleft()
+                                w.since = time.monotonic()
+                                done(index, value if ok else TaskFailed("execution", value))
                         except (EOFError, OSError) as exc:
-                            self._replace(slot)
-                            done(index, TaskFailed("execution", f"worker died: {exc!r}"))
-                        else:
-                            done(index, value if ok else TaskFailed("execution", value))
+                            fail(slot, "execution", f"worker died: {exc!r}")
                     now = time.monotonic()
-                    for slot, (index, due) in list(running.items()):
-                        if due <= now:
-                            del running[slot]
-                            limit = deadline(items[index])
+                    for slot in busy:
+                        w = self._workers[slot]
+                        if w.inflight and w.since + deadline(items[w.inflight[0]]) <= now:
+                            limit = deadline(items[w.inflight[0]])
                             log.warning("SQL pool: killing a worker stuck past %.1fs", limit)
-                            self._replace(slot)
-                            done(
-                                index, TaskFailed("timeout", f"no answer within {limit:.1f}s; worker killed")
-                            )
+                            fail(slot, "timeout", f"no answer within {limit:.1f}s; worker killed")
             finally:
-                for (
-                    slot
-                ) in running:  # abandoned (the caller's on_result raised): no stale answer may come back
-                    self._replace(slot, failed=False)
+                for slot, w in enumerate(self._workers):
+                    if w.inflight:  # abandoned (the caller's on_result raised): no stale answer may come back
+                        self._replace(slot, failed=False)
         return [r if r is not None else TaskFailed("execution", "no result") for r in results]
 
+    def _feed(self, slot: int, func: Func[T, R], items: Sequence[T], todo: deque[int]) -> None:
+        """Send the worker a chunk of tasks when it holds less than one more than it runs, so it never
+        waits for the parent between tasks (one message per chunk, not per task: most of an evaluation's
+        time otherwise). A large chunk waits until the worker is idle (a worker blocked sending a large
+        answer could not read it, and the parent would block sending it)."""
+        w = self._workers[slot]
+        size = max(1, min(_CHUNK, math.ceil(len(todo) / (2 * len(self._workers)))))
+        if not todo or len(w.inflight) > size:
+            return
+        take = [todo.popleft() for _ in range(min(size, len(todo)))]
+        data = pickle.dumps((func, [items[i] for i in take]), pickle.HIGHEST_PROTOCOL)
+        if w.inflight and len(data) > _BUSY_SEND_BYTES:
+            todo.extendleft(reversed(take))
+            return
+        try:
+            w.conn.send_bytes(data)
+        except (BrokenPipeError, OSError):  # it died: its replacement takes its tasks
+            todo.extendleft(reversed([*w.inflight, *take]))
+            self._replace(slot)
+            return
+        if not w.inflight:
+            w.since = time.monotonic()
+        w.inflight.extend(take)
+
     def _replace(self, slot: int, *, failed: bool = True) -> None:
+        """A fresh worker in ``slot`` (the old one's unanswered tasks are the caller's to requeue)."""
         self.killed += int(failed)
         self._workers[slot].kill()
         self._workers[slot] = self._start()
