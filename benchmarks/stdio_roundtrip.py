@@ -470,8 +470,8 @@ def render_stages(work: Path, n: int) -> str:
             lines.append(f"| {server} | total ({len(same)} calls) | {pct(total, 0.5):.1f} |")
     lines += [
         "",
-        "Steps: `validate` is the SDK's argument validation, `executor` the executor call (the hand-off to a "
-        "worker thread and back, the guard's verdict), `acquire` taking a pooled connection (heap limit, the "
+        "Steps: `validate` is the SDK's argument validation, `executor` the executor call (the guard's verdict, "
+        "the inline budget), `acquire` taking a pooled connection (heap limit, the "
         "check that the file was not replaced), `execute` to `fetch>` the statement itself, `fetch` the rows "
         "under the memory bound (the floor: `execute` then iterating the cursor), `fetch<` to `shape>` "
         "releasing the connection and the column types, `shape` the character cap, `dump` the result's JSON "

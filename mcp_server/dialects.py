@@ -31,6 +31,7 @@ __all__ = [
     "FILE_PATH_TABLE_CHARS",
     "MAX_PAREN_DEPTH",
     "MAX_SQL_CHARS",
+    "SQLITE_INLINE_FUNCTIONS",
     "SQLITE_READ_PRAGMAS",
     "TABLE_FUNCTION_PREFIXES",
     "sqlglot_dialect",
@@ -236,6 +237,26 @@ ALLOWED_FUNCTIONS: Final[dict[str, frozenset[str]]] = {
     "mysql": _COMMON | _MYSQL,
     "duckdb": _COMMON | _DUCKDB,
 }
+
+# The SQLite functions (the guard's names, above) whose result is no larger than their arguments or a
+# small constant: a statement that calls only these cannot build a large value, so each VM step stays
+# short and ``SqliteEngine.execute_inline`` may run it on the caller's thread. Anything else (printf,
+# replace, group_concat, hex, quote, concat, JSON builders, ...) and the ``||`` operator send the
+# statement to a worker thread. A subset of ``ALLOWED_FUNCTIONS["sqlite"]`` (tests/test_dialects.py).
+SQLITE_INLINE_FUNCTIONS: Final = _names(
+    """
+    AND OR XOR CASE IF CAST TRY_CAST COALESCE NULLIF EXISTS
+    COUNT SUM AVG MIN MAX TOTAL GREATEST LEAST
+    ABS ROUND SIGN CEIL FLOOR TRUNC MOD POW SQRT EXP LN LOG
+    LENGTH OCTET_LENGTH LOWER UPPER SUBSTRING TRIM STR_POSITION UNICODE
+    TYPEOF LIKELY UNLIKELY LIKELIHOOD RANDOM RAND
+    DATE TIME DATETIME JULIANDAY UNIXEPOCH TIME_TO_STR STRFTIME
+    TS_OR_DS_TO_TIMESTAMP TS_OR_DS_TO_DATE CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP
+    ROW_NUMBER RANK DENSE_RANK PERCENT_RANK CUME_DIST NTILE
+    LAG LEAD FIRST_VALUE LAST_VALUE NTH_VALUE
+    """
+)
+
 
 # --- what the engines themselves report -------------------------------------------------------
 #

@@ -1,11 +1,11 @@
 """Worker processes that run SQL through the guarded executor, so a hung query never stalls the caller.
 
 Each worker keeps one :class:`~mcp_server.executor.Executor` per database target (connections stay
-open between tasks) and runs statements read-only with the engine's own timeout. A worker holds at most
-two tasks (one running, the next waiting in its pipe, so it never idles while the parent reads an
-answer). The parent enforces a hard deadline per task on top of the engine's timeout, so a worker that
-overruns its task (a hung engine) or dies (a crashed engine) is killed and replaced, that task is
-reported as a ``timeout`` (or ``execution`` error), and the task waiting behind it goes to the next one.
+open between tasks) and runs statements read-only with the engine's own timeout. Tasks go out in chunks
+and come back one answer per task. The parent enforces a hard deadline per task on top of the engine's
+timeout, so a worker that overruns its task (a hung engine) or dies (a crashed engine) is killed and
+replaced, that task is reported as a ``timeout`` (or ``execution`` error), and the tasks queued behind it
+go to the replacement.
 
 Entry points, one mechanism:
 
@@ -388,14 +388,16 @@ class _Worker:
 class ExecutionPool(_PoolBase):
     """A fixed set of worker processes executing SQL with engine timeouts plus a hard deadline.
 
-    ``run(jobs)`` / ``map(func, items)`` return one result per task, in order. Each worker holds at
-    most two tasks, one running and the next waiting in its pipe; a worker still on a task at that
-    task's deadline (a hung engine), counted from the previous answer, is killed and replaced and the
-    task reported as a ``timeout``; a worker that dies (a crashed engine) fails its running task as an
-    ``execution`` error; the task waiting behind it goes to another worker. Thread-safe (one ``map`` at a time). Use as a context manager or call
-    :meth:`close`. Workers are forked when that is safe (:func:`fork_is_safe`: a single-threaded parent
-    without torch; the start-up of a spawned worker, ~0.5-1 s, is the most of a short evaluation run) and
-    spawned otherwise, so a script using the pool needs the usual ``if __name__ == "__main__":`` guard.
+    ``run(jobs)`` / ``map(func, items)`` return one result per task, in order. Tasks go to a worker in
+    chunks, the next chunk sent while it still works on the last one, and come back one answer per task,
+    so the parent always knows which task a worker runs. A worker still on a task at that task's deadline
+    (a hung engine), counted from its previous answer, is killed and replaced and the task reported as a
+    ``timeout``; a worker that dies (a crashed engine) fails its running task as an ``execution`` error;
+    either way the tasks queued behind it go to the replacement. Thread-safe (one ``map`` at a time).
+    Use as a context manager or call :meth:`close`. Workers are forked when that is safe
+    (:func:`fork_is_safe`: a single-threaded parent without torch; a spawned worker's start-up, ~0.5-1.5 s
+    on a busy 2-core machine, would be most of a short evaluation run) and spawned otherwise, so a script
+    using the pool needs the usual ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(
@@ -497,10 +499,10 @@ class ExecutionPool(_PoolBase):
         return [r if r is not None else TaskFailed("execution", "no result") for r in results]
 
     def _feed(self, slot: int, func: Func[T, R], items: Sequence[T], todo: deque[int]) -> None:
-        """Send the worker a chunk of tasks when it holds less than one more than it runs, so it never
-        waits for the parent between tasks (one message per chunk, not per task: most of an evaluation's
-        time otherwise). A large chunk waits until the worker is idle (a worker blocked sending a large
-        answer could not read it, and the parent would block sending it)."""
+        """Send the worker a chunk of tasks while it holds at most one chunk's worth, so it never waits
+        for the parent between tasks (one message per chunk, not per task: a message per task cost an
+        evaluation run more CPU than its statements). A large chunk waits until the worker is idle (a
+        worker blocked sending a large answer could not read it, and the parent would block sending it)."""
         w = self._workers[slot]
         size = max(1, min(_CHUNK, math.ceil(len(todo) / (2 * len(self._workers)))))
         if not todo or len(w.inflight) > size:

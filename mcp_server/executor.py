@@ -1,9 +1,11 @@
 """Guarded execution: the one path by which serving, training and evaluation run SQL.
 
 ``Executor.run`` = guard (``mcp_server.guard.check``) → engine (read-only, engine-side timeout)
-→ JSON-safe rows under the row and character caps. ``run_async`` runs the same in a worker thread
-without blocking the event loop, and cancelling the awaiting task stops that query in the engine.
-``validate`` is guard + engine EXPLAIN without data. This module never decides what SQL is
+→ JSON-safe rows under the row and character caps. ``run_async`` runs the same without blocking the
+event loop: a cheap statement on an engine that can (SQLite's ``execute_inline``) runs on the loop's
+thread under a short engine-enforced budget (``inline_budget_s``); anything that outlasts it, and
+everything else, runs in a worker thread, and cancelling the awaiting task stops that query in the
+engine. ``validate`` is guard + engine EXPLAIN without data. This module never decides what SQL is
 allowed (the guard does) and never talks to a database driver directly (the engines do).
 """
 
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any
 
@@ -22,13 +25,16 @@ import anyio.to_thread
 from mcp_server import guard
 from mcp_server.cancellation import run_in_thread
 from mcp_server.config import DatabaseConfig, GuardSettings
-from mcp_server.engines.base import CancelHandle, RawResult, ResultFingerprint
+from mcp_server.engines.base import CancelHandle, RawResult, ResultFingerprint, timeout_error
 from mcp_server.registry import Registry
 from mcp_server.results import JSONValue, QueryResult, json_safe
 
-__all__ = ["Executor", "cap_result", "cap_rows"]
+__all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
 
 _ELLIPSIS = "…"
+INLINE_BUDGET_S = 0.002  # how long a statement may run on the event loop's thread before a worker takes over
+_INLINE_MAX_SQL = 2000  # longer statements are guarded (parsed) in the worker thread too
+_INLINE_MAX_CELLS = 5000  # larger results are converted and capped in the worker thread
 
 
 def _shorten(value: JSONValue, budget: int) -> JSONValue:
@@ -93,6 +99,11 @@ def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
     )
 
 
+def _cap_json(raw: RawResult, max_chars: int) -> dict[str, Any]:
+    """``cap_result(raw, max_chars).to_json_dict()``: the ``execute_sql`` tool's structured result."""
+    return cap_result(raw, max_chars).to_json_dict()
+
+
 class Executor:
     """Guarded, capped, cancellable execution over a :class:`Registry`. Thread-safe and picklable."""
 
@@ -102,10 +113,12 @@ class Executor:
         settings: GuardSettings | None = None,
         *,
         max_threads: int = 16,
+        inline_budget_s: float = INLINE_BUDGET_S,
     ) -> None:
         self.registry = registry
         self.settings = settings or GuardSettings()
         self.max_threads = max_threads
+        self.inline_budget_s = inline_budget_s  # 0 sends every statement to a worker thread
         # The engines' own function allowlists must admit what the guard admits.
         registry.allow_functions(self.settings.extra_functions)
         registry.limit_values(self.settings.max_value_bytes)
@@ -121,7 +134,7 @@ class Executor:
         return cls(Registry.from_targets(targets, extra_functions=settings.extra_functions), settings)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        make = partial(Executor, max_threads=self.max_threads)
+        make = partial(Executor, max_threads=self.max_threads, inline_budget_s=self.inline_budget_s)
         return (make, (self.registry, self.settings), None, None, None)
 
     # -- synchronous ---------------------------------------------------------------------------
@@ -218,25 +231,74 @@ class Executor:
     async def run_async(
         self, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
     ) -> QueryResult:
-        """``run`` in a worker thread; cancelling the awaiting task stops the query in the engine."""
-        handle = CancelHandle()
-        call = partial(self.run, database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=handle)
-        result: QueryResult = await self._in_thread(call, handle)
+        """``run`` without blocking the event loop; cancelling the awaiting task stops the query in the engine.
+
+        A cheap statement finishes inline within ``inline_budget_s`` (no thread hand-off, so no
+        cancellation point either); one that outlasts it is stopped by the engine and run again in a
+        worker thread with what is left of the timeout (statements are read-only, so a second run
+        returns what the first would have).
+        """
+        result: QueryResult = await self._run_shaped(database, sql, max_rows, timeout_s, cap_result)
         return result
 
     async def run_json_async(
         self, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
     ) -> dict[str, Any]:
-        """``run_async(...).to_json_dict()`` (the ``execute_sql`` tool's structured result), serialized in
-        the worker thread too."""
+        """``run_async(...).to_json_dict()``: the ``execute_sql`` tool's structured result."""
+        result: dict[str, Any] = await self._run_shaped(database, sql, max_rows, timeout_s, _cap_json)
+        return result
+
+    async def _run_shaped(
+        self,
+        database: str,
+        sql: str,
+        max_rows: int | None,
+        timeout_s: float | None,
+        shape: Callable[[RawResult, int], Any],
+    ) -> Any:
+        """``shape(raw, max_chars)`` of the statement's engine result, run as ``run_async`` describes."""
+        rows = max_rows if max_rows is not None else self.settings.max_rows
+        timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
+        started = time.monotonic()
+        raw = self._run_inline(database, sql, rows, timeout)
+        if raw is not None:
+            if len(raw.rows) * max(1, len(raw.columns)) <= _INLINE_MAX_CELLS:
+                return shape(raw, self.settings.max_chars)
+            return await self._in_thread(partial(shape, raw, self.settings.max_chars), None)
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise timeout_error(timeout)
         handle = CancelHandle()
+        call = partial(self._run_then_shape, database, sql, rows, left, handle, shape)
+        return await self._in_thread(call, handle)
 
-        def call() -> dict[str, Any]:
-            return self.run(
-                database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=handle
-            ).to_json_dict()
+    def _run_then_shape(
+        self,
+        database: str,
+        sql: str,
+        max_rows: int,
+        timeout_s: float,
+        cancel: CancelHandle,
+        shape: Callable[[RawResult, int], Any],
+    ) -> Any:
+        raw = self.run_raw(database, sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel)
+        return shape(raw, self.settings.max_chars)
 
-        result: dict[str, Any] = await self._in_thread(call, handle)
+    def _run_inline(self, database: str, sql: str, max_rows: int, timeout_s: float) -> RawResult | None:
+        """The statement's result if it ran inline within the budget, else ``None`` (run it in a thread)."""
+        if self.inline_budget_s <= 0 or len(sql) > _INLINE_MAX_SQL:
+            return None
+        execute_inline = getattr(self.registry.engine(database), "execute_inline", None)
+        if execute_inline is None:
+            return None
+        statement = self.check(database, sql)
+        result: RawResult | None = execute_inline(
+            statement.sql,
+            statement.expression,
+            max_rows=max_rows,
+            timeout_s=timeout_s,
+            budget_s=self.inline_budget_s,
+        )
         return result
 
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:

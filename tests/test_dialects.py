@@ -1,5 +1,5 @@
-"""The SQLite function allowlists agree: the guard's (sqlglot names) and the engine's (SQLite's own names)
-both live in ``mcp_server.dialects`` and never contradict each other."""
+"""The SQLite function allowlists agree: the guard's (sqlglot names), the engine's (SQLite's own names)
+and the inline subset all live in ``mcp_server.dialects`` and never contradict each other."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ import apsw
 import pytest
 
 from mcp_server import guard
+from mcp_server.dialects import ALLOWED_FUNCTIONS, SQLITE_INLINE_FUNCTIONS
 from mcp_server.engines.sqlite import SqliteEngine
 from mcp_server.errors import QueryFailed
 from mcp_server.registry import Registry
+
+
+def test_inline_functions_are_guard_allowed_functions() -> None:
+    assert not SQLITE_INLINE_FUNCTIONS - ALLOWED_FUNCTIONS["sqlite"]
 
 
 @pytest.fixture

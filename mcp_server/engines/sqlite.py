@@ -23,6 +23,12 @@ copying it, while Python builds a copy per column, so a statement's result colum
 ``max_sqlite_heap_bytes`` per row: with N columns, each value is at most that over N (set when the
 statement is prepared, :meth:`_Conn.trace`). A statement past any of these fails with an execution error
 naming the setting, and the connection stays usable.
+
+``execute_inline`` lets an async caller run a cheap statement on its own thread (no hand-off to a worker
+thread): the engine stops it at a short budget, and the caller then runs it in a worker thread. Only
+statements that cannot build large values (no ``printf``, ``replace``, ``||``, ``group_concat``, …: see
+``mcp_server.dialects.SQLITE_INLINE_FUNCTIONS``) are run inline, so no single VM step (which no deadline can interrupt) outlasts
+the budget by much on data of ordinary size.
 """
 
 from __future__ import annotations
@@ -31,16 +37,18 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import apsw
+import sqlglot.expressions as exp
 
 from mcp_server.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
-from mcp_server.dialects import SQLITE_READ_PRAGMAS
+from mcp_server.dialects import SQLITE_INLINE_FUNCTIONS, SQLITE_READ_PRAGMAS
 from mcp_server.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
@@ -58,13 +66,14 @@ from mcp_server.engines.base import (
     timeout_error,
 )
 from mcp_server.errors import QueryFailed
-from mcp_server.guard import CallPolicy
+from mcp_server.guard import CallPolicy, function_name
 from mcp_server.results import column as _column
 
 __all__ = [
     "MAX_HEAP_BYTES",
     "MAX_VALUE_BYTES",
     "SqliteEngine",
+    "inline_safe",
 ]
 
 MAX_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES  # longest string/blob a statement may build or read, by default
@@ -73,6 +82,80 @@ _PROGRESS_OPS = 4000  # VM instructions between deadline checks (tens of microse
 _monotonic = time.monotonic
 _CACHED_STATEMENTS = 128  # prepared statements each connection keeps (APSW's default is 16)
 _READS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_RECURSIVE})  # authorizer actions
+
+_INLINE_VERDICTS = 512  # statements whose inline verdict an engine remembers
+_INLINE_MAX_SKIP = 64  # most calls a statement that outlasted its inline budget goes straight to a worker
+_INLINE_WATCH_S = 0.02  # how often the backstop looks at inline statements while any run
+_INLINE_WATCH_LINGER_S = 1.0  # it keeps looking this long after the last one (no re-arming per call)
+
+
+def inline_safe(expression: exp.Expr) -> bool:
+    """True when the statement calls only ``dialects.SQLITE_INLINE_FUNCTIONS`` and never concatenates."""
+    for node in expression.walk():
+        if isinstance(node, exp.DPipe):
+            return False
+        if isinstance(node, exp.Func) and function_name(node) not in SQLITE_INLINE_FUNCTIONS:
+            return False
+    return True
+
+
+class _OverBudget(Exception):
+    """An inline statement was stopped at its budget (not an error: it runs again in a worker thread)."""
+
+
+class _InlineWatch:
+    """Backstop for inline statements: interrupts one still running past its budget.
+
+    The progress handler stops a statement at its budget, but not inside one long VM step (``count(*)``
+    of a huge table, a LIKE over a huge value). While inline statements run, and for
+    ``_INLINE_WATCH_LINGER_S`` after the last one started, one watchdog entry every ``_INLINE_WATCH_S``
+    looks at every engine's busy connections and interrupts those past their deadline, so such a step
+    is interrupted at most that long after the budget. A statement itself only notes that it started
+    (a wake-up of the watchdog thread, or even a lock, per statement would cost more than a cheap one).
+    A connection's ``run_id`` is read before its deadline, so a statement that ended meanwhile is never
+    stopped in place of its successor (:meth:`_Conn.stop` compares run ids under the connection's lock).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: weakref.WeakSet[SqliteEngine] = weakref.WeakSet()
+        self.armed = False
+        self.last = 0.0  # when the last inline statement started
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: no entry of its own is scheduled (and the lock may be held by a dead thread)."""
+        self._lock = threading.Lock()
+        self.armed = False
+
+    def add(self, engine: SqliteEngine) -> None:
+        with self._lock:
+            self._engines.add(engine)
+
+    def arm(self) -> None:
+        """Start looking (every ``_INLINE_WATCH_S``) unless already looking."""
+        with self._lock:
+            if self.armed:
+                return
+            self.armed = True
+        WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            engines = list(self._engines)
+        for engine in engines:
+            for conn in engine.busy_connections():
+                run_id = conn.run_id
+                if conn.running.deadline <= now:
+                    conn.stop(run_id, cancel=False)
+        with self._lock:
+            self.armed = now - self.last < _INLINE_WATCH_LINGER_S or any(
+                e.busy_connections() for e in engines
+            )
+            if not self.armed:
+                return
+        WATCHDOG.schedule(_INLINE_WATCH_S, self._check)
 
 
 class _HeapLimit:
@@ -186,6 +269,9 @@ class _Conn:
             self.run_id += 1
 
 
+_INLINE_WATCH = _InlineWatch()
+
+
 class SqliteEngine:
     """One SQLite file, read-only; thread-safe through a small pool of connections."""
 
@@ -208,9 +294,13 @@ class SqliteEngine:
         self.max_value_bytes = max_value_bytes
         self.max_heap_bytes = max_heap_bytes
         self._pool: ConnectionPool[_Conn] = ConnectionPool(lambda c: c.raw.close())
+        self._verdicts_lock = threading.Lock()
         self._meta_lock = threading.Lock()
         self._meta: apsw.Connection | None = None
         self._meta_id: tuple[int, int] | None = None
+        # sql -> [calls left to skip the inline attempt (-1: never, not inline_safe), last skip]; oldest first
+        self._inline_verdicts: dict[str, list[int]] = {}
+        _INLINE_WATCH.add(self)
 
     def privilege_warnings(self) -> list[str]:
         """None: the file is opened read-only by this process, with no server role to warn about."""
@@ -219,6 +309,10 @@ class SqliteEngine:
     @property
     def dialect(self) -> str:
         return "sqlite"
+
+    def busy_connections(self) -> list[_Conn]:
+        """The connections running a statement now."""
+        return self._pool.busy()
 
     @property
     def _active(self) -> set[_Conn]:
@@ -334,6 +428,45 @@ class SqliteEngine:
     ) -> RawResult:
         return self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=cancel, fingerprint=fingerprint)
 
+    def execute_inline(
+        self, sql: str, expression: exp.Expr, *, max_rows: int, timeout_s: float, budget_s: float
+    ) -> RawResult | None:
+        """``execute`` on the calling thread (an event loop's), for a statement that finishes within ``budget_s``.
+
+        Returns ``None`` without a result when the statement may not run inline (``inline_safe`` is false
+        for ``expression``, its parsed form) or when it outlasted ``budget_s``: the engine stopped it then,
+        nothing was kept, and the caller runs it again with ``execute`` (in a worker thread, with what is
+        left of the timeout). Such a statement (or one that finished but took longer than the budget) then
+        skips the inline attempt for its next 1, 2, 4, … up to ``_INLINE_MAX_SKIP`` calls (one slow run may
+        have been a cold cache; a slow statement wastes the budget only that rarely), and a run within
+        the budget resets that. Raises like ``execute``; a timeout shorter than the budget is the usual
+        timeout error.
+        """
+        verdict = self._inline_verdicts.get(sql)
+        if verdict is None:
+            verdict = [0, 0] if inline_safe(expression) else [-1, 0]
+            self._remember_verdict(sql, verdict)
+        if verdict[0] != 0:  # not inline-safe (-1), or calls left to skip after it outlasted the budget
+            if verdict[0] > 0:
+                verdict[0] -= 1
+            return None
+        try:
+            result = self._run(sql, max_rows=max_rows, timeout_s=timeout_s, cancel=None, budget_s=budget_s)
+        except _OverBudget:
+            result = None
+        if result is None or result.elapsed_ms > budget_s * 1000:  # stopped, or only just made it
+            verdict[1] = min(_INLINE_MAX_SKIP, 2 * verdict[1] or 1)
+            verdict[0] = verdict[1]
+        else:
+            verdict[1] = 0
+        return result
+
+    def _remember_verdict(self, sql: str, verdict: list[int]) -> None:
+        with self._verdicts_lock:
+            self._inline_verdicts[sql] = verdict
+            if len(self._inline_verdicts) > _INLINE_VERDICTS:
+                del self._inline_verdicts[next(iter(self._inline_verdicts))]
+
     def read_calls(self, sql: str) -> list[str]:
         """The functions SQLite resolves in ``sql`` (its own reading: prepared for EXPLAIN QUERY PLAN, never
         run, not checked), asked of an authorizer that records them, on a connection of its own."""
@@ -367,16 +500,26 @@ class SqliteEngine:
         max_rows: int,
         timeout_s: float,
         cancel: CancelHandle | None,
+        budget_s: float | None = None,
         fingerprint: ResultFingerprint | None = None,
     ) -> RawResult:
-        """Run ``sql`` on a pooled connection, stopped at ``timeout_s`` (or when ``cancel`` fires)."""
+        """Run ``sql`` on a pooled connection; with ``budget_s`` below ``timeout_s``, a statement still
+        running at the budget is stopped and ``_OverBudget`` raised instead of the timeout error."""
         conn = self._acquire()
         running = conn.running
         run_id = conn.run_id
+        budgeted = budget_s is not None and budget_s < timeout_s
+        limit_s = budget_s if budgeted and budget_s is not None else timeout_s
         started = time.monotonic()
-        running.deadline = started + timeout_s
+        running.deadline = started + limit_s
         # Backstop for a single long VM step (e.g. a huge LIKE) that the progress handler can't see.
-        disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
+        disarm: Callable[[], None] | None = None
+        if budgeted:
+            _INLINE_WATCH.last = started
+            if not _INLINE_WATCH.armed:
+                _INLINE_WATCH.arm()
+        else:
+            disarm = WATCHDOG.schedule(timeout_s + 0.25, partial(conn.stop, run_id, cancel=False))
         if cancel is not None:
             cancel.bind(partial(conn.stop, run_id, cancel=True))
         conn.description = conn.refused = conn.denied_call = None
@@ -400,6 +543,8 @@ class SqliteEngine:
             raise self._out_of_memory("SQLite ran out of memory") from exc
         except apsw.Error as exc:
             timed_out = time.monotonic() >= running.deadline
+            if budgeted and not running.stop and _interrupted(exc):
+                raise _OverBudget from exc
             if (
                 conn.denied_call is not None
             ):  # the authorizer refused a function (SQLite says "not authorized")
@@ -408,7 +553,8 @@ class SqliteEngine:
                 exc, timeout_s, timed_out=timed_out, cancelled=running.stop, conn=conn
             ) from exc
         finally:
-            disarm()
+            if disarm is not None:
+                disarm()
             if cancel is not None:
                 cancel.unbind()
             self._release(conn)
