@@ -470,11 +470,12 @@ def render_stages(work: Path, n: int) -> str:
             lines.append(f"| {server} | total ({len(same)} calls) | {pct(total, 0.5):.1f} |")
     lines += [
         "",
-        "Steps: `validate` is the SDK's argument validation, `executor` the executor call (guard verdict, "
-        "inline budget), `acquire` taking a pooled connection (heap limit, the check that the file was not "
-        "replaced), `execute` to `fetch>` the statement itself, `fetch` the rows under the memory bound (the "
-        "floor: `execute` then iterating the cursor), `fetch<` to `shape>` releasing the connection and the column types, `shape` the "
-        "character cap and the result's JSON, `tool_result` the `CallToolResult` and its text, `json<` its "
+        "Steps: `validate` is the SDK's argument validation, `executor` the executor call (the guard's verdict, "
+        "the inline budget), `acquire` taking a pooled connection (heap limit, the "
+        "check that the file was not replaced), `execute` to `fetch>` the statement itself, `fetch` the rows "
+        "under the memory bound (the floor: `execute` then iterating the cursor), `fetch<` to `shape>` "
+        "releasing the connection and the column types, `shape` the character cap, `dump` the result's JSON "
+        "(the model's own `model_dump`), `tool_result` the `CallToolResult` and its text, `json<` its "
         "serialization.",
     ]
     return "\n".join(lines) + "\n"

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mcp_server.cli import main as cli  # noqa: E402
-from mcp_server.core.results import column, result_json  # noqa: E402
+from mcp_server.core.results import QueryResult  # noqa: E402
 from mcp_server.db import executor  # noqa: E402
 from mcp_server.db.engines import sqlite  # noqa: E402
 from mcp_server.db.executor import Executor  # noqa: E402
@@ -116,8 +116,14 @@ async def floor_run_json_async(
     rows = list(islice(cur, (max_rows or self.settings.max_rows) + 1))
     if _stages is not None:
         MARKS.append(("fetch<", time.perf_counter()))
-    columns = [column(name, None) for name in names]
-    return result_json(columns, list(map(list, rows)), False, 0.0)
+    columns = [{"name": name, "type": None} for name in names]
+    return {
+        "columns": columns,
+        "rows": list(map(list, rows)),
+        "row_count": len(rows),
+        "truncated": False,
+        "elapsed_ms": 0.0,
+    }
 
 
 FLOOR_CONNECTIONS: dict[str, Any] = {}
@@ -130,7 +136,8 @@ if _stages is not None:
     if not FLOOR:
         _staged(sqlite.SqliteEngine, "_acquire", "acquire")
         _staged(sqlite, "_fetch_bounded", "fetch")
-        _staged(executor, "cap_json", "shape")
+        _staged(executor, "cap_result", "shape")
+        _staged(QueryResult, "to_json_dict", "dump")
 
 if __name__ == "__main__":
     sys.exit(cli.main())

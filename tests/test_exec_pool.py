@@ -1,6 +1,6 @@
 """The shared SQL process pool and result cache (``mcp_server.db.exec_pool``, ``mcp_server.db.result_cache``)
-on a real SQLite copy of Spider's concert_singer (6 singers): chunked tasks, the task that hangs
-or crashes a worker is the one reported, streaming submission, and the on-disk cache."""
+on a real SQLite copy of Spider's concert_singer (6 singers): the task that hangs or crashes a worker is
+the one reported and the others go on, submissions, and the on-disk cache."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def rows_of(out: ExecOutcome | TaskFailed) -> object:
 
 
 def test_the_task_that_hangs_is_the_one_timed_out(db):
-    # One worker, one chunk holding the runaway between finished tasks: the hard deadline (1 s,
-    # shorter than the engine's 60 s) must blame the runaway, not the chunk's first task.
+    # One worker, the runaway between tasks that finish: the hard deadline (1 s, shorter than the
+    # engine's 60 s) must blame the runaway, and its replacement must serve the tasks after it.
     jobs = [ExecJob(db, COUNT), ExecJob(db, COUNT), ExecJob(db, RUNAWAY), ExecJob(db, COUNT)]
     with ExecutionPool(workers=1, timeout_s=60.0, deadline_s=1.0) as pool:
         out = pool.run(jobs)
@@ -76,7 +76,7 @@ def test_a_crashed_worker_fails_only_its_task(db):
         assert pool.killed == 1
 
 
-def test_streamed_submission_matches_serial_and_reports_as_it_goes(db):
+def test_submission_matches_serial_and_reports_each_result(db):
     jobs = [ExecJob(db, f"SELECT count(*) FROM singer WHERE age > {a}") for a in range(20, 60, 2)]
     jobs.append(ExecJob(db, "SELECT nope FROM singer"))
     seen: list[int] = []

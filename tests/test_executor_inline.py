@@ -21,7 +21,7 @@ from mcp_server.core.errors import QueryFailed
 from mcp_server.core.results import QueryResult
 from mcp_server.db.engines import sqlite as sqlite_engine
 from mcp_server.db.engines.sqlite import SqliteEngine, inline_safe
-from mcp_server.db.executor import Executor
+from mcp_server.db.executor import INLINE_BUDGET_S, Executor
 from mcp_server.protocol.server import build_server
 from mcp_server.sql import guard
 
@@ -181,6 +181,28 @@ async def test_value_building_statements_never_run_inline(db: Path, sql: str) ->
     result = await ex.run_async("concert_singer", sql)
     assert verdict(ex, sql) == [-1, 0]
     assert result.rows == ex.run("concert_singer", sql).rows
+
+
+@pytest.mark.parametrize("form", ["run_async", "run_json_async"])
+async def test_timeout_through_both_async_forms(db: Path, form: str) -> None:
+    ex = make(db, INLINE_BUDGET_S, timeout_s=0.5)
+    with pytest.raises(QueryFailed) as info:
+        await getattr(ex, form)("concert_singer", UNBOUNDED)
+    assert info.value.error.kind == "timeout" and "0.5 s" in info.value.error.message
+    assert (await ex.run_async("concert_singer", "SELECT 1")).rows == [[1]]
+
+
+async def test_cancelling_the_tool_form_stops_the_engine(db: Path) -> None:
+    ex = make(db, INLINE_BUDGET_S, timeout_s=60)
+    engine = ex.registry.engine("concert_singer")
+    assert isinstance(engine, SqliteEngine)
+    with anyio.move_on_after(0.3) as scope:
+        await ex.run_json_async("concert_singer", UNBOUNDED)
+    assert scope.cancelled_caught
+    with anyio.fail_after(5):  # the worker thread's statement was interrupted, not left running
+        while engine._active:
+            await anyio.sleep(0.01)
+    assert (await ex.run_json_async("concert_singer", "SELECT 1"))["rows"] == [[1]]
 
 
 def test_a_late_stop_does_not_hit_the_next_statement(db: Path) -> None:

@@ -21,7 +21,6 @@ __all__ = [
     "QueryResult",
     "column",
     "json_safe",
-    "result_json",
     "safe_integers",
 ]
 
@@ -77,26 +76,8 @@ class QueryResult(BaseModel):
     )
 
     def to_json_dict(self) -> dict[str, Any]:
-        """``model_dump(mode="json", by_alias=True)`` without the generic pass: rows are already JSON-safe."""
-        return result_json(self.columns, self.rows, self.truncated, self.elapsed_ms, self.row_count)
-
-
-def result_json(
-    columns: list[Column],
-    rows: list[list[JSONValue]],
-    truncated: bool,
-    elapsed_ms: float,
-    row_count: int | None = None,
-) -> dict[str, Any]:
-    """A :class:`QueryResult`'s JSON form from its parts (``rows`` already JSON-safe; ``row_count``
-    defaults to their number)."""
-    return {
-        "columns": [{"name": c.name, "type": c.type} for c in columns],
-        "rows": rows,
-        "row_count": len(rows) if row_count is None else row_count,
-        "truncated": truncated,
-        "elapsed_ms": elapsed_ms,
-    }
+        """The result as the ``execute_sql`` tool sends it (``raw_rows`` left out)."""
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def _unsafe(value: object) -> bool:

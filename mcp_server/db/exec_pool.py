@@ -1,21 +1,20 @@
 """Worker processes that run SQL through the guarded executor, so a hung query never stalls the caller.
 
 Each worker keeps one :class:`~mcp_server.db.executor.Executor` per database target (connections stay
-open between tasks) and runs statements read-only with the engine's own timeout. Tasks go out in
-chunks, at most two in flight per worker (a worker never waits for its next chunk), and come back a
-chunk per message. The parent enforces a hard deadline per task on top of the engine's timeout: each
-worker publishes in shared memory which task it runs since when, so a worker that overruns a task
-(a hung engine) or dies (a crashed engine) is killed and replaced, that very task is reported as a
-``timeout`` (or ``execution`` error), and the worker's other unanswered tasks go to the next one.
+open between tasks) and runs statements read-only with the engine's own timeout. Tasks go out in chunks
+and come back one answer per task. The parent enforces a hard deadline per task on top of the engine's
+timeout, so a worker that overruns its task (a hung engine) or dies (a crashed engine) is killed and
+replaced, that task is reported as a ``timeout`` (or ``execution`` error), and the tasks queued behind it
+go to the replacement.
 
-Three entry points, one mechanism:
+Entry points, one mechanism:
 
 * ``run(jobs)``: one :class:`ExecOutcome` per :class:`ExecJob` (a statement on a database), in order;
 * ``map(func, items)``: ``func(ctx, item)`` in the workers, where ``ctx`` is the worker's
   :class:`WorkerContext` (its executors and per-process resources such as a result cache), for
   callers that do more than execute (compare results where the rows are, time repeated runs);
-* ``submit(func)``: a :class:`Submission` the caller adds tasks to one by one while it goes on
-  working (parsing the next completion, say), then collects; workers start on the first chunk.
+* ``submit(func)``: a :class:`Submission` the caller adds tasks to one by one, then runs with
+  ``results()``.
 
 :class:`SerialPool` has the same interface, run in the calling process (tests, small runs, the
 benchmark's baseline): engine timeouts only, no hard deadline.
@@ -23,11 +22,9 @@ benchmark's baseline): engine timeouts only, no hard deadline.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import multiprocessing as mp
-import os
 import pickle
 import sys
 import threading
@@ -58,12 +55,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_CHUNK = 32  # most tasks sent to a worker in one message
+_BUSY_SEND_BYTES = 16 * 1024  # largest chunk sent to a worker that is still busy (see ExecutionPool._feed)
+
 T = TypeVar("T")
 R = TypeVar("R")
 Func = Callable[["WorkerContext", T], R]
-
-_PREFETCH_BYTES = 16 * 1024  # largest chunk sent to a worker that is still busy
-_STREAM_CHUNK = 4  # tasks per chunk while the caller is still adding
 
 
 @dataclass(frozen=True)
@@ -114,8 +111,8 @@ class WorkerContext:
     """One process's executors (one per database target, built on first use) and resources.
 
     ``resource(key, factory)`` keeps one object per key for the life of the process (a result
-    cache, say); those with a ``flush()`` method are flushed whenever the worker runs out of work,
-    and those with ``close()`` are closed with the context.
+    cache, say); those with a ``flush()`` method are flushed by :meth:`flush` (a serial pool's after
+    each ``map``) and when the context closes, and those with ``close()`` are closed with it.
     """
 
     def __init__(self, limits: _Limits) -> None:
@@ -167,19 +164,15 @@ class WorkerContext:
             self._resources[key] = factory()
         return self._resources[key]  # type: ignore[no-any-return]
 
-    def buffers(self) -> bool:
-        """Whether some resource has a ``flush()`` (for :meth:`idle`)."""
-        return any(callable(getattr(r, "flush", None)) for r in self._resources.values())
-
-    def idle(self) -> None:
-        """Out of work: flush resources that buffer writes."""
+    def flush(self) -> None:
+        """Flush resources that buffer writes."""
         for res in self._resources.values():
             flush = getattr(res, "flush", None)
             if callable(flush):
                 flush()
 
     def close(self) -> None:
-        self.idle()
+        self.flush()
         for res in self._resources.values():
             close = getattr(res, "close", None)
             if callable(close):
@@ -206,84 +199,54 @@ def _call(func: Func[T, R], ctx: WorkerContext, item: T) -> tuple[bool, R | str]
         return False, f"{type(exc).__name__}: {exc}"
 
 
-class Submission(ABC, Generic[T, R]):
-    """Tasks handed to a pool one by one (``add``) while the caller goes on with other work; the
-    pool runs them meanwhile and ``results()`` waits for the rest. Use it as a context manager: a
-    submission left unfinished (an exception) is cancelled and its workers replaced."""
+class Submission(Generic[T, R]):
+    """Tasks handed over one by one (``add``) and run together by ``results()``, for a caller that
+    finds its tasks while it works (parsing completions, say). Usable as a context manager."""
 
-    def __init__(self, func: Func[T, R], on_result: OnResult[R]) -> None:
-        self.func = func
-        self.on_result = on_result
+    def __init__(
+        self, pool: _PoolBase, func: Func[T, R], deadline: Deadline[T], on_result: OnResult[R]
+    ) -> None:
+        self._pool = pool
+        self._func = func
+        self._deadline = deadline
+        self._on_result = on_result
         self.items: list[T] = []
-        self._results: list[R | TaskFailed | None] = []
-        self.left = 0
+        self._results: list[R | TaskFailed] | None = None
 
     def add(self, item: T) -> int:
         """Queue one task; returns its index in ``results()``."""
-        index = self._put(item)
-        self._pump()
-        return index
+        if self._results is not None:
+            raise RuntimeError("this submission is finished")
+        self.items.append(item)
+        return len(self.items) - 1
 
     def extend(self, items: Sequence[T]) -> None:
         for item in items:
-            self._put(item)
-        self._pump()
-
-    def _put(self, item: T) -> int:
-        self.items.append(item)
-        self._results.append(None)
-        self.left += 1
-        return len(self.items) - 1
-
-    def _pump(self) -> None:
-        """Let the pool start on what is queued."""
-
-    def done(self, index: int, result: R | TaskFailed) -> None:
-        self._results[index] = result
-        self.left -= 1
-        if self.on_result is not None:
-            self.on_result(index, result)
+            self.add(item)
 
     def results(self) -> list[R | TaskFailed]:
-        """Every task's result, in order (waits for those still running)."""
-        self._finish()
-        return [r if r is not None else TaskFailed("execution", "no result") for r in self._results]
+        """Every task's result, in order (runs those not run yet)."""
+        if self._results is None:
+            self._results = self._pool.map(
+                self._func, self.items, deadline_s=self._deadline, on_result=self._on_result
+            )
+        return self._results
 
     def outcomes(self: Submission[ExecJob, ExecOutcome]) -> list[ExecOutcome]:
         """``results()`` of :func:`execute_job` tasks, failures as unsuccessful outcomes."""
         return _as_outcomes(self.results())
 
-    @abstractmethod
-    def _finish(self) -> None: ...
-
-    def _cancel(self) -> None:
-        """Release the pool without waiting for the results."""
-
     def __enter__(self) -> Submission[T, R]:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._cancel()
+        """Nothing runs before ``results()``: a submission left unfinished costs nothing."""
 
 
 class _PoolBase(ABC):
-    """``map`` and ``run`` on top of a pool's ``submit``."""
+    """``map``, ``run`` and ``submit`` on top of a pool's ``_map``."""
 
     deadline_s = math.inf
-
-    def submit(
-        self, func: Func[T, R], *, deadline_s: Deadline[T] = None, on_result: OnResult[R] = None
-    ) -> Submission[T, R]:
-        """Start a submission: tasks added to it run while the caller goes on (in a process pool,
-        which it holds until its ``results()`` or the end of its ``with``)."""
-        limit = deadline_s if deadline_s is not None else self.deadline_s
-        deadline = limit if callable(limit) else (lambda _item: float(limit))
-        return self._open(func, deadline, on_result)
-
-    @abstractmethod
-    def _open(
-        self, func: Func[T, R], deadline: Callable[[T], float], on_result: OnResult[R]
-    ) -> Submission[T, R]: ...
 
     def map(
         self,
@@ -299,33 +262,28 @@ class _PoolBase(ABC):
         tasks that run several statements; ``on_result(index, result)`` is called in this process
         as results arrive.
         """
-        with self.submit(func, deadline_s=deadline_s, on_result=on_result) as sub:
-            sub.extend(items)
-            return sub.results()
+        limit = deadline_s if deadline_s is not None else self.deadline_s
+        deadline = limit if callable(limit) else (lambda _item: float(limit))
+        return self._map(func, items, deadline, on_result)
+
+    @abstractmethod
+    def _map(
+        self,
+        func: Func[T, R],
+        items: Sequence[T],
+        deadline: Callable[[T], float],
+        on_result: OnResult[R],
+    ) -> list[R | TaskFailed]: ...
+
+    def submit(
+        self, func: Func[T, R], *, deadline_s: Deadline[T] = None, on_result: OnResult[R] = None
+    ) -> Submission[T, R]:
+        """A :class:`Submission`: tasks added one by one, run by its ``results()``."""
+        return Submission(self, func, deadline_s, on_result)
 
     def run(self, jobs: Sequence[ExecJob]) -> list[ExecOutcome]:
         """Execute each job; a job whose worker missed the deadline is a ``timeout`` outcome."""
-        with self.submit(execute_job) as sub:
-            sub.extend(jobs)
-            return sub.outcomes()
-
-
-class _SerialSubmission(Submission[T, R]):
-    def __init__(self, ctx: WorkerContext, func: Func[T, R], on_result: OnResult[R]) -> None:
-        super().__init__(func, on_result)
-        self.ctx = ctx
-
-    def _put(self, item: T) -> int:
-        index = super()._put(item)
-        ok, value = _call(self.func, self.ctx, item)
-        self.done(index, value if ok else TaskFailed("execution", value))  # type: ignore[arg-type]
-        return index
-
-    def _finish(self) -> None:
-        self.ctx.idle()
-
-    def _cancel(self) -> None:
-        self.ctx.idle()
+        return _as_outcomes(self.map(execute_job, jobs))
 
 
 class SerialPool(_PoolBase):
@@ -339,10 +297,23 @@ class SerialPool(_PoolBase):
         self._limits = _Limits(timeout_s, max_rows, max_chars)
         self.context = WorkerContext(self._limits)
 
-    def _open(
-        self, func: Func[T, R], deadline: Callable[[T], float], on_result: OnResult[R]
-    ) -> Submission[T, R]:
-        return _SerialSubmission(self.context, func, on_result)  # tasks run as they are added
+    def _map(
+        self,
+        func: Func[T, R],
+        items: Sequence[T],
+        deadline: Callable[[T], float],
+        on_result: OnResult[R],
+    ) -> list[R | TaskFailed]:
+        results: list[R | TaskFailed] = []
+        try:
+            for index, item in enumerate(items):
+                ok, value = _call(func, self.context, item)
+                results.append(value if ok else TaskFailed("execution", value))  # type: ignore[arg-type]
+                if on_result is not None:
+                    on_result(index, results[-1])
+        finally:
+            self.context.flush()
+        return results
 
     def close(self) -> None:
         self.context.close()
@@ -368,22 +339,13 @@ def fork_is_safe() -> bool:
     return threading.active_count() == 1 and "torch" not in sys.modules
 
 
-def _worker_main(conn: Connection, limits: _Limits, beat: Any) -> None:
-    """Answer each chunk ``(func, [(task id, item), ...])`` with ``[(task id, ok, result), ...]``.
-
-    ``beat`` (shared memory) says which task runs since when: ``[task id, start]``, the start
-    zeroed while the id changes, so the parent can time out the very task that hangs.
-    """
-    if hasattr(os, "SCHED_BATCH"):
-        # woken by a new chunk, a batch-class worker does not preempt the parent that sent it
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+def _worker_main(conn: Connection, limits: _Limits) -> None:
+    """Answer each task of each chunk ``(func, [item, ...])`` with its own ``(ok, result or error
+    message)``, in order, until ``None``: the parent knows which task runs from the answers."""
     ctx = WorkerContext(limits)
     conn.send("ready")
     try:
         while True:
-            if ctx.buffers() and not conn.poll(0):
-                ctx.idle()
             try:
                 msg = conn.recv()
             except EOFError:
@@ -391,19 +353,14 @@ def _worker_main(conn: Connection, limits: _Limits, beat: Any) -> None:
             if msg is None:
                 return
             func, chunk = msg
-            replies = []
-            for task_id, item in chunk:
-                beat[1] = 0.0
-                beat[0] = task_id
-                beat[1] = time.monotonic()
-                replies.append((task_id, *_call(func, ctx, item)))
-            try:
-                conn.send(replies)
-            except (BrokenPipeError, OSError):
-                return
-            except Exception as exc:  # an unpicklable result
-                why = f"result not transferable: {type(exc).__name__}: {exc}"
-                conn.send([(task_id, False, why) for task_id, _ in chunk])
+            for item in chunk:
+                reply = _call(func, ctx, item)
+                try:
+                    conn.send(reply)
+                except (BrokenPipeError, OSError):
+                    return
+                except Exception as exc:  # an unpicklable result
+                    conn.send((False, f"result not transferable: {type(exc).__name__}: {exc}"))
     finally:
         ctx.close()
 
@@ -411,28 +368,16 @@ def _worker_main(conn: Connection, limits: _Limits, beat: Any) -> None:
 class _Worker:
     def __init__(self, ctx: Any, limits: _Limits) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.beat = ctx.RawArray("d", [-1.0, 0.0])
-        self.proc = ctx.Process(target=_worker_main, args=(child, limits, self.beat), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, limits), daemon=True)
         self.proc.start()
         child.close()
-        self.inflight: deque[list[int]] = deque()  # chunks of task ids, sent and unanswered, in order
-        self.since = 0.0  # when the worker became busy with inflight[0] (as far as the parent knows)
+        self.inflight: deque[int] = deque()  # task indices sent and not answered, the running one first
+        self.since = 0.0  # when the running task started, as far as the parent knows (no earlier)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         if not self.conn.poll(timeout_s) or self.conn.recv() != "ready":
             self.kill()
             raise RuntimeError(f"SQL worker did not start within {timeout_s:.0f}s")
-
-    def current(self) -> tuple[int, float]:
-        """The task the worker runs and since when, from its beat; the oldest unanswered one (and
-        when it was sent or the last answer came) when the beat names none of them."""
-        while True:
-            started, task_id, again = self.beat[1], self.beat[0], self.beat[1]
-            if started == again:
-                break
-        if started and any(int(task_id) in c for c in self.inflight):
-            return int(task_id), started
-        return self.inflight[0][0], self.since
 
     def kill(self) -> None:
         self.proc.kill()
@@ -440,76 +385,19 @@ class _Worker:
         self.conn.close()
 
 
-class _PoolSubmission(Submission[T, R]):
-    """The parent's book-keeping for one submission; task ids are ``base + index``."""
-
-    def __init__(
-        self,
-        pool: ExecutionPool,
-        func: Func[T, R],
-        deadline: Callable[[T], float],
-        on_result: OnResult[R],
-    ) -> None:
-        super().__init__(func, on_result)
-        self.pool = pool
-        self.base = pool._next_id
-        self.deadline = deadline
-        self.queue: deque[int] = deque()  # task ids not sent yet
-        self.finishing = False
-        self.released = False
-
-    def _put(self, item: T) -> int:
-        if self.released:
-            raise RuntimeError("this submission is finished")
-        index = super()._put(item)
-        self.queue.append(self.base + index)
-        return index
-
-    def _pump(self) -> None:
-        if len(self.queue) >= _STREAM_CHUNK:
-            self.pool._step(self, block=False)  # workers start while the caller adds more
-
-    def chunk(self) -> int:
-        """About two chunks per worker for what is queued; small ones only once all is added."""
-        size = min(32, math.ceil(len(self.queue) / (self.pool.num_workers * 2)))
-        return max(1 if self.finishing else _STREAM_CHUNK, size)
-
-    def limit(self, task_id: int) -> float:
-        return self.deadline(self.items[task_id - self.base])
-
-    def done_task(self, task_id: int, result: R | TaskFailed) -> None:
-        self.done(task_id - self.base, result)
-
-    def _finish(self) -> None:
-        self.finishing = True
-        try:
-            while self.left:
-                self.pool._step(self, block=True)
-        finally:
-            self._cancel()
-
-    def _cancel(self) -> None:
-        if self.released:
-            return
-        self.released = True
-        pool = self.pool
-        try:
-            pool._next_id = self.base + len(self.items)
-            for w in list(pool._workers):  # unfinished: stale answers must not reach a later submission
-                if w.inflight:
-                    pool._replace(w, failed=False)
-        finally:
-            pool._lock.release()
-
-
 class ExecutionPool(_PoolBase):
     """A fixed set of worker processes executing SQL with engine timeouts plus a hard deadline.
 
-    ``run(jobs)`` / ``map(func, items)`` return one result per task, in order; ``submit(func)``
-    takes tasks one by one while the caller works. Thread-safe (one submission at a time). Use as a
-    context manager or call :meth:`close`. Workers are forked when that is safe
-    (:func:`fork_is_safe`: a single-threaded parent without torch) and spawned otherwise, so a
-    script using the pool needs the usual ``if __name__ == "__main__":`` guard.
+    ``run(jobs)`` / ``map(func, items)`` return one result per task, in order. Tasks go to a worker in
+    chunks, the next chunk sent while it still works on the last one, and come back one answer per task,
+    so the parent always knows which task a worker runs. A worker still on a task at that task's deadline
+    (a hung engine), counted from its previous answer, is killed and replaced and the task reported as a
+    ``timeout``; a worker that dies (a crashed engine) fails its running task as an ``execution`` error;
+    either way the tasks queued behind it go to the replacement. Thread-safe (one ``map`` at a time).
+    Use as a context manager or call :meth:`close`. Workers are forked when that is safe
+    (:func:`fork_is_safe`: a single-threaded parent without torch; a spawned worker's start-up, ~0.5-1.5 s
+    on a busy 2-core machine, would be most of a short evaluation run) and spawned otherwise, so a script
+    using the pool needs the usual ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(
@@ -535,7 +423,6 @@ class ExecutionPool(_PoolBase):
         self._limits = _Limits(timeout_s, max_rows, max_chars)
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
-        self._next_id = 0
         self.killed = 0  # workers replaced after missing the hard deadline or dying
 
     def _start(self) -> _Worker:
@@ -550,98 +437,97 @@ class ExecutionPool(_PoolBase):
         for w in fresh:  # started together, awaited together
             w.wait_ready()
 
-    def _open(
-        self, func: Func[T, R], deadline: Callable[[T], float], on_result: OnResult[R]
-    ) -> Submission[T, R]:
-        self._lock.acquire()
-        try:
+    def _map(
+        self,
+        func: Func[T, R],
+        items: Sequence[T],
+        deadline: Callable[[T], float],
+        on_result: OnResult[R],
+    ) -> list[R | TaskFailed]:
+        results: list[R | TaskFailed | None] = [None] * len(items)
+
+        def done(index: int, result: R | TaskFailed) -> None:
+            results[index] = result
+            if on_result is not None:
+                on_result(index, result)
+
+        def fail(slot: int, kind: str, message: str) -> None:
+            """The slot's running task fails; its worker is replaced, its other tasks go back to the queue."""
+            w = self._workers[slot]
+            index = w.inflight.popleft()
+            todo.extendleft(reversed(w.inflight))
+            self._replace(slot)
+            done(index, TaskFailed(kind, message))
+
+        todo = deque(range(len(items)))
+        with self._lock:
             self._ensure_started()
-        except BaseException:
-            self._lock.release()
-            raise
-        return _PoolSubmission(self, func, deadline, on_result)
+            try:
+                while True:
+                    for slot in range(len(self._workers)):
+                        self._feed(slot, func, items, todo)
+                    busy = [slot for slot, w in enumerate(self._workers) if w.inflight]
+                    if not busy:
+                        break
+                    due = {
+                        s: self._workers[s].since + deadline(items[self._workers[s].inflight[0]])
+                        for s in busy
+                    }
+                    by_conn = {self._workers[s].conn: s for s in busy}
+                    for conn in wait(list(by_conn), timeout=max(0.0, min(due.values()) - time.monotonic())):
+                        slot = by_conn[conn]
+                        w = self._workers[slot]
+                        try:
+                            while w.inflight and w.conn.poll():
+                                ok, value = w.conn.recv()
+                                index = w.inflight.popleft()
+                                w.since = time.monotonic()
+                                done(index, value if ok else TaskFailed("execution", value))
+                        except (EOFError, OSError) as exc:
+                            fail(slot, "execution", f"worker died: {exc!r}")
+                    now = time.monotonic()
+                    for slot in busy:
+                        w = self._workers[slot]
+                        if w.inflight and w.since + deadline(items[w.inflight[0]]) <= now:
+                            limit = deadline(items[w.inflight[0]])
+                            log.warning("SQL pool: killing a worker stuck past %.1fs", limit)
+                            fail(slot, "timeout", f"no answer within {limit:.1f}s; worker killed")
+            finally:
+                for slot, w in enumerate(self._workers):
+                    if w.inflight:  # abandoned (the caller's on_result raised): no stale answer may come back
+                        self._replace(slot, failed=False)
+        return [r if r is not None else TaskFailed("execution", "no result") for r in results]
 
-    def _step(self, sub: _PoolSubmission[T, R], *, block: bool) -> None:
-        """Take the workers' answers, send them what they can take, and (when ``block``) wait for
-        the next answer, until the next deadline at most, replacing workers past their deadline."""
-        for w in self._workers:
-            if w.inflight and w.conn.poll():
-                self._receive(w, sub)
-        for w in list(self._workers):
-            if sub.queue and len(w.inflight) < 2:
-                self._send(w, sub)
-        busy = [w for w in self._workers if w.inflight]
-        if not block or not busy:
+    def _feed(self, slot: int, func: Func[T, R], items: Sequence[T], todo: deque[int]) -> None:
+        """Send the worker a chunk of tasks while it holds at most one chunk's worth, so it never waits
+        for the parent between tasks (one message per chunk, not per task: a message per task cost an
+        evaluation run more CPU than its statements). A large chunk waits until the worker is idle (a
+        worker blocked sending a large answer could not read it, and the parent would block sending it)."""
+        w = self._workers[slot]
+        size = max(1, min(_CHUNK, math.ceil(len(todo) / (2 * len(self._workers)))))
+        if not todo or len(w.inflight) > size:
             return
-        due = {}
-        for w in busy:
-            task_id, since = w.current()
-            due[w] = since + sub.limit(task_id)
-        timeout = max(0.0, min(due.values()) - time.monotonic())
-        if len(busy) == 1:
-            if busy[0].conn.poll(timeout):
-                self._receive(busy[0], sub)
-        else:
-            by_conn = {w.conn: w for w in busy}
-            for conn in wait(list(by_conn), timeout=timeout):
-                self._receive(by_conn[conn], sub)
-        for w in busy:
-            if not w.inflight or due[w] > time.monotonic():
-                continue
-            task_id, since = w.current()
-            limit = sub.limit(task_id)
-            if since + limit <= time.monotonic():
-                log.warning("SQL pool: killing a worker stuck past %.1fs", limit)
-                self._fail(w, sub, task_id, "timeout", f"no answer within {limit:.1f}s; worker killed")
-
-    def _send(self, w: _Worker, sub: _PoolSubmission[T, R]) -> None:
-        take = [sub.queue.popleft() for _ in range(min(sub.chunk(), len(sub.queue)))]
-        msg = (sub.func, [(i, sub.items[i - sub.base]) for i in take])
-        data = pickle.dumps(msg, pickle.HIGHEST_PROTOCOL)
-        if w.inflight and len(data) > _PREFETCH_BYTES:
-            # A busy worker may be blocked sending a large answer: a large chunk could fill the
-            # socket both ways. It waits until the worker is idle (then reading, never writing).
-            sub.queue.extendleft(reversed(take))
+        take = [todo.popleft() for _ in range(min(size, len(todo)))]
+        data = pickle.dumps((func, [items[i] for i in take]), pickle.HIGHEST_PROTOCOL)
+        if w.inflight and len(data) > _BUSY_SEND_BYTES:
+            todo.extendleft(reversed(take))
             return
         try:
             w.conn.send_bytes(data)
-        except (BrokenPipeError, OSError):
-            sub.queue.extendleft(reversed(take))
-            self._replace(w, failed=False)
+        except (BrokenPipeError, OSError):  # it died: its replacement takes its tasks
+            todo.extendleft(reversed([*w.inflight, *take]))
+            self._replace(slot)
             return
         if not w.inflight:
             w.since = time.monotonic()
-        w.inflight.append(take)
+        w.inflight.extend(take)
 
-    def _receive(self, w: _Worker, sub: _PoolSubmission[T, R]) -> None:
-        """Take every answer the worker has sent so far (one message per chunk)."""
-        try:
-            while w.inflight and w.conn.poll():
-                replies = w.conn.recv()
-                if [r[0] for r in replies] != w.inflight[0]:
-                    raise RuntimeError("SQL pool: a worker answered tasks it was not given")
-                w.inflight.popleft()
-                w.since = time.monotonic()
-                for task_id, ok, value in replies:
-                    sub.done_task(task_id, value if ok else TaskFailed("execution", value))
-        except (EOFError, OSError) as exc:
-            task_id, _ = w.current()
-            self._fail(w, sub, task_id, "execution", f"worker died: {exc!r}")
-
-    def _fail(self, w: _Worker, sub: _PoolSubmission[T, R], task_id: int, kind: str, message: str) -> None:
-        """``task_id`` fails; the worker's other unanswered tasks go back to the queue."""
-        rest = [t for c in w.inflight for t in c if t != task_id]
-        sub.queue.extendleft(reversed(rest))
-        self._replace(w)
-        sub.done_task(task_id, TaskFailed(kind, message))
-
-    def _replace(self, w: _Worker, *, failed: bool = True) -> None:
+    def _replace(self, slot: int, *, failed: bool = True) -> None:
+        """A fresh worker in ``slot`` (the old one's unanswered tasks are the caller's to requeue)."""
         self.killed += int(failed)
-        w.inflight.clear()
-        w.kill()
-        i = self._workers.index(w)
-        self._workers[i] = self._start()
-        self._workers[i].wait_ready()
+        self._workers[slot].kill()
+        self._workers[slot] = self._start()
+        self._workers[slot].wait_ready()
 
     def close(self) -> None:
         with self._lock:

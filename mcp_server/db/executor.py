@@ -23,13 +23,13 @@ import anyio
 import anyio.to_thread
 
 from mcp_server.core.config import DatabaseConfig, GuardSettings
-from mcp_server.core.results import JSONValue, QueryResult, json_safe, result_json
+from mcp_server.core.results import JSONValue, QueryResult, json_safe
 from mcp_server.db.cancellation import run_in_thread
 from mcp_server.db.engines.base import CancelHandle, RawResult, ResultFingerprint, timeout_error
 from mcp_server.db.registry import Registry
 from mcp_server.sql import guard
 
-__all__ = ["INLINE_BUDGET_S", "Executor", "cap_json", "cap_result", "cap_rows"]
+__all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
 
 _ELLIPSIS = "…"
 INLINE_BUDGET_S = 0.002  # how long a statement may run on the event loop's thread before a worker takes over
@@ -99,10 +99,9 @@ def cap_result(raw: RawResult, max_chars: int) -> QueryResult:
     )
 
 
-def cap_json(raw: RawResult, max_chars: int) -> dict[str, Any]:
-    """``cap_result(raw, max_chars).to_json_dict()`` without building the model (the MCP tool's result)."""
-    rows, cut = _capped(raw, max_chars)
-    return result_json(raw.columns, rows, raw.truncated or cut, round(raw.elapsed_ms, 3))
+def _cap_json(raw: RawResult, max_chars: int) -> dict[str, Any]:
+    """``cap_result(raw, max_chars).to_json_dict()``: the ``execute_sql`` tool's structured result."""
+    return cap_result(raw, max_chars).to_json_dict()
 
 
 class Executor:
@@ -245,8 +244,8 @@ class Executor:
     async def run_json_async(
         self, database: str, sql: str, *, max_rows: int | None = None, timeout_s: float | None = None
     ) -> dict[str, Any]:
-        """``run_async(...).to_json_dict()``, built directly: the ``execute_sql`` tool's structured result."""
-        result: dict[str, Any] = await self._run_shaped(database, sql, max_rows, timeout_s, cap_json)
+        """``run_async(...).to_json_dict()``: the ``execute_sql`` tool's structured result."""
+        result: dict[str, Any] = await self._run_shaped(database, sql, max_rows, timeout_s, _cap_json)
         return result
 
     async def _run_shaped(
