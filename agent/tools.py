@@ -16,11 +16,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx2
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
@@ -84,7 +84,10 @@ async def connect(target: ServerTarget, *, timeout_s: float | None = None) -> As
             client = Client(target.parameters(), read_timeout_seconds=timeout_s, cache=None)
         else:
             headers = {"Authorization": f"Bearer {target.token}"} if target.token else None
-            http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+            # the MCP transports' own defaults (30 s, 300 s to read a response stream), built with httpx2's
+            # public API: the SDK's factory for them lives in a private module (mcp.shared._httpx_utils)
+            timeout = httpx2.Timeout(30.0, read=300.0)
+            http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=timeout))
             client = Client(
                 streamable_http_client(target.url, http_client=http),
                 read_timeout_seconds=timeout_s,
