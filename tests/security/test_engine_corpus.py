@@ -148,8 +148,11 @@ def sqlite_db(spider_copy: Callable[[str], Path]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("bypass_guard", [False, True], ids=["executor", "engine-only"])
-def test_sqlite_corpus(sqlite_db: Path, tmp_path: Path, bypass_guard: bool) -> None:
+@pytest.mark.parametrize("mode", ["executor", "engine-only", "validate"])
+def test_sqlite_corpus(sqlite_db: Path, tmp_path: Path, mode: str) -> None:
+    """The corpus through ``execute_sql``'s executor, through the engine alone (guard bypassed), and
+    through ``validate_sql``'s check, which must refuse what execution refuses."""
+    bypass_guard = mode == "engine-only"
     canary = CanaryFile.create(tmp_path / "canary")
     before = _sqlite_checksum(sqlite_db)
     executor = Executor(Registry.from_targets([f"sec={sqlite_db}"]), GuardSettings(timeout_s=5, max_rows=50))
@@ -157,6 +160,8 @@ def test_sqlite_corpus(sqlite_db: Path, tmp_path: Path, bypass_guard: bool) -> N
         if bypass_guard:
             engine = executor.registry.engine("sec")
             run: Callable[[str], object] = lambda sql: engine.execute(sql, max_rows=50, timeout_s=2)  # noqa: E731
+        elif mode == "validate":
+            run = lambda sql: executor.validate("sec", sql)  # noqa: E731
         else:
             run = lambda sql: executor.run("sec", sql)  # noqa: E731
         outcomes = _run_corpus("sqlite", run, canary, strict=not bypass_guard)
@@ -164,7 +169,7 @@ def test_sqlite_corpus(sqlite_db: Path, tmp_path: Path, bypass_guard: bool) -> N
         assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
     finally:
         executor.registry.close()
-    _report(f"sqlite ({'engine only, guard bypassed' if bypass_guard else 'executor'})", outcomes)
+    _report(f"sqlite ({mode})", outcomes)
     assert _sqlite_checksum(sqlite_db) == before, "SQLite database changed"
     canary.assert_untouched()
     _assert_no_strays()
@@ -199,8 +204,11 @@ def duckdb_db(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("bypass_guard", [False, True], ids=["executor", "engine-only"])
-def test_duckdb_corpus(duckdb_db: Path, tmp_path: Path, bypass_guard: bool) -> None:
+@pytest.mark.parametrize("mode", ["executor", "engine-only", "validate"])
+def test_duckdb_corpus(duckdb_db: Path, tmp_path: Path, mode: str) -> None:
+    """The corpus through ``execute_sql``'s executor, through the engine alone (guard bypassed), and
+    through ``validate_sql``'s check, which must refuse what execution refuses."""
+    bypass_guard = mode == "engine-only"
     canary = CanaryFile.create(tmp_path / "canary")
     before = _duckdb_checksum(duckdb_db)
     executor = Executor(Registry.from_targets([f"sec={duckdb_db}"]), GuardSettings(timeout_s=5, max_rows=50))
@@ -208,6 +216,8 @@ def test_duckdb_corpus(duckdb_db: Path, tmp_path: Path, bypass_guard: bool) -> N
         if bypass_guard:
             engine = executor.registry.engine("sec")
             run: Callable[[str], object] = lambda sql: engine.execute(sql, max_rows=50, timeout_s=2)  # noqa: E731
+        elif mode == "validate":
+            run = lambda sql: executor.validate("sec", sql)  # noqa: E731
         else:
             run = lambda sql: executor.run("sec", sql)  # noqa: E731
         outcomes = _run_corpus("duckdb", run, canary, strict=not bypass_guard)
@@ -215,7 +225,7 @@ def test_duckdb_corpus(duckdb_db: Path, tmp_path: Path, bypass_guard: bool) -> N
         assert executor.run("sec", "SELECT count(*) FROM canary").rows == [[len(CANARY_ROWS)]]
     finally:
         executor.registry.close()
-    _report(f"duckdb ({'engine only, guard bypassed' if bypass_guard else 'executor'})", outcomes)
+    _report(f"duckdb ({mode})", outcomes)
     assert _duckdb_checksum(duckdb_db) == before, "DuckDB database changed"
     canary.assert_untouched()
     _assert_no_strays()
@@ -362,6 +372,11 @@ def _server_corpus(url: str, kind: str, engine: str, tmp_path: Path, *, role: st
         harmless = _run_corpus(
             engine, lambda sql: executor.run("sec", sql), canary, strict=True, attacks=_harmless(engine)
         )
+        # validate_sql's check (guard + the engine's own reading, no execution) refuses the same
+        validated = _run_corpus(engine, lambda sql: executor.validate("sec", sql), canary, strict=True)
+        validated += _run_corpus(
+            engine, lambda sql: executor.validate("sec", sql), canary, strict=True, attacks=_harmless(engine)
+        )
         server = executor.registry.engine("sec")
         bypassed = _run_corpus(
             engine,
@@ -386,6 +401,7 @@ def _server_corpus(url: str, kind: str, engine: str, tmp_path: Path, *, role: st
         executor.registry.close()
     _report(f"{engine} (executor, {role})", outcomes + harmless)
     _report(f"{engine} (engine only, guard bypassed, {role})", bypassed)
+    _report(f"{engine} (validate, {role})", validated)
     assert _server_checksum(url, kind) == before, f"{engine} database changed"
     canary.assert_untouched()
     _assert_no_strays()
