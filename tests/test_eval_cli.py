@@ -267,7 +267,11 @@ def test_direct_mode_through_a_stdio_server(bird_layout: tuple[Path, Path], tmp_
     assert report["accuracy"]["total"]["count"] == 1
     assert report["results"][0]["generation_s"] > 0
     # the prompt the server used is recorded (SQL-R1's own, as asked, over the manifest's)
-    assert report["prompt"] == {"variants": ["sqlr1_inference"], "versions": ["sqlr1-paper-inference-v1"]}
+    assert report["prompt"] == {
+        "variants": ["sqlr1_inference"],
+        "versions": ["sqlr1-paper-inference-v1"],
+        "linked_prompts": 0,
+    }
     assert "prompt" in (out / "summary.md").read_text(encoding="utf-8")
 
 

@@ -98,6 +98,24 @@ def test_gpu_defaults_and_no_grammar_when_turned_off(chinook_copy: Path) -> None
     assert params.block == CodeBlock()  # reasons first (a GPU), ends at the block, with no grammar
 
 
+SQLR1_ANSWER = "<think>count the albums</think>\n<answer>\n```sql\nSELECT COUNT(*) FROM Album\n```\n</answer>"
+
+
+def test_sqlr1_prompts_keep_the_whole_schema_unless_linking_is_asked_for(chinook_copy: Path) -> None:
+    """SQL-R1's prompts show the whole schema by default (the text SQL-R1 and our training render,
+    docs/fidelity.md); linking them is an explicit setting."""
+    backend = DeviceBackend([SQLR1_ANSWER], device="cpu")
+    gen, db = _generator(chinook_copy, backend, link_above_chars=1000, prompt="sqlr1_inference")
+    assert gen.generate_sql(db, "Which tracks are on the Grunge playlist?").prompt.tables is None
+    ((prompt, _),) = backend.calls
+    assert "CREATE TABLE Customer" in "".join(m.content for m in prompt.messages)
+    backend2 = DeviceBackend([SQLR1_ANSWER], device="cpu")
+    gen2, _ = _generator(
+        chinook_copy, backend2, link_above_chars=1000, prompt="sqlr1_inference", schema_linking=True
+    )
+    assert gen2.generate_sql(db, "Which tracks are on the Grunge playlist?").prompt.tables is not None
+
+
 def test_a_large_schema_is_linked_and_the_grammar_covers_the_linked_tables(chinook_copy: Path) -> None:
     backend = DeviceBackend([DIRECT], device="cpu")
     gen, db = _generator(chinook_copy, backend, link_above_chars=1000)

@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         cache=args.cache,
         prompt=args.prompt,
         grammar=not args.no_grammar,
-        schema_linking=not args.no_schema_linking,
+        schema_linking=False if args.no_schema_linking else None,
         reasoning={"auto": None, "on": True, "off": False}[args.reasoning],
     )
 

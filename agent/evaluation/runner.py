@@ -47,7 +47,7 @@ class RunConfig(BaseModel):
         default=None, description="Prompt variant (default: the model manifest's, else inference)."
     )
     grammar: bool = True  # the SQL block under the catalog's grammar (llama.cpp backend)
-    schema_linking: bool = True  # only the tables a question needs, for large schemas
+    schema_linking: bool | None = None  # large schemas: only the tables a question needs (None: the prompt's default)
     reasoning: bool | None = None  # instruct models: reasoning before the SQL (None: per device)
 
 
@@ -245,11 +245,13 @@ async def run_evaluation(
 
 
 def _prompts_used(predictions: Iterable[Prediction]) -> dict[str, Any] | None:
-    """The prompt variants and versions the predictions' traces name (None when none does)."""
+    """The prompt variants and versions the predictions' traces name, and how many prompts schema
+    linking cut to a subset of the tables (None when no trace names a prompt)."""
     seen = [(p.trace or {}).get("prompt") or {} for p in predictions]
     variants = sorted({str(s["variant"]) for s in seen if s.get("variant")})
     versions = sorted({str(s["version"]) for s in seen if s.get("version")})
-    return {"variants": variants, "versions": versions} if variants else None
+    linked = sum(1 for s in seen if s.get("tables") is not None)
+    return {"variants": variants, "versions": versions, "linked_prompts": linked} if variants else None
 
 
 def _scoring(config: RunConfig) -> dict[str, Any]:

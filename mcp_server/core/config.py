@@ -155,9 +155,11 @@ class GenerationConfig(_Strict):
     temperature: float = Field(default=0.8, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     value_retrieval: bool = True
-    schema_linking: bool = Field(
-        default=True,
-        description="Prompt only the tables the question needs when the schema is over link_above_chars.",
+    schema_linking: bool | None = Field(
+        default=None,
+        description="Prompt only the tables the question needs when the schema is over link_above_chars "
+        "(default: on for the instruct prompt; off for SQL-R1's prompts, which show the whole schema as "
+        "SQL-R1 and our training render it).",
     )
     link_above_chars: int = Field(
         default=6000,

@@ -242,6 +242,10 @@ class Generator:
         # Reasoning before the SQL (instruct models): on a GPU; on a CPU the query only, the block
         # opened in the pre-fill (benchmarks/RESULTS.md: the same accuracy in a third of the time).
         self.reasoning = self.config.reasoning if self.config.reasoning is not None else not on_cpu(backend)
+        # Schema linking: for the instruct prompt (untrained models, long CPU prefills); SQL-R1's
+        # prompts keep the whole schema, the text a checkpoint was trained on (docs/fidelity.md).
+        linking = self.config.schema_linking
+        self.schema_linking = linking if linking is not None else self.variant == "instruct"
         self._grammars: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     # -- prompt -----------------------------------------------------------------
@@ -294,7 +298,7 @@ class Generator:
         self, database: str, question: str, evidence: str | None, values: Sequence[ValueHit]
     ) -> list[str] | None:
         """The tables to prompt when the schema is large enough to link (``None``: all of them)."""
-        if not self.config.schema_linking or not self._large(database):
+        if not self.schema_linking or not self._large(database):
             return None
         schema = self.inspector.describe(database)
         linked = link_tables(schema, question, evidence=evidence, value_tables=[h.table for h in values])
@@ -325,7 +329,7 @@ class Generator:
         """Compute ``database``'s schema prefix in the backend now (those that keep one: llama.cpp),
         so the first question does not wait for it. Safe to call from a background thread."""
         warm = getattr(self.backend, "warm", None)
-        if warm is None or (self.config.schema_linking and self._large(database)):
+        if warm is None or (self.schema_linking and self._large(database)):
             return  # a linked schema's prompt changes with the question: no prefix to compute
         prompt = self.build_prompt(database, WARM_QUESTION)
         lock = _lock_for(self.backend)
