@@ -47,7 +47,9 @@ class RunConfig(BaseModel):
         default=None, description="Prompt variant (default: the model manifest's, else inference)."
     )
     grammar: bool = True  # the SQL block under the catalog's grammar (llama.cpp backend)
-    schema_linking: bool | None = None  # large schemas: only the tables a question needs (None: the prompt's default)
+    schema_linking: bool | None = (
+        None  # large schemas: only the tables a question needs (None: the prompt's default)
+    )
     reasoning: bool | None = None  # instruct models: reasoning before the SQL (None: per device)
 
 
