@@ -17,13 +17,12 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Protocol, Self, cast
 
 import anyio
 import mcp_types as types
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
-from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
@@ -105,12 +104,24 @@ def parse_error_reply(exc: BaseException) -> types.JSONRPCError | None:
     return None
 
 
+class _Receiver(Protocol):
+    """What this module needs of the SDK's read stream (its own protocol type is in a private module)."""
+
+    async def receive(self) -> SessionMessage | Exception: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Sender(Protocol):
+    """What this module needs of the SDK's write stream."""
+
+    async def send(self, item: SessionMessage, /) -> None: ...
+
+
 class _ParseErrorReplies:
     """The SDK's read stream, with each unparseable line answered on the write stream instead of passed on."""
 
-    def __init__(
-        self, inner: ReadStream[SessionMessage | Exception], replies: WriteStream[SessionMessage]
-    ) -> None:
+    def __init__(self, inner: _Receiver, replies: _Sender) -> None:
         self._inner = inner
         self._replies = replies
 
