@@ -29,7 +29,9 @@ def test_no_private_name_of_the_mcp_sdk_is_used() -> None:
     """Only the MCP SDK's public API: no private module (``mcp.x._y``) and no private attribute of its
     objects (``._tool_manager`` and the like); where the public API lacks something, the code says so."""
     private_module = re.compile(r"^\s*(from|import)\s+mcp(_types)?(\.\w+)*\._\w+", re.M)
-    private_attr = re.compile(r"\._(tool_manager|resource_manager|prompt_manager|mcp_server|session|handlers)\b")
+    private_attr = re.compile(
+        r"\._(tool_manager|resource_manager|prompt_manager|mcp_server|session|handlers)\b"
+    )
     found = []
     for package in ("mcp_server", "agent", "tui", "training"):
         for path in sorted((REPO / package).rglob("*.py")):

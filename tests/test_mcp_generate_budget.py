@@ -138,6 +138,35 @@ async def test_no_candidate_done_says_so(spider_copy: Any) -> None:
     assert "time budget (1 s) ran out" in res.message and "time_budget_s" in res.message
 
 
+async def test_a_call_queued_behind_a_busy_model_returns_at_its_budget(spider_copy: Any) -> None:
+    """The model is busy (the schema prefix being computed at server start, or another request): a call
+    waiting for it ends when its budget does, says why, and never reaches the model."""
+    from mcp_server.inference.generation import _lock_for
+
+    backend = StaggeredBackend([answer("SELECT 1")], [1])
+    calls: list[int] = []
+    generate = backend.generate
+
+    def counted(*args: Any, **kwargs: Any) -> list[Completion]:
+        calls.append(1)
+        return generate(*args, **kwargs)
+
+    backend.generate = counted  # type: ignore[method-assign]
+    server = _server(spider_copy("concert_singer"), backend, budget_s=1.0)
+    lock = _lock_for(backend)  # type: ignore[arg-type]
+    assert lock is not None and lock.acquire()  # what the warm-up holds while it prefills
+    try:
+        with anyio.fail_after(30):
+            async with Client(server) as client:
+                result = await client.call_tool("generate_sql", {"database": "concert", "question": "q"})
+        assert lock.locked()  # returned while the model was still busy
+    finally:
+        lock.release()
+    res = GenerationResult.model_validate(result.structured_content)
+    assert res.budget_exhausted is True and res.candidates_done == 0 and res.sql is None and calls == []
+    assert "time budget (1 s) ran out" in res.message and "the model was busy" in res.message
+
+
 async def test_within_budget_is_not_exhausted(spider_copy: Any) -> None:
     backend = StaggeredBackend([answer("SELECT count(*) FROM singer")], [1, 1])
     server = _server(spider_copy("concert_singer"), backend)

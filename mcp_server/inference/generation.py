@@ -192,6 +192,16 @@ _backend_locks: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.Weak
 _backend_locks_guard = threading.Lock()
 
 
+def _acquire(lock: threading.Lock, stop: Callable[[], bool]) -> bool:
+    """Wait for the backend's lock until it is free (True) or ``stop()`` says the call is over: cancelled
+    or out of its time budget (False). A call queued behind a schema prefix being computed must not
+    outlive its budget waiting."""
+    while not lock.acquire(timeout=0.1):
+        if stop():
+            return False
+    return True
+
+
 def _lock_for(backend: Backend) -> threading.Lock | None:
     if backend.name == "openai":
         return None  # the remote server queues and batches itself
@@ -415,10 +425,17 @@ class Generator:
             )
 
         lock = _lock_for(self.backend)
-        with lock if lock is not None else nullcontext():
-            completions = self.backend.generate(
-                prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
-            )
+        busy = False  # the budget ran out (or the call was cancelled) while the model served other work
+        if lock is None or _acquire(lock, model_stop):
+            try:
+                completions = self.backend.generate(
+                    prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
+                )
+            finally:
+                if lock is not None:
+                    lock.release()
+        else:
+            completions, busy = [], True
         t3 = time.perf_counter()
         # A candidate the budget stopped is "unfinished"; one the client's cancel stopped is "cancelled".
         exhausted = not stop() and (
@@ -488,6 +505,11 @@ class Generator:
                     "; ".join(str(e) for e in errors[:3])
                     or "raise time_budget_s, lower num_candidates or use a faster model"
                 )
+                if busy:
+                    detail = (
+                        "the model was busy all that time (computing this database's schema prefix, which "
+                        "is kept for the next call, or answering another request); ask again in a moment"
+                    )
             confidence = assess(
                 question,
                 result=None,
