@@ -61,8 +61,7 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_and_database(args: argparse.Namespace) -> tuple[Any, str | None]:
-    from mcp_server.cli.main import parse_db_flag, resolve_config
-    from mcp_server.core.config import DatabaseConfig
+    from mcp_server.cli.main import choose_database, resolve_config
 
     model = getattr(args, "agent_model", None)
     if model:
@@ -72,18 +71,7 @@ def _config_and_database(args: argparse.Namespace) -> tuple[Any, str | None]:
         config.model.max_new_tokens = args.max_new_tokens
     if args.no_values:
         config.generation.value_retrieval = False
-    name = args.agent_db
-    if name and name not in {d.name for d in config.databases}:
-        target: DatabaseConfig = parse_db_flag(name)
-        if (
-            not getattr(args, "db", None)
-            and len(config.databases) == 1
-            and config.databases[0].name == "chinook"
-        ):
-            config.databases.clear()  # an explicit target replaces the bundled example
-        config.databases.append(target)
-        name = target.name
-    return config, name
+    return config, choose_database(config, args.agent_db)
 
 
 def agent_source(

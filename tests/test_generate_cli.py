@@ -52,3 +52,34 @@ def test_bundled_model_greedy(spider_copy, capsys, bundled_backend) -> None:  # 
     )
     out = capsys.readouterr().out
     assert code in (0, 1) and out.strip()
+
+
+def test_generate_and_ask_read_db_the_same_way(spider_copy, monkeypatch, capsys, tmp_path: Path) -> None:
+    """``generate --db FILE`` and ``ask --db FILE`` pick the database one way (``choose_database``): the
+    file replaces the bundled example, and is the database asked. Before, generate kept Chinook and
+    took the last name, ask replaced it."""
+    from agent.cli import _config_and_database
+
+    monkeypatch.setenv("SQLR1_CACHE", str(tmp_path / "cache"))
+    pets = spider_copy("pets_1")
+    parser = cli.build_parser()
+    ask_config, ask_name = _config_and_database(parser.parse_args(["ask", "--db", str(pets), "q"]))
+    assert [d.target for d in ask_config.databases] == [str(pets)] and ask_name is None
+    gen_config = cli.resolve_config(parser.parse_args(["generate", "--db", str(pets), "q"]))
+    assert cli.choose_database(gen_config, str(pets)) is None
+    assert gen_config.databases == ask_config.databases
+    named, _ = _config_and_database(parser.parse_args(["ask", "--db", f"pets={pets}", "q"]))
+    assert [(d.name, d.target) for d in named.databases] == [("pets", str(pets))]
+
+    backend = _script(monkeypatch, [answer("SELECT count(*) FROM Pets")])
+    assert cli.main(["generate", "--db", str(pets), "How many pets?", "--n", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["database"] == "pets_1"
+    assert "CREATE TABLE Artist" not in backend.calls[0][0].messages[0].content
+
+
+def test_generate_with_several_databases_and_none_named_lists_them(
+    chinook_copy: Path, spider_copy, capsys
+) -> None:
+    pets = spider_copy("pets_1")
+    assert cli.main(["--db", str(chinook_copy), "--db", str(pets), "generate", "q", "--n", "1"]) == 2
+    assert "several databases are configured; name one of: chinook, pets_1" in capsys.readouterr().err

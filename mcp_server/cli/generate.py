@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from mcp_server.backends.factory import load_backend
     from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.cli.main import open_registry, parse_db_flag, resolve_config
+    from mcp_server.cli.main import choose_database, open_registry, pick_database, resolve_config
     from mcp_server.db.executor import Executor
     from mcp_server.inference.generation import Generator
     from mcp_server.method.values import ValueIndex
@@ -62,22 +62,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         config.generation.value_retrieval = False
     if args.max_new_tokens:
         config.model.max_new_tokens = args.max_new_tokens
-    name = args.gen_db
-    if name and name not in {d.name for d in config.databases}:
-        target = parse_db_flag(name)
-        config.databases.append(target)
-        name = None  # resolved below, once the registry has named it
+    chosen = choose_database(config, args.gen_db)
     registry = open_registry(config)
-    names = list(registry.names())
-    if name is None:
-        name = names[-1] if args.gen_db else (names[0] if len(names) == 1 else None)
-    if name is None:
-        from mcp_server.core.errors import QueryFailed
-
-        raise QueryFailed.of(
-            "config", f"several databases are configured; pick one with --db ({', '.join(names)})"
-        )
-    registry.get(name)
+    name = pick_database(registry, chosen)
 
     from rich.console import Console
 

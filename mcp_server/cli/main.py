@@ -57,6 +57,10 @@ Handler = Callable[[argparse.Namespace], int]
 log = logging.getLogger("sqlr1")
 
 
+BUNDLED_NAME = "chinook"
+"""The name the bundled example database is served under when no database is given."""
+
+
 class UsageError(Exception):
     """A problem with how sqlr1 was invoked (exit code 2)."""
 
@@ -132,7 +136,7 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
     for value in getattr(args, "db", None) or []:
         config.databases.append(parse_db_flag(value))
     if not config.databases:
-        config.databases.append(DatabaseConfig(name="chinook", target=str(default_example_db())))
+        config.databases.append(DatabaseConfig(name=BUNDLED_NAME, target=str(default_example_db())))
     model = getattr(args, "model", None)
     if model:
         config.model.model = model
@@ -185,7 +189,36 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-def _pick_database(registry: Any, name: str | None) -> str:
+def choose_database(config: AppConfig, value: str | None) -> str | None:
+    """A subcommand's ``--db NAME_OR_TARGET`` (``generate``, ``ask``, ``chat``), read one way for all.
+
+    A configured name is that database. Anything else is a target (``TARGET`` or ``NAME=TARGET``) added
+    to ``config``; it replaces the bundled example when that was the only database (the example is
+    only there because nothing else was given). Returns the database's name, or ``None`` when the
+    registry names it (then :func:`pick_database` takes the only database).
+    """
+    if not value:
+        return None
+    if value in {d.name for d in config.databases}:
+        return value
+    target = parse_db_flag(value)
+    if _only_the_bundled_example(config):
+        config.databases.clear()
+    config.databases.append(target)
+    return target.name
+
+
+def _only_the_bundled_example(config: AppConfig) -> bool:
+    if len(config.databases) != 1 or config.databases[0].name != BUNDLED_NAME:
+        return False
+    try:
+        return config.databases[0].target == str(default_example_db())
+    except QueryFailed:
+        return False
+
+
+def pick_database(registry: Any, name: str | None) -> str:
+    """``name`` (checked), else the only database; several and none named is a usage error listing them."""
     if name:
         registry.get(name)  # raises not_found naming the database
         return name
@@ -223,7 +256,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from mcp_server.catalog.schema import SchemaInspector, render_ddl
 
     registry = open_registry(resolve_config(args))
-    name = _pick_database(registry, args.name)
+    name = pick_database(registry, args.name)
     schema = SchemaInspector(registry).describe(name, args.tables or None)
     if args.json:
         _print_json(schema.model_dump(mode="json"))
