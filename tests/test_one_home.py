@@ -97,3 +97,27 @@ def test_gold_computed_for_training_is_a_cache_hit_for_evaluation(
     task = ScoreTask(idx=0, db_files=[str(db)], pred_sql="SELECT 2", gold_sql=gold_sql)
     (verdict,) = Scorer("bird", cache_path=result_cache.default_cache_path()).score_inline([task])
     assert verdict.correct and verdict.gold_cached
+
+
+def test_training_and_evaluation_read_the_official_layouts_alike(shared_data: Path) -> None:
+    """Spider dev and BIRD dev read by training (``load_spider``/``load_bird``) and by evaluation
+    (``load_items`` + ``database_file``): the same questions, gold SQL, evidence and database files."""
+    from agent.evaluation.datasets import load_items
+    from mcp_server.db.benchmark_layouts import database_file
+    from training.data import load_bird, load_spider
+
+    spider = shared_data / "spider"
+    trained = load_spider(spider, "dev")
+    evaluated = load_items("spider", spider / "dev.json")
+    assert [(e.db_id, e.question, e.gold_sql) for e in trained] == [
+        (i.db_id, i.question, i.gold_sql) for i in evaluated
+    ]
+    assert {e.db_path for e in trained} == {
+        str(database_file(spider / "database", i.db_id)) for i in evaluated
+    }
+    bird = shared_data / "bird" / "dev"
+    trained_bird = load_bird(bird, "dev")
+    evaluated_bird = load_items("bird", bird / "dev.json")
+    assert [(e.question, e.gold_sql, e.evidence, e.complexity) for e in trained_bird] == [
+        (i.question, i.gold_sql, i.evidence, i.difficulty) for i in evaluated_bird
+    ]

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
+from mcp_server.db.benchmark_layouts import SPIDER_FILES, bird_databases, database_file, read_items
 from mcp_server.method.prompt import PreviousTurn, build_prompt, render_text
 from training.gold import GoldResolver
 from training.pool import ExecOutcome
@@ -76,35 +77,25 @@ class Dropped:
     reason: str
 
 
-def _read_json(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of examples")
-    return data
-
-
 def load_spider(root: str | Path, split: Literal["train", "dev"] = "train") -> list[Example]:
     """Spider: ``train_spider.json`` (+ ``train_others.json`` when present) or ``dev.json``, and
-    ``database/<db_id>/<db_id>.sqlite``."""
+    ``database/<db_id>/<db_id>.sqlite`` (the layout read by :mod:`mcp_server.db.benchmark_layouts`)."""
     root = Path(root)
-    files = ["train_spider.json", "train_others.json"] if split == "train" else ["dev.json"]
     out: list[Example] = []
-    for name in files:
+    for name in SPIDER_FILES[split]:
         path = root / name
         if not path.is_file():
             if name == "train_others.json":
                 continue
             raise FileNotFoundError(f"Spider {split} file not found: {path}")
-        for item in _read_json(path):
-            db_id = item["db_id"]
+        for item in read_items("spider", path):
             out.append(
                 Example(
                     source="spider",
-                    db_id=db_id,
-                    db_path=str(root / "database" / db_id / f"{db_id}.sqlite"),
-                    question=item["question"],
-                    gold_sql=item["query"],
+                    db_id=item.db_id,
+                    db_path=str(database_file(root / "database", item.db_id)),
+                    question=item.question,
+                    gold_sql=item.gold_sql,
                     index=len(out),
                 )
             )
@@ -118,22 +109,19 @@ def load_bird(root: str | Path, split: Literal["train", "dev"] = "dev") -> list[
     path = root / f"{split}.json"
     if not path.is_file():
         raise FileNotFoundError(f"BIRD {split} file not found: {path}")
-    out: list[Example] = []
-    for item in _read_json(path):
-        db_id = item["db_id"]
-        out.append(
-            Example(
-                source="bird",
-                db_id=db_id,
-                db_path=str(root / f"{split}_databases" / db_id / f"{db_id}.sqlite"),
-                question=item["question"],
-                gold_sql=item.get("SQL") or item.get("sql") or "",
-                evidence=item.get("evidence") or "",
-                complexity=item.get("difficulty") or "",
-                index=len(out),
-            )
+    return [
+        Example(
+            source="bird",
+            db_id=item.db_id,
+            db_path=str(database_file(bird_databases(root, split), item.db_id)),
+            question=item.question,
+            gold_sql=item.gold_sql,
+            evidence=item.evidence,
+            complexity="" if item.difficulty == "unknown" else item.difficulty,
+            index=i,
         )
-    return out
+        for i, item in enumerate(read_items("bird", path))
+    ]
 
 
 _CHUNK = 1 << 20

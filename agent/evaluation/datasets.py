@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
 
 from mcp_server.core.errors import QueryFailed
+from mcp_server.db.benchmark_layouts import Benchmark, BenchmarkItem, database_files, read_items
 
-Benchmark = Literal["bird", "spider"]
 BIRD_SEPARATOR = "\t----- bird -----\t"
 
 __all__ = [
@@ -32,62 +29,13 @@ __all__ = [
 ]
 
 
-class EvalItem(BaseModel):
-    """One question with its gold SQL, in either benchmark."""
-
-    idx: int  # position in the data file: the key of prediction files
-    question_id: int | str
-    db_id: str
-    question: str
-    evidence: str = ""
-    gold_sql: str
-    difficulty: str = "all"
+EvalItem = BenchmarkItem
+"""One question with its gold SQL (the shared reading of the official layouts)."""
 
 
 def load_items(benchmark: Benchmark, data: Path) -> list[EvalItem]:
     """Read a BIRD or Spider data file unchanged from its official layout."""
-    if not data.is_file():
-        raise QueryFailed.of("not_found", f"data file not found: {data}")
-    raw = json.loads(data.read_text(encoding="utf-8"))
-    items: list[EvalItem] = []
-    for i, row in enumerate(raw):
-        if benchmark == "bird":
-            items.append(
-                EvalItem(
-                    idx=i,
-                    question_id=row.get("question_id", i),
-                    db_id=row["db_id"],
-                    question=row["question"],
-                    evidence=row.get("evidence") or "",
-                    gold_sql=row["SQL"],
-                    difficulty=row.get("difficulty") or "unknown",
-                )
-            )
-        else:
-            items.append(
-                EvalItem(
-                    idx=i,
-                    question_id=row.get("question_id", i),
-                    db_id=row["db_id"],
-                    question=row["question"],
-                    gold_sql=row["query"],
-                    difficulty=row.get("difficulty") or row.get("hardness") or "all",
-                )
-            )
-    return items
-
-
-def database_files(db_root: Path, db_id: str) -> list[Path]:
-    """The database file(s) for ``db_id``: ``<db_id>.sqlite`` first, then any test-suite variants."""
-    folder = db_root / db_id
-    main = folder / f"{db_id}.sqlite"
-    if not folder.is_dir():
-        raise QueryFailed.of("not_found", f"database folder not found: {folder}")
-    others = sorted(p for p in folder.glob("*.sqlite") if p != main)
-    files = ([main] if main.is_file() else []) + others
-    if not files:
-        raise QueryFailed.of("not_found", f"no .sqlite file in {folder}")
-    return files
+    return read_items(benchmark, data)
 
 
 def read_predictions(benchmark: Benchmark, path: Path, items: list[EvalItem]) -> dict[int, str]:
