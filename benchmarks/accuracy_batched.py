@@ -41,7 +41,7 @@ from mcp_server.db.executor import Executor  # noqa: E402
 from mcp_server.db.registry import Registry  # noqa: E402
 from mcp_server.inference.generation import CandidateResult, Generator, vote  # noqa: E402
 from mcp_server.method.answer import format_ok, parse_answer  # noqa: E402
-from mcp_server.method.feedback import review, value_hints  # noqa: E402
+from mcp_server.method.feedback import review, shape_review, value_hints  # noqa: E402
 from mcp_server.method.prompt import PreviousTurn, render_text  # noqa: E402
 from mcp_server.method.values import ValueHit, ValueIndex  # noqa: E402
 
@@ -218,6 +218,7 @@ def main() -> None:
     final: dict[int, Choice] = {}
     turns_used: dict[int, int] = {}
     accepted_at: dict[int, int] = {}
+    shape_used: dict[int, int] = {}
     pending = list(range(len(items)))
     t1 = time.perf_counter()
     deadline = t_start + args.deadline_s if args.deadline_s else None
@@ -239,6 +240,19 @@ def main() -> None:
             verdict = review(
                 items[i]["question"], choice.sql or None, choice.result, choice.error, dialect=dialect
             )
+            if (
+                verdict.accepted
+                and choice.result is not None
+                and shape_used.get(i, 0) < 1
+                and turn < args.turns
+            ):
+                # the agent's one shape retry (AgentSettings.shape_retries): "each" answered with one row, ...
+                shaped, issues = shape_review(
+                    items[i]["question"], choice.sql, choice.result, dialect=dialect
+                )
+                if issues:
+                    verdict = shaped
+                    shape_used[i] = shape_used.get(i, 0) + 1
             if verdict.accepted:
                 accepted_at[i] = turn
                 continue

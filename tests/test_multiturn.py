@@ -22,7 +22,7 @@ from mcp_server.core.errors import QueryFailed
 from mcp_server.db.executor import Executor
 from mcp_server.db.registry import Registry
 from mcp_server.inference.generation import Generator
-from mcp_server.method.feedback import review
+from mcp_server.method.feedback import review, shape_review
 from mcp_server.method.prompt import TRAIN_PROMPT_VERSION, PreviousTurn, render_text
 from training.config import MultiTurnSection
 from training.data import Example, SchemaDDL, grpo_records
@@ -159,6 +159,33 @@ def test_feedback_for_no_sql_empty_results_and_the_last_attempt(tokenizer, db_pa
     )  # as the agent
     prompt = tokenizer.decode(out["prompt_ids"][0])
     assert json.dumps(no_sql) in prompt  # quoted as data in the retry prompt, as serving quotes it
+
+
+def test_a_result_whose_shape_does_not_fit_is_retried_once_as_the_agent_does(tokenizer, db_path, pool):
+    """ "each" answered with one row: the agent's shape feedback (shape_review) and one shape retry,
+    then the answer is kept; with shape_retries=0 it is accepted at once."""
+    question = "How many singers are there for each country?"
+    one_row = _answer("SELECT count(*) FROM singer")
+    script = {question: [one_row, one_row, _answer("SELECT country, count(*) FROM singer GROUP BY country")]}
+    records = _records(tokenizer, db_path, [question])
+    rollout = FeedbackRollout(
+        records, pool, MultiTurnSection(enabled=True, max_turns=3), ddl=SchemaDDL(2), variant="training"
+    )
+    out = rollout([r["prompt"] for r in records], ScriptedTrainer(tokenizer, script))
+    assert out["turns"] == [2]  # one shape retry, then the (still one-row) answer is accepted
+    ((feedback,),) = out["feedback"]
+    registry = Registry.from_targets([str(db_path)])
+    result = Executor(registry).run(registry.names()[0], "SELECT count(*) FROM singer")
+    shaped, issues = shape_review(question, "SELECT count(*) FROM singer", result, dialect="sqlite")
+    assert issues and feedback == shaped.feedback
+    none = FeedbackRollout(
+        records,
+        pool,
+        MultiTurnSection(enabled=True, max_turns=3, shape_retries=0),
+        ddl=SchemaDDL(2),
+        variant="training",
+    )
+    assert none([r["prompt"] for r in records], ScriptedTrainer(tokenizer, script))["turns"] == [1]
 
 
 def test_unknown_prompts_are_refused(tokenizer, db_path, pool):

@@ -225,6 +225,12 @@ class MultiTurnSection(_Strict):
     value_hints: bool = Field(
         default=True, description="Add matching stored values to '0 rows' feedback, as the agent does."
     )
+    shape_retries: int = Field(
+        default=1,
+        ge=0,
+        description="Retries when an accepted result's shape does not fit the question ('each' answered with "
+        "one row, 'top 5' with 100), as the agent does (AgentSettings.shape_retries).",
+    )
     max_rows: int = Field(
         default=1000, gt=0, description="Row cap of the feedback execution (the server's default cap)."
     )

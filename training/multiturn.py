@@ -32,7 +32,7 @@ from typing import Any
 from mcp_server.core.errors import QueryError, QueryFailed
 from mcp_server.db.exec_pool import TaskFailed, WorkerContext
 from mcp_server.method.answer import parse_completion
-from mcp_server.method.feedback import Verdict, review, value_hints
+from mcp_server.method.feedback import Verdict, review, shape_review, value_hints
 from mcp_server.method.prompt import PreviousTurn, prompt_spec
 from mcp_server.sql.dialects import sqlglot_dialect
 from training.config import MultiTurnSection
@@ -53,6 +53,7 @@ class AttemptJob:
     sql: str | None
     max_rows: int
     value_hints: bool
+    shape_check: bool = False  # review the result's shape too (while the rollout has shape retries left)
 
 
 def review_attempt(ctx: WorkerContext, job: AttemptJob) -> Verdict:
@@ -77,6 +78,10 @@ def review_attempt(ctx: WorkerContext, job: AttemptJob) -> Verdict:
             hits = []
         hints = value_hints([(h.table, h.column, h.value) for h in hits])
         verdict = Verdict(False, verdict.reason, f"{verdict.feedback}{hints}")
+    if verdict.accepted and job.shape_check and result is not None:
+        shaped, issues = shape_review(job.question, job.sql, result, dialect=dialect)
+        if issues:  # as the agent: retry on a shape mismatch while shape retries are left
+            verdict = shaped
     return verdict
 
 
@@ -146,6 +151,7 @@ class FeedbackRollout:
         turns = [0] * n
         history: list[list[PreviousTurn]] = [[] for _ in range(n)]
         accepted: list[int] = [0] * n  # the attempt that was accepted (0: none)
+        shape_used = [0] * n  # shape retries taken (the agent's shape_retries)
         pending = list(range(n))
         for turn in range(1, self.settings.max_turns + 1):
             ids, lps = self._generate(trainer, [prompt_ids[i] for i in pending], fallback=prompt_ids[0])
@@ -156,12 +162,15 @@ class FeedbackRollout:
                 break
             texts = tokenizer.batch_decode([completion_ids[i] for i in pending], skip_special_tokens=True)
             sqls = [parse_completion(t, self.prefill).sql for t in texts]
-            verdicts = self._review([examples[i] for i in pending], sqls)
+            checks = [shape_used[i] < self.settings.shape_retries for i in pending]
+            verdicts = self._review([examples[i] for i in pending], sqls, checks)
             still = []
             for i, sql, verdict in zip(pending, sqls, verdicts, strict=True):
                 if verdict.accepted:
                     accepted[i] = turn
                     continue
+                if verdict.reason == "shape":
+                    shape_used[i] += 1
                 ex = examples[i]
                 history[i].append(PreviousTurn(ex.question, sql or "", verdict.feedback or ""))
                 text = prompt_text(ex, self.ddl, tokenizer, self.variant, history[i])
@@ -212,10 +221,13 @@ class FeedbackRollout:
         total = accelerator.gather(torch.tensor([local], device=accelerator.device)).sum()
         return bool(int(total) > 0)
 
-    def _review(self, examples: list[Example], sqls: list[str | None]) -> list[Verdict]:
+    def _review(
+        self, examples: list[Example], sqls: list[str | None], shape_checks: list[bool]
+    ) -> list[Verdict]:
+        settings = self.settings
         jobs = [
-            AttemptJob(ex.db_path, ex.question, sql, self.settings.max_rows, self.settings.value_hints)
-            for ex, sql in zip(examples, sqls, strict=True)
+            AttemptJob(ex.db_path, ex.question, sql, settings.max_rows, settings.value_hints, check)
+            for ex, sql, check in zip(examples, sqls, shape_checks, strict=True)
         ]
         out: list[Verdict] = []
         for job, result in zip(jobs, self.pool.map(review_attempt, jobs), strict=True):
