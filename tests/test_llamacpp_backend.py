@@ -86,10 +86,12 @@ def test_candidates_streaming_prefix_reuse_and_restore(backend, pets, cache: Pat
     assert len(outs) == 3 and all(o.num_tokens > 0 for o in outs)
     assert {i: o.text for i, o in enumerate(outs)} == streamed
     assert backend.stats.computed == 1 and backend.stats.reused == 0
-    again = backend.generate(
-        first, SamplingParams(n=3, temperature=0.9, max_new_tokens=24, seed=1)
-    )  # same seed, same prompt: the same candidates, the prefix reused in memory
-    assert [o.text for o in again] == [o.text for o in outs] and backend.stats.reused == 1
+    # The same prompt again: the prefix is reused in memory and only the question is prefilled. The
+    # candidates are not compared token for token: the question's tokens go through another batch than
+    # the first time, so the logits differ in their last bits and sampling at 0.9 may part ways (it did
+    # on one CPU, not on another). The greedy comparison below pins what reuse must keep.
+    again = backend.generate(first, SamplingParams(n=3, temperature=0.9, max_new_tokens=24, seed=1))
+    assert len(again) == 3 and all(o.num_tokens > 0 for o in again) and backend.stats.reused == 1
     other = build_prompt(ddl, "What is the average weight of dogs?", variant="training")
     backend.generate(other, SamplingParams(n=1, max_new_tokens=16))
     assert backend.stats.reused == 2 and backend.stats.computed == 1
