@@ -14,17 +14,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "AgentEvent": "agent.events",
-    "Agent": "agent.loop",
-    "AgentSettings": "agent.loop",
-    "SyncAgent": "agent.sync",
-    "embedded_server": "agent.targets",
-    "HttpTarget": "agent.tools",
-    "ServerTarget": "agent.tools",
-    "StdioTarget": "agent.tools",
-    "Answer": "agent.trace",
-    "Attempt": "agent.trace",
-    "Trace": "agent.trace",
+    "AgentEvent": "sqlr1.agent.events",
+    "Agent": "sqlr1.agent.loop",
+    "AgentSettings": "sqlr1.agent.loop",
+    "SyncAgent": "sqlr1.agent.sync",
+    "embedded_server": "sqlr1.agent.targets",
+    "HttpTarget": "sqlr1.agent.tools",
+    "ServerTarget": "sqlr1.agent.tools",
+    "StdioTarget": "sqlr1.agent.tools",
+    "Answer": "sqlr1.agent.trace",
+    "Attempt": "sqlr1.agent.trace",
+    "Trace": "sqlr1.agent.trace",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -33,4 +33,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

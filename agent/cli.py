@@ -61,7 +61,7 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_and_database(args: argparse.Namespace) -> tuple[Any, str | None]:
-    from mcp_server.cli.main import choose_database, resolve_config
+    from sqlr1.mcp_server.cli.main import choose_database, resolve_config
 
     model = getattr(args, "agent_model", None)
     if model:
@@ -78,9 +78,9 @@ def agent_source(
     args: argparse.Namespace,
 ) -> tuple[Callable[[], AbstractAsyncContextManager[Any]], str | None]:
     """A factory opening the connected agent the flags describe, and the database it should use."""
-    from agent.loop import Agent, AgentSettings
-    from agent.targets import embedded_server
-    from agent.tools import HttpTarget, ServerTarget, StdioTarget
+    from sqlr1.agent.loop import Agent, AgentSettings
+    from sqlr1.agent.targets import embedded_server
+    from sqlr1.agent.tools import HttpTarget, ServerTarget, StdioTarget
 
     settings = AgentSettings(max_turns=args.max_turns, num_candidates=args.n)
     database: str | None
@@ -104,7 +104,7 @@ def agent_source(
         target = StdioTarget(args=(*argv, "serve"))
         database = None
     else:
-        from mcp_server.cli.main import open_registry
+        from sqlr1.mcp_server.cli.main import open_registry
 
         config, database = _config_and_database(args)
         registry = open_registry(config)
@@ -136,9 +136,9 @@ def model_description(args: argparse.Namespace) -> tuple[str, str]:
     """(``name · runtime``, one sentence saying what runs and how to pick a stronger model)."""
     if args.server:
         return f"model of {args.server}", f"Model: the one {args.server} serves."
-    from mcp_server.backends.factory import choose_runtime
-    from mcp_server.cli.main import resolve_config
-    from mcp_server.core.errors import QueryFailed
+    from sqlr1.mcp_server.backends.factory import choose_runtime
+    from sqlr1.mcp_server.cli.main import resolve_config
+    from sqlr1.mcp_server.core.errors import QueryFailed
 
     model_args = argparse.Namespace(**vars(args))
     if getattr(args, "agent_model", None):
@@ -204,8 +204,8 @@ def _progress(err: Any) -> Iterator[Callable[[Any], None]]:
     elapsed time and the model's speed, and a "still working" line every ``PLAIN_EVERY_S``."""
     import time
 
-    from agent.events import AttemptFinished
-    from agent.progress import ProgressNarrator
+    from sqlr1.agent.events import AttemptFinished
+    from sqlr1.agent.progress import ProgressNarrator
 
     narrator = ProgressNarrator()
     if err.is_terminal:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent.trace import Answer, Attempt, ExecutionStep, GenerationStep
+from sqlr1.agent.trace import Answer, Attempt, ExecutionStep, GenerationStep
 
 __all__ = [
     "AgentEvent",

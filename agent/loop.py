@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, Field
 
-from agent.events import (
+from sqlr1.agent.events import (
     AgentEvent,
     AnswerReady,
     AttemptFinished,
@@ -28,16 +28,16 @@ from agent.events import (
     GenerationFinished,
     GenerationProgress,
 )
-from agent.memory import Conversation, Exchange
-from agent.review import review, shape_review, value_hints
-from agent.tools import ServerTarget, SqlTools, ToolResultInvalid, connect
-from agent.trace import Answer, Attempt, ExecutionStep, FeedbackStep, GenerationStep, Trace
-from mcp_server.catalog.schema import DatabaseSchema
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.core.results import QueryResult
-from mcp_server.inference.generation import GenerationResult
-from mcp_server.method.confidence import assess
-from mcp_server.method.shape import ShapeIssue
+from sqlr1.agent.memory import Conversation, Exchange
+from sqlr1.agent.review import review, shape_review, value_hints
+from sqlr1.agent.tools import ServerTarget, SqlTools, ToolResultInvalid, connect
+from sqlr1.agent.trace import Answer, Attempt, ExecutionStep, FeedbackStep, GenerationStep, Trace
+from sqlr1.mcp_server.catalog.schema import DatabaseSchema
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.core.results import QueryResult
+from sqlr1.mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.method.confidence import assess
+from sqlr1.mcp_server.method.shape import ShapeIssue
 
 __all__ = ["Agent", "AgentSettings"]
 

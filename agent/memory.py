@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.trace import Answer
+from sqlr1.agent.trace import Answer
 
 __all__ = ["Conversation", "Exchange"]
 

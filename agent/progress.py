@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from agent.events import (
+from sqlr1.agent.events import (
     AgentEvent,
     AnswerReady,
     AttemptFinished,
@@ -22,7 +22,7 @@ from agent.events import (
     GenerationFinished,
     GenerationProgress,
 )
-from agent.trace import Attempt
+from sqlr1.agent.trace import Attempt
 
 __all__ = ["ProgressNarrator", "retry_reason", "shorten"]
 

@@ -4,6 +4,6 @@ question-vs-result shape checks of ``mcp_server.method.shape`` as a softer revie
 
 from __future__ import annotations
 
-from mcp_server.method.feedback import Verdict, expects_single_value, review, shape_review, value_hints
+from sqlr1.mcp_server.method.feedback import Verdict, expects_single_value, review, shape_review, value_hints
 
 __all__ = ["Verdict", "expects_single_value", "review", "shape_review", "value_hints"]

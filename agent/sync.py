@@ -12,10 +12,10 @@ from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from agent.events import EventHandler
-from agent.loop import Agent, AgentSettings
-from agent.tools import ServerTarget
-from agent.trace import Answer
+from sqlr1.agent.events import EventHandler
+from sqlr1.agent.loop import Agent, AgentSettings
+from sqlr1.agent.tools import ServerTarget
+from sqlr1.agent.trace import Answer
 
 __all__ = ["SyncAgent"]
 

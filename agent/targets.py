@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.core.config import AppConfig
+from sqlr1.mcp_server.core.config import AppConfig
 
 __all__ = ["embedded_server"]
 
@@ -25,7 +25,7 @@ def embedded_server(
     defaults to the configured model, loaded on the first ``generate_sql`` call, or at once in the
     background with the schema prefixes of the ``warm`` databases.
     """
-    from mcp_server.protocol.generation_tools import generation_plugin
-    from mcp_server.protocol.server import build_server
+    from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+    from sqlr1.mcp_server.protocol.server import build_server
 
     return build_server(config, registry=registry, plugins=[generation_plugin(backend, warm=warm)])

@@ -25,12 +25,12 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ValidationError
 
-from mcp_server import __version__
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.core.results import QueryResult
-from mcp_server.inference.generation import GenerationResult
-from mcp_server.protocol.generation_tools import ValueSearch
-from mcp_server.protocol.server import DatabaseInfo, DatabaseList, SchemaDescription, ValidationReport
+from sqlr1.mcp_server import __version__
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.core.results import QueryResult
+from sqlr1.mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.protocol.generation_tools import ValueSearch
+from sqlr1.mcp_server.protocol.server import DatabaseInfo, DatabaseList, SchemaDescription, ValidationReport
 
 __all__ = [
     "HttpTarget",
@@ -56,7 +56,7 @@ class StdioTarget:
 
     args: tuple[str, ...] = ("serve",)
     command: str = sys.executable
-    prefix: tuple[str, ...] = ("-m", "mcp_server.cli.main")
+    prefix: tuple[str, ...] = ("-m", "sqlr1.mcp_server.cli.main")
     env: dict[str, str] | None = None
 
     def parameters(self) -> StdioServerParameters:

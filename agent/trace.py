@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.core.errors import QueryError
-from mcp_server.core.results import QueryResult
-from mcp_server.method.confidence import Confidence
-from mcp_server.method.feedback import FeedbackReason  # the reasons its review gives
+from sqlr1.mcp_server.core.errors import QueryError
+from sqlr1.mcp_server.core.results import QueryResult
+from sqlr1.mcp_server.method.confidence import Confidence
+from sqlr1.mcp_server.method.feedback import FeedbackReason  # the reasons its review gives
 
 __all__ = [
     "Answer",

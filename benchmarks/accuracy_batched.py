@@ -31,19 +31,19 @@ from typing import Any, NamedTuple, cast
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
-from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
-from mcp_server.catalog.schema import SchemaInspector  # noqa: E402
-from mcp_server.core.config import GenerationConfig, GuardSettings  # noqa: E402
-from mcp_server.core.errors import QueryError, QueryFailed  # noqa: E402
-from mcp_server.core.results import QueryResult  # noqa: E402
-from mcp_server.db.executor import Executor  # noqa: E402
-from mcp_server.db.registry import Registry  # noqa: E402
-from mcp_server.inference.generation import CandidateResult, Generator, vote  # noqa: E402
-from mcp_server.method.answer import format_ok, parse_answer  # noqa: E402
-from mcp_server.method.feedback import review, shape_review, value_hints  # noqa: E402
-from mcp_server.method.prompt import PreviousTurn, render_text  # noqa: E402
-from mcp_server.method.values import ValueHit, ValueIndex  # noqa: E402
+from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
+from sqlr1.mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
+from sqlr1.mcp_server.catalog.schema import SchemaInspector  # noqa: E402
+from sqlr1.mcp_server.core.config import GenerationConfig, GuardSettings  # noqa: E402
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed  # noqa: E402
+from sqlr1.mcp_server.core.results import QueryResult  # noqa: E402
+from sqlr1.mcp_server.db.executor import Executor  # noqa: E402
+from sqlr1.mcp_server.db.registry import Registry  # noqa: E402
+from sqlr1.mcp_server.inference.generation import CandidateResult, Generator, vote  # noqa: E402
+from sqlr1.mcp_server.method.answer import format_ok, parse_answer  # noqa: E402
+from sqlr1.mcp_server.method.feedback import review, shape_review, value_hints  # noqa: E402
+from sqlr1.mcp_server.method.prompt import PreviousTurn, render_text  # noqa: E402
+from sqlr1.mcp_server.method.values import ValueHit, ValueIndex  # noqa: E402
 
 
 class Choice(NamedTuple):

@@ -76,15 +76,15 @@ def main() -> None:
     ap.add_argument("--json", help="write per-question results here")
     args = ap.parse_args()
 
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.core.config import GenerationConfig, GuardSettings, ModelConfig
-    from mcp_server.core.errors import QueryFailed
-    from mcp_server.db.executor import Executor
-    from mcp_server.db.registry import Registry
-    from mcp_server.inference.generation import Generator
-    from mcp_server.method.compare import bird_equal, order_matters_for, spider_equal
-    from mcp_server.method.values import ValueIndex
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.core.config import GenerationConfig, GuardSettings, ModelConfig
+    from sqlr1.mcp_server.core.errors import QueryFailed
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.inference.generation import Generator
+    from sqlr1.mcp_server.method.compare import bird_equal, order_matters_for, spider_equal
+    from sqlr1.mcp_server.method.values import ValueIndex
 
     data = _data_dir(args.data)
     items = load_subset(data)[: args.limit]

@@ -39,7 +39,7 @@ def questions() -> list[dict]:
 
 
 def ask_process(question: str, model: str | None) -> tuple[float, dict]:
-    cmd = [sys.executable, "-m", "mcp_server.cli.main"]
+    cmd = [sys.executable, "-m", "sqlr1.mcp_server.cli.main"]
     if model:
         cmd += ["--model", model]
     cmd += ["ask", question, "--json"]
@@ -56,10 +56,10 @@ def ask_process(question: str, model: str | None) -> tuple[float, dict]:
 
 
 def correct(answer: dict, gold_sql: str) -> bool:
-    from mcp_server.core.config import GuardSettings
-    from mcp_server.db.executor import Executor
-    from mcp_server.db.registry import Registry
-    from mcp_server.method.compare import spider_equal
+    from sqlr1.mcp_server.core.config import GuardSettings
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.method.compare import spider_equal
 
     if not answer.get("sql") or answer.get("status") != "ok":
         return False
@@ -73,11 +73,11 @@ def correct(answer: dict, gold_sql: str) -> bool:
 
 async def first_tokens(model: str | None) -> list[float]:
     """Seconds from ``Agent.ask`` to the first streamed model text, the prefix computed first."""
-    from agent import Agent, AgentSettings
-    from agent.events import AgentEvent, GenerationProgress
-    from agent.targets import embedded_server
-    from mcp_server.cli.main import default_model
-    from mcp_server.core.config import AppConfig, DatabaseConfig
+    from sqlr1.agent import Agent, AgentSettings
+    from sqlr1.agent.events import AgentEvent, GenerationProgress
+    from sqlr1.agent.targets import embedded_server
+    from sqlr1.mcp_server.cli.main import default_model
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
 
     config = AppConfig(
         databases=[DatabaseConfig(name="chinook", target=str(REPO / "examples" / "chinook.sqlite"))]
@@ -108,9 +108,9 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a registry name (default: the default model)")
     parser.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")
     args = parser.parse_args()
-    from mcp_server.backends.factory import choose_runtime
-    from mcp_server.cli.main import default_model
-    from mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.backends.factory import choose_runtime
+    from sqlr1.mcp_server.cli.main import default_model
+    from sqlr1.mcp_server.core.config import ModelConfig
 
     model = args.model or os.environ.get("SQLR1_DEFAULT_MODEL") or default_model()
     runtime = choose_runtime(ModelConfig(model=model))

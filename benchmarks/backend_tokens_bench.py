@@ -44,10 +44,10 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     args = ap.parse_args()
 
-    from mcp_server.backends.base import SamplingParams
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.core.config import ModelConfig
-    from mcp_server.method.prompt import build_prompt
+    from sqlr1.mcp_server.backends.base import SamplingParams
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.method.prompt import build_prompt
 
     backend = load_backend(ModelConfig(backend=args.backend, model=args.model, base_url=args.base_url))
     prompt = build_prompt(DDL, "What are the names of singers older than 40, ordered by age?")

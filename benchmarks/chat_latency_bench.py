@@ -28,11 +28,11 @@ import anyio
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from agent import Agent, AgentSettings, embedded_server  # noqa: E402
-from agent.events import AgentEvent, GenerationProgress  # noqa: E402
-from mcp_server.core.config import AppConfig, DatabaseConfig  # noqa: E402
-from tui.app import ChatApp  # noqa: E402
-from tui.history import InputHistory  # noqa: E402
+from sqlr1.agent import Agent, AgentSettings, embedded_server  # noqa: E402
+from sqlr1.agent.events import AgentEvent, GenerationProgress  # noqa: E402
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig  # noqa: E402
+from sqlr1.tui.app import ChatApp  # noqa: E402
+from sqlr1.tui.history import InputHistory  # noqa: E402
 
 SETTINGS = AgentSettings(max_turns=1)
 
@@ -87,7 +87,7 @@ def main() -> None:
             [sql_answer("SELECT ArtistId, count(*) FROM Album GROUP BY ArtistId", think)], delay_s=0.02
         )
     else:
-        from mcp_server.backends.factory import load_backend
+        from sqlr1.mcp_server.backends.factory import load_backend
 
         backend = load_backend(config.model)
     server = embedded_server(config, backend=backend)

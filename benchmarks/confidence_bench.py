@@ -35,11 +35,11 @@ def questions() -> list[dict[str, Any]]:
 
 
 async def run(args: argparse.Namespace, done: dict[int, dict[str, Any]]) -> None:
-    from agent.evaluation.datasets import database_files
-    from agent.evaluation.scoring import Scorer, ScoreTask
-    from agent.loop import Agent, AgentSettings
-    from agent.targets import embedded_server
-    from mcp_server.core.config import AppConfig, DatabaseConfig, ModelConfig
+    from sqlr1.agent.evaluation.datasets import database_files
+    from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask
+    from sqlr1.agent.loop import Agent, AgentSettings
+    from sqlr1.agent.targets import embedded_server
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, ModelConfig
 
     db_root = DATA / "spider" / "database"
     config = AppConfig(databases=[DatabaseConfig(target=str(db_root))], model=ModelConfig(model=args.model))

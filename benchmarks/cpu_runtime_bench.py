@@ -44,10 +44,10 @@ N_TOKENS = 48
 
 
 def _prompt():  # the same prompt for every runtime
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.core.config import AppConfig, DatabaseConfig
-    from mcp_server.db.registry import Registry
-    from mcp_server.method.prompt import build_prompt
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.method.prompt import build_prompt
 
     db = REPO / "examples" / "chinook.sqlite"
     registry = Registry.from_config(AppConfig(databases=[DatabaseConfig(name="chinook", target=str(db))]))
@@ -68,7 +68,7 @@ def ct2_child() -> dict:
     import ctranslate2
     from transformers import AutoTokenizer
 
-    from mcp_server.method.prompt import render_text
+    from sqlr1.mcp_server.method.prompt import render_text
 
     tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
     ids = tokenizer(render_text(_prompt(), tokenizer), add_special_tokens=False)["input_ids"]
@@ -119,7 +119,7 @@ def ort_child() -> dict:
     import onnxruntime_genai as og
     from transformers import AutoTokenizer
 
-    from mcp_server.method.prompt import render_text
+    from sqlr1.mcp_server.method.prompt import render_text
 
     tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
     ids = tokenizer(render_text(_prompt(), tokenizer), add_special_tokens=False)["input_ids"]
@@ -172,7 +172,7 @@ def openvino_child() -> dict:
     import openvino_genai as ov_genai
     from transformers import AutoTokenizer
 
-    from mcp_server.method.prompt import render_text
+    from sqlr1.mcp_server.method.prompt import render_text
 
     tokenizer = AutoTokenizer.from_pretrained(os.environ["SQLR1_BENCH_HF_MODEL"])
     text = render_text(_prompt(), tokenizer)
@@ -230,7 +230,7 @@ def openvino_child() -> dict:
 
 def child(runtime: str, model: str) -> dict:
     """Run inside the child process: load, prefill, decode, n=8; returns the figures."""
-    from mcp_server.backends.base import SamplingParams
+    from sqlr1.mcp_server.backends.base import SamplingParams
 
     if runtime == "ctranslate2":
         return ct2_child()
@@ -241,18 +241,18 @@ def child(runtime: str, model: str) -> dict:
     prompt = _prompt()
     t0 = time.perf_counter()
     if runtime.startswith("llamacpp"):
-        from mcp_server.backends.llamacpp_backend import LlamaCppBackend
+        from sqlr1.mcp_server.backends.llamacpp_backend import LlamaCppBackend
 
         threads = {"llamacpp-1t": 1, "llamacpp-2t": 2}.get(runtime)
         backend = LlamaCppBackend(model, threads=threads)
         backend._store.get = lambda key: None  # type: ignore[method-assign]  (no saved prefix: time the prefill)
         backend._store.put = lambda key, state: None  # type: ignore[method-assign]
     elif runtime == "transformers":
-        from mcp_server.backends.transformers_backend import TransformersBackend
+        from sqlr1.mcp_server.backends.transformers_backend import TransformersBackend
 
         backend = TransformersBackend(model, device="cpu")
     elif runtime == "vllm":
-        from mcp_server.backends.vllm_backend import VLLMBackend
+        from sqlr1.mcp_server.backends.vllm_backend import VLLMBackend
 
         backend = VLLMBackend(os.environ["SQLR1_BENCH_HF_MODEL"])
     else:
@@ -261,7 +261,7 @@ def child(runtime: str, model: str) -> dict:
     if hasattr(backend, "prompt_ids"):
         ids = backend.prompt_ids(prompt)[0]
     else:  # vLLM: what its backend sends, tokenized by its tokenizer
-        from mcp_server.method.prompt import render_text
+        from sqlr1.mcp_server.method.prompt import render_text
 
         ids = backend.tokenizer(render_text(prompt, backend.tokenizer), add_special_tokens=False)["input_ids"]
     # prefill: one new token after the whole prompt, nothing cached

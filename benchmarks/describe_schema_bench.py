@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mcp_server.catalog.schema import SchemaInspector, render_ddl
-from mcp_server.db.engines.base import DatabaseSpec, Engine
-from mcp_server.db.engines.sqlite import SqliteEngine
+from sqlr1.mcp_server.catalog.schema import SchemaInspector, render_ddl
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec, Engine
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
 
 
 class _One:

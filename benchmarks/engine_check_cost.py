@@ -43,15 +43,15 @@ from service_data import build_duckdb  # noqa: E402
 from service_data import load_mariadb as load_concert_mariadb  # noqa: E402
 from service_data import load_postgres as load_concert_postgres  # noqa: E402
 
-from mcp_server.core.config import GuardSettings  # noqa: E402
-from mcp_server.core.errors import QueryFailed  # noqa: E402
-from mcp_server.db.engines.base import DatabaseSpec, Engine  # noqa: E402
-from mcp_server.db.engines.mysql import MysqlEngine  # noqa: E402
-from mcp_server.db.engines.postgres import PostgresEngine  # noqa: E402
-from mcp_server.db.engines.sqlite import SqliteEngine  # noqa: E402
-from mcp_server.db.executor import Executor  # noqa: E402
-from mcp_server.db.registry import Registry  # noqa: E402
-from mcp_server.sql.guard import CallPolicy  # noqa: E402
+from sqlr1.mcp_server.core.config import GuardSettings  # noqa: E402
+from sqlr1.mcp_server.core.errors import QueryFailed  # noqa: E402
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec, Engine  # noqa: E402
+from sqlr1.mcp_server.db.engines.mysql import MysqlEngine  # noqa: E402
+from sqlr1.mcp_server.db.engines.postgres import PostgresEngine  # noqa: E402
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine  # noqa: E402
+from sqlr1.mcp_server.db.executor import Executor  # noqa: E402
+from sqlr1.mcp_server.db.registry import Registry  # noqa: E402
+from sqlr1.mcp_server.sql.guard import CallPolicy  # noqa: E402
 
 CONCERT = REPO / "tests" / "data" / "spider" / "concert_singer" / "concert_singer.sqlite"
 SPIDER = REPO.parent / "shared" / "data" / "spider"
@@ -125,7 +125,7 @@ def duckdb_parse_share(runs: int) -> tuple[float, float]:
     """DuckDB: p50 ms of the check's parse (json_serialize_sql + the walk) and of running the join."""
     import duckdb
 
-    from mcp_server.db.engines.calls import calls_in_duckdb_tree
+    from sqlr1.mcp_server.db.engines.calls import calls_in_duckdb_tree
 
     with tempfile.TemporaryDirectory() as folder:
         path = build_duckdb(Path(folder) / "c.duckdb")

@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from service_data import build_duckdb, load_mariadb, load_postgres  # noqa: E402
 
-from mcp_server.core.errors import QueryFailed  # noqa: E402
-from mcp_server.db.engines.base import CancelHandle, DatabaseSpec, Engine  # noqa: E402
+from sqlr1.mcp_server.core.errors import QueryFailed  # noqa: E402
+from sqlr1.mcp_server.db.engines.base import CancelHandle, DatabaseSpec, Engine  # noqa: E402
 
 CONCERT = REPO / "tests" / "data" / "spider" / "concert_singer" / "concert_singer.sqlite"
 UNBOUNDED = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
@@ -51,8 +51,8 @@ MY_URL = os.environ.get("SQLR1_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.
 
 def engines(tmp: Path) -> list[tuple[str, Engine, object]]:
     """(label, engine, bare-driver point-lookup callable)."""
-    from mcp_server.db.engines.duckdb import LOCKED_CONFIG, DuckdbEngine
-    from mcp_server.db.engines.sqlite import SqliteEngine
+    from sqlr1.mcp_server.db.engines.duckdb import LOCKED_CONFIG, DuckdbEngine
+    from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
 
     out: list[tuple[str, Engine, object]] = []
     sq = SqliteEngine(DatabaseSpec(name="c", kind="sqlite", url="", path=CONCERT))
@@ -68,7 +68,7 @@ def engines(tmp: Path) -> list[tuple[str, Engine, object]]:
     try:
         import psycopg
 
-        from mcp_server.db.engines.postgres import PostgresEngine, conninfo_from_url
+        from sqlr1.mcp_server.db.engines.postgres import PostgresEngine, conninfo_from_url
 
         url = load_postgres(PG_URL)
         pg = PostgresEngine(DatabaseSpec(name="c", kind="postgresql", url=url))
@@ -79,7 +79,7 @@ def engines(tmp: Path) -> list[tuple[str, Engine, object]]:
     try:
         import pymysql
 
-        from mcp_server.db.engines.mysql import MysqlEngine, connect_args_from_url
+        from sqlr1.mcp_server.db.engines.mysql import MysqlEngine, connect_args_from_url
 
         url = load_mariadb(MY_URL)
         my = MysqlEngine(DatabaseSpec(name="c", kind="mysql", url=url))

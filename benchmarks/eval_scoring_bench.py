@@ -33,7 +33,7 @@ from func_timeout import FunctionTimedOut, func_timeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.evaluation.scoring import Scorer, ScoreTask
+from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask
 
 RUNAWAY = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT max(i) FROM r"
 

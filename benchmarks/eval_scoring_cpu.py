@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.evaluation.scoring import Scorer, ScoreTask
+from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask
 
 
 def _cpu_s() -> float:

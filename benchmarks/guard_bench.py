@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import tokens as sqlglot_tokens
 from sqlglot.dialects.dialect import Dialect
 
-from mcp_server.sql import guard
+from sqlr1.mcp_server.sql import guard
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -31,8 +31,8 @@ from results_md import write_section  # noqa: E402
 from security.differential import DiffResult, compare, generate  # noqa: E402
 from security.test_differential import prepare_canary  # noqa: E402
 
-from mcp_server.core.errors import QueryFailed  # noqa: E402
-from mcp_server.db.registry import Registry  # noqa: E402
+from sqlr1.mcp_server.core.errors import QueryFailed  # noqa: E402
+from sqlr1.mcp_server.db.registry import Registry  # noqa: E402
 
 POSTGRES = os.environ.get("SQLR1_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB = os.environ.get("SQLR1_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -68,7 +68,7 @@ def control(count: int) -> dict[str, DiffResult]:
     import pymysql
     from sqlalchemy.engine import make_url
 
-    from mcp_server.db.engines.calls import calls_in_postgres_plan, calls_in_rendering
+    from sqlr1.mcp_server.db.engines.calls import calls_in_postgres_plan, calls_in_rendering
 
     out = {}
     pg = make_url(prepare_canary("postgresql", POSTGRES))

@@ -27,7 +27,7 @@ async def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_server.cli.main", "--db", f"chinook={DB}", "serve"],
+        args=["-m", "sqlr1.mcp_server.cli.main", "--db", f"chinook={DB}", "serve"],
         cwd=str(REPO),
         env=env,
     )

@@ -52,7 +52,7 @@ def run_setting(setting: str, runs: Path) -> Path:
     data, db_root = set_files(set_name, runs)
     out = runs / setting.replace(":", "_")
     cmd = [
-        sys.executable, "-m", "mcp_server.cli.main", "--model", model, "eval", "spider",
+        sys.executable, "-m", "sqlr1.mcp_server.cli.main", "--model", model, "eval", "spider",
         "--data", str(data), "--db-root", str(db_root), "--n", str(n), "--out", str(out), "--workers", "1",
     ]  # fmt: skip
     if "nogrammar" in flags:

@@ -60,11 +60,11 @@ def main() -> None:
 
     import torch
 
-    from mcp_server.backends.base import SamplingParams
-    from mcp_server.backends.transformers_backend import TransformersBackend
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.db.registry import Registry
-    from mcp_server.method.prompt import build_prompt
+    from sqlr1.mcp_server.backends.base import SamplingParams
+    from sqlr1.mcp_server.backends.transformers_backend import TransformersBackend
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.method.prompt import build_prompt
 
     data = _data_dir(args.data)
     questions = [

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.gold import GoldResolver
-from training.pool import ExecutionPool, InProcessExecutor
-from training.rewards import SQLR1Reward
+from sqlr1.training.gold import GoldResolver
+from sqlr1.training.pool import ExecutionPool, InProcessExecutor
+from sqlr1.training.rewards import SQLR1Reward
 
 
 def _data_dir() -> Path:

@@ -24,9 +24,9 @@ from sqlglot import exp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mcp_server.catalog.linking import gold_tables, link_tables, subset
-from mcp_server.catalog.schema import ColumnSchema, DatabaseSchema, ForeignKey, TableSchema, render_ddl
-from mcp_server.core.config import GenerationConfig
+from sqlr1.mcp_server.catalog.linking import gold_tables, link_tables, subset
+from sqlr1.mcp_server.catalog.schema import ColumnSchema, DatabaseSchema, ForeignKey, TableSchema, render_ddl
+from sqlr1.mcp_server.core.config import GenerationConfig
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -79,8 +79,8 @@ def gold_columns(sql: str, schema: DatabaseSchema) -> set[tuple[str, str]]:
 class Tokens:
     def __init__(self) -> None:
         try:
-            from mcp_server.backends.llamacpp_backend import LlamaCppBackend
-            from mcp_server.backends.model_registry import DEFAULT_MODEL
+            from sqlr1.mcp_server.backends.llamacpp_backend import LlamaCppBackend
+            from sqlr1.mcp_server.backends.model_registry import DEFAULT_MODEL
 
             self.backend = LlamaCppBackend(DEFAULT_MODEL, n_ctx=512, n_seq_max=1)
             self.unit = "tokens"
@@ -94,9 +94,9 @@ class Tokens:
 
 def realistic_schemas() -> tuple[list[dict], dict[str, DatabaseSchema]]:
     """The realistic evaluation set and its live schemas (with example values, as prompted)."""
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.core.config import AppConfig, DatabaseConfig
-    from mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+    from sqlr1.mcp_server.db.registry import Registry
 
     items = json.loads((Path(__file__).parent / "realistic_eval.json").read_text(encoding="utf-8"))
     root = DATA / "sample_dbs"

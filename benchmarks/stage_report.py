@@ -21,7 +21,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.evaluation.significance import sign_test  # noqa: E402
+from sqlr1.agent.evaluation.significance import sign_test  # noqa: E402
 
 STAGES = ("base", "sft", "grpo", "mt")
 STAGE_NAMES = {

@@ -110,7 +110,7 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
 
 
 def ours_params(db: Path, config: Path | None = None) -> StdioServerParameters:
-    args = ["-m", "mcp_server.cli.main", "--db", f"chinook={db}"]
+    args = ["-m", "sqlr1.mcp_server.cli.main", "--db", f"chinook={db}"]
     if config is not None:
         args += ["--config", str(config)]
     return StdioServerParameters(command=sys.executable, args=[*args, "serve"], cwd=str(REPO))
@@ -149,8 +149,8 @@ async def round_trips(
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """Stdio round trips of both servers, and in the same loop (so machine load hits all alike) the
     server-side cost of execute_sql in this process and raw SQLite (APSW's, and the system's sqlite3)."""
-    from mcp_server.core.config import AppConfig, DatabaseConfig
-    from mcp_server.protocol.server import build_server
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+    from sqlr1.mcp_server.protocol.server import build_server
 
     ours_db, ref_db, inproc_db = work / "ours.sqlite", work / "ref.sqlite", work / "inproc.sqlite"
     timed_db, times = work / "timed.sqlite", work / "call_times.tsv"
@@ -184,7 +184,7 @@ async def round_trips(
             for i in range(warmup + n):
                 if i == warmup:
                     cpu = {
-                        "sqlr1": child_cpu_s("mcp_server.cli.main"),
+                        "sqlr1": child_cpu_s("sqlr1.mcp_server.cli.main"),
                         "reference": child_cpu_s("mcp-server-sqlite"),
                     }
                 for label, sql in QUERIES.items():
@@ -224,7 +224,7 @@ async def round_trips(
                     res.model_dump_json(by_alias=True, exclude_none=True)
                     ss[label]["b2b"].append(time.perf_counter() - t0)
             calls = n * len(QUERIES)
-            CPU_PER_CALL["sqlr1"] = (child_cpu_s("mcp_server.cli.main") - cpu["sqlr1"]) / calls
+            CPU_PER_CALL["sqlr1"] = (child_cpu_s("sqlr1.mcp_server.cli.main") - cpu["sqlr1"]) / calls
             CPU_PER_CALL["reference"] = (child_cpu_s("mcp-server-sqlite") - cpu["reference"]) / calls
     raw.close()
     system.close()

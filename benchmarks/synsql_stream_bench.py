@@ -74,14 +74,14 @@ def write_file(path: Path, megabytes: int, seed: int = 0) -> int:
 
 _CHILD = {
     "whole": (
-        "import json, sys; from pathlib import Path; from training.data import _synsql_example\n"
+        "import json, sys; from pathlib import Path; from sqlr1.training.data import _synsql_example\n"
         "root = Path(sys.argv[1]).parent\n"
         "items = json.load(open(sys.argv[1], encoding='utf-8'))\n"
         "kept = [_synsql_example(it, root, i) for i, it in enumerate(items)]\n"
         "print(len(kept))\n"
     ),
     "streamed": (
-        "import sys; from pathlib import Path; from training.data import load_synsql\n"
+        "import sys; from pathlib import Path; from sqlr1.training.data import load_synsql\n"
         "kept = load_synsql(Path(sys.argv[1]).parent, complexity=['Complex'], sample=8000, seed=0)\n"
         "print(len(kept))\n"
     ),

@@ -39,12 +39,12 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mcp_server.cli import main as cli  # noqa: E402
-from mcp_server.core.results import QueryResult  # noqa: E402
-from mcp_server.db import executor  # noqa: E402
-from mcp_server.db.engines import sqlite  # noqa: E402
-from mcp_server.db.executor import Executor  # noqa: E402
-from mcp_server.protocol import server  # noqa: E402
+from sqlr1.mcp_server.cli import main as cli  # noqa: E402
+from sqlr1.mcp_server.core.results import QueryResult  # noqa: E402
+from sqlr1.mcp_server.db import executor  # noqa: E402
+from sqlr1.mcp_server.db.engines import sqlite  # noqa: E402
+from sqlr1.mcp_server.db.executor import Executor  # noqa: E402
+from sqlr1.mcp_server.protocol import server  # noqa: E402
 
 _call_tool = MCPServer.call_tool
 _out = open(os.environ["SQLR1_CALL_TIMES"], "a", encoding="utf-8", buffering=1)  # noqa: SIM115

@@ -61,7 +61,7 @@ def _free_port() -> int:
 
 
 def _serve(model_dir: Path, port: int, log: Path, timeout_s: float = 900.0) -> subprocess.Popen[bytes]:
-    from mcp_server.backends.vllm_backend import serve_command
+    from sqlr1.mcp_server.backends.vllm_backend import serve_command
 
     cmd = serve_command(
         model_dir,
@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--main-python", default=str(REPO / ".venv" / "bin" / "python"))
     args = ap.parse_args()
 
-    from mcp_server.backends.bundled import ensure_bundled_model
+    from sqlr1.mcp_server.backends.bundled import ensure_bundled_model
 
     model_dir = ensure_bundled_model()
     rows: list[str] = []

@@ -26,9 +26,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
 
 SQL = "SELECT id, score, label FROM big"
 

@@ -26,12 +26,12 @@ QUESTION = "Which artist has released the most albums?"
 
 
 async def main(question: str, width: int, height: int) -> None:
-    from agent.cli import agent_source, model_description
-    from mcp_server.cli.main import build_parser
-    from tui.app import ChatApp
-    from tui.history import InputHistory
-    from tui.widgets.answer_view import AnswerView
-    from tui.widgets.prompt_input import PromptInput
+    from sqlr1.agent.cli import agent_source, model_description
+    from sqlr1.mcp_server.cli.main import build_parser
+    from sqlr1.tui.app import ChatApp
+    from sqlr1.tui.history import InputHistory
+    from sqlr1.tui.widgets.answer_view import AnswerView
+    from sqlr1.tui.widgets.prompt_input import PromptInput
 
     args = build_parser().parse_args(["chat", "--no-history"])
     label, note = model_description(args)

@@ -24,7 +24,7 @@ import platform
 import re
 import sys
 
-from mcp_server.backends.model_registry import MODELS
+from sqlr1.mcp_server.backends.model_registry import MODELS
 
 
 def canonical(name: str) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import sys
 
-from mcp_server.method.compare import order_matters_for
-from training.data import iter_synsql
+from sqlr1.mcp_server.method.compare import order_matters_for
+from sqlr1.training.data import iter_synsql
 
 
 def main(path: str) -> None:

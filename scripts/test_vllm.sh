@@ -10,6 +10,6 @@ bash scripts/setup_vllm.sh
 # Convert the bundled model with the main .venv when it is there (the usual case; the tests would
 # otherwise convert it inside .venv-vllm: same cache folder, same result).
 if [ -x .venv/bin/python ]; then
-  .venv/bin/python -c "from mcp_server.backends.bundled import ensure_bundled_model as e; e()"
+  .venv/bin/python -c "from sqlr1.mcp_server.backends.bundled import ensure_bundled_model as e; e()"
 fi
 exec "$VENV/bin/python" -m pytest tests/vllm_tests -q -p no:cacheprovider --timeout 1200 "$@"

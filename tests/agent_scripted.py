@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from scripted_backend import answer
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams
 
 
 def sql_answer(sql: str, think: str = "I look at the schema and write the query.") -> str:

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import pytest
 import sqlglot
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import CancelHandle, Engine
-from mcp_server.db.executor import cap_result
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import CancelHandle, Engine
+from sqlr1.mcp_server.db.executor import cap_result
 
 TABLES = ("concert", "singer", "singer_in_concert", "stadium")
 # Ends after 1000 steps on every engine (MySQL caps recursion), then a 10^12-row cross join.
@@ -74,7 +74,7 @@ class EngineContract:
     def test_fingerprint_streams_the_whole_result_past_the_cap(self, engine: Engine) -> None:
         """Issue 16, bug 2: with a fingerprint the engine reads every row (keeping only max_rows), and
         results that differ only after the cap fingerprint differently."""
-        from mcp_server.db.engines.base import ResultFingerprint
+        from sqlr1.mcp_server.db.engines.base import ResultFingerprint
 
         def numbers(last: int) -> str:
             return q(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_server.backends.base import Backend
-from mcp_server.core.config import ModelConfig
+from sqlr1.mcp_server.backends.base import Backend
+from sqlr1.mcp_server.core.config import ModelConfig
 
 
 @pytest.fixture(scope="session")
 def bundled_backend() -> Backend:
-    from mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.backends.factory import load_backend
 
     return load_backend(ModelConfig())  # loaded once per test process, shared

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from mcp_server.backends.base import Backend, ChatMessage, Completion, PromptInput, SamplingParams
+from sqlr1.mcp_server.backends.base import Backend, ChatMessage, Completion, PromptInput, SamplingParams
 
 
 def build_app(

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
 
 
 def answer(sql: str, think: str = "Reasoning.") -> str:

@@ -47,7 +47,7 @@ def write_config(path: Path, database: Path, model_url: str, *, num_candidates: 
 
 def serve_command(config: Path, *extra: str) -> list[str]:
     """``sqlr1 --config CONFIG serve EXTRA...`` run by this interpreter (so it runs this checkout's code)."""
-    return [sys.executable, "-m", "mcp_server.cli.main", "--config", str(config), "serve", *extra]
+    return [sys.executable, "-m", "sqlr1.mcp_server.cli.main", "--config", str(config), "serve", *extra]
 
 
 def child_env() -> dict[str, str]:

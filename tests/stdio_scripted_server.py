@@ -16,11 +16,11 @@ from agent_scripted import TurnScriptedBackend, sql_answer
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.db.registry import Registry
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import ServerDeps, build_server
-from mcp_server.protocol.stdio_app import run_stdio
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import ServerDeps, build_server
+from sqlr1.mcp_server.protocol.stdio_app import run_stdio
 
 TIMEOUT_S = 60.0
 

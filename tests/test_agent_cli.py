@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _sqlr1(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mcp_server.cli.main", *args],
+        [sys.executable, "-m", "sqlr1.mcp_server.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,9 +15,9 @@ import anyio
 import pytest
 from agent_scripted import TurnScriptedBackend, sql_answer
 
-from agent import Agent, AgentSettings, SyncAgent, Trace, embedded_server
-from agent.events import AgentEvent, AttemptFinished, GenerationProgress
-from mcp_server.core.config import AppConfig, DatabaseConfig
+from sqlr1.agent import Agent, AgentSettings, SyncAgent, Trace, embedded_server
+from sqlr1.agent.events import AgentEvent, AttemptFinished, GenerationProgress
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
 
 RUNAWAY = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r"
 
@@ -207,7 +207,7 @@ def test_sync_agent_and_run_sql_guard(chinook_copy: Path) -> None:
 
 
 async def test_unknown_database_is_a_clear_error(chinook_copy: Path) -> None:
-    from mcp_server.core.errors import QueryFailed
+    from sqlr1.mcp_server.core.errors import QueryFailed
 
     with pytest.raises(QueryFailed) as info:
         async with Agent.connect(embedded_server(_config(chinook_copy)), database="nope"):

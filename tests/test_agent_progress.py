@@ -4,7 +4,7 @@ the chat and ``sqlr1 ask`` tests show the same line from the real loop."""
 
 from __future__ import annotations
 
-from agent.events import (
+from sqlr1.agent.events import (
     AnswerReady,
     AttemptFinished,
     AttemptStarted,
@@ -12,9 +12,9 @@ from agent.events import (
     GenerationFinished,
     GenerationProgress,
 )
-from agent.progress import ProgressNarrator, retry_reason, shorten
-from agent.trace import Answer, Attempt, ExecutionStep, GenerationStep, Trace
-from mcp_server.core.errors import QueryError
+from sqlr1.agent.progress import ProgressNarrator, retry_reason, shorten
+from sqlr1.agent.trace import Answer, Attempt, ExecutionStep, GenerationStep, Trace
+from sqlr1.mcp_server.core.errors import QueryError
 
 
 class Clock:

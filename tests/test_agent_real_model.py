@@ -15,9 +15,9 @@ import anyio
 import pytest
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 
-from agent import Agent, AgentSettings, embedded_server
-from agent.trace import ExecutionStep, FeedbackStep, GenerationStep
-from mcp_server.core.config import AppConfig, DatabaseConfig
+from sqlr1.agent import Agent, AgentSettings, embedded_server
+from sqlr1.agent.trace import ExecutionStep, FeedbackStep, GenerationStep
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agent import Agent, HttpTarget, StdioTarget
-from mcp_server.core.errors import QueryFailed
+from sqlr1.agent import Agent, HttpTarget, StdioTarget
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 TOKEN = "chat-test-token-0123456789"
 RUNAWAY = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r"
@@ -64,7 +64,7 @@ def http_server(chinook_copy: Path) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "mcp_server.cli.main",
+            "sqlr1.mcp_server.cli.main",
             "--db",
             f"chinook={chinook_copy}",
             "serve",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_server.method.answer import format_ok, parse_answer
+from sqlr1.mcp_server.method.answer import format_ok, parse_answer
 
 GOOD = "<think>\nCount rows.\n</think>\n<answer>\n```sql\nSELECT count(*) FROM singer\n```\n</answer>"
 
@@ -279,7 +279,7 @@ def _sqlr1_reading(processed: str) -> tuple[bool, str | None, str | None, str | 
 def test_strict_answer_is_sqlr1s_reading_on_random_shapes() -> None:
     import random
 
-    from mcp_server.method.answer import strict_answer
+    from sqlr1.mcp_server.method.answer import strict_answer
 
     pieces = ["<think>", "</think>", "<answer>", "</answer>", "```sql", "```", "```SQL", "``` sql",
               " SELECT 1 ", "\n", "x", "'</answer>'", "```sqlite"]  # fmt: skip

@@ -22,7 +22,7 @@ EACH = "How many tracks does each genre have?"
 def _ask(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "mcp_server.cli.main", "--config", str(config), "ask", EACH, *extra],
+        [sys.executable, "-m", "sqlr1.mcp_server.cli.main", "--config", str(config), "ask", EACH, *extra],
         capture_output=True,
         text=True,
         timeout=300,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mcp_server.cli.main import build_parser, main, parse_db_flag
+from sqlr1.mcp_server.cli.main import build_parser, main, parse_db_flag
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def sqlr1(
     *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mcp_server.cli.main", *args],
+        [sys.executable, "-m", "sqlr1.mcp_server.cli.main", *args],
         cwd=cwd,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         capture_output=True,
@@ -197,13 +197,13 @@ def test_parser_has_global_flags() -> None:
 
 
 def test_core_commands_do_not_import_upper_layers() -> None:
-    from mcp_server.cli.main import _needs_plugins
+    from sqlr1.mcp_server.cli.main import _needs_plugins
 
     assert not _needs_plugins(["--db", "serve", "serve", "--http"])  # "serve" after --db is its value
     assert not _needs_plugins(["--config", "x.toml", "sql", "chinook", "SELECT 1"])
     assert _needs_plugins(["--db", "x.sqlite", "chat"])
     assert _needs_plugins(["--help"])
-    code = "import sys; from mcp_server.cli.main import main; main(['dbs', '--json']); print(sorted(m for m in sys.modules if m.split('.')[0] in ('agent', 'tui', 'training')))"
+    code = "import sys; from sqlr1.mcp_server.cli.main import main; main(['dbs', '--json']); print(sorted(m for m in sys.modules if m.split('.')[:2] in (['sqlr1', 'agent'], ['sqlr1', 'tui'], ['sqlr1', 'training'])))"
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "[]"

@@ -17,8 +17,14 @@ from hypothesis import strategies as st
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import TokenType
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.compare import bird_equal, order_matters_for, result_key, spider_equal, strip_distinct
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.compare import (
+    bird_equal,
+    order_matters_for,
+    result_key,
+    spider_equal,
+    strip_distinct,
+)
 
 
 class Case(NamedTuple):
@@ -353,7 +359,7 @@ def test_strip_distinct_on_spider_dev_golds(shared_data) -> None:
 
 
 def test_spider_official_sql_rewrites_as_the_test_suite() -> None:
-    from mcp_server.method.compare import spider_official_sql
+    from sqlr1.mcp_server.method.compare import spider_official_sql
 
     # evaluation.py: "value" -> "1" in predictions only; postprocess; remove_distinct (first statement)
     assert spider_official_sql("SELECT x AS value FROM t", prediction=True) == "SELECT x AS 1 FROM t"

@@ -12,14 +12,14 @@ from agent_scripted import TurnScriptedBackend, sql_answer
 from mcp import Client
 from scripted_backend import ScriptedBackend, answer
 
-from agent import Agent, AgentSettings, embedded_server
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.core.errors import QueryError
-from mcp_server.core.results import JSONValue, QueryResult, column
-from mcp_server.inference.generation import GenerationResult
-from mcp_server.method.confidence import Confidence, assess
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
+from sqlr1.agent import Agent, AgentSettings, embedded_server
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryError
+from sqlr1.mcp_server.core.results import JSONValue, QueryResult, column
+from sqlr1.mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.method.confidence import Confidence, assess
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
 
 EACH = "How many tracks does each genre have?"
 PER_GENRE = (

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from mcp_server.backends import cpu_threads
-from mcp_server.backends.cpu_threads import FreeCores, usable_cores
+from sqlr1.mcp_server.backends import cpu_threads
+from sqlr1.mcp_server.backends.cpu_threads import FreeCores, usable_cores
 
 
 def test_real_readings_are_between_one_and_the_usable_cores() -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mcp_server.backends.model_registry import DEFAULT_MODEL
+from sqlr1.mcp_server.backends.model_registry import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra)")
@@ -21,7 +21,7 @@ def test_ask_answers_with_the_default_model_on_llamacpp() -> None:
         [
             sys.executable,
             "-m",
-            "mcp_server.cli.main",
+            "sqlr1.mcp_server.cli.main",
             "ask",
             "How many albums are there in total?",
             "--max-turns",

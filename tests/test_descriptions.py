@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import FIXTURES
 
-from mcp_server.catalog.descriptions import load_descriptions, read_bird_descriptions, read_tables_json
-from mcp_server.db.engines.base import DatabaseSpec
+from sqlr1.mcp_server.catalog.descriptions import load_descriptions, read_bird_descriptions, read_tables_json
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec
 
 
 def _bird_dirs(shared: Path) -> list[Path]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import apsw
 import pytest
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.sqlite import SqliteEngine
-from mcp_server.db.registry import Registry
-from mcp_server.sql import guard
-from mcp_server.sql.dialects import ALLOWED_FUNCTIONS, SQLITE_INLINE_FUNCTIONS
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.sql import guard
+from sqlr1.mcp_server.sql.dialects import ALLOWED_FUNCTIONS, SQLITE_INLINE_FUNCTIONS
 
 
 def test_inline_functions_are_guard_allowed_functions() -> None:

@@ -16,9 +16,9 @@ from child_process import run_json_child
 from engine_contract import RUNAWAY, EngineContract
 from service_data import duckdb_concert  # noqa: F401  (fixture)
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import MAX_RESULT_BYTES, DatabaseSpec
-from mcp_server.db.engines.duckdb import DuckdbEngine
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import MAX_RESULT_BYTES, DatabaseSpec
+from sqlr1.mcp_server.db.engines.duckdb import DuckdbEngine
 
 
 @pytest.fixture
@@ -92,9 +92,9 @@ def test_file_readers_refused_by_the_engine(engine: DuckdbEngine, duckdb_concert
 _MEASURE = """
 import json, os, resource, sys
 from pathlib import Path
-from mcp_server.db.engines.base import DatabaseSpec
-from mcp_server.db.engines.duckdb import DuckdbEngine
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec
+from sqlr1.mcp_server.db.engines.duckdb import DuckdbEngine
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 def status(key):
     with open("/proc/self/status", encoding="ascii") as fh:
@@ -188,9 +188,9 @@ def test_a_huge_wide_row_reaches_the_server_only_as_far_as_any_cap_shows_it(duck
 
 
 def test_trimming_the_last_row_leaves_every_capped_result_unchanged() -> None:
-    from mcp_server.core.config import GuardSettings
-    from mcp_server.db.engines.duckdb import _MAX_CHARS, _trim_last_row
-    from mcp_server.db.executor import cap_rows
+    from sqlr1.mcp_server.core.config import GuardSettings
+    from sqlr1.mcp_server.db.engines.duckdb import _MAX_CHARS, _trim_last_row
+    from sqlr1.mcp_server.db.executor import cap_rows
 
     assert GuardSettings.model_fields["max_chars"].metadata[-1].le == _MAX_CHARS
     # 2,400 columns, 52 M characters as the cap counts them (the bytes as text or base64)

@@ -12,9 +12,9 @@ import pytest
 from engine_contract import EngineContract
 from service_data import mariadb_concert_url  # noqa: F401  (fixture)
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import CancelHandle, DatabaseSpec, Engine
-from mcp_server.db.engines.mysql import MysqlEngine, connect_args_from_url
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import CancelHandle, DatabaseSpec, Engine
+from sqlr1.mcp_server.db.engines.mysql import MysqlEngine, connect_args_from_url
 
 
 @pytest.fixture

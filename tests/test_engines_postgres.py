@@ -12,9 +12,9 @@ import pytest
 from engine_contract import EngineContract
 from service_data import pg_concert_url  # noqa: F401  (fixture)
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import CancelHandle, DatabaseSpec
-from mcp_server.db.engines.postgres import PostgresEngine, conninfo_from_url
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import CancelHandle, DatabaseSpec
+from sqlr1.mcp_server.db.engines.postgres import PostgresEngine, conninfo_from_url
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from engine_contract import EngineContract
 from sqlite_lock import exclusive_lock
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import DatabaseSpec
-from mcp_server.db.engines.sqlite import SqliteEngine
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
 
 
 def _engine(path: Path) -> SqliteEngine:
@@ -212,7 +212,7 @@ def test_columns_of_an_empty_result(engine: SqliteEngine) -> None:
 
 def test_the_tracer_refuses_a_statement_sqlite_marks_as_writing(tmp_path: Path) -> None:
     """Behind the authorizer: a statement SQLite does not mark read-only never takes its first step."""
-    from mcp_server.db.engines.sqlite import _Conn, _Running
+    from sqlr1.mcp_server.db.engines.sqlite import _Conn, _Running
 
     raw = apsw.Connection(str(tmp_path / "w.sqlite"))  # writable on purpose, no authorizer
     conn = _Conn(raw, _Running(), (0, 0), -1)

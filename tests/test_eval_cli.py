@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from agent.evaluation.datasets import BIRD_SEPARATOR, load_items, read_predictions, write_predictions
+from sqlr1.agent.evaluation.datasets import BIRD_SEPARATOR, load_items, read_predictions, write_predictions
 
-SQLR1 = [sys.executable, "-m", "mcp_server.cli.main"]
+SQLR1 = [sys.executable, "-m", "sqlr1.mcp_server.cli.main"]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.evaluation.scoring import Scorer, ScoreTask, ves_reward
+from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask, ves_reward
 
 RUNAWAY = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT max(i) FROM r"
 

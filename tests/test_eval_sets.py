@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mcp_server.db.exec_pool import (
+from sqlr1.mcp_server.db.exec_pool import (
     ExecJob,
     ExecOutcome,
     ExecutionPool,
@@ -22,7 +22,7 @@ from mcp_server.db.exec_pool import (
     TaskFailed,
     WorkerContext,
 )
-from mcp_server.db.result_cache import ResultCache
+from sqlr1.mcp_server.db.result_cache import ResultCache
 
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 COUNT = "SELECT count(*) FROM singer"

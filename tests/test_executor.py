@@ -13,10 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.sqlite import SqliteEngine
-from mcp_server.db.executor import Executor, cap_result, cap_rows
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
+from sqlr1.mcp_server.db.executor import Executor, cap_result, cap_rows
 
 UNBOUNDED = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 

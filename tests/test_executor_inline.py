@@ -16,14 +16,14 @@ from mcp import Client
 from mcp_text import first_text
 from pydantic import ValidationError
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.results import QueryResult
-from mcp_server.db.engines import sqlite as sqlite_engine
-from mcp_server.db.engines.sqlite import SqliteEngine, inline_safe
-from mcp_server.db.executor import INLINE_BUDGET_S, Executor
-from mcp_server.protocol.server import build_server
-from mcp_server.sql import guard
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.results import QueryResult
+from sqlr1.mcp_server.db.engines import sqlite as sqlite_engine
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine, inline_safe
+from sqlr1.mcp_server.db.executor import INLINE_BUDGET_S, Executor
+from sqlr1.mcp_server.protocol.server import build_server
+from sqlr1.mcp_server.sql import guard
 
 UNBOUNDED = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
 # Tens of milliseconds of VM work: always outlasts a sub-millisecond budget.

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from training.export import export_checkpoint
+from sqlr1.training.export import export_checkpoint
 
 
 def _adapter_run(tmp_path: Path) -> Path:

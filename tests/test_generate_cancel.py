@@ -28,17 +28,17 @@ from mcp import Client
 from scripted_backend import ScriptedBackend, answer
 from stdio_scripted_server import TIMEOUT_S, running_statements, scripted_server
 
-from agent import Agent, HttpTarget, StdioTarget, embedded_server
-from agent.events import AgentEvent, GenerationProgress
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.db.cancellation import Cancellation
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
-from mcp_server.inference.generation import GenerationResult
-from mcp_server.method.values import ValueIndex
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
+from sqlr1.agent import Agent, HttpTarget, StdioTarget, embedded_server
+from sqlr1.agent.events import AgentEvent, GenerationProgress
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.db.cancellation import Cancellation
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.method.values import ValueIndex
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
 
 HERE = Path(__file__).parent
 # 3503^4 rows: hours of work for SQLite, far beyond the 60 s guard timeout.
@@ -94,8 +94,8 @@ async def test_mcp_cancel_interrupts_a_runaway_candidate(chinook_copy: Path) -> 
 async def test_cancelled_candidate_is_reported_when_generation_was_told_to_stop(chinook_copy: Path) -> None:
     """Without MCP: ``Generator.generate_sql(cancel=...)`` run in a thread, cancelled mid-query, returns
     a ``cancelled`` result whose candidate says it was stopped (not timed out)."""
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.inference.generation import Generator
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.inference.generation import Generator
 
     config = _config(chinook_copy)
     registry = Registry.from_config(config)
@@ -224,7 +224,7 @@ def http_url(chinook_copy: Path) -> Iterator[str]:
     """The scripted server over streamable HTTP (uvicorn in a thread, loopback, no token)."""
     import uvicorn
 
-    from mcp_server.protocol.http_app import MCP_PATH, build_http_app
+    from sqlr1.mcp_server.protocol.http_app import MCP_PATH, build_http_app
 
     server, registry = scripted_server(str(chinook_copy), [RUNAWAY, "SELECT count(*) FROM Artist"])
     sock = socket.socket()
@@ -255,9 +255,9 @@ async def test_agent_cancel_over_http_interrupts_the_candidate(http_url: str) ->
 async def test_chat_escape_interrupts_the_candidate(chinook_copy: Path, tmp_path: Path) -> None:
     from textual.pilot import Pilot
 
-    from tui.app import ChatApp
-    from tui.history import InputHistory
-    from tui.widgets.answer_view import AnswerView
+    from sqlr1.tui.app import ChatApp
+    from sqlr1.tui.history import InputHistory
+    from sqlr1.tui.widgets.answer_view import AnswerView
 
     config = _config(chinook_copy)
     registry = Registry.from_config(config)

@@ -9,8 +9,8 @@ import pytest
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from scripted_backend import ScriptedBackend, answer
 
-from mcp_server.backends import factory
-from mcp_server.cli import main as cli
+from sqlr1.mcp_server.backends import factory
+from sqlr1.mcp_server.cli import main as cli
 
 
 def _script(monkeypatch, texts: list[str]) -> ScriptedBackend:
@@ -58,7 +58,7 @@ def test_generate_and_ask_read_db_the_same_way(spider_copy, monkeypatch, capsys,
     """``generate --db FILE`` and ``ask --db FILE`` pick the database one way (``choose_database``): the
     file replaces the bundled example, and is the database asked. Before, generate kept Chinook and
     took the last name, ask replaced it."""
-    from agent.cli import _config_and_database
+    from sqlr1.agent.cli import _config_and_database
 
     monkeypatch.setenv("SQLR1_CACHE", str(tmp_path / "cache"))
     pets = spider_copy("pets_1")

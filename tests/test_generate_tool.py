@@ -13,11 +13,11 @@ from mcp.server.mcpserver import MCPServer
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from scripted_backend import ScriptedBackend, answer
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings, ModelConfig
-from mcp_server.inference.generation import GenerationResult
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
-from mcp_server.sql.guard import check
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings, ModelConfig
+from sqlr1.mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
+from sqlr1.mcp_server.sql.guard import check
 
 
 def _server(databases: list[DatabaseConfig], backend: Any, **model: Any) -> MCPServer:

@@ -10,15 +10,15 @@ import pytest
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from scripted_backend import ScriptedBackend, answer
 
-from mcp_server.catalog.schema import SchemaInspector
-from mcp_server.core.config import GenerationConfig, GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
-from mcp_server.inference.generation import Generator
-from mcp_server.method.prompt import TRAIN_PROMPT_VERSION, PreviousTurn
-from mcp_server.method.values import ValueIndex
-from mcp_server.sql.guard import check
+from sqlr1.mcp_server.catalog.schema import SchemaInspector
+from sqlr1.mcp_server.core.config import GenerationConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.inference.generation import Generator
+from sqlr1.mcp_server.method.prompt import TRAIN_PROMPT_VERSION, PreviousTurn
+from sqlr1.mcp_server.method.values import ValueIndex
+from sqlr1.mcp_server.sql.guard import check
 
 
 def _generator(
@@ -183,7 +183,7 @@ def test_bundled_model_end_to_end(spider_copy, bundled_backend) -> None:  # noqa
 
 
 def test_configured_prompt_variant_is_used_and_recorded(chinook_copy: Path, tmp_path: Path) -> None:
-    from mcp_server.method.prompt import SQLR1_INFERENCE_VERSION
+    from sqlr1.mcp_server.method.prompt import SQLR1_INFERENCE_VERSION
 
     backend = ScriptedBackend([COUNT_A], prompt_version=TRAIN_PROMPT_VERSION)
     gen, db = _generator(
@@ -228,7 +228,7 @@ def test_vote_groups_capped_results_by_the_whole_result(tmp_path: Path) -> None:
 def test_result_fingerprint_semantics() -> None:
     from decimal import Decimal
 
-    from mcp_server.db.engines.base import ResultFingerprint
+    from sqlr1.mcp_server.db.engines.base import ResultFingerprint
 
     def key(rows):
         fp = ResultFingerprint()

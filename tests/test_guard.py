@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
-from mcp_server.sql import guard
-from mcp_server.sql.dialects import ALLOWED_FUNCTIONS, MAX_PAREN_DEPTH, MAX_SQL_CHARS, sqlglot_dialect
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.sql import guard
+from sqlr1.mcp_server.sql.dialects import ALLOWED_FUNCTIONS, MAX_PAREN_DEPTH, MAX_SQL_CHARS, sqlglot_dialect
 
 
 def blocked(sql: str, dialect: str = "sqlite") -> QueryFailed:

@@ -22,14 +22,20 @@ FORBIDDEN = {
 }
 
 
+def _part(module: str) -> str:
+    """The part of the project a module belongs to (``sqlr1.agent.tools`` -> ``agent``), else its root."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "sqlr1" and len(parts) > 1 else parts[0]
+
+
 def _imported_roots(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+            found += [(node.lineno, _part(alias.name)) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found.append((node.lineno, _part(node.module)))
     return found
 
 
@@ -50,7 +56,7 @@ def test_ast_contract() -> None:
 def test_ast_check_can_fail(tmp_path: Path) -> None:
     (tmp_path / "mcp_server").mkdir()
     (tmp_path / "mcp_server" / "bad.py").write_text(
-        "from agent.tools import x\nimport tui\n", encoding="utf-8"
+        "from sqlr1.agent.tools import x\nimport tui\n", encoding="utf-8"
     )
     assert violations(tmp_path) == ["mcp_server/bad.py:1 imports agent", "mcp_server/bad.py:2 imports tui"]
 

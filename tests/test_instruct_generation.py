@@ -9,13 +9,18 @@ from pathlib import Path
 
 from scripted_backend import ScriptedBackend
 
-from mcp_server.backends.base import CodeBlock, SamplingParams, block_end, stop_index
-from mcp_server.catalog.schema import SchemaInspector
-from mcp_server.core.config import GenerationConfig, GuardSettings
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
-from mcp_server.inference.generation import CPU_DEFAULTS, GPU_DEFAULTS, Generator
-from mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION, PreviousTurn, build_prompt, variant_for_version
+from sqlr1.mcp_server.backends.base import CodeBlock, SamplingParams, block_end, stop_index
+from sqlr1.mcp_server.catalog.schema import SchemaInspector
+from sqlr1.mcp_server.core.config import GenerationConfig, GuardSettings
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.inference.generation import CPU_DEFAULTS, GPU_DEFAULTS, Generator
+from sqlr1.mcp_server.method.prompt import (
+    INSTRUCT_PROMPT_VERSION,
+    PreviousTurn,
+    build_prompt,
+    variant_for_version,
+)
 
 PROSE = (
     "The Album table holds one row per album, so count its rows.\n\n```sql\nSELECT COUNT(*) FROM Album\n```"

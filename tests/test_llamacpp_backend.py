@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.backends.base import CodeBlock, SamplingParams
-from mcp_server.catalog.schema import SchemaInspector
-from mcp_server.core.config import ModelConfig
-from mcp_server.db.registry import Registry
-from mcp_server.method.grammar import sql_grammar
-from mcp_server.method.prompt import build_prompt
+from sqlr1.mcp_server.backends.base import CodeBlock, SamplingParams
+from sqlr1.mcp_server.catalog.schema import SchemaInspector
+from sqlr1.mcp_server.core.config import ModelConfig
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.method.grammar import sql_grammar
+from sqlr1.mcp_server.method.prompt import build_prompt
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra)")
 
-from mcp_server.backends import llamacpp_backend
-from mcp_server.backends.factory import choose_runtime
-from mcp_server.backends.llamacpp_backend import LlamaCppBackend
+from sqlr1.mcp_server.backends import llamacpp_backend
+from sqlr1.mcp_server.backends.factory import choose_runtime
+from sqlr1.mcp_server.backends.llamacpp_backend import LlamaCppBackend
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
@@ -58,7 +58,7 @@ def test_auto_runs_the_adapter_on_llamacpp_greedy_like_transformers(backend, pet
     """The LoRA is applied: the adapter's own answer format from the first token. Quantized
     llama.cpp kernels round differently from float32 transformers, so a near-tie may flip later
     (benchmarks/cpu_runtime_bench.py records how many leading tokens agree)."""
-    from mcp_server.backends.transformers_backend import TransformersBackend
+    from sqlr1.mcp_server.backends.transformers_backend import TransformersBackend
 
     assert choose_runtime(ModelConfig(model=MODEL)) == "llamacpp"
     name, inspector = pets

@@ -21,12 +21,12 @@ from mcp_types import CallToolResult, TextContent
 from scripted_backend import ScriptedBackend
 from serve_fixtures import child_env
 
-from agent import Agent, StdioTarget
-from agent.tools import SqlTools, ToolResultInvalid, connect, error_of
-from mcp_server.core.config import AppConfig, DatabaseConfig
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
+from sqlr1.agent import Agent, StdioTarget
+from sqlr1.agent.tools import SqlTools, ToolResultInvalid, connect, error_of
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
 
 DELETE = "DELETE FROM Artist"
 

@@ -26,8 +26,8 @@ from mcp_types import (
     ResourceTemplateReference,
 )
 
-from mcp_server.core.results import MAX_SAFE_INTEGER
-from mcp_server.protocol.mcp_arguments import type_lists
+from sqlr1.mcp_server.core.results import MAX_SAFE_INTEGER
+from sqlr1.mcp_server.protocol.mcp_arguments import type_lists
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = {
@@ -45,7 +45,7 @@ TOOLS = {
 @asynccontextmanager
 async def serve(tmp_path: Path, *dbs: str, **client: Any) -> AsyncIterator[Client]:
     """``sqlr1 serve`` over stdio with ``dbs`` (``name=path``), this checkout's code, and a client."""
-    args = ["-m", "mcp_server.cli.main"]
+    args = ["-m", "sqlr1.mcp_server.cli.main"]
     for db in dbs:
         args += ["--db", db]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -228,7 +228,7 @@ async def test_logging_capability_and_levels(chinook_copy: Path, tmp_path: Path)
 
 
 def test_log_levels_are_kept_per_connection_never_for_stateless_http() -> None:
-    from mcp_server.protocol.mcp_logging import ClientLogLevels, connection_key
+    from sqlr1.mcp_server.protocol.mcp_logging import ClientLogLevels, connection_key
 
     levels = ClientLogLevels()
     stateless = connection_key({"host": "127.0.0.1"})  # an HTTP request without a session id

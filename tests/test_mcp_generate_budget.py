@@ -18,18 +18,18 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from scripted_backend import answer
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
-from mcp_server.cli.main import build_parser
-from mcp_server.core.config import (
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
+from sqlr1.mcp_server.cli.main import build_parser
+from sqlr1.mcp_server.core.config import (
     SERVE_TIME_BUDGET_S,
     AppConfig,
     DatabaseConfig,
     GenerationConfig,
     GuardSettings,
 )
-from mcp_server.inference.generation import GenerationResult
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
+from sqlr1.mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
 
 REPO = Path(__file__).resolve().parent.parent
 STEP_S = 0.05
@@ -141,7 +141,7 @@ async def test_no_candidate_done_says_so(spider_copy: Any) -> None:
 async def test_a_call_queued_behind_a_busy_model_returns_at_its_budget(spider_copy: Any) -> None:
     """The model is busy (the schema prefix being computed at server start, or another request): a call
     waiting for it ends when its budget does, says why, and never reaches the model."""
-    from mcp_server.inference.generation import _lock_for
+    from sqlr1.mcp_server.inference.generation import _lock_for
 
     backend = StaggeredBackend([answer("SELECT 1")], [1])
     calls: list[int] = []
@@ -203,7 +203,7 @@ async def test_cancel_still_stops_the_model_under_a_budget(spider_copy: Any) -> 
 def test_the_budget_defaults_to_40_s_under_serve_and_none_elsewhere() -> None:
     """MCP clients give up after about 60 s, so `sqlr1 serve` defaults to 40 s; the chat, ask, generate and
     eval run in process with progress and cancel, and an evaluation must not score a slow prefill as wrong."""
-    from mcp_server.cli.main import resolve_config, serve_config
+    from sqlr1.mcp_server.cli.main import resolve_config, serve_config
 
     parse = build_parser(plugins=False).parse_args
     assert GenerationConfig().time_budget_s is None
@@ -230,7 +230,7 @@ async def test_real_model_over_stdio_returns_within_its_budget(chinook_copy: Pat
         command=sys.executable,
         args=[
             "-m",
-            "mcp_server.cli.main",
+            "sqlr1.mcp_server.cli.main",
             "--db",
             f"chinook={chinook_copy}",
             "serve",

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcp_server.backends.device import resolve_device, resolve_dtype
-from mcp_server.cli.main import build_parser, main, resolve_config
-from mcp_server.core.config import ModelConfig, load_config
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.backends.device import resolve_device, resolve_dtype
+from sqlr1.mcp_server.cli.main import build_parser, main, resolve_config
+from sqlr1.mcp_server.core.config import ModelConfig, load_config
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
@@ -131,7 +131,7 @@ def test_cli_rejects_malformed_device(capsys: pytest.CaptureFixture[str]) -> Non
 
 @no_cuda
 def test_cuda_request_without_cuda_fails_at_load_with_config_error() -> None:
-    from mcp_server.backends import factory
+    from sqlr1.mcp_server.backends import factory
 
     for device in ("cuda", "cuda:1"):
         with pytest.raises(QueryFailed) as exc:
@@ -152,9 +152,9 @@ def test_cli_cuda_without_cuda_exits_2_naming_the_device(
 
 
 def test_ask_stdio_forwards_device_and_dtype_to_the_server_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.cli import agent_source
-    from agent.loop import Agent
-    from agent.tools import StdioTarget
+    from sqlr1.agent.cli import agent_source
+    from sqlr1.agent.loop import Agent
+    from sqlr1.agent.tools import StdioTarget
 
     # Only the target is wanted: connecting would start the subprocess.
     monkeypatch.setattr(Agent, "connect", lambda target, **kw: target)

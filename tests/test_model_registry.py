@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.backends import model_registry as registry
-from mcp_server.backends.loading import resolve_model
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
+from sqlr1.mcp_server.backends import model_registry as registry
+from sqlr1.mcp_server.backends.loading import resolve_model
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
 
 
 def _fake_parts(root: Path, stem: str, chunks: list[bytes]) -> None:

@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 
-from mcp_server.catalog.schema import SchemaInspector
-from mcp_server.core.config import GenerationConfig
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
-from mcp_server.inference.generation import Generator
-from mcp_server.method.feedback import review, shape_review
-from mcp_server.method.prompt import TRAIN_PROMPT_VERSION, PreviousTurn, render_text
-from training.config import MultiTurnSection
-from training.data import Example, SchemaDDL, grpo_records
-from training.multiturn import FeedbackRollout, turns_reward_for
-from training.pool import ExecutionPool
+from sqlr1.mcp_server.catalog.schema import SchemaInspector
+from sqlr1.mcp_server.core.config import GenerationConfig
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.inference.generation import Generator
+from sqlr1.mcp_server.method.feedback import review, shape_review
+from sqlr1.mcp_server.method.prompt import TRAIN_PROMPT_VERSION, PreviousTurn, render_text
+from sqlr1.training.config import MultiTurnSection
+from sqlr1.training.data import Example, SchemaDDL, grpo_records
+from sqlr1.training.multiturn import FeedbackRollout, turns_reward_for
+from sqlr1.training.pool import ExecutionPool
 
 FIXTURES = Path(__file__).parent / "data" / "spider"
 DB = "concert_singer"
@@ -41,7 +41,7 @@ def _answer(sql: str) -> str:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from mcp_server.backends.bundled import ensure_bundled_model
+    from sqlr1.mcp_server.backends.bundled import ensure_bundled_model
 
     return AutoTokenizer.from_pretrained(str(ensure_bundled_model()))
 

@@ -33,7 +33,7 @@ import pytest
 from conftest import unavailable
 from serve_fixtures import MODEL_SQL, REPO, HttpServer, child_env, http_server, scripted_model, write_config
 
-from mcp_server.core.errors import QueryError
+from sqlr1.mcp_server.core.errors import QueryError
 
 NODE_DIR = REPO / "tests" / "node"
 NODE = NODE_DIR / "node_modules" / ".bin" / "node"
@@ -71,7 +71,7 @@ class Served:
     errlog: Path  # stderr of the stdio servers the Inspector starts
 
     def stdio_command(self) -> list[str]:
-        return [sys.executable, "-m", "mcp_server.cli.main", "--config", str(self.config), "serve"]
+        return [sys.executable, "-m", "sqlr1.mcp_server.cli.main", "--config", str(self.config), "serve"]
 
 
 @pytest.fixture(scope="session")

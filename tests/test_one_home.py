@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from agent.evaluation.scoring import Scorer, ScoreTask
-from mcp_server.backends import bundled, model_registry
-from mcp_server.core import locations
-from mcp_server.db import result_cache
-from mcp_server.db.result_cache import ResultCache
-from training import gold
-from training.pool import InProcessExecutor
+from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask
+from sqlr1.mcp_server.backends import bundled, model_registry
+from sqlr1.mcp_server.core import locations
+from sqlr1.mcp_server.db import result_cache
+from sqlr1.mcp_server.db.result_cache import ResultCache
+from sqlr1.training import gold
+from sqlr1.training.pool import InProcessExecutor
 
 PACKAGES = ("mcp_server", "agent", "training")
 # The same name on purpose, one per plug-in module: CLI entry points, each backend's factory and counters.
@@ -102,9 +102,9 @@ def test_gold_computed_for_training_is_a_cache_hit_for_evaluation(
 def test_training_and_evaluation_read_the_official_layouts_alike(shared_data: Path) -> None:
     """Spider dev and BIRD dev read by training (``load_spider``/``load_bird``) and by evaluation
     (``load_items`` + ``database_file``): the same questions, gold SQL, evidence and database files."""
-    from agent.evaluation.datasets import load_items
-    from mcp_server.db.benchmark_layouts import database_file
-    from training.data import load_bird, load_spider
+    from sqlr1.agent.evaluation.datasets import load_items
+    from sqlr1.mcp_server.db.benchmark_layouts import database_file
+    from sqlr1.training.data import load_bird, load_spider
 
     spider = shared_data / "spider"
     trained = load_spider(spider, "dev")

@@ -14,9 +14,9 @@ from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from openai_compat_server import build_app, serve
 from scripted_backend import ScriptedBackend, answer
 
-from mcp_server.backends.base import ChatMessage, PromptInput, SamplingParams
-from mcp_server.backends.openai_backend import OpenAIBackend
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.backends.base import ChatMessage, PromptInput, SamplingParams
+from sqlr1.mcp_server.backends.openai_backend import OpenAIBackend
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 PROMPT = PromptInput(messages=(ChatMessage("user", "How many singers are there?"),))
 TEXTS = [answer("SELECT count(*) FROM singer"), answer("SELECT 1"), "no sql here"]
@@ -138,8 +138,8 @@ def test_real_model_over_http(bundled_backend) -> None:  # noqa: F811
 
 
 def test_factory_shares_one_instance_and_names_missing_settings() -> None:
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.core.config import ModelConfig
 
     model = ScriptedBackend(TEXTS[:1])
     with serve(build_app(model)) as url:

@@ -15,17 +15,18 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from mcp_server.backends.model_registry import MODELS
-from mcp_server.core.locations import EXAMPLE_DB, SHIPPED_DIR
+from sqlr1.mcp_server.backends.model_registry import MODELS
+from sqlr1.mcp_server.core.locations import EXAMPLE_DB, SHIPPED_DIR
 
 ADAPTERS = sorted({m.adapter for m in MODELS.values() if m.adapter})
 PACKAGES = ("agent", "mcp_server", "training", "tui")
 LOCK = REPO / "requirements" / "lock.txt"
 
 _FIND = """
-import json, mcp_server
-from mcp_server.cli.main import default_example_db
-from mcp_server.backends.model_registry import MODELS
+import json
+import sqlr1.mcp_server as mcp_server
+from sqlr1.mcp_server.cli.main import default_example_db
+from sqlr1.mcp_server.backends.model_registry import MODELS
 print(json.dumps({
     "package": mcp_server.__file__,
     "example_db": str(default_example_db()),
@@ -62,9 +63,15 @@ def test_wheel_ships_and_an_install_finds_the_example_database_and_adapters(tmp_
     (wheel,) = dist.glob("sqlr1-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        shipped = [f"mcp_server/{SHIPPED_DIR}/{EXAMPLE_DB}"]
-        shipped += [f"mcp_server/{SHIPPED_DIR}/models/{a}/{f}" for a in ADAPTERS for f in _adapter_files(a)]
+        shipped = [f"sqlr1/mcp_server/{SHIPPED_DIR}/{EXAMPLE_DB}"]
+        shipped += [
+            f"sqlr1/mcp_server/{SHIPPED_DIR}/models/{a}/{f}" for a in ADAPTERS for f in _adapter_files(a)
+        ]
         assert not [n for n in shipped if n not in names], "missing from the wheel"
+        # one import name: nothing at the top of site-packages but sqlr1/ and the dist-info
+        tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+        assert tops == {"sqlr1"}, tops
+        assert {f"sqlr1/{p}/__init__.py" for p in PACKAGES} <= names and "sqlr1/__init__.py" not in names
         site = tmp_path / "site"
         zf.extractall(site)  # what pip install puts in site-packages
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from parity_corpus import build_databases, load
 
-from agent.evaluation.scoring import Scorer, ScoreTask
+from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask
 
 PAIRS = load("metric_pairs.json")
 

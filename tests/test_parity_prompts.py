@@ -17,9 +17,9 @@ from typing import Any
 
 from parity_corpus import PARITY, build_databases
 
-from mcp_server.catalog.schema import SchemaInspector, render_ddl
-from mcp_server.db.registry import Registry
-from mcp_server.method.prompt import build_prompt, render_text
+from sqlr1.mcp_server.catalog.schema import SchemaInspector, render_ddl
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.method.prompt import build_prompt, render_text
 
 PROMPTS = PARITY / "prompts"
 INPUTS = json.loads((PROMPTS / "inputs.json").read_text(encoding="utf-8"))

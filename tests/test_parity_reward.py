@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from parity_corpus import build_databases, load
 
-from training.pool import ExecutionPool
-from training.rewards import REWARD_NAMES, SQLR1Reward
+from sqlr1.training.pool import ExecutionPool
+from sqlr1.training.rewards import REWARD_NAMES, SQLR1Reward
 
 CASES = load("reward_cases.json")
 PARTS = (*REWARD_NAMES, "total")

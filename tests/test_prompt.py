@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.backends.base import PromptInput
-from mcp_server.method.answer import format_ok
-from mcp_server.method.prompt import (
+from sqlr1.mcp_server.backends.base import PromptInput
+from sqlr1.mcp_server.method.answer import format_ok
+from sqlr1.mcp_server.method.prompt import (
     PROMPT_VERSION,
     TRAIN_PROMPT_VERSION,
     PreviousTurn,
@@ -171,8 +171,8 @@ def test_versions() -> None:
 
 def test_golden_spider_from_schema(spider_copy) -> None:
     """The full path: a copied Spider database, schema.py's DDL, the inference prompt."""
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.db.registry import Registry
 
     registry = Registry.from_targets([str(spider_copy("concert_singer"))])
     ddl = SchemaInspector(registry).ddl("concert_singer")

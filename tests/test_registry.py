@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.registry import Registry, specs_from_target
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.registry import Registry, specs_from_target
 
 SPIDER = FIXTURES / "spider"
 
@@ -36,7 +36,7 @@ def _fail(targets: list, kind: str) -> str:
 )
 def test_cli_and_registry_read_a_named_target_alike(spider_copy, value: str, name: str | None) -> None:
     """``--db`` and ``Registry.from_targets`` share one reading of ``NAME=TARGET``."""
-    from mcp_server.cli.main import parse_db_flag
+    from sqlr1.mcp_server.cli.main import parse_db_flag
 
     target = value.format(db=spider_copy("pets_1"))
     flag = parse_db_flag(target)
@@ -57,15 +57,15 @@ def test_cli_and_registry_read_a_named_target_alike(spider_copy, value: str, nam
     ],
 )
 def test_a_path_or_url_with_an_equals_sign_is_not_named(value: str) -> None:
-    from mcp_server.cli.main import parse_db_flag
-    from mcp_server.db.registry import split_named_target
+    from sqlr1.mcp_server.cli.main import parse_db_flag
+    from sqlr1.mcp_server.db.registry import split_named_target
 
     assert split_named_target(value) == (None, value)
     assert parse_db_flag(value).name is None and parse_db_flag(value).target == value
 
 
 def test_empty_target_after_a_name_is_refused_by_both() -> None:
-    from mcp_server.cli.main import UsageError, parse_db_flag
+    from sqlr1.mcp_server.cli.main import UsageError, parse_db_flag
 
     with pytest.raises(UsageError, match="empty target after 'pg='"):
         parse_db_flag("pg=")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from training.gold import GoldCache, GoldResolver
-from training.pool import ExecJob, ExecutionPool
-from training.rewards import REWARD_NAMES, SQLR1Reward
+from sqlr1.training.gold import GoldCache, GoldResolver
+from sqlr1.training.pool import ExecJob, ExecutionPool
+from sqlr1.training.rewards import REWARD_NAMES, SQLR1Reward
 
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 

@@ -14,9 +14,9 @@ import pytest
 import sqlglot
 from service_data import duckdb_concert, mariadb_concert_url, pg_concert_url  # noqa: F401  (fixtures)
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
 
 TIMEOUT = 1.5
 UNBOUNDED = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"

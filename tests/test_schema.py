@@ -14,7 +14,7 @@ import sqlglot
 from conftest import FIXTURES
 from sqlglot import exp
 
-from mcp_server.catalog.schema import (
+from sqlr1.mcp_server.catalog.schema import (
     ColumnSchema,
     DatabaseSchema,
     SchemaInspector,
@@ -22,9 +22,9 @@ from mcp_server.catalog.schema import (
     prompt_identifier,
     render_ddl,
 )
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import DatabaseSpec
-from mcp_server.db.registry import Registry
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec
+from sqlr1.mcp_server.db.registry import Registry
 
 SPIDER_TABLES_JSON = FIXTURES / "spider" / "tables.json"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.catalog.linking import gold_tables, link_tables, subset, words
-from mcp_server.catalog.schema import DatabaseSchema, SchemaInspector
-from mcp_server.db.registry import Registry
+from sqlr1.mcp_server.catalog.linking import gold_tables, link_tables, subset, words
+from sqlr1.mcp_server.catalog.schema import DatabaseSchema, SchemaInspector
+from sqlr1.mcp_server.db.registry import Registry
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_columns_values_and_no_match(chinook: DatabaseSchema) -> None:
 
 
 def test_subset_renders_only_its_tables(chinook: DatabaseSchema) -> None:
-    from mcp_server.catalog.schema import render_ddl
+    from sqlr1.mcp_server.catalog.schema import render_ddl
 
     full = render_ddl(chinook)
     small = render_ddl(subset(chinook, ["Album", "artist"]))

@@ -24,7 +24,7 @@ class StdioPeer:
 
     def __init__(self, db: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mcp_server.cli.main", "--db", f"chinook={db}", "serve"],
+            [sys.executable, "-m", "sqlr1.mcp_server.cli.main", "--db", f"chinook={db}", "serve"],
             cwd=str(REPO),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -189,7 +189,7 @@ def _verdict(line: str) -> Any:
 
 
 def test_repair_line_marks_invalid_requests_for_a_32600_reply() -> None:
-    from mcp_server.protocol.stdio_app import INVALID_REQUEST, parse_error_reply, repair_line
+    from sqlr1.mcp_server.protocol.stdio_app import INVALID_REQUEST, parse_error_reply, repair_line
 
     for ok in (
         '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}\n',
@@ -272,7 +272,7 @@ def test_unparseable_lines_get_a_parse_error_and_the_server_keeps_serving(tmp_pa
 
 
 def test_parse_error_reply_only_for_invalid_json() -> None:
-    from mcp_server.protocol.stdio_app import PARSE_ERROR, parse_error_reply
+    from sqlr1.mcp_server.protocol.stdio_app import PARSE_ERROR, parse_error_reply
 
     verdict = _verdict
     reply = parse_error_reply(verdict("{not json"))

@@ -15,10 +15,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, ServerConfig
-from mcp_server.core.errors import QueryFailed
-from mcp_server.protocol.http_app import build_http_app, check_bind, host_policy, is_loopback
-from mcp_server.protocol.server import ServerDeps, build_server, read_only_annotations
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, ServerConfig
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.protocol.http_app import build_http_app, check_bind, host_policy, is_loopback
+from sqlr1.mcp_server.protocol.server import ServerDeps, build_server, read_only_annotations
 
 TOKEN = "policy-test-token-0123456789abcdef"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

@@ -17,9 +17,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_text import first_text
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.core.errors import QueryError
-from mcp_server.protocol.server import ServerDeps, build_server, read_only_annotations
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryError
+from sqlr1.mcp_server.protocol.server import ServerDeps, build_server, read_only_annotations
 
 TOOLS = {"list_databases", "list_tables", "describe_schema", "sample_values", "execute_sql", "validate_sql"}
 RUNAWAY = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
@@ -80,7 +80,7 @@ async def test_execute_sql_results_match_the_published_schema_and_model(server: 
     ``_trust_structured_output``), so every cell type must come out valid by construction."""
     import jsonschema
 
-    from mcp_server.core.results import QueryResult
+    from sqlr1.mcp_server.core.results import QueryResult
 
     async with Client(server) as client:
         schema = {t.name: t for t in (await client.list_tools()).tools}["execute_sql"].output_schema

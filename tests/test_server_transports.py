@@ -26,7 +26,7 @@ LOOKUP = "SELECT ArtistId, Name FROM Artist WHERE ArtistId = 1"
 
 
 def serve_args(db: Path, *extra: str) -> list[str]:
-    return ["-m", "mcp_server.cli.main", "--db", f"chinook={db}", "serve", *extra]
+    return ["-m", "sqlr1.mcp_server.cli.main", "--db", f"chinook={db}", "serve", *extra]
 
 
 def child_env() -> dict[str, str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.core.results import QueryResult, column
-from mcp_server.method.feedback import review, shape_review
-from mcp_server.method.shape import check_shape, requested_rows, sql_facts
+from sqlr1.mcp_server.core.results import QueryResult, column
+from sqlr1.mcp_server.method.feedback import review, shape_review
+from sqlr1.mcp_server.method.shape import check_shape, requested_rows, sql_facts
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.evaluation.significance import sign_test
+from sqlr1.agent.evaluation.significance import sign_test
 
 
 def test_counts_only_the_disagreements_and_gives_the_exact_tail() -> None:

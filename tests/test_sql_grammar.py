@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.catalog.schema import SchemaInspector
-from mcp_server.db.registry import Registry
-from mcp_server.method.grammar import sql_grammar
+from sqlr1.mcp_server.catalog.schema import SchemaInspector
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.method.grammar import sql_grammar
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra) runs the grammar")
 
-from mcp_server.backends.bundled import bundled_gguf_path
-from mcp_server.backends.llamacpp_backend import LlamaCppBackend, grammar_accepts
+from sqlr1.mcp_server.backends.bundled import bundled_gguf_path
+from sqlr1.mcp_server.backends.llamacpp_backend import LlamaCppBackend, grammar_accepts
 
 REALISTIC = Path(__file__).resolve().parent.parent / "benchmarks" / "realistic_eval.json"
 

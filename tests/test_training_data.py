@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.answer import parse_answer
-from mcp_server.method.prompt import THINK_PREFILL
-from training.config import CONFIGS_DIR, GRPOFile, load_grpo_config, load_sft_config
-from training.data import (
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.answer import parse_answer
+from sqlr1.mcp_server.method.prompt import THINK_PREFILL
+from sqlr1.training.config import CONFIGS_DIR, GRPOFile, load_grpo_config, load_sft_config
+from sqlr1.training.data import (
     Example,
     filter_examples,
     grpo_records,
@@ -23,9 +23,9 @@ from training.data import (
     sft_records,
     sft_target,
 )
-from training.gold import GoldCache, GoldResolver
-from training.pool import ExecutionPool
-from training.trainers import grpo_batch_shape
+from sqlr1.training.gold import GoldCache, GoldResolver
+from sqlr1.training.pool import ExecutionPool
+from sqlr1.training.trainers import grpo_batch_shape
 
 FIXTURES = Path(__file__).parent / "data" / "spider"
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -41,7 +41,7 @@ def pool():
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from mcp_server.backends.bundled import ensure_bundled_model
+    from sqlr1.mcp_server.backends.bundled import ensure_bundled_model
 
     return AutoTokenizer.from_pretrained(str(ensure_bundled_model()))
 
@@ -235,7 +235,7 @@ def test_grpo_batch_shape(tmp_path: Path):
 
 
 def test_train_command_is_registered(capsys):
-    from mcp_server.cli.main import main
+    from sqlr1.mcp_server.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["train", "--help"])

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from parity_corpus import PARITY, build_databases
 
-from mcp_server.catalog.schema import SchemaInspector
-from mcp_server.db.registry import Registry
-from mcp_server.method.prompt import SQLR1_RL_VERSION, build_prompt
-from training.config import load_grpo_config
-from training.data import (
+from sqlr1.mcp_server.catalog.schema import SchemaInspector
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.method.prompt import SQLR1_RL_VERSION, build_prompt
+from sqlr1.training.config import load_grpo_config
+from sqlr1.training.data import (
     SchemaDDL,
     filter_examples,
     grpo_records,
@@ -185,7 +185,7 @@ def test_sqlr1_rl_records_and_settings(synsql_root: Path, tmp_path: Path) -> Non
     loaded = load_grpo_config(cfg)
     assert (loaded.data.prompt, loaded.data.example_values) == ("sqlr1_rl", 0)
     cfg.write_text('[data]\nprompt = "nope"\n', encoding="utf-8")
-    from mcp_server.core.errors import QueryFailed
+    from sqlr1.mcp_server.core.errors import QueryFailed
 
     with pytest.raises(QueryFailed, match="unknown prompt variant 'nope'"):
         load_grpo_config(cfg)
@@ -194,7 +194,7 @@ def test_sqlr1_rl_records_and_settings(synsql_root: Path, tmp_path: Path) -> Non
 
 def test_7b_preset_follows_sqlr1s_verl_run() -> None:
     """sh/train.sh + verl/trainer/config/ppo_trainer.yaml of IDEA-FinAI/SQL-R1, setting by setting."""
-    from training.config import CONFIGS_DIR
+    from sqlr1.training.config import CONFIGS_DIR
 
     cfg = load_grpo_config(CONFIGS_DIR / "grpo_sqlr1_7b.toml")
     g, t, d, r = cfg.grpo, cfg.train, cfg.data, cfg.reward
@@ -209,7 +209,7 @@ def test_7b_preset_follows_sqlr1s_verl_run() -> None:
 
 
 def test_render_ddl_keeps_a_column_subset_and_its_keys(tmp_path: Path) -> None:
-    from mcp_server.catalog.schema import render_ddl
+    from sqlr1.mcp_server.catalog.schema import render_ddl
 
     build_databases(tmp_path)
     schema = SchemaInspector(Registry.from_targets([str(tmp_path / "parity")])).describe("parity")

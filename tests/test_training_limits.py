@@ -7,9 +7,9 @@ import argparse
 import pytest
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from training.cli import _apply_overrides
-from training.config import TrainSection
-from training.limits import TimeLimitCallback
+from sqlr1.training.cli import _apply_overrides
+from sqlr1.training.config import TrainSection
+from sqlr1.training.limits import TimeLimitCallback
 
 
 def test_callback_stops_and_saves_once_the_budget_is_spent(tmp_path) -> None:
@@ -57,9 +57,9 @@ def test_max_minutes_is_validated_and_overridable() -> None:
 
 
 def test_set_overrides_any_key_and_names_a_bad_one() -> None:
-    from mcp_server.core.errors import QueryFailed
-    from training.cli import _apply_settings, _setting
-    from training.config import CONFIGS_DIR, load_grpo_config
+    from sqlr1.mcp_server.core.errors import QueryFailed
+    from sqlr1.training.cli import _apply_settings, _setting
+    from sqlr1.training.config import CONFIGS_DIR, load_grpo_config
 
     cfg = load_grpo_config(CONFIGS_DIR / "grpo_mt_qwen05b_gpu.toml")
     sets = [

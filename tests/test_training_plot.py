@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.plot import FORMAT_RATE, _panels, _values, plot_log_history
+from sqlr1.training.plot import FORMAT_RATE, _panels, _values, plot_log_history
 
 
 def _history() -> list[dict[str, float]]:

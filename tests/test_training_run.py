@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from training.config import (
+from sqlr1.training.config import (
     DataSection,
     GRPOFile,
     GRPOSection,
@@ -67,7 +67,7 @@ def data_section(shared_data: Path, tmp_path_factory) -> DataSection:
 
 @pytest.fixture(scope="module")
 def sft_run(data_section: DataSection, tmp_path_factory):
-    from training.trainers import run_sft
+    from sqlr1.training.trainers import run_sft
 
     out = tmp_path_factory.mktemp("sft")
     cfg = SFTFile(
@@ -105,7 +105,7 @@ def test_sft_resumes_from_the_last_checkpoint(sft_run, tmp_path: Path):
 
     from transformers import TrainerCallback
 
-    from training.trainers import run_sft
+    from sqlr1.training.trainers import run_sft
 
     class CountSteps(TrainerCallback):
         steps = 0
@@ -151,10 +151,10 @@ def _tiny_grpo(sft_run, data_section: DataSection, out: Path, **sections) -> GRP
 
 @pytest.fixture(scope="module")
 def grpo_run(sft_run, data_section: DataSection, tmp_path_factory):
-    from training.gold import GoldCache, GoldResolver
-    from training.pool import ExecutionPool
-    from training.rewards import SQLR1Reward
-    from training.trainers import run_grpo
+    from sqlr1.training.gold import GoldCache, GoldResolver
+    from sqlr1.training.pool import ExecutionPool
+    from sqlr1.training.rewards import SQLR1Reward
+    from sqlr1.training.trainers import run_grpo
 
     cfg = _tiny_grpo(sft_run, data_section, tmp_path_factory.mktemp("grpo"))
     with ExecutionPool(workers=1, timeout_s=10) as pool:
@@ -189,8 +189,8 @@ def test_grpo_step_changes_the_adapter(grpo_run):
 def test_multiturn_grpo_step_retries_with_feedback(sft_run, data_section: DataSection, tmp_path: Path):
     """A real GRPO step whose rollouts execute their SQL, read the review's feedback and answer again
     (training.multiturn): completions cut at 24 tokens hold no SQL, so every rollout is retried."""
-    from training.config import MultiTurnSection
-    from training.trainers import run_grpo
+    from sqlr1.training.config import MultiTurnSection
+    from sqlr1.training.trainers import run_grpo
 
     cfg = _tiny_grpo(
         sft_run,
@@ -215,15 +215,15 @@ def test_multiturn_grpo_step_retries_with_feedback(sft_run, data_section: DataSe
 
 
 def test_export_loads_in_the_server_and_answers(grpo_run, shared_data: Path, tmp_path: Path):
-    from mcp_server.backends.loading import resolve_model
-    from mcp_server.backends.manifest import read_manifest
-    from mcp_server.backends.transformers_backend import TransformersBackend
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.db.executor import Executor
-    from mcp_server.db.registry import Registry
-    from mcp_server.inference.generation import Generator
-    from mcp_server.method.prompt import TRAIN_PROMPT_VERSION
-    from training.export import export_checkpoint
+    from sqlr1.mcp_server.backends.loading import resolve_model
+    from sqlr1.mcp_server.backends.manifest import read_manifest
+    from sqlr1.mcp_server.backends.transformers_backend import TransformersBackend
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.inference.generation import Generator
+    from sqlr1.mcp_server.method.prompt import TRAIN_PROMPT_VERSION
+    from sqlr1.training.export import export_checkpoint
 
     result, _, _ = grpo_run
     out = export_checkpoint(result.output_dir, tmp_path / "export", extra_metrics={"spider_dev_ex": 0.0})
@@ -321,7 +321,7 @@ cpu_threads = 1
     repo = Path(__file__).parents[1]
     cmd = [
         str(accelerate), "launch", "--config_file", str(repo / "training" / "accelerate" / "cpu_2proc.yaml"),
-        "-m", "training.cli", kind, "--config", str(config),
+        "-m", "sqlr1.training.cli", kind, "--config", str(config),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=repo)

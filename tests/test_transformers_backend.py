@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.backends import bundled
-from mcp_server.backends.base import ChatMessage, PromptInput, SamplingParams
-from mcp_server.backends.loading import resolve_model
-from mcp_server.backends.manifest import CheckpointManifest, read_manifest, write_manifest
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.prompt import TRAIN_PROMPT_VERSION, build_prompt
+from sqlr1.mcp_server.backends import bundled
+from sqlr1.mcp_server.backends.base import ChatMessage, PromptInput, SamplingParams
+from sqlr1.mcp_server.backends.loading import resolve_model
+from sqlr1.mcp_server.backends.manifest import CheckpointManifest, read_manifest, write_manifest
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.prompt import TRAIN_PROMPT_VERSION, build_prompt
 
 DDL = """CREATE TABLE singer (
     Singer_ID number, -- example: [1, 2]
@@ -32,7 +32,7 @@ GREEDY = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
 
 @pytest.fixture(scope="module")
 def backend():
-    from mcp_server.backends.transformers_backend import get_backend
+    from sqlr1.mcp_server.backends.transformers_backend import get_backend
 
     return get_backend(None)
 
@@ -171,7 +171,7 @@ def test_stop_string_kept_and_cancel(backend) -> None:
 
 @pytest.mark.slow
 def test_get_backend_loads_once_and_is_thread_safe(backend) -> None:
-    from mcp_server.backends.transformers_backend import get_backend
+    from sqlr1.mcp_server.backends.transformers_backend import get_backend
 
     assert get_backend() is backend and get_backend("bundled") is backend
     prompt = build_prompt(DDL, "Oldest singer?")
@@ -193,9 +193,9 @@ def test_get_backend_loads_once_and_is_thread_safe(backend) -> None:
 def test_device_cpu_explicit_and_auto_share_one_backend_and_prefix_kv_lives_there(backend) -> None:
     import torch
 
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.backends.transformers_backend import get_backend
-    from mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.backends.transformers_backend import get_backend
+    from sqlr1.mcp_server.core.config import ModelConfig
 
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert backend.device == expected  # the fixture's backend is device="auto"
@@ -223,7 +223,7 @@ def test_lora_adapter_and_checkpoint_manifest_load(backend, tmp_path: Path) -> N
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from mcp_server.backends.transformers_backend import TransformersBackend
+    from sqlr1.mcp_server.backends.transformers_backend import TransformersBackend
 
     base, _ = backend.model, backend.tokenizer
     torch.manual_seed(0)

@@ -16,16 +16,16 @@ from agent_scripted import TurnScriptedBackend, sql_answer
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static, TextArea, Tree
 
-from agent import Agent, embedded_server
-from mcp_server.core.config import AppConfig, DatabaseConfig
-from tui.app import ChatApp
-from tui.history import InputHistory
-from tui.screens.help import HelpScreen
-from tui.screens.sql_editor import SqlEditorScreen
-from tui.widgets.answer_view import AnswerView
-from tui.widgets.prompt_input import PromptInput
-from tui.widgets.result_table import ResultTable
-from tui.widgets.schema_sidebar import SchemaSidebar
+from sqlr1.agent import Agent, embedded_server
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+from sqlr1.tui.app import ChatApp
+from sqlr1.tui.history import InputHistory
+from sqlr1.tui.screens.help import HelpScreen
+from sqlr1.tui.screens.sql_editor import SqlEditorScreen
+from sqlr1.tui.widgets.answer_view import AnswerView
+from sqlr1.tui.widgets.prompt_input import PromptInput
+from sqlr1.tui.widgets.result_table import ResultTable
+from sqlr1.tui.widgets.schema_sidebar import SchemaSidebar
 
 BROKEN_THEN_FIXED = [
     sql_answer("SELECT Nme FROM Artist"),

@@ -21,12 +21,12 @@ from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from test_tui_chat import ask
 from textual.widgets import Collapsible, Static
 
-from agent import Agent, AgentSettings, embedded_server
-from mcp_server.core.config import AppConfig, DatabaseConfig
-from tui.app import ChatApp
-from tui.history import InputHistory
-from tui.widgets.result_table import ResultTable
-from tui.widgets.sql_view import SqlView
+from sqlr1.agent import Agent, AgentSettings, embedded_server
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+from sqlr1.tui.app import ChatApp
+from sqlr1.tui.history import InputHistory
+from sqlr1.tui.widgets.result_table import ResultTable
+from sqlr1.tui.widgets.sql_view import SqlView
 
 pytestmark = pytest.mark.slow
 MODEL_TIMEOUT_S = 1800.0  # a shared 2-core CPU under load: a 32-token answer can take minutes
@@ -82,7 +82,7 @@ def test_sqlr1_chat_in_tmux(chinook_copy: Path, tmp_path: Path) -> None:
     session = f"sqlr1-chat-test-{os.getpid()}"
     data_home = tmp_path / "data"
     command = (
-        f"{shlex.quote(sys.executable)} -m mcp_server.cli.main --db chinook={shlex.quote(str(chinook_copy))} chat "
+        f"{shlex.quote(sys.executable)} -m sqlr1.mcp_server.cli.main --db chinook={shlex.quote(str(chinook_copy))} chat "
         f"--n 1 --max-new-tokens 32 --max-turns 1 --export-dir {shlex.quote(str(tmp_path))}; "
         "echo SQLR1-EXITED-$?; sleep 60"
     )

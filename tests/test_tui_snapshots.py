@@ -16,8 +16,8 @@ from test_tui_chat import BROKEN_THEN_FIXED, ask, make_app, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tui.app import ChatApp
-from tui.widgets.prompt_input import PromptInput
+from sqlr1.tui.app import ChatApp
+from sqlr1.tui.widgets.prompt_input import PromptInput
 
 
 def _app(db: Path, tmp_path: Path, **kwargs: Any) -> ChatApp:

@@ -17,14 +17,14 @@ from textual.color import Color
 from textual.geometry import Region
 from textual.widgets import Collapsible, Input, Static
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams
-from tui.screens.help import HelpScreen
-from tui.screens.sql_editor import SqlEditorScreen
-from tui.widgets.answer_view import AnswerView
-from tui.widgets.prompt_input import PLACEHOLDER
-from tui.widgets.prompt_input import PromptInput as Prompt
-from tui.widgets.schema_sidebar import SchemaSidebar
-from tui.widgets.sql_view import SqlView
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams
+from sqlr1.tui.screens.help import HelpScreen
+from sqlr1.tui.screens.sql_editor import SqlEditorScreen
+from sqlr1.tui.widgets.answer_view import AnswerView
+from sqlr1.tui.widgets.prompt_input import PLACEHOLDER
+from sqlr1.tui.widgets.prompt_input import PromptInput as Prompt
+from sqlr1.tui.widgets.schema_sidebar import SchemaSidebar
+from sqlr1.tui.widgets.sql_view import SqlView
 
 SIZE = (80, 24)
 EACH = "How many tracks does each genre have?"
@@ -67,10 +67,10 @@ async def test_ok_answer_says_what_it_rests_on(chinook_copy: Path, tmp_path: Pat
 
 
 async def test_refusal_is_labelled_refused_with_the_rule(chinook_copy: Path, tmp_path: Path) -> None:
-    from agent import Agent, AgentSettings, embedded_server
-    from mcp_server.core.config import AppConfig, DatabaseConfig
-    from tui.app import ChatApp
-    from tui.history import InputHistory
+    from sqlr1.agent import Agent, AgentSettings, embedded_server
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+    from sqlr1.tui.app import ChatApp
+    from sqlr1.tui.history import InputHistory
 
     config = AppConfig(databases=[DatabaseConfig(name="chinook", target=str(chinook_copy))])
     server = embedded_server(config, backend=TurnScriptedBackend([sql_answer("DELETE FROM Artist")]))

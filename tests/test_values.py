@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
-from mcp_server.method.values import ValueIndex, _phrases
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.method.values import ValueIndex, _phrases
 
 
 def _index(db: Path, cache: Path) -> tuple[ValueIndex, str]:
@@ -31,7 +31,7 @@ def test_acdc_is_found_in_artist_name(chinook_copy: Path, tmp_path: Path) -> Non
 
 def test_retrieved_hits_go_into_the_prompt_as_they_are(chinook_copy: Path, tmp_path: Path) -> None:
     """One ``ValueHit``: what retrieval returns is what the prompt renders (there were two classes)."""
-    from mcp_server.method import prompt
+    from sqlr1.mcp_server.method import prompt
 
     index, db = _index(chinook_copy, tmp_path / "cache")
     hits = index.search(db, "Which albums were released by AC/DC?")

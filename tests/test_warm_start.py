@@ -9,10 +9,10 @@ from pathlib import Path
 
 from scripted_backend import ScriptedBackend
 
-from agent.targets import embedded_server
-from mcp_server.backends.base import PromptInput
-from mcp_server.core.config import AppConfig, DatabaseConfig
-from mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
+from sqlr1.agent.targets import embedded_server
+from sqlr1.mcp_server.backends.base import PromptInput
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+from sqlr1.mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
 
 
 class WarmingBackend(ScriptedBackend):

@@ -4,7 +4,7 @@ Registered through the ``sqlr1.commands`` entry point (``mcp_server.cli.main`` n
 Exit codes: 0 success, 2 configuration errors (unknown keys, missing files), 1 a failed run.
 For several processes or GPUs, run the same command under accelerate::
 
-    accelerate launch --config_file training/accelerate/ddp.yaml -m training.cli sft --config sft.toml
+    accelerate launch --config_file training/accelerate/ddp.yaml -m sqlr1.training.cli sft --config sft.toml
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = ["main", "register"]
 
@@ -36,8 +36,8 @@ def _config_path(value: str) -> Path:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from training.config import load_sft_config
-    from training.trainers import run_sft
+    from sqlr1.training.config import load_sft_config
+    from sqlr1.training.trainers import run_sft
 
     cfg = _apply_settings(load_sft_config(_config_path(args.config)), args)
     _apply_overrides(cfg, args)
@@ -47,8 +47,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 
 def cmd_grpo(args: argparse.Namespace) -> int:
-    from training.config import load_grpo_config
-    from training.trainers import run_grpo
+    from sqlr1.training.config import load_grpo_config
+    from sqlr1.training.trainers import run_grpo
 
     cfg = _apply_settings(load_grpo_config(_config_path(args.config)), args)
     _apply_overrides(cfg, args)
@@ -104,7 +104,7 @@ def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
     if args.init_from:
         cfg.model.init_from = str(Path(args.init_from).resolve())
     if args.base:
-        from training.config import resolve_path
+        from sqlr1.training.config import resolve_path
 
         cfg.model.base = args.base if args.base == "bundled" else resolve_path(args.base, model_ok=True)
     if args.no_resume:
@@ -119,7 +119,7 @@ def _metric(text: str) -> tuple[str, float]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from training.export import export_checkpoint
+    from sqlr1.training.export import export_checkpoint
 
     out = export_checkpoint(
         args.run,
@@ -135,7 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from training.plot import replot
+    from sqlr1.training.plot import replot
 
     out = replot(args.run)
     if out is None:
@@ -219,7 +219,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.cli sft --config ...`` (what ``accelerate launch -m`` runs)."""
+    """``python -m sqlr1.training.cli sft --config ...`` (what ``accelerate launch -m`` runs)."""
     parser = argparse.ArgumentParser(prog="sqlr1")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])

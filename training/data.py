@@ -26,11 +26,11 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
-from mcp_server.db.benchmark_layouts import SPIDER_FILES, bird_databases, database_file, read_items
-from mcp_server.method.prompt import PreviousTurn, build_prompt, render_text
-from training.gold import GoldResolver
-from training.pool import ExecOutcome
-from training.rewards import reward_sql
+from sqlr1.mcp_server.db.benchmark_layouts import SPIDER_FILES, bird_databases, database_file, read_items
+from sqlr1.mcp_server.method.prompt import PreviousTurn, build_prompt, render_text
+from sqlr1.training.gold import GoldResolver
+from sqlr1.training.pool import ExecOutcome
+from sqlr1.training.rewards import reward_sql
 
 __all__ = [
     "DataSource",
@@ -386,8 +386,8 @@ class SchemaDDL:
         hit = self._cache.get(db_path)
         if hit is not None:
             return hit
-        from mcp_server.catalog.schema import SchemaInspector, render_ddl
-        from mcp_server.db.registry import Registry
+        from sqlr1.mcp_server.catalog.schema import SchemaInspector, render_ddl
+        from sqlr1.mcp_server.db.registry import Registry
 
         registry = Registry.from_targets([db_path])
         name = registry.names()[0]

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_server.backends.manifest import CheckpointManifest, GenerationDefaults, write_manifest
-from mcp_server.method.prompt import TRAIN_PROMPT_VERSION
-from training.plot import PLOT_NAME
-from training.trainers import FINAL_DIR, RUN_RECORD, last_checkpoint
+from sqlr1.mcp_server.backends.manifest import CheckpointManifest, GenerationDefaults, write_manifest
+from sqlr1.mcp_server.method.prompt import TRAIN_PROMPT_VERSION
+from sqlr1.training.plot import PLOT_NAME
+from sqlr1.training.trainers import FINAL_DIR, RUN_RECORD, last_checkpoint
 
 __all__ = ["export_checkpoint", "find_source"]
 
@@ -146,7 +146,7 @@ def export_checkpoint(
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
         weights: Literal["adapter", "merged"] = "adapter"
     else:
-        from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model
+        from sqlr1.mcp_server.backends.loading import load_model_and_tokenizer, resolve_model
 
         if is_adapter:
             from peft import PeftModel
@@ -163,7 +163,7 @@ def export_checkpoint(
     if not (out / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
-        from mcp_server.backends.loading import resolve_model
+        from sqlr1.mcp_server.backends.loading import resolve_model
 
         AutoTokenizer.from_pretrained(resolve_model(base_spec).source).save_pretrained(str(out))
     for extra in (run / PLOT_NAME, source / PLOT_NAME):

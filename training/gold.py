@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mcp_server.db.result_cache import ResultCache, cache_key, db_content_hash, default_cache_path
-from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
+from sqlr1.mcp_server.db.result_cache import ResultCache, cache_key, db_content_hash, default_cache_path
+from sqlr1.training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = ["GoldCache", "GoldResolver", "db_content_hash", "default_cache_path"]
 

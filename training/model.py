@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from training.config import GRPOSection, ModelSection, TrainSection
+from sqlr1.training.config import GRPOSection, ModelSection, TrainSection
 
 __all__ = ["Policy", "load_policy", "precision_flags", "use_vllm"]
 
@@ -74,7 +74,7 @@ def load_policy(section: ModelSection, flags: dict[str, bool]) -> Policy:
 
     Raises ``QueryFailed`` (kind ``config``/``not_found``) for a model that cannot be resolved.
     """
-    from mcp_server.backends.loading import load_model_and_tokenizer, resolve_model
+    from sqlr1.mcp_server.backends.loading import load_model_and_tokenizer, resolve_model
 
     dtype = _torch_dtype(section, flags)
     resolved = resolve_model(section.init_from or section.base)

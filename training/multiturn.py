@@ -29,15 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.db.exec_pool import TaskFailed, WorkerContext
-from mcp_server.method.answer import parse_completion
-from mcp_server.method.feedback import Verdict, review, shape_review, value_hints
-from mcp_server.method.prompt import PreviousTurn, prompt_spec
-from mcp_server.sql.dialects import sqlglot_dialect
-from training.config import MultiTurnSection
-from training.data import Example, prompt_text
-from training.pool import ExecutionPool, InProcessExecutor
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.db.exec_pool import TaskFailed, WorkerContext
+from sqlr1.mcp_server.method.answer import parse_completion
+from sqlr1.mcp_server.method.feedback import Verdict, review, shape_review, value_hints
+from sqlr1.mcp_server.method.prompt import PreviousTurn, prompt_spec
+from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
+from sqlr1.training.config import MultiTurnSection
+from sqlr1.training.data import Example, prompt_text
+from sqlr1.training.pool import ExecutionPool, InProcessExecutor
 
 __all__ = ["AttemptJob", "FeedbackRollout", "review_attempt", "turns_reward_for"]
 
@@ -69,7 +69,7 @@ def review_attempt(ctx: WorkerContext, job: AttemptJob) -> Verdict:
         result, error = None, exc.error
     verdict = review(job.question, job.sql, result, error, dialect=dialect)
     if verdict.reason == "empty" and job.value_hints:
-        from mcp_server.method.values import ValueIndex
+        from sqlr1.mcp_server.method.values import ValueIndex
 
         index = ctx.resource(f"values:{job.db_path}", lambda: ValueIndex(executor.registry, executor))
         try:

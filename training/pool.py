@@ -9,7 +9,7 @@ decides what a result means (that is ``training.rewards`` and ``mcp_server.metho
 
 from __future__ import annotations
 
-from mcp_server.db.exec_pool import ExecJob, ExecOutcome, ExecutionPool, execute_in_process
-from mcp_server.db.exec_pool import SerialPool as InProcessExecutor
+from sqlr1.mcp_server.db.exec_pool import ExecJob, ExecOutcome, ExecutionPool, execute_in_process
+from sqlr1.mcp_server.db.exec_pool import SerialPool as InProcessExecutor
 
 __all__ = ["ExecJob", "ExecOutcome", "ExecutionPool", "InProcessExecutor", "execute_in_process"]

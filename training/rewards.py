@@ -37,12 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.exec_pool import execute_job
-from mcp_server.method.answer import StrictAnswer, strict_answer
-from mcp_server.method.compare import order_matters_for, spider_equal, strip_distinct
-from training.gold import GoldResolver
-from training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.exec_pool import execute_job
+from sqlr1.mcp_server.method.answer import StrictAnswer, strict_answer
+from sqlr1.mcp_server.method.compare import order_matters_for, spider_equal, strip_distinct
+from sqlr1.training.gold import GoldResolver
+from sqlr1.training.pool import ExecJob, ExecOutcome, ExecutionPool, InProcessExecutor
 
 __all__ = [
     "ORDER_RULES",

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_server.method.prompt import prompt_spec
-from training.config import DataSection, GRPOFile, SFTFile
-from training.data import (
+from sqlr1.mcp_server.method.prompt import prompt_spec
+from sqlr1.training.config import DataSection, GRPOFile, SFTFile
+from sqlr1.training.data import (
     Dropped,
     Example,
     FilterReport,
@@ -31,13 +31,13 @@ from training.data import (
     load_holdout,
     sft_records,
 )
-from training.gold import GoldCache, GoldResolver, default_cache_path
-from training.limits import TimeLimitCallback
-from training.model import Policy, load_policy, precision_flags, use_vllm
-from training.multiturn import FeedbackRollout, turns_reward_for
-from training.plot import CurvesCallback
-from training.pool import ExecutionPool
-from training.rewards import REWARD_NAMES, SQLR1Reward
+from sqlr1.training.gold import GoldCache, GoldResolver, default_cache_path
+from sqlr1.training.limits import TimeLimitCallback
+from sqlr1.training.model import Policy, load_policy, precision_flags, use_vllm
+from sqlr1.training.multiturn import FeedbackRollout, turns_reward_for
+from sqlr1.training.plot import CurvesCallback
+from sqlr1.training.pool import ExecutionPool
+from sqlr1.training.rewards import REWARD_NAMES, SQLR1Reward
 
 __all__ = ["RUN_RECORD", "RunResult", "last_checkpoint", "run_grpo", "run_sft"]
 

@@ -21,24 +21,24 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
-from agent.cli import runtime_name
-from agent.events import AgentEvent, GenerationFinished, GenerationProgress
-from agent.loop import Agent
-from agent.progress import ProgressNarrator
-from agent.trace import Answer
-from mcp_server.core.errors import QueryFailed
-from tui.bindings import APP_BINDINGS
-from tui.history import InputHistory
-from tui.messages import QuestionSubmitted
-from tui.screens.help import HelpScreen
-from tui.screens.sql_editor import SqlEditorScreen
-from tui.widgets.answer_view import AnswerView
-from tui.widgets.chat_log import ChatLog
-from tui.widgets.prompt_input import PromptInput
-from tui.widgets.result_table import write_csv
-from tui.widgets.schema_sidebar import SchemaSidebar
-from tui.widgets.sql_view import copy_notice
-from tui.widgets.status_bar import StatusBar
+from sqlr1.agent.cli import runtime_name
+from sqlr1.agent.events import AgentEvent, GenerationFinished, GenerationProgress
+from sqlr1.agent.loop import Agent
+from sqlr1.agent.progress import ProgressNarrator
+from sqlr1.agent.trace import Answer
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.tui.bindings import APP_BINDINGS
+from sqlr1.tui.history import InputHistory
+from sqlr1.tui.messages import QuestionSubmitted
+from sqlr1.tui.screens.help import HelpScreen
+from sqlr1.tui.screens.sql_editor import SqlEditorScreen
+from sqlr1.tui.widgets.answer_view import AnswerView
+from sqlr1.tui.widgets.chat_log import ChatLog
+from sqlr1.tui.widgets.prompt_input import PromptInput
+from sqlr1.tui.widgets.result_table import write_csv
+from sqlr1.tui.widgets.schema_sidebar import SchemaSidebar
+from sqlr1.tui.widgets.sql_view import copy_notice
+from sqlr1.tui.widgets.status_bar import StatusBar
 
 __all__ = ["AgentSource", "ChatApp"]
 

@@ -14,7 +14,7 @@ __all__ = ["cmd_chat", "register"]
 
 
 def register(subparsers: Any) -> None:
-    from agent.cli import add_connection_args
+    from sqlr1.agent.cli import add_connection_args
 
     p = subparsers.add_parser(
         "chat",
@@ -32,9 +32,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from agent.cli import agent_source, model_description
-    from tui.app import ChatApp
-    from tui.history import InputHistory, default_history_path
+    from sqlr1.agent.cli import agent_source, model_description
+    from sqlr1.tui.app import ChatApp
+    from sqlr1.tui.history import InputHistory, default_history_path
 
     label, note = model_description(args)
     opener, _ = agent_source(args)

@@ -89,9 +89,9 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
-    from agent.evaluation.predictors import predictor_for
-    from agent.evaluation.runner import RunConfig, run_evaluation
-    from mcp_server.cli.main import default_model
+    from sqlr1.agent.evaluation.predictors import predictor_for
+    from sqlr1.agent.evaluation.runner import RunConfig, run_evaluation
+    from sqlr1.mcp_server.cli.main import default_model
 
     benchmark = args.eval_command
     mode: Literal["direct", "agent", "score"] = "score" if args.predictions else args.mode
@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> int:
         from rich.console import Console
 
-        from agent.evaluation.report import to_markdown
+        from sqlr1.agent.evaluation.report import to_markdown
 
         console = Console(stderr=True)
         if mode == "score":
@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from agent.evaluation.report import EvalReport, plot_reports, to_markdown
+    from sqlr1.agent.evaluation.report import EvalReport, plot_reports, to_markdown
 
     reports = [EvalReport.load(p) for p in args.runs]
     names = [p.name if p.is_dir() else p.parent.name for p in args.runs]

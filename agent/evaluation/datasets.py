@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.benchmark_layouts import Benchmark, BenchmarkItem, database_files, read_items
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.benchmark_layouts import Benchmark, BenchmarkItem, database_files, read_items
 
 BIRD_SEPARATOR = "\t----- bird -----\t"
 

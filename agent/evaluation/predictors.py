@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agent.evaluation.datasets import EvalItem
-from agent.evaluation.runner import Prediction, Predictor, RunConfig
-from agent.loop import Agent, AgentSettings
-from agent.targets import embedded_server
-from agent.tools import HttpTarget, ServerTarget, SqlTools, StdioTarget, connect
-from mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, ModelConfig
-from mcp_server.core.errors import QueryFailed
-from mcp_server.inference.generation import GenerationResult
+from sqlr1.agent.evaluation.datasets import EvalItem
+from sqlr1.agent.evaluation.runner import Prediction, Predictor, RunConfig
+from sqlr1.agent.loop import Agent, AgentSettings
+from sqlr1.agent.targets import embedded_server
+from sqlr1.agent.tools import HttpTarget, ServerTarget, SqlTools, StdioTarget, connect
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, ModelConfig
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.inference.generation import GenerationResult
 
 __all__ = ["model_manifest", "predictor_for", "server_target"]
 
@@ -58,8 +58,8 @@ def server_target(config: RunConfig, server: str = "inprocess", token: str | Non
 
 def model_manifest(model: str | None) -> dict[str, Any] | None:
     """The checkpoint manifest of the evaluated model, when it has one."""
-    from mcp_server.backends.factory import choose_runtime
-    from mcp_server.backends.loading import resolve_model
+    from sqlr1.mcp_server.backends.factory import choose_runtime
+    from sqlr1.mcp_server.backends.loading import resolve_model
 
     try:
         resolved = resolve_model(model)

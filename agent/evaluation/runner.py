@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.evaluation.datasets import Benchmark, EvalItem, database_files, load_items, read_predictions
-from agent.evaluation.report import EvalReport, QuestionResult, accuracy_by_difficulty
-from agent.evaluation.scoring import PairResult, Scorer, ScoreTask
-from mcp_server.db.result_cache import default_cache_path
+from sqlr1.agent.evaluation.datasets import Benchmark, EvalItem, database_files, load_items, read_predictions
+from sqlr1.agent.evaluation.report import EvalReport, QuestionResult, accuracy_by_difficulty
+from sqlr1.agent.evaluation.scoring import PairResult, Scorer, ScoreTask
+from sqlr1.mcp_server.db.result_cache import default_cache_path
 
 __all__ = ["Prediction", "Predictor", "RunConfig", "run_evaluation", "select_items"]
 

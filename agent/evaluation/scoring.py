@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from mcp_server.db.exec_pool import ExecOutcome, ExecutionPool, SerialPool, TaskFailed, WorkerContext
-from mcp_server.db.result_cache import ResultCache
-from mcp_server.method import compare
+from sqlr1.mcp_server.db.exec_pool import ExecOutcome, ExecutionPool, SerialPool, TaskFailed, WorkerContext
+from sqlr1.mcp_server.db.result_cache import ResultCache
+from sqlr1.mcp_server.method import compare
 
 Status = Literal["ok", "error", "timeout", "blocked", "syntax", "empty"]
 

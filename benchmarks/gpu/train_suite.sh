@@ -17,7 +17,9 @@ OUT=${OUT:-/tmp/out}
 RUN=/tmp/run
 mkdir -p "$OUT" /tmp/site /tmp/data /tmp/cache/models
 say() { echo "[suite $(($(date +%s) - T0))s] $*" | tee -a "$OUT/suite.log"; }
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 SQLR1_DATA=/tmp/data SQLR1_CACHE=/tmp/cache HF_HUB_OFFLINE=1
+# The checkout's folders under their import name (sqlr1.agent is agent/, ...; no install on the device).
+mkdir -p /tmp/ns/sqlr1 && for p in agent mcp_server training tui; do ln -sfn "$PWD/$p" /tmp/ns/sqlr1/$p; done
+export PYTHONPATH=/tmp/site:/tmp/ns:$PWD PYTHONUNBUFFERED=1 SQLR1_DATA=/tmp/data SQLR1_CACHE=/tmp/cache HF_HUB_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error TRL_EXPERIMENTAL_SILENCE=1 OMP_NUM_THREADS=2
 
 [ -d /tmp/site/trl ] || tar xJf "$STAGE/site.tar.xz" -C /tmp/site
@@ -26,7 +28,7 @@ import importlib, torch
 for name in ("transformers", "trl", "peft", "accelerate", "datasets", "huggingface_hub", "sqlglot", "apsw", "pydantic"):
     module = importlib.import_module(name)
     print(name, getattr(module, "__version__", "?"), module.__file__.split("/site-packages/")[-1][:40])
-import training.trainers, training.multiturn, mcp_server.backends.loading  # noqa: F401 (the whole chain imports)
+import sqlr1.training.trainers, training.multiturn, mcp_server.backends.loading  # noqa: F401 (the whole chain imports)
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 EOF
 [ "${PIPESTATUS[0]}" -eq 0 ] || { say "packages do not import: fix the staged wheels"; exit 1; }
@@ -43,7 +45,7 @@ say "unpacked; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader)
 # (mcp_server/backends/model_registry.py, issue 15); MODEL=/path/to.gguf runs without it, but its
 # checkpoints then name that path.
 MODEL=${MODEL:-$(python3 -c "
-from mcp_server.backends import model_registry as r
+from sqlr1.mcp_server.backends import model_registry as r
 print(next(m.name for m in r.MODELS.values() if m.file_name == '$file'))" 2>/dev/null)}
 [ -n "$MODEL" ] || { say "no model registry entry for $file: merge issue 15's registry or set MODEL=/tmp/cache/models/$file"; exit 1; }
 ( while sleep 30; do say "gpu: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"; done ) &

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from mcp_server.method.prompt import ChatMessage, PromptInput  # the prompt's types (method layer)
+from sqlr1.mcp_server.method.prompt import ChatMessage, PromptInput  # the prompt's types (method layer)
 
 __all__ = [
     "Backend",

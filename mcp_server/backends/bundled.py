@@ -15,8 +15,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.locations import (
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.locations import (
     cache_root,  # re-exported: callers that predate mcp_server.core.locations
 )
 

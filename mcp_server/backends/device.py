@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcp_server.core.config import DEVICE_PATTERN, MODEL_DTYPES
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.config import DEVICE_PATTERN, MODEL_DTYPES
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = ["resolve_device", "resolve_dtype"]
 

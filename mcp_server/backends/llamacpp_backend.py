@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from mcp_server.backends.base import (
+from sqlr1.mcp_server.backends.base import (
     CodeBlock,
     Completion,
     PromptInput,
@@ -51,13 +51,13 @@ from mcp_server.backends.base import (
     TokenCallback,
     stop_index,
 )
-from mcp_server.backends.bundled import BUNDLED_SPEC, bundled_gguf_path
-from mcp_server.backends.cpu_threads import FreeCores
-from mcp_server.backends.loading import ResolvedModel, resolve_model
-from mcp_server.backends.lora_gguf import gguf_lora_for
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.locations import cache_root
-from mcp_server.method.prompt import render_text, split_cached_prefix
+from sqlr1.mcp_server.backends.bundled import BUNDLED_SPEC, bundled_gguf_path
+from sqlr1.mcp_server.backends.cpu_threads import FreeCores
+from sqlr1.mcp_server.backends.loading import ResolvedModel, resolve_model
+from sqlr1.mcp_server.backends.lora_gguf import gguf_lora_for
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.locations import cache_root
+from sqlr1.mcp_server.method.prompt import render_text, split_cached_prefix
 
 __all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "PrefixStore", "gguf_files", "grammar_accepts"]
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_server.backends.bundled import BUNDLED_SPEC, ensure_bundled_model
-from mcp_server.backends.manifest import CheckpointManifest, read_manifest
-from mcp_server.backends.model_registry import NamedModel, assemble, lookup
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.locations import cache_root
+from sqlr1.mcp_server.backends.bundled import BUNDLED_SPEC, ensure_bundled_model
+from sqlr1.mcp_server.backends.manifest import CheckpointManifest, read_manifest
+from sqlr1.mcp_server.backends.model_registry import NamedModel, assemble, lookup
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.locations import cache_root
 
 __all__ = ["ModelKind", "ResolvedModel", "converted_gguf", "load_model_and_tokenizer", "resolve_model"]
 

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mcp_server.core.locations import cache_root
+from sqlr1.mcp_server.core.locations import cache_root
 
 __all__ = ["gguf_lora_for"]
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.prompt import PROMPT_VERSION
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.prompt import PROMPT_VERSION
 
 __all__ = ["MANIFEST_NAME", "CheckpointManifest", "GenerationDefaults", "read_manifest", "write_manifest"]
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mcp_server.backends.bundled import BUNDLED_SPEC
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.locations import cache_root, shipped_path
+from sqlr1.mcp_server.backends.bundled import BUNDLED_SPEC
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.locations import cache_root, shipped_path
 
 __all__ = [
     "DEFAULT_MODEL",

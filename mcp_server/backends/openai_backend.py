@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import httpx2 as httpx
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = ["OpenAIBackend"]
 

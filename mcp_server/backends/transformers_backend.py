@@ -30,16 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_server.backends.base import (
+from sqlr1.mcp_server.backends.base import (
     Completion,
     PromptInput,
     SamplingParams,
     TokenCallback,
     stop_index,
 )
-from mcp_server.backends.device import resolve_device, resolve_dtype
-from mcp_server.backends.loading import ResolvedModel, load_model_and_tokenizer, resolve_model
-from mcp_server.method.prompt import render_text, split_cached_prefix
+from sqlr1.mcp_server.backends.device import resolve_device, resolve_dtype
+from sqlr1.mcp_server.backends.loading import ResolvedModel, load_model_and_tokenizer, resolve_model
+from sqlr1.mcp_server.method.prompt import render_text, split_cached_prefix
 
 __all__ = ["PrefixStats", "TransformersBackend", "get_backend"]
 

@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 from vllm import LLM  # an ImportError here tells the factory that vLLM is not installed
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
-from mcp_server.backends.loading import ResolvedModel, resolve_model
-from mcp_server.core.errors import QueryFailed
-from mcp_server.method.prompt import render_text
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams, TokenCallback
+from sqlr1.mcp_server.backends.loading import ResolvedModel, resolve_model
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.method.prompt import render_text
 
 __all__ = ["VLLMBackend", "engine_defaults", "get_backend", "serve_command"]
 

@@ -21,7 +21,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from mcp_server.db.engines.base import DatabaseSpec
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec
 
 __all__ = [
     "ColumnNote",

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mcp_server.catalog.schema import DatabaseSchema, TableSchema
+from sqlr1.mcp_server.catalog.schema import DatabaseSchema, TableSchema
 
 __all__ = ["LinkedTables", "gold_tables", "link_tables", "subset", "words"]
 

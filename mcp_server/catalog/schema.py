@@ -33,10 +33,10 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.generator import Generator
 
-from mcp_server.catalog.descriptions import TableNotes, ddl_column_comments, load_descriptions
-from mcp_server.core.errors import QueryFailed, quoted
-from mcp_server.core.results import JSONValue, json_safe
-from mcp_server.db.engines.base import CatalogTable, Engine
+from sqlr1.mcp_server.catalog.descriptions import TableNotes, ddl_column_comments, load_descriptions
+from sqlr1.mcp_server.core.errors import QueryFailed, quoted
+from sqlr1.mcp_server.core.results import JSONValue, json_safe
+from sqlr1.mcp_server.db.engines.base import CatalogTable, Engine
 
 __all__ = [
     "ColumnSchema",

@@ -1,5 +1,5 @@
-"""`python -m mcp_server.cli.main` runs `sqlr1`."""
+"""`python -m sqlr1.mcp_server.cli.main` runs `sqlr1`."""
 
-from mcp_server.cli.main import main
+from sqlr1.mcp_server.cli.main import main
 
 main()

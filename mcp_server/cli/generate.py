@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from mcp_server.inference.generation import GenerationResult
+from sqlr1.mcp_server.inference.generation import GenerationResult
 
 __all__ = ["cmd_generate", "register", "render_result"]
 
@@ -48,12 +48,12 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.cli.main import choose_database, open_registry, pick_database, resolve_config
-    from mcp_server.db.executor import Executor
-    from mcp_server.inference.generation import Generator
-    from mcp_server.method.values import ValueIndex
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.cli.main import choose_database, open_registry, pick_database, resolve_config
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.inference.generation import Generator
+    from sqlr1.mcp_server.method.values import ValueIndex
 
     config = resolve_config(args)
     if args.gen_model:

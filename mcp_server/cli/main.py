@@ -25,8 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mcp_server import __version__
-from mcp_server.core.config import (
+from sqlr1.mcp_server import __version__
+from sqlr1.mcp_server.core.config import (
     DEVICE_PATTERN,
     MODEL_DTYPES,
     SERVE_TIME_BUDGET_S,
@@ -34,7 +34,7 @@ from mcp_server.core.config import (
     DatabaseConfig,
     load_config,
 )
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -75,7 +75,7 @@ def default_example_db() -> Path:
     (:func:`mcp_server.core.locations.shipped_path`: in the installed wheel or the source checkout);
     ``examples/chinook.sqlite`` under the current directory.
     """
-    from mcp_server.core.locations import EXAMPLE_DB, shipped_candidates
+    from sqlr1.mcp_server.core.locations import EXAMPLE_DB, shipped_candidates
 
     candidates: list[Path] = []
     if env := os.environ.get(EXAMPLE_DB_ENV):
@@ -99,7 +99,7 @@ def default_model() -> str | None:
     default (``model_registry.DEFAULT_MODEL``) when installed, else the shipped SmolLM2 adapter
     (``smollm2-135m``) with a warning saying how to install the default.
     """
-    from mcp_server.backends.model_registry import DEFAULT_MODEL, is_installed, lookup
+    from sqlr1.mcp_server.backends.model_registry import DEFAULT_MODEL, is_installed, lookup
 
     if env := os.environ.get(DEFAULT_MODEL_ENV):
         return None if env == "bundled" else env
@@ -118,7 +118,7 @@ def default_model() -> str | None:
 def parse_db_flag(value: str) -> DatabaseConfig:
     """``--db`` value: ``TARGET`` or ``NAME=TARGET``, read as the registry reads it
     (:func:`mcp_server.db.registry.split_named_target`)."""
-    from mcp_server.db.registry import split_named_target
+    from sqlr1.mcp_server.db.registry import split_named_target
 
     name, target = split_named_target(value)
     if name is not None and not target:
@@ -171,7 +171,7 @@ def _budget_flag(value: str) -> float:
 
 def open_registry(config: AppConfig) -> Any:
     """The registry of ``config``'s databases (raises ``QueryFailed`` naming a bad path or URL)."""
-    from mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.db.registry import Registry
 
     return Registry.from_config(config)
 
@@ -232,7 +232,7 @@ def pick_database(registry: Any, name: str | None) -> str:
 
 
 def cmd_dbs(args: argparse.Namespace) -> int:
-    from mcp_server.protocol.server import describe_databases
+    from sqlr1.mcp_server.protocol.server import describe_databases
 
     registry = open_registry(resolve_config(args))
     rows = describe_databases(registry)
@@ -253,7 +253,7 @@ def cmd_dbs(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from mcp_server.catalog.schema import SchemaInspector, render_ddl
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector, render_ddl
 
     registry = open_registry(resolve_config(args))
     name = pick_database(registry, args.name)
@@ -284,7 +284,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.executor import Executor
 
     config = resolve_config(args)
     registry = open_registry(config)
@@ -308,7 +308,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """``sqlr1 models [install NAME]``: the named models, which is the default, which are installed."""
-    from mcp_server.backends import model_registry as registry
+    from sqlr1.mcp_server.backends import model_registry as registry
 
     if args.models_command == "install":
         named = registry.lookup(args.name)
@@ -374,15 +374,15 @@ def serve_config(args: argparse.Namespace) -> AppConfig:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     quiet_stderr()
-    from mcp_server.protocol.server import build_server, describe_databases, describe_guard
+    from sqlr1.mcp_server.protocol.server import build_server, describe_databases, describe_guard
 
     config = serve_config(args)
     if args.http:
-        from mcp_server.protocol.http_app import check_bind
+        from sqlr1.mcp_server.protocol.http_app import check_bind
 
         check_bind(config.server)  # refuse before anything is opened
     registry = open_registry(config)
-    from mcp_server.protocol.generation_tools import generation_plugin
+    from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
 
     # generate_sql/search_values; a llama.cpp model loads at start in the background with the first
     # database's schema prefix (others: on the first generate_sql call).
@@ -404,7 +404,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.http:
         import anyio
 
-        from mcp_server.protocol.stdio_app import run_stdio
+        from sqlr1.mcp_server.protocol.stdio_app import run_stdio
 
         _log("sqlr1: serving MCP over stdio")
         anyio.run(run_stdio, server)
@@ -420,7 +420,7 @@ def _serve_http(server: Any, config: AppConfig, *, stateful: bool = False) -> in
     import anyio
     import uvicorn
 
-    from mcp_server.protocol.http_app import MCP_PATH, build_http_app, host_policy
+    from sqlr1.mcp_server.protocol.http_app import MCP_PATH, build_http_app, host_policy
 
     app = build_http_app(server, config.server, stateful=stateful)
     host = config.server.host

@@ -12,7 +12,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = [
     "DEFAULT_MAX_SQLITE_HEAP_BYTES",

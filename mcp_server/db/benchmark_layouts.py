@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = [
     "SPIDER_FILES",

@@ -17,7 +17,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_server.db.engines.base import CancelHandle, cancelled_error
+from sqlr1.mcp_server.db.engines.base import CancelHandle, cancelled_error
 
 __all__ = ["STOP_WAIT_S", "Cancellation", "run_in_thread"]
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
 
 __all__ = [
     "ExecJob",

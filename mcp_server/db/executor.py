@@ -22,12 +22,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from mcp_server.core.config import DatabaseConfig, GuardSettings
-from mcp_server.core.results import JSONValue, QueryResult, json_safe
-from mcp_server.db.cancellation import run_in_thread
-from mcp_server.db.engines.base import CancelHandle, RawResult, ResultFingerprint, timeout_error
-from mcp_server.db.registry import Registry
-from mcp_server.sql import guard
+from sqlr1.mcp_server.core.config import DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.results import JSONValue, QueryResult, json_safe
+from sqlr1.mcp_server.db.cancellation import run_in_thread
+from sqlr1.mcp_server.db.engines.base import CancelHandle, RawResult, ResultFingerprint, timeout_error
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.sql import guard
 
 __all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
 

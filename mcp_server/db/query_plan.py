@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcp_server.db.engines.base import RawResult
+from sqlr1.mcp_server.db.engines.base import RawResult
 
 __all__ = ["MAX_PLAN_CHARS", "plan_text"]
 

@@ -34,13 +34,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from mcp_server.core.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES, DatabaseConfig
-from mcp_server.core.errors import QueryFailed, quoted
-from mcp_server.db.engines.base import DatabaseSpec, Engine, EngineKind
-from mcp_server.db.engines.pinning import check_url_options
+from sqlr1.mcp_server.core.config import (
+    DEFAULT_MAX_SQLITE_HEAP_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    DatabaseConfig,
+)
+from sqlr1.mcp_server.core.errors import QueryFailed, quoted
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec, Engine, EngineKind
+from sqlr1.mcp_server.db.engines.pinning import check_url_options
 
 if TYPE_CHECKING:
-    from mcp_server.core.config import AppConfig
+    from sqlr1.mcp_server.core.config import AppConfig
 
 __all__ = ["URL_OPTIONS", "Registry", "specs_from_target", "split_named_target"]
 
@@ -268,7 +272,7 @@ def _create_engine(
     # Imported lazily so a server-only install needs only the drivers it uses.
     try:
         if spec.kind == "sqlite":
-            from mcp_server.db.engines.sqlite import SqliteEngine
+            from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
 
             return SqliteEngine(
                 spec,
@@ -277,14 +281,14 @@ def _create_engine(
                 max_heap_bytes=sqlite_heap_bytes,
             )
         if spec.kind == "postgresql":
-            from mcp_server.db.engines.postgres import PostgresEngine
+            from sqlr1.mcp_server.db.engines.postgres import PostgresEngine
 
             return PostgresEngine(spec, max_value_bytes=max_value_bytes, extra_functions=extra_functions)
         if spec.kind == "mysql":
-            from mcp_server.db.engines.mysql import MysqlEngine
+            from sqlr1.mcp_server.db.engines.mysql import MysqlEngine
 
             return MysqlEngine(spec, max_value_bytes=max_value_bytes, extra_functions=extra_functions)
-        from mcp_server.db.engines.duckdb import DuckdbEngine
+        from sqlr1.mcp_server.db.engines.duckdb import DuckdbEngine
 
         return DuckdbEngine(spec, extra_functions=extra_functions)
     except ImportError as exc:

@@ -28,8 +28,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mcp_server.core.locations import cache_root
-from mcp_server.db.exec_pool import ExecOutcome
+from sqlr1.mcp_server.core.locations import cache_root
+from sqlr1.mcp_server.db.exec_pool import ExecOutcome
 
 __all__ = ["ResultCache", "cache_key", "db_content_hash", "default_cache_path"]
 

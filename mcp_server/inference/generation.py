@@ -25,25 +25,25 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
-from mcp_server.catalog.linking import link_tables, subset
-from mcp_server.core.config import GenerationConfig
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.core.results import Column, JSONValue, QueryResult, safe_integers
-from mcp_server.db.cancellation import Cancellation
-from mcp_server.method.answer import parse_completion
-from mcp_server.method.compare import result_key
-from mcp_server.method.confidence import Confidence, assess
-from mcp_server.method.grammar import sql_grammar
-from mcp_server.method.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
-from mcp_server.method.values import ValueHit
-from mcp_server.sql.dialects import sqlglot_dialect
+from sqlr1.mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
+from sqlr1.mcp_server.catalog.linking import link_tables, subset
+from sqlr1.mcp_server.core.config import GenerationConfig
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.core.results import Column, JSONValue, QueryResult, safe_integers
+from sqlr1.mcp_server.db.cancellation import Cancellation
+from sqlr1.mcp_server.method.answer import parse_completion
+from sqlr1.mcp_server.method.compare import result_key
+from sqlr1.mcp_server.method.confidence import Confidence, assess
+from sqlr1.mcp_server.method.grammar import sql_grammar
+from sqlr1.mcp_server.method.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
+from sqlr1.mcp_server.method.values import ValueHit
+from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
 
 if TYPE_CHECKING:
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.db.executor import Executor
-    from mcp_server.db.registry import Registry
-    from mcp_server.method.values import ValueIndex
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.method.values import ValueIndex
 
 __all__ = [
     "CandidateResult",

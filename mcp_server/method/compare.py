@@ -32,7 +32,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError, TokenError
 from sqlglot.tokens import TokenType
 
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = [
     "bird_equal",

@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from mcp_server.core.errors import QueryError
-from mcp_server.method.shape import ResultShape, ShapeCode, ShapeIssue, check_shape
+from sqlr1.mcp_server.core.errors import QueryError
+from sqlr1.mcp_server.method.shape import ResultShape, ShapeCode, ShapeIssue, check_shape
 
 __all__ = ["Confidence", "ConfidenceLevel", "assess"]
 

@@ -23,9 +23,9 @@ from typing import Literal
 import sqlglot
 from sqlglot import exp
 
-from mcp_server.core.errors import QueryError
-from mcp_server.core.results import QueryResult
-from mcp_server.method.shape import ShapeIssue, check_shape, expects_single_value
+from sqlr1.mcp_server.core.errors import QueryError
+from sqlr1.mcp_server.core.results import QueryResult
+from sqlr1.mcp_server.method.shape import ShapeIssue, check_shape, expects_single_value
 
 __all__ = [
     "FeedbackReason",

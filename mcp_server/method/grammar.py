@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from mcp_server.catalog.schema import DatabaseSchema
-from mcp_server.sql.dialects import ALLOWED_FUNCTIONS
+from sqlr1.mcp_server.catalog.schema import DatabaseSchema
+from sqlr1.mcp_server.sql.dialects import ALLOWED_FUNCTIONS
 
 __all__ = ["sql_grammar"]
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from mcp_server.method.values import ValueHit  # re-exported: the one value-retrieval hit
+from sqlr1.mcp_server.method.values import ValueHit  # re-exported: the one value-retrieval hit
 
 __all__ = [
     "INSTRUCT_PROMPT_VERSION",

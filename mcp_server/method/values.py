@@ -22,13 +22,13 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 from sqlglot import exp
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.locations import cache_root
-from mcp_server.db.cancellation import Cancellation
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.locations import cache_root
+from sqlr1.mcp_server.db.cancellation import Cancellation
 
 if TYPE_CHECKING:
-    from mcp_server.db.executor import Executor
-    from mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.registry import Registry
 
 __all__ = ["INDEX_VERSION", "ValueHit", "ValueIndex"]
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from mcp_types import Completion, CompletionArgument, CompletionContext
 
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from mcp_server.protocol.server import ServerDeps
+    from sqlr1.mcp_server.protocol.server import ServerDeps
 
 __all__ = ["MAX_VALUES", "matching", "register_completions"]
 

@@ -36,13 +36,13 @@ import anyio.from_thread
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from mcp_server.backends.base import Backend
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.cancellation import Cancellation, run_in_thread
-from mcp_server.inference.generation import GenerationResult, Generator
-from mcp_server.method.prompt import PreviousTurn
-from mcp_server.method.values import ValueHit, ValueIndex
-from mcp_server.protocol.server import ServerDeps, read_only_annotations, tool_errors
+from sqlr1.mcp_server.backends.base import Backend
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.cancellation import Cancellation, run_in_thread
+from sqlr1.mcp_server.inference.generation import GenerationResult, Generator
+from sqlr1.mcp_server.method.prompt import PreviousTurn
+from sqlr1.mcp_server.method.values import ValueHit, ValueIndex
+from sqlr1.mcp_server.protocol.server import ServerDeps, read_only_annotations, tool_errors
 
 __all__ = ["FeedbackTurn", "ValueSearch", "generation_plugin", "register_generation_tools"]
 
@@ -99,7 +99,7 @@ def register_generation_tools(
         with init_lock:
             if "g" not in state:
                 if backend is None:
-                    from mcp_server.backends.factory import load_backend
+                    from sqlr1.mcp_server.backends.factory import load_backend
 
                     model = load_backend(deps.config.model)
                 elif callable(backend) and not hasattr(backend, "generate"):
@@ -219,7 +219,7 @@ def _keeps_prefix(backend: Backend | BackendProvider | None, deps: ServerDeps) -
     """Whether warming pays: only a backend with ``warm`` (llama.cpp) keeps a schema prefix; others
     would just load the model early (tests start many servers that never generate)."""
     if backend is None:
-        from mcp_server.backends.factory import choose_runtime
+        from sqlr1.mcp_server.backends.factory import choose_runtime
 
         try:
             return choose_runtime(deps.config.model) == "llamacpp"

@@ -25,8 +25,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_server.core.config import ServerConfig
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.config import ServerConfig
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = [
     "BearerTokenMiddleware",

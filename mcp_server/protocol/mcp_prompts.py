@@ -20,14 +20,14 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import Field
 
-from mcp_server.catalog.schema import render_ddl
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.query_plan import plan_text
-from mcp_server.sql.dialects import sqlglot_dialect
+from sqlr1.mcp_server.catalog.schema import render_ddl
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.query_plan import plan_text
+from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
 
 if TYPE_CHECKING:
-    from mcp_server.protocol.mcp_protocol import SqlR1Server
-    from mcp_server.protocol.server import ServerDeps
+    from sqlr1.mcp_server.protocol.mcp_protocol import SqlR1Server
+    from sqlr1.mcp_server.protocol.server import ServerDeps
 
 __all__ = ["MAX_PROMPT_DDL_CHARS", "register_prompts"]
 

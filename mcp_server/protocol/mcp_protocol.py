@@ -30,9 +30,9 @@ from mcp_types import CallToolResult, InputRequiredResult, LoggingLevel, TextCon
 from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.protocol.mcp_arguments import ArgumentChecker, single_types
-from mcp_server.protocol.mcp_logging import ClientLogLevels, ProtocolMiddleware, send_log
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.protocol.mcp_arguments import ArgumentChecker, single_types
+from sqlr1.mcp_server.protocol.mcp_logging import ClientLogLevels, ProtocolMiddleware, send_log
 
 __all__ = ["MAX_NAMED_CHOICES", "SqlR1Server", "admit_errors", "error_result", "error_text", "query_error_of"]
 

@@ -27,13 +27,13 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp_types import Resource as MCPResource
 
-from mcp_server.catalog.schema import render_ddl
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.results import safe_integers
+from sqlr1.mcp_server.catalog.schema import render_ddl
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.results import safe_integers
 
 if TYPE_CHECKING:
-    from mcp_server.protocol.mcp_protocol import SqlR1Server
-    from mcp_server.protocol.server import ServerDeps
+    from sqlr1.mcp_server.protocol.mcp_protocol import SqlR1Server
+    from sqlr1.mcp_server.protocol.server import ServerDeps
 
 __all__ = ["CHECK_EVERY_S", "MAX_TABLE_LISTED_DATABASES", "CatalogWatcher", "register_resources"]
 
@@ -128,7 +128,7 @@ def register_resources(server: SqlR1Server, deps: ServerDeps) -> None:
                 lambda: deps.inspector.describe(database, [table] if table is not None else None)
             )
         except QueryFailed as exc:
-            from mcp_server.protocol.server import error_text
+            from sqlr1.mcp_server.protocol.server import error_text
 
             if exc.error.kind == "not_found":
                 raise ResourceNotFoundError(error_text(exc.error)) from exc
@@ -168,7 +168,7 @@ def register_resources(server: SqlR1Server, deps: ServerDeps) -> None:
                 lambda: deps.inspector.sample_values(database, table, column, SAMPLE_VALUES)
             )
         except QueryFailed as exc:
-            from mcp_server.protocol.server import error_text
+            from sqlr1.mcp_server.protocol.server import error_text
 
             if exc.error.kind == "not_found":
                 raise ResourceNotFoundError(error_text(exc.error)) from exc

@@ -26,16 +26,16 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_json
 
-from mcp_server import __version__
-from mcp_server.catalog.schema import DatabaseSchema, SchemaInspector, render_ddl
-from mcp_server.core.config import AppConfig, GuardSettings
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.core.results import JSONScalar, QueryResult, safe_integers
-from mcp_server.db.executor import Executor
-from mcp_server.db.query_plan import plan_text
-from mcp_server.db.registry import Registry
-from mcp_server.protocol.mcp_protocol import SqlR1Server, error_text
-from mcp_server.sql.dialects import sqlglot_dialect
+from sqlr1.mcp_server import __version__
+from sqlr1.mcp_server.catalog.schema import DatabaseSchema, SchemaInspector, render_ddl
+from sqlr1.mcp_server.core.config import AppConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.core.results import JSONScalar, QueryResult, safe_integers
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.query_plan import plan_text
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.protocol.mcp_protocol import SqlR1Server, error_text
+from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
 
 __all__ = [
     "INSTRUCTIONS",
@@ -229,9 +229,9 @@ def build_server(
         log_level="WARNING",
         databases=registry.names,
     )
-    from mcp_server.protocol.completions import register_completions
-    from mcp_server.protocol.mcp_prompts import register_prompts
-    from mcp_server.protocol.mcp_resources import register_resources
+    from sqlr1.mcp_server.protocol.completions import register_completions
+    from sqlr1.mcp_server.protocol.mcp_prompts import register_prompts
+    from sqlr1.mcp_server.protocol.mcp_resources import register_resources
 
     _register_core_tools(server, deps)
     register_resources(server, deps)

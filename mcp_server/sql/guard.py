@@ -33,8 +33,8 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.sql.dialects import (
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.sql.dialects import (
     ALLOWED_FUNCTIONS,
     ALLOWED_NODES,
     ALLOWED_ONLY_IN,

@@ -5,7 +5,7 @@
 // variable. It prints one JSON summary on stdout: what it did, and every error and warning it met.
 //
 //   node sdk_client.mjs PLAN.json --http http://127.0.0.1:8765/mcp
-//   node sdk_client.mjs PLAN.json --stdio /path/to/python -m mcp_server.cli.main serve
+//   node sdk_client.mjs PLAN.json --stdio /path/to/python -m sqlr1.mcp_server.cli.main serve
 //
 // PLAN.json: {"samples": {argument name: value}, "refusals": [{"name": tool, "arguments": {...}}],
 //             "env": {variables for a stdio server}}

@@ -21,8 +21,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.sql import guard
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.sql import guard
 
 __all__ = ["VOCABULARY", "DiffResult", "compare", "generate"]
 

@@ -20,9 +20,9 @@ from typing import Any
 import sqlglot
 from sqlalchemy.engine import make_url
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import DatabaseSpec, Engine
-from mcp_server.sql import guard
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec, Engine
+from sqlr1.mcp_server.sql import guard
 
 __all__ = [
     "GoldRun",

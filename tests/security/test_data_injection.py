@@ -26,13 +26,19 @@ from mcp_text import first_text
 from model_fixtures import bundled_backend  # noqa: F401  (fixture)
 from scripted_backend import answer
 
-from mcp_server.backends.base import Backend, Completion, PromptInput, SamplingParams, TokenCallback
-from mcp_server.core.config import AppConfig, DatabaseConfig, GenerationConfig, GuardSettings, ModelConfig
-from mcp_server.method.answer import parse_answer
-from mcp_server.method.prompt import build_inference_prompt
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
-from mcp_server.sql.guard import check
+from sqlr1.mcp_server.backends.base import Backend, Completion, PromptInput, SamplingParams, TokenCallback
+from sqlr1.mcp_server.core.config import (
+    AppConfig,
+    DatabaseConfig,
+    GenerationConfig,
+    GuardSettings,
+    ModelConfig,
+)
+from sqlr1.mcp_server.method.answer import parse_answer
+from sqlr1.mcp_server.method.prompt import build_inference_prompt
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
+from sqlr1.mcp_server.sql.guard import check
 
 # Each value carries a unique marker (INJ<n>) so its occurrences can be found in rendered text.
 INJECTED: list[str] = [

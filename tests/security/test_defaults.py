@@ -21,9 +21,9 @@ import pytest
 from mcp import Client
 from mcp_text import first_text
 
-from mcp_server.core.config import AppConfig, load_config
-from mcp_server.core.errors import QueryFailed
-from mcp_server.protocol.http_app import host_policy
+from sqlr1.mcp_server.core.config import AppConfig, load_config
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.protocol.http_app import host_policy
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKS = 3503
@@ -36,7 +36,7 @@ def env() -> dict[str, str]:
 
 def sqlr1(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mcp_server.cli.main", *args],
+        [sys.executable, "-m", "sqlr1.mcp_server.cli.main", *args],
         cwd=str(REPO),
         env={**env(), **(extra_env or {})},
         capture_output=True,
@@ -53,7 +53,7 @@ class Served:
 
 def start(*args: str) -> Generator[Served, None, None]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mcp_server.cli.main", *args, "serve", "--http", "--port", "0"],
+        [sys.executable, "-m", "sqlr1.mcp_server.cli.main", *args, "serve", "--http", "--port", "0"],
         cwd=str(REPO),
         env=env(),
         stdout=subprocess.DEVNULL,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mcp_server.db.engines.base import Engine
-from mcp_server.db.registry import Registry
 from security.differential import compare, generate
+from sqlr1.mcp_server.db.engines.base import Engine
+from sqlr1.mcp_server.db.registry import Registry
 
 SAMPLE = 600
 DIFF_DB = "sqlr1_diff"

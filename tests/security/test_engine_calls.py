@@ -19,15 +19,6 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.base import DatabaseSpec
-from mcp_server.db.engines.calls import calls_in_postgres_plan, calls_in_rendering, variables_in_rendering
-from mcp_server.db.engines.duckdb import DuckdbEngine
-from mcp_server.db.engines.mysql import MysqlEngine
-from mcp_server.db.engines.postgres import PostgresEngine
-from mcp_server.db.engines.sqlite import SqliteEngine
-from mcp_server.db.registry import Registry
-from mcp_server.sql.guard import CallPolicy
 from security.spider_engines import (
     GoldRun,
     build_duckdb,
@@ -36,6 +27,19 @@ from security.spider_engines import (
     load_postgres,
     spec_for,
 )
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.base import DatabaseSpec
+from sqlr1.mcp_server.db.engines.calls import (
+    calls_in_postgres_plan,
+    calls_in_rendering,
+    variables_in_rendering,
+)
+from sqlr1.mcp_server.db.engines.duckdb import DuckdbEngine
+from sqlr1.mcp_server.db.engines.mysql import MysqlEngine
+from sqlr1.mcp_server.db.engines.postgres import PostgresEngine
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
+from sqlr1.mcp_server.db.registry import Registry
+from sqlr1.mcp_server.sql.guard import CallPolicy
 
 # --- reading an engine's rendering ------------------------------------------------------------------
 
@@ -187,7 +191,9 @@ def test_postgres_session_that_cannot_be_pinned_is_refused(
         )
         conn.execute(sa.text(f"ALTER ROLE {role} SET standard_conforming_strings = off"))
     admin.dispose()
-    monkeypatch.setattr("mcp_server.db.engines.postgres.postgres_options", lambda options: options or "")
+    monkeypatch.setattr(
+        "sqlr1.mcp_server.db.engines.postgres.postgres_options", lambda options: options or ""
+    )
     url = sa.engine.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
     engine = PostgresEngine(DatabaseSpec(name="x", kind="postgresql", url=url))
     try:
@@ -263,8 +269,8 @@ async def test_list_databases_warns_about_a_powerful_role(postgres_url: str, mar
     """The superuser and root are named as such in list_databases; a role that may only read is not."""
     from mcp import Client
 
-    from mcp_server.core.config import AppConfig, DatabaseConfig
-    from mcp_server.protocol.server import build_server
+    from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig
+    from sqlr1.mcp_server.protocol.server import build_server
 
     role = "sqlr1_only_reads"
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")

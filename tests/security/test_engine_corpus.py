@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
-from mcp_server.db.registry import Registry
 from security.corpus import CATEGORIES, HARMLESS_READS, Attack, for_engine
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.db.registry import Registry
 
 SEC_DB = "sqlr1_sec"
 CANARY_ROWS = [(1, "alpha"), (2, "beta"), (3, None), (4, "delta ' quote")]

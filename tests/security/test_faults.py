@@ -33,12 +33,12 @@ from service_data import duckdb_concert, mariadb_concert_url, pg_concert_url  # 
 from sqlalchemy.engine import make_url
 from sqlite_lock import exclusive_lock
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.mysql import connect_args_from_url
-from mcp_server.db.engines.postgres import conninfo_from_url
-from mcp_server.db.executor import Executor
-from mcp_server.protocol.server import build_server
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.mysql import connect_args_from_url
+from sqlr1.mcp_server.db.engines.postgres import conninfo_from_url
+from sqlr1.mcp_server.db.executor import Executor
+from sqlr1.mcp_server.protocol.server import build_server
 
 COUNT = "SELECT count(*) FROM singer"
 SINGERS = 6

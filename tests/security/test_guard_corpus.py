@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.sql import guard
 from security.corpus import CATEGORIES, CORPUS, ENGINES, HARMLESS_READS, for_engine
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.sql import guard
 
 CANARY_PATH = "/tmp/sqlr1-canary/secret.txt"
 

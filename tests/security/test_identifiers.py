@@ -23,10 +23,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from scripted_backend import ScriptedBackend, answer
 
-from mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
-from mcp_server.db.engines.sqlite import SqliteEngine
-from mcp_server.protocol.generation_tools import generation_plugin
-from mcp_server.protocol.server import build_server
+from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.db.engines.sqlite import SqliteEngine
+from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
+from sqlr1.mcp_server.protocol.server import build_server
 
 # Injection strings aimed at names: quoting breaks, stacked statements, comments, path traversal,
 # URLs and file URIs, NUL and control bytes, unicode look-alikes, and very long strings.

@@ -41,7 +41,7 @@ class HttpPeer:
             [
                 sys.executable,
                 "-m",
-                "mcp_server.cli.main",
+                "sqlr1.mcp_server.cli.main",
                 "--db",
                 f"chinook={db}",
                 "serve",

@@ -87,7 +87,7 @@ def server(
         f"[guard]\ntimeout_s = 60\nmax_rows = {MAX_ROWS}\nmax_chars = {MAX_CHARS}\n", encoding="utf-8"
     )
     env = {k: v for k, v in os.environ.items() if k != "SQLR1_TOKEN"}
-    args = [sys.executable, "-m", "mcp_server.cli.main", "--config", str(config)]
+    args = [sys.executable, "-m", "sqlr1.mcp_server.cli.main", "--config", str(config)]
     for name, target in (
         ("sqlite", str(wide)),
         ("postgresql", pg_concert_url),

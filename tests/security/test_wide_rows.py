@@ -21,18 +21,18 @@ import pymysql
 import pytest
 from child_process import run_json_child
 
-from mcp_server.core.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, GuardSettings, load_config
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.engines.mysql import connect_args_from_url
-from mcp_server.db.executor import Executor
+from sqlr1.mcp_server.core.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, GuardSettings, load_config
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.engines.mysql import connect_args_from_url
+from sqlr1.mcp_server.db.executor import Executor
 
 MIB = 1024 * 1024
 
 CHILD = """
 import json, sys
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
 
 def hwm():
     with open("/proc/self/status", encoding="ascii") as fh:
@@ -181,9 +181,9 @@ def test_sqlite_heap_limit_follows_the_setting(tmp_path: Path) -> None:
 
 LOWEST_APPLIES = """
 import json, sys
-from mcp_server.core.config import GuardSettings
-from mcp_server.core.errors import QueryFailed
-from mcp_server.db.executor import Executor
+from sqlr1.mcp_server.core.config import GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.db.executor import Executor
 
 low = Executor.from_targets([f"a={sys.argv[1]}"], GuardSettings(max_sqlite_heap_bytes=64 * 2**20))
 low.run("a", "SELECT 1")

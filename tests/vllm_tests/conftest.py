@@ -47,7 +47,7 @@ os.environ.setdefault(
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    from mcp_server.backends.bundled import ensure_bundled_model
+    from sqlr1.mcp_server.backends.bundled import ensure_bundled_model
 
     return ensure_bundled_model()
 
@@ -110,7 +110,7 @@ class VLLMServer:
 @pytest.fixture(scope="session", autouse=True)
 def vllm_server(model_dir: Path) -> Iterator[VLLMServer]:
     """``vllm serve`` of the bundled model on loopback, started when the session starts."""
-    from mcp_server.backends.vllm_backend import serve_command
+    from sqlr1.mcp_server.backends.vllm_backend import serve_command
 
     port = _free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="sqlr1-vllm-serve-"))

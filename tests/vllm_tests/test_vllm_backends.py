@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.backends.base import Completion, PromptInput, SamplingParams
-from mcp_server.method.prompt import THINK_PREFILL, build_prompt
+from sqlr1.mcp_server.backends.base import Completion, PromptInput, SamplingParams
+from sqlr1.mcp_server.method.prompt import THINK_PREFILL, build_prompt
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -29,8 +29,8 @@ def ddl(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The real schema prompt of the Spider fixture database concert_singer (schema.py)."""
     import shutil
 
-    from mcp_server.catalog.schema import SchemaInspector
-    from mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.db.registry import Registry
 
     src = Path(__file__).parents[1] / "data" / "spider" / "concert_singer" / "concert_singer.sqlite"
     dst = tmp_path_factory.mktemp("db") / "concert_singer.sqlite"
@@ -40,8 +40,8 @@ def ddl(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[object]:
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.core.config import ModelConfig
 
     backend = load_backend(ModelConfig(backend="vllm"))  # the factory path users take
     yield backend
@@ -75,9 +75,9 @@ def _stop_in(text: str) -> str:
 
 
 def test_engine_is_vllm_on_the_bundled_model(engine) -> None:
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.backends.vllm_backend import VLLMBackend
-    from mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.backends.vllm_backend import VLLMBackend
+    from sqlr1.mcp_server.core.config import ModelConfig
 
     assert isinstance(engine, VLLMBackend)
     assert engine.name == "vllm" and engine.model_id == "bundled" and engine.has_chat_template
@@ -155,8 +155,8 @@ def test_assistant_prefill_is_continued(engine, ddl: str, reference) -> None:
 
 @pytest.fixture(scope="module")
 def remote(served) -> Iterator[object]:
-    from mcp_server.backends.factory import load_backend
-    from mcp_server.core.config import ModelConfig
+    from sqlr1.mcp_server.backends.factory import load_backend
+    from sqlr1.mcp_server.core.config import ModelConfig
 
     backend = load_backend(ModelConfig(backend="openai", base_url=served.base_url, model=served.model_name))
     yield backend

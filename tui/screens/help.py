@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.bindings import APP_BINDINGS, PROMPT_KEYS
+from sqlr1.tui.bindings import APP_BINDINGS, PROMPT_KEYS
 
 __all__ = ["HelpScreen"]
 

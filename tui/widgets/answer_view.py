@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Collapsible, Static
 
-from agent.events import (
+from sqlr1.agent.events import (
     AgentEvent,
     AnswerReady,
     AttemptFinished,
@@ -18,12 +18,12 @@ from agent.events import (
     GenerationFinished,
     GenerationProgress,
 )
-from agent.progress import ProgressNarrator, retry_reason, shorten
-from agent.trace import Answer, Attempt
-from mcp_server.method.confidence import Confidence
-from tui.widgets.result_table import ResultTable
-from tui.widgets.spinner import Spinner
-from tui.widgets.sql_view import SqlView
+from sqlr1.agent.progress import ProgressNarrator, retry_reason, shorten
+from sqlr1.agent.trace import Answer, Attempt
+from sqlr1.mcp_server.method.confidence import Confidence
+from sqlr1.tui.widgets.result_table import ResultTable
+from sqlr1.tui.widgets.spinner import Spinner
+from sqlr1.tui.widgets.sql_view import SqlView
 
 __all__ = ["AnswerView", "confidence_line", "describe_attempt", "describe_retry", "visible_reasoning"]
 

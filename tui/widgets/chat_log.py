@@ -6,7 +6,7 @@ from rich.markup import escape
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.widgets.answer_view import AnswerView
+from sqlr1.tui.widgets.answer_view import AnswerView
 
 __all__ = ["ChatLog", "QuestionView"]
 

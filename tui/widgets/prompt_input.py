@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import TextArea
 
-from tui.history import InputHistory
-from tui.messages import QuestionSubmitted
+from sqlr1.tui.history import InputHistory
+from sqlr1.tui.messages import QuestionSubmitted
 
 __all__ = ["PLACEHOLDER", "PromptInput"]
 

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from mcp_server.core.results import QueryResult
+from sqlr1.mcp_server.core.results import QueryResult
 
 __all__ = ["ResultTable", "write_csv"]
 

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Select, Tree
 
-from mcp_server.catalog.schema import DatabaseSchema, TableSchema
+from sqlr1.mcp_server.catalog.schema import DatabaseSchema, TableSchema
 
 __all__ = ["SchemaSidebar"]
 

@@ -7,7 +7,7 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.widgets.spinner import Spinner
+from sqlr1.tui.widgets.spinner import Spinner
 
 __all__ = ["StatusBar"]
 

@@ -21,8 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.results import Column
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.results import Column
 
 EngineKind = Literal["sqlite", "postgresql", "mysql", "duckdb"]
 

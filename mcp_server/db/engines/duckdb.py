@@ -42,9 +42,9 @@ from typing import Any
 
 import duckdb
 
-from mcp_server.core.errors import QueryError, QueryFailed
-from mcp_server.core.results import Column, json_safe
-from mcp_server.db.engines.base import (
+from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
+from sqlr1.mcp_server.core.results import Column, json_safe
+from sqlr1.mcp_server.db.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
     CancelHandle,
@@ -61,9 +61,9 @@ from mcp_server.db.engines.base import (
     fetch_bounded,
     timeout_error,
 )
-from mcp_server.db.engines.calls import calls_in_duckdb_tree, duckdb_tables
-from mcp_server.sql.dialects import FILE_PATH_TABLE_CHARS
-from mcp_server.sql.guard import CallPolicy
+from sqlr1.mcp_server.db.engines.calls import calls_in_duckdb_tree, duckdb_tables
+from sqlr1.mcp_server.sql.dialects import FILE_PATH_TABLE_CHARS
+from sqlr1.mcp_server.sql.guard import CallPolicy
 
 __all__ = ["LOCKED_CONFIG", "WORKER_MEMORY_BYTES", "DuckdbEngine"]
 
@@ -337,7 +337,7 @@ class _Worker:
         root = str(Path(__file__).resolve().parents[3])
         code = (
             f"import sys; sys.path.insert(0, {root!r}); "
-            "from mcp_server.db.engines.duckdb import _serve; _serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))"
+            "from sqlr1.mcp_server.db.engines.duckdb import _serve; _serve(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))"
         )
         try:
             self.proc = subprocess.Popen(

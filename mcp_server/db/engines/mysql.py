@@ -32,10 +32,10 @@ from pymysql.connections import MAX_PACKET_LEN
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy.engine import make_url
 
-from mcp_server.core.config import DEFAULT_MAX_VALUE_BYTES
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.results import Column
-from mcp_server.db.engines.base import (
+from sqlr1.mcp_server.core.config import DEFAULT_MAX_VALUE_BYTES
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.results import Column
+from sqlr1.mcp_server.db.engines.base import (
     WATCHDOG,
     CancelHandle,
     CatalogColumn,
@@ -51,9 +51,9 @@ from mcp_server.db.engines.base import (
     fetch_bounded,
     timeout_error,
 )
-from mcp_server.db.engines.calls import calls_in_rendering, variables_in_rendering
-from mcp_server.db.engines.pinning import MARIADB_CHARSETS, MARIADB_SQL_MODE, refuse_session
-from mcp_server.sql.guard import CallPolicy
+from sqlr1.mcp_server.db.engines.calls import calls_in_rendering, variables_in_rendering
+from sqlr1.mcp_server.db.engines.pinning import MARIADB_CHARSETS, MARIADB_SQL_MODE, refuse_session
+from sqlr1.mcp_server.sql.guard import CallPolicy
 
 __all__ = ["MysqlEngine", "connect_args_from_url"]
 

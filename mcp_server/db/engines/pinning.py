@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.errors import QueryFailed
 
 __all__ = [
     "MARIADB_CHARSETS",

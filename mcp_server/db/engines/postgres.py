@@ -40,10 +40,10 @@ from sqlalchemy.engine import make_url
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import TokenType
 
-from mcp_server.core.config import DEFAULT_MAX_VALUE_BYTES
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.results import Column
-from mcp_server.db.engines.base import (
+from sqlr1.mcp_server.core.config import DEFAULT_MAX_VALUE_BYTES
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.results import Column
+from sqlr1.mcp_server.db.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
     CancelHandle,
@@ -59,9 +59,9 @@ from mcp_server.db.engines.base import (
     execution_error,
     timeout_error,
 )
-from mcp_server.db.engines.calls import calls_in_postgres_plan
-from mcp_server.db.engines.pinning import POSTGRES_SETTINGS, postgres_options, refuse_session
-from mcp_server.sql.guard import CallPolicy
+from sqlr1.mcp_server.db.engines.calls import calls_in_postgres_plan
+from sqlr1.mcp_server.db.engines.pinning import POSTGRES_SETTINGS, postgres_options, refuse_session
+from sqlr1.mcp_server.sql.guard import CallPolicy
 
 __all__ = ["PostgresEngine", "conninfo_from_url"]
 
@@ -676,7 +676,7 @@ class _Planner:
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[3])
         code = (
-            f"import sys; sys.path.insert(0, {root!r}); from mcp_server.db.engines.planner import serve; "
+            f"import sys; sys.path.insert(0, {root!r}); from sqlr1.mcp_server.db.engines.planner import serve; "
             "serve(int(sys.argv[1]), int(sys.argv[2]))"
         )
         self.proc = subprocess.Popen(

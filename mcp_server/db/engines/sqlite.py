@@ -47,10 +47,10 @@ from typing import Any
 import apsw
 import sqlglot.expressions as exp
 
-from mcp_server.core.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
-from mcp_server.core.errors import QueryFailed
-from mcp_server.core.results import column as _column
-from mcp_server.db.engines.base import (
+from sqlr1.mcp_server.core.config import DEFAULT_MAX_SQLITE_HEAP_BYTES, DEFAULT_MAX_VALUE_BYTES
+from sqlr1.mcp_server.core.errors import QueryFailed
+from sqlr1.mcp_server.core.results import column as _column
+from sqlr1.mcp_server.db.engines.base import (
     MAX_RESULT_BYTES,
     WATCHDOG,
     CancelHandle,
@@ -66,8 +66,8 @@ from mcp_server.db.engines.base import (
     execution_error,
     timeout_error,
 )
-from mcp_server.sql.dialects import SQLITE_INLINE_FUNCTIONS, SQLITE_READ_PRAGMAS
-from mcp_server.sql.guard import CallPolicy, function_name
+from sqlr1.mcp_server.sql.dialects import SQLITE_INLINE_FUNCTIONS, SQLITE_READ_PRAGMAS
+from sqlr1.mcp_server.sql.guard import CallPolicy, function_name
 
 __all__ = [
     "MAX_HEAP_BYTES",
