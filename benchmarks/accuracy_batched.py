@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sqlr1.agent.evaluation.scoring import Scorer, ScoreTask  # noqa: E402
+from sqlr1.agent.loop import AgentSettings  # noqa: E402
 from sqlr1.mcp_server.backends.loading import load_model_and_tokenizer, resolve_model  # noqa: E402
 from sqlr1.mcp_server.catalog.schema import SchemaInspector  # noqa: E402
 from sqlr1.mcp_server.core.config import GenerationConfig, GuardSettings  # noqa: E402
@@ -219,6 +220,7 @@ def main() -> None:
     turns_used: dict[int, int] = {}
     accepted_at: dict[int, int] = {}
     shape_used: dict[int, int] = {}
+    shape_retries = AgentSettings().shape_retries
     pending = list(range(len(items)))
     t1 = time.perf_counter()
     deadline = t_start + args.deadline_s if args.deadline_s else None
@@ -243,10 +245,10 @@ def main() -> None:
             if (
                 verdict.accepted
                 and choice.result is not None
-                and shape_used.get(i, 0) < 1
+                and shape_used.get(i, 0) < shape_retries
                 and turn < args.turns
             ):
-                # the agent's one shape retry (AgentSettings.shape_retries): "each" answered with one row, ...
+                # the agent's shape retry (AgentSettings.shape_retries): "each" answered with one row, ...
                 shaped, issues = shape_review(
                     items[i]["question"], choice.sql, choice.result, dialect=dialect
                 )
