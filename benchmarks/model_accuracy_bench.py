@@ -15,6 +15,10 @@ and the chat: up to 3 attempts, each failed or doubtful one fed back; default: d
 
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs SETTING... [--write]
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs --table-only --write
+
+``--rows FILE`` also writes every finished run's per-question rows (setting, question, verdict, the
+chosen SQL and its error, seconds) as JSON lines, so that a table can be checked and re-read later
+(``benchmarks/model_accuracy_rows.jsonl`` is the committed copy).
 """
 
 from __future__ import annotations
@@ -113,6 +117,28 @@ def table(runs: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+ROW_FIELDS = (
+    "question_id", "db_id", "difficulty", "question", "correct", "pred_status", "pred_error",
+    "pred_sql", "turns", "generation_s",
+)  # fmt: skip
+
+
+def write_rows(runs: Path, out: Path) -> int:
+    """Write the per-question rows of every finished run to ``out`` (JSON lines); return their count."""
+    lines = []
+    for folder in sorted(runs.iterdir()):
+        report_file = folder / "report.json"
+        if not (folder.is_dir() and report_file.is_file()):
+            continue
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+        for r in report["results"]:
+            row = {"setting": _setting_of(folder.name)}
+            row.update({k: r.get(k) for k in ROW_FIELDS})
+            lines.append(json.dumps(row, ensure_ascii=False))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
+
+
 def _setting_of(folder: str) -> str:
     """``realistic_qwen2.5-coder-0.5b_1_nogrammar`` -> ``realistic:qwen2.5-coder-0.5b:1:nogrammar``."""
     set_name, rest = folder.split("_", 1)
@@ -133,6 +159,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, required=True, help="folder of run folders")
     parser.add_argument("--table-only", action="store_true", help="only write the table from finished runs")
     parser.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--rows", type=Path, help="also write every run's per-question rows here (JSON lines)"
+    )
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
@@ -140,6 +169,8 @@ def main() -> None:
             run_setting(setting, args.runs)
     text = table(args.runs)
     print(text)
+    if args.rows:
+        print(f"{write_rows(args.runs, args.rows)} rows -> {args.rows}")
     if args.write:
         sys.path.insert(0, str(HERE))
         from results_md import write_section
