@@ -151,6 +151,24 @@ class EngineContract:
     def test_fingerprint_is_stable(self, engine: Engine) -> None:
         assert engine.fingerprint() == engine.fingerprint()
 
+    def test_missing_column_message_gives_a_precise_hint(self, engine: Engine) -> None:
+        """The engine's own "no such column" message names the alias and column that column_hint reads,
+        and with the engine's catalog the hint says which table the alias is and where the column is."""
+        from sqlr1.mcp_server.sql.column_hint import column_hint, missing_column
+
+        sql = q(engine, 'SELECT T1."Capacity" FROM concert AS T1, stadium AS T2')  # T2 holds Capacity
+        with pytest.raises(QueryFailed) as failed:
+            engine.execute(sql, max_rows=10, timeout_s=10)
+        message = failed.value.error.message
+        named = missing_column(message)
+        assert named is not None, message
+        assert (named[0] or "").lower() == "t1" and named[1].lower() == "capacity"
+        tables = {t.name: [c.name for c in t.columns] for t in engine.catalog()}
+        hint = column_hint(message, sql, engine.dialect, tables)
+        assert hint is not None and hint.lower() == (
+            "t1 is concert, which has no column capacity; capacity is a column of stadium (t2)."
+        )
+
     def test_timeout_stops_the_engine(self, engine: Engine) -> None:
         started = time.monotonic()
         with pytest.raises(QueryFailed) as info:

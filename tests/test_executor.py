@@ -200,3 +200,30 @@ async def test_run_async_does_not_block_the_event_loop(db: Path) -> None:
             await ex.run_async("concert_singer", UNBOUNDED)
         tg.cancel_scope.cancel()
     assert ticks > 10
+
+
+async def test_a_missing_column_gets_the_catalogs_precise_hint_on_every_path(db: Path) -> None:
+    """An alias bound to the wrong table: run, run_async (inline), fingerprint and validate all say which
+    table the alias is and where the column lives, in place of the engine's generic hint."""
+    ex = make(db)
+    bad = "SELECT T1.Capacity FROM concert AS T1 JOIN stadium AS T2 ON T1.Stadium_ID = T2.Stadium_ID"
+    want = (
+        "no such column: T1.Capacity (hint: T1 is concert, which has no column Capacity; "
+        "Capacity is a column of stadium (T2).)"
+    )
+    calls = [
+        lambda: ex.run("concert_singer", bad),
+        lambda: ex.fingerprint("concert_singer", bad),
+        lambda: ex.validate("concert_singer", bad),
+    ]
+    for call in calls:
+        with pytest.raises(QueryFailed) as failed:
+            call()
+        assert failed.value.error.kind == "execution" and failed.value.error.message == want
+    with pytest.raises(QueryFailed) as failed:
+        await ex.run_async("concert_singer", bad)
+    assert failed.value.error.message == want
+    # A qualifier the statement never defines: the engine's message and generic hint stay as they are.
+    with pytest.raises(QueryFailed) as failed:
+        ex.run("concert_singer", "SELECT X9.Capacity FROM stadium")
+    assert failed.value.error.message.startswith("no such column: X9.Capacity (hint: check the column name")

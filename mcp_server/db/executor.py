@@ -5,8 +5,10 @@
 event loop: a cheap statement on an engine that can (SQLite's ``execute_inline``) runs on the loop's
 thread under a short engine-enforced budget (``inline_budget_s``); anything that outlasts it, and
 everything else, runs in a worker thread, and cancelling the awaiting task stops that query in the
-engine. ``validate`` is guard + engine EXPLAIN without data. This module never decides what SQL is
-allowed (the guard does) and never talks to a database driver directly (the engines do).
+engine. ``validate`` is guard + engine EXPLAIN without data. A "no such column" error gets a precise
+hint from the catalog (``mcp_server.sql.column_hint``: "T1 is Employee, which has no column …") in place
+of the engine's generic one. This module never decides what SQL is allowed (the guard does) and never
+talks to a database driver directly (the engines do).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -23,11 +26,19 @@ import anyio
 import anyio.to_thread
 
 from sqlr1.mcp_server.core.config import DatabaseConfig, GuardSettings
+from sqlr1.mcp_server.core.errors import QueryFailed
 from sqlr1.mcp_server.core.results import JSONValue, QueryResult, json_safe
 from sqlr1.mcp_server.db.cancellation import run_in_thread
-from sqlr1.mcp_server.db.engines.base import CancelHandle, RawResult, ResultFingerprint, timeout_error
+from sqlr1.mcp_server.db.engines.base import (
+    COLUMN_HINT,
+    CancelHandle,
+    RawResult,
+    ResultFingerprint,
+    timeout_error,
+)
 from sqlr1.mcp_server.db.registry import Registry
 from sqlr1.mcp_server.sql import guard
+from sqlr1.mcp_server.sql.column_hint import column_hint
 
 __all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
 
@@ -171,12 +182,13 @@ class Executor:
         """
         statement = self.check(database, sql)
         engine = self.registry.engine(database)
-        return engine.execute(
-            statement.sql,
-            max_rows=max_rows if max_rows is not None else self.settings.max_rows,
-            timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
-            cancel=cancel,
-        )
+        with self._column_hints(database, sql):
+            return engine.execute(
+                statement.sql,
+                max_rows=max_rows if max_rows is not None else self.settings.max_rows,
+                timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
+                cancel=cancel,
+            )
 
     def fingerprint(
         self,
@@ -195,13 +207,14 @@ class Executor:
         """
         statement = self.check(database, sql)
         fp = ResultFingerprint()
-        self.registry.engine(database).execute(
-            statement.sql,
-            max_rows=0,
-            timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
-            cancel=cancel,
-            fingerprint=fp,
-        )
+        with self._column_hints(database, sql):
+            self.registry.engine(database).execute(
+                statement.sql,
+                max_rows=0,
+                timeout_s=timeout_s if timeout_s is not None else self.settings.timeout_s,
+                cancel=cancel,
+                fingerprint=fp,
+            )
         return fp.key()
 
     def validate(self, database: str, sql: str) -> guard.GuardedStatement:
@@ -211,8 +224,30 @@ class Executor:
     def explain(self, database: str, sql: str) -> tuple[guard.GuardedStatement, RawResult]:
         """:meth:`validate`, also returning the engine's plan rows (``Engine.explain``)."""
         statement = self.check(database, sql)
-        plan = self.registry.engine(database).explain(statement.sql, timeout_s=self.settings.timeout_s)
+        with self._column_hints(database, sql):
+            plan = self.registry.engine(database).explain(statement.sql, timeout_s=self.settings.timeout_s)
         return statement, plan
+
+    @contextmanager
+    def _column_hints(self, database: str, sql: str) -> Iterator[None]:
+        """Re-raise a "no such column" error with the precise hint of ``column_hint`` where it has one."""
+        try:
+            yield
+        except QueryFailed as failed:
+            error = failed.error
+            if error.kind != "execution" or not error.message.endswith(COLUMN_HINT):
+                raise
+            try:
+                tables = {
+                    t.name: [c.name for c in t.columns] for t in self.registry.engine(database).catalog()
+                }
+                hint = column_hint(error.message, sql, self.registry.get(database).kind, tables)
+            except Exception:  # a hint must never hide the engine's own error
+                hint = None
+            if hint is None:
+                raise
+            message = f"{error.message.removesuffix(COLUMN_HINT)} (hint: {hint})"
+            raise QueryFailed(error.model_copy(update={"message": message})) from None
 
     # -- async (never blocks the event loop) ----------------------------------------------------
     def _limiter(self) -> anyio.CapacityLimiter:
@@ -292,13 +327,14 @@ class Executor:
         if execute_inline is None:
             return None
         statement = self.check(database, sql)
-        result: RawResult | None = execute_inline(
-            statement.sql,
-            statement.expression,
-            max_rows=max_rows,
-            timeout_s=timeout_s,
-            budget_s=self.inline_budget_s,
-        )
+        with self._column_hints(database, sql):
+            result: RawResult | None = execute_inline(
+                statement.sql,
+                statement.expression,
+                max_rows=max_rows,
+                timeout_s=timeout_s,
+                budget_s=self.inline_budget_s,
+            )
         return result
 
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:

@@ -397,16 +397,20 @@ def fetch_bounded(
     return rows, cut
 
 
+TABLE_HINT = " (hint: check the table name and its quoting with list_tables / describe_schema)"
+COLUMN_HINT = (
+    " (hint: check the column name, its table and its quoting with describe_schema;"
+    " qualify columns with the table alias when several tables share a name)"
+)  # the executor puts a precise one in its place where it can (mcp_server.sql.column_hint)
+
+
 def execution_error(message: str, *, missing: Literal["table", "column"] | None = None) -> QueryFailed:
     """An engine error as a value; a missing table/column gets a hint on how to fix it."""
     message = message.strip()
     if missing == "table":
-        message += " (hint: check the table name and its quoting with list_tables / describe_schema)"
+        message += TABLE_HINT
     elif missing == "column":
-        message += (
-            " (hint: check the column name, its table and its quoting with describe_schema;"
-            " qualify columns with the table alias when several tables share a name)"
-        )
+        message += COLUMN_HINT
     return QueryFailed.of("execution", message)
 
 

@@ -1,0 +1,115 @@
+"""A precise hint for a "no such column" error: which table an alias stands for, and where the column is.
+
+The engines say only that ``T1.SupportRepId`` does not exist. A model (or a person) that wrote it
+usually bound the column to the wrong alias, or forgot a join. :func:`column_hint` reads the failed
+statement with sqlglot and the database's catalog, and says what is true instead::
+
+    T1 is Employee, which has no column SupportRepId; SupportRepId is a column of Customer (T2).
+
+It is called on the error path only (``Executor``), so every client reads it: the agent loop and
+multi-turn training feed it back to the model, and an IDE's own model reads it over MCP. It never runs
+SQL; a message or statement it cannot read gives ``None`` (the engine's generic hint stays).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+
+import sqlglot
+from sqlglot import exp
+
+__all__ = ["column_hint", "missing_column"]
+
+# The missing name in each engine's message, as written in the statement (qualifier.column or column).
+_MESSAGES = (
+    re.compile(r"no such column: (?P<name>\S+)"),  # SQLite
+    re.compile(r"Unknown column '(?P<name>[^']+)'"),  # MySQL, MariaDB
+    re.compile(r'Table "(?P<qualifier>[^"]+)" does not have a column named "(?P<column>[^"]+)"'),  # DuckDB
+    re.compile(r'Referenced column "(?P<column>[^"]+)" not found'),  # DuckDB
+    re.compile(r"column (?P<name>\S+) does not exist"),  # PostgreSQL
+)
+_SHOWN_COLUMNS = 12
+
+
+def missing_column(message: str) -> tuple[str | None, str] | None:
+    """``(qualifier, column)`` named by an engine's "no such column" message, or ``None``."""
+    for pattern in _MESSAGES:
+        match = pattern.search(message)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        if groups.get("name"):
+            qualifier, _, column = groups["name"].rstrip(".,;").rpartition(".")
+            return _unquote(qualifier) or None, _unquote(column)
+        return _unquote(groups.get("qualifier") or "") or None, _unquote(groups["column"])
+    return None
+
+
+def column_hint(message: str, sql: str, dialect: str, tables: Mapping[str, Sequence[str]]) -> str | None:
+    """One or two sentences on a missing column of ``sql``, from the catalog ``tables`` (name → columns).
+
+    ``None`` when the message names no column, the statement does not parse, or nothing useful is known.
+    """
+    named = missing_column(message)
+    if named is None:
+        return None
+    qualifier, column = named
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except (sqlglot.errors.SqlglotError, RecursionError):
+        return None
+    catalog = {name.lower(): (name, list(cols)) for name, cols in tables.items()}
+    # Every catalog table the statement names, and the aliases it goes by (all scopes: a hint, not a binder).
+    owner_of: dict[str, str] = {}  # alias or table name (lower case) -> catalog table name
+    aliases: dict[str, list[str]] = {}  # catalog table name -> its aliases as written
+    for table in tree.find_all(exp.Table):
+        entry = catalog.get(table.name.lower())
+        if entry is None:
+            continue
+        owner_of[table.name.lower()] = entry[0]
+        if table.alias:
+            owner_of[table.alias.lower()] = entry[0]
+            aliases.setdefault(entry[0], []).append(table.alias)
+
+    def has_column(name: str) -> bool:
+        return column.lower() in (c.lower() for c in catalog[name.lower()][1])
+
+    def named_as(name: str) -> str:
+        return f"{name} ({', '.join(sorted(set(aliases[name])))})" if name in aliases else name
+
+    joined = sorted(set(owner_of.values()))
+    if qualifier is None:
+        first = f"No table in the query has a column {column}"
+    else:
+        owner = owner_of.get(qualifier.lower())
+        if owner is None or has_column(owner):
+            return None  # an undefined qualifier, or not a binding problem: the engine's hint fits
+        first = (
+            f"{owner} has no column {column}"
+            if qualifier.lower() == owner.lower()
+            else f"{qualifier} is {owner}, which has no column {column}"
+        )
+    holding = [n for n in joined if has_column(n)]
+    elsewhere = [name for name, _ in sorted(catalog.values()) if name not in joined and has_column(name)]
+    if holding:
+        also = f" (also of {', '.join(elsewhere[:3])}, which the query does not join)" if elsewhere else ""
+        return f"{first}; {column} is a column of {', '.join(named_as(n) for n in holding)}{also}."
+    if elsewhere:
+        return f"{first}; {column} is a column of {', '.join(elsewhere[:3])}, which the query does not join."
+    pool = [(n, c) for n in joined for c in catalog[n.lower()][1]]
+    close = difflib.get_close_matches(column.lower(), [c.lower() for _, c in pool], n=3, cutoff=0.6)
+    if close:
+        picks = [f"{n}.{c}" for n, c in pool if c.lower() in close][:3]
+        return f"{first}. Did you mean {' or '.join(picks)}?"
+    if qualifier is not None:
+        owner = owner_of[qualifier.lower()]
+        cols = catalog[owner.lower()][1]
+        more = ", …" if len(cols) > _SHOWN_COLUMNS else ""
+        return f"{first}. {owner}'s columns: {', '.join(cols[:_SHOWN_COLUMNS])}{more}."
+    return None
+
+
+def _unquote(name: str) -> str:
+    return name.strip().strip('"`[]')

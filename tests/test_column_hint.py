@@ -1,0 +1,101 @@
+"""mcp_server.sql.column_hint: the precise hint for a missing column, from the statement and the catalog.
+
+Each engine's real message is checked against its real catalog in tests/engine_contract.py; here, the
+sentences for each kind of mistake over Chinook's catalog, and the cases that must give no hint."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sqlr1.mcp_server.sql.column_hint import column_hint, missing_column
+
+CHINOOK = Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite"
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, list[str]]:
+    con = sqlite3.connect(f"file:{CHINOOK}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        ("no such column: T1.SupportRepId", ("T1", "SupportRepId")),
+        ("no such column: Nme (hint: check ...)", (None, "Nme")),
+        ("Unknown column 'T1.SupportRepId' in 'field list'", ("T1", "SupportRepId")),
+        ('Binder Error: Table "T1" does not have a column named "SupportRepId"', ("T1", "SupportRepId")),
+        ('Binder Error: Referenced column "Nme" not found in FROM clause!', (None, "Nme")),
+        ("column t1.supportrepid does not exist", ("t1", "supportrepid")),
+        ('column "Nme" does not exist', (None, "Nme")),
+        ("no such table: Foo", None),
+        ("ambiguous column name: Name", None),
+    ],
+)
+def test_missing_column_reads_every_engines_message(
+    message: str, named: tuple[str | None, str] | None
+) -> None:
+    assert missing_column(message) == named
+
+
+@pytest.mark.parametrize(
+    ("message", "sql", "hint"),
+    [
+        (  # the alias is the wrong table; the column is in a joined one
+            "no such column: T1.SupportRepId",
+            "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.SupportRepId = T2.CustomerId",
+            "T1 is Employee, which has no column SupportRepId; SupportRepId is a column of Customer (T2).",
+        ),
+        (  # ... and also in a table the query does not join
+            "no such column: T2.CustomerId",
+            "SELECT T1.FirstName FROM Customer AS T1 JOIN InvoiceLine AS T2 ON T1.CustomerId = T2.CustomerId",
+            "T2 is InvoiceLine, which has no column CustomerId; CustomerId is a column of Customer (T1) "
+            "(also of Invoice, which the query does not join).",
+        ),
+        (  # qualified by the table's own name, the column only in tables not joined
+            "no such column: Album.Name",
+            "SELECT Album.Name FROM Album",
+            "Album has no column Name; Name is a column of Artist, Genre, MediaType, which the query does not join.",
+        ),
+        (  # unqualified, a misspelling of a joined table's column
+            "no such column: Nme",
+            "SELECT Nme FROM Artist",
+            "No table in the query has a column Nme. Did you mean Artist.Name?",
+        ),
+        (  # nothing close: the table's columns
+            "no such column: T1.Foo",
+            "SELECT T1.Foo FROM Artist AS T1",
+            "T1 is Artist, which has no column Foo. Artist's columns: ArtistId, Name.",
+        ),
+        (  # a subquery's alias is read too
+            "no such column: t.Total",
+            "SELECT x FROM (SELECT t.Total AS x FROM Track AS t)",
+            "t is Track, which has no column Total; Total is a column of Invoice, which the query does not join.",
+        ),
+    ],
+)
+def test_hint_says_what_the_alias_is_and_where_the_column_lives(
+    tables: dict[str, list[str]], message: str, sql: str, hint: str
+) -> None:
+    assert column_hint(message, sql, "sqlite", tables) == hint
+
+
+@pytest.mark.parametrize(
+    ("message", "sql"),
+    [
+        ("no such column: X9.Name", "SELECT X9.Name FROM Artist"),  # an undefined qualifier
+        ("no such column: T1.Name", "SELECT T1.Name FROM Artist AS T1"),  # the column is there after all
+        ("no such column: Zzzzzz", "SELECT Zzzzzz FROM Artist"),  # nothing known to say
+        ("no such column: T1.Name", "SELECT T1.Name FROM (("),  # does not parse
+        ("no such table: Foo", "SELECT * FROM Foo"),  # not a column error
+    ],
+)
+def test_no_hint_where_nothing_precise_is_known(tables: dict[str, list[str]], message: str, sql: str) -> None:
+    assert column_hint(message, sql, "sqlite", tables) is None
