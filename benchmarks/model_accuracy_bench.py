@@ -16,8 +16,8 @@ and the chat: up to 3 attempts, each failed or doubtful one fed back; default: d
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs SETTING... [--write]
     PYTHONPATH=. python benchmarks/model_accuracy_bench.py --runs /tmp/runs --table-only --write
 
-``--rows FILE`` also writes every finished run's per-question rows (setting, question, verdict, the
-chosen SQL and its error, seconds) as JSON lines, so that a table can be checked and re-read later
+``--rows FILE`` also writes every finished run's per-question rows (the ``--runs`` folder's name, setting,
+question, verdict, the chosen SQL and its error, seconds) as JSON lines, so that a table can be checked and re-read later
 (``benchmarks/model_accuracy_rows.jsonl`` is the committed copy).
 """
 
@@ -132,7 +132,7 @@ def write_rows(runs: Path, out: Path) -> int:
             continue
         report = json.loads(report_file.read_text(encoding="utf-8"))
         for r in report["results"]:
-            row = {"setting": _setting_of(folder.name)}
+            row = {"runs": runs.name, "setting": _setting_of(folder.name)}
             row.update({k: r.get(k) for k in ROW_FIELDS})
             lines.append(json.dumps(row, ensure_ascii=False))
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

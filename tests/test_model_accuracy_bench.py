@@ -75,4 +75,4 @@ def test_table_and_rows_from_run_folders(tmp_path: Path) -> None:
         (3, "no such column: x"),
         (0, "no such column: x"),
     ]
-    assert set(lines[0]) == {"setting", *bench.ROW_FIELDS}
+    assert set(lines[0]) == {"runs", "setting", *bench.ROW_FIELDS} and lines[0]["runs"] == "runs"
