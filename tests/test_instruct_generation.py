@@ -41,7 +41,7 @@ def _generator(db: Path, backend, **cfg) -> tuple[Generator, str]:
     return gen, registry.names()[0]
 
 
-def test_instruct_prompt_caches_the_schema_and_shows_earlier_sql_as_blocks() -> None:
+def test_instruct_prompt_caches_the_schema_and_shows_earlier_sql_as_blocks_and_retries_as_notes() -> None:
     ddl = "CREATE TABLE Album (AlbumId INTEGER, Title TEXT);"
     a = build_prompt(ddl, "How many albums?", variant="instruct")
     b = build_prompt(ddl, "Longest title?", variant="instruct", evidence="longest = max(length(Title))")
@@ -55,10 +55,33 @@ def test_instruct_prompt_caches_the_schema_and_shows_earlier_sql_as_blocks() -> 
     turns = [
         PreviousTurn("How many albums?", "SELECT count(*) FROM Albums", "this failed with: no such table")
     ]
+    # a retry of the same question: the feedback becomes a note under the question, the failed SQL unseen
     retry = build_prompt(ddl, "How many albums?", variant="instruct", previous_turns=turns)
-    assert [m.role for m in retry.messages] == ["system", "user", "assistant", "user"]
-    assert retry.messages[2].content == "```sql\nSELECT count(*) FROM Albums\n```"
-    assert "no such table" in retry.messages[3].content
+    assert [m.role for m in retry.messages] == ["system", "user"]
+    assert retry.messages[1].content == (
+        f"{a.messages[1].content}\n\n"
+        'A previous query for this question was wrong. The database said: "this failed with: no such table"'
+    )
+    assert "FROM Albums" not in retry.messages[1].content
+    # a follow-up keeps the earlier exchange as turns (its SQL as a block); its own retries are notes
+    follow = build_prompt(
+        ddl,
+        "And their titles?",
+        variant="instruct",
+        previous_turns=[
+            PreviousTurn("How many albums?", "SELECT count(*) FROM Album", "it returned 1 row"),
+            PreviousTurn("And their titles?", "SELECT Titel FROM Album", "no such column: Titel"),
+            PreviousTurn("And their titles?", "SELECT Name FROM Album", "no such column: Name"),
+        ],
+    )
+    assert [m.role for m in follow.messages] == ["system", "user", "assistant", "user"]
+    assert follow.messages[2].content == "```sql\nSELECT count(*) FROM Album\n```"
+    last = follow.messages[3].content
+    assert "And their titles?" in last and "SELECT Titel" not in last and "SELECT Name" not in last
+    assert last.endswith(
+        'The database said: "no such column: Titel"\n'
+        'A previous query for this question was wrong. The database said: "no such column: Name"'
+    )
 
 
 def test_the_sql_block_closer_ends_a_candidate() -> None:

@@ -438,18 +438,29 @@ def build_instruct_prompt(
     """The prompt for an instruct model not trained on SQL-R1's format: the schema as the system turn
     (the cacheable prefix), the question (with evidence and retrieved values) as the user turn, and
     a short reasoning then one ```` ```sql ```` block asked for; without ``reasoning`` the query only,
-    the assistant turn pre-filled with the block's opener. Earlier attempts follow as in the other
-    variants, each earlier answer shown as its SQL block."""
+    the assistant turn pre-filled with the block's opener. Earlier exchanges (follow-up questions)
+    follow as in the other variants, each earlier answer shown as its SQL block; retries of the current
+    question are not shown as turns but as notes under it, the feedback without the failed SQL."""
     prefix = f"{_INSTRUCT_SYSTEM_HEAD}{engine}\n\nDatabase Schema:\n{ddl.strip()}\n"
+    # Shown its own failed query, a small model writes it again, whatever the feedback says (measured:
+    # benchmarks/RESULTS.md, "The agent's retries"); so a retry gets the feedback as a note instead.
+    retries: list[PreviousTurn] = []
+    while previous_turns and previous_turns[-1].question.strip() == question.strip():
+        retries.insert(0, previous_turns[-1])
+        previous_turns = previous_turns[:-1]
     first_question = previous_turns[0].question if previous_turns else question
     ask = _INSTRUCT_ASK if reasoning else _INSTRUCT_ASK_DIRECT
     user = f"Question:\n{_question_block(first_question, evidence)}\n\n{_values_block(values)}{ask}"
+    messages = [ChatMessage("system", prefix), ChatMessage("user", user)]
+    messages += _feedback_messages(previous_turns, question, _sql_block)
+    if retries:  # the last message asks the current question
+        notes = "\n".join(
+            f"A previous query for this question was wrong. The database said: {_quote(t.feedback)}"
+            for t in retries
+        )
+        messages[-1] = ChatMessage("user", f"{messages[-1].content}\n\n{notes}")
     return PromptInput(
-        messages=(
-            ChatMessage("system", prefix),
-            ChatMessage("user", user),
-            *_feedback_messages(previous_turns, question, _sql_block),
-        ),
+        messages=tuple(messages),
         assistant_prefill="" if reasoning else SQL_BLOCK_OPENER,
         cache_prefix_text=prefix,
     )
