@@ -38,11 +38,13 @@ def questions() -> list[dict]:
     return json.loads((HERE / "latency_questions.json").read_text(encoding="utf-8"))
 
 
-def ask_process(question: str, model: str | None) -> tuple[float, dict]:
+def ask_process(question: str, model: str | None, n: int | None = None) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "sqlr1.mcp_server.cli.main"]
     if model:
         cmd += ["--model", model]
     cmd += ["ask", question, "--json"]
+    if n is not None:
+        cmd += ["--n", str(n)]
     env = {k: v for k, v in os.environ.items() if k != "SQLR1_DEFAULT_MODEL"}
     env["PYTHONPATH"] = str(REPO)
     t0 = time.perf_counter()
@@ -71,7 +73,7 @@ def correct(answer: dict, gold_sql: str) -> bool:
     return spider_equal(pred_rows, gold_rows, order_matters="order by" in gold_sql.lower())
 
 
-async def first_tokens(model: str | None) -> list[float]:
+async def first_tokens(model: str | None, n: int | None = None) -> list[float]:
     """Seconds from ``Agent.ask`` to the first streamed model text, the prefix computed first."""
     from sqlr1.agent import Agent, AgentSettings
     from sqlr1.agent.events import AgentEvent, GenerationProgress
@@ -85,7 +87,7 @@ async def first_tokens(model: str | None) -> list[float]:
     config.model.model = model or default_model()
     server = embedded_server(config)
     out: list[float] = []
-    async with Agent.connect(server, settings=AgentSettings(max_turns=1)) as agent:
+    async with Agent.connect(server, settings=AgentSettings(max_turns=1, num_candidates=n)) as agent:
         await agent.ask("How many artists are there?")  # loads the model, computes or restores the prefix
         for item in questions():
             first: list[float] = []
@@ -106,6 +108,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=None, help="a registry name (default: the default model)")
+    parser.add_argument("--n", type=int, default=None, help="candidates per question (default: the device's)")
     parser.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")
     args = parser.parse_args()
     from sqlr1.mcp_server.backends.factory import choose_runtime
@@ -115,14 +118,14 @@ def main() -> None:
     model = args.model or os.environ.get("SQLR1_DEFAULT_MODEL") or default_model()
     runtime = choose_runtime(ModelConfig(model=model))
     load_start = os.getloadavg()[0]
-    ask_process(questions()[0]["question"], model)  # warm: the prefix into the store
+    ask_process(questions()[0]["question"], model, args.n)  # warm: the prefix into the store
     rows = []
     for item in questions():
-        seconds, answer = ask_process(item["question"], model)
+        seconds, answer = ask_process(item["question"], model, args.n)
         ok = correct(answer, item["query"])
         rows.append((item["question"], seconds, answer.get("status"), ok, len(answer.get("attempts") or [])))
         print(f"{seconds:6.1f} s  {'ok ' if ok else 'BAD'} {item['question']}", flush=True)
-    firsts = anyio.run(first_tokens, model)
+    firsts = anyio.run(first_tokens, model, args.n)
     load_end = os.getloadavg()[0]
     times = [r[1] for r in rows]
     p50 = statistics.median(times)
