@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import replace
@@ -220,9 +221,20 @@ async def test_a_missing_column_gets_the_catalogs_precise_hint_on_every_path(db:
         with pytest.raises(QueryFailed) as failed:
             call()
         assert failed.value.error.kind == "execution" and failed.value.error.message == want
+    # run_async's inline path: the same hint, its catalog read in a worker thread, not on the event loop
+    engine = ex.registry.engine("concert_singer")
+    read_on: list[int] = []
+    real_catalog = engine.catalog
+
+    def catalog():  # type: ignore[no-untyped-def]
+        read_on.append(threading.get_ident())
+        return real_catalog()
+
+    engine.catalog = catalog  # type: ignore[method-assign]
     with pytest.raises(QueryFailed) as failed:
         await ex.run_async("concert_singer", bad)
     assert failed.value.error.message == want
+    assert read_on and threading.get_ident() not in read_on
     # A qualifier the statement never defines: the engine's message and generic hint stay as they are.
     with pytest.raises(QueryFailed) as failed:
         ex.run("concert_singer", "SELECT X9.Capacity FROM stadium")

@@ -115,6 +115,11 @@ def _cap_json(raw: RawResult, max_chars: int) -> dict[str, Any]:
     return cap_result(raw, max_chars).to_json_dict()
 
 
+def _generic_column_error(failed: QueryFailed) -> bool:
+    """Whether ``failed`` is an engine's "no such column" error with the engine's generic hint."""
+    return failed.error.kind == "execution" and failed.error.message.endswith(COLUMN_HINT)
+
+
 class Executor:
     """Guarded, capped, cancellable execution over a :class:`Registry`. Thread-safe and picklable."""
 
@@ -234,20 +239,26 @@ class Executor:
         try:
             yield
         except QueryFailed as failed:
-            error = failed.error
-            if error.kind != "execution" or not error.message.endswith(COLUMN_HINT):
+            hinted = self._with_column_hint(database, sql, failed)
+            if hinted is failed:
                 raise
-            try:
-                tables = {
-                    t.name: [c.name for c in t.columns] for t in self.registry.engine(database).catalog()
-                }
-                hint = column_hint(error.message, sql, self.registry.get(database).kind, tables)
-            except Exception:  # a hint must never hide the engine's own error
-                hint = None
-            if hint is None:
-                raise
-            message = f"{error.message.removesuffix(COLUMN_HINT)} (hint: {hint})"
-            raise QueryFailed(error.model_copy(update={"message": message})) from None
+            raise hinted from None
+
+    def _with_column_hint(self, database: str, sql: str, failed: QueryFailed) -> QueryFailed:
+        """``failed`` with the catalog's precise hint in place of the engine's generic one, where there is
+        one (reads the catalog: call it off the event loop); else ``failed`` itself."""
+        if not _generic_column_error(failed):
+            return failed
+        error = failed.error
+        try:
+            tables = {t.name: [c.name for c in t.columns] for t in self.registry.engine(database).catalog()}
+            hint = column_hint(error.message, sql, self.registry.get(database).kind, tables)
+        except Exception:  # a hint must never hide the engine's own error
+            hint = None
+        if hint is None:
+            return failed
+        message = f"{error.message.removesuffix(COLUMN_HINT)} (hint: {hint})"
+        return QueryFailed(error.model_copy(update={"message": message}))
 
     # -- async (never blocks the event loop) ----------------------------------------------------
     def _limiter(self) -> anyio.CapacityLimiter:
@@ -295,7 +306,16 @@ class Executor:
         rows = max_rows if max_rows is not None else self.settings.max_rows
         timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
         started = time.monotonic()
-        raw = self._run_inline(database, sql, rows, timeout)
+        try:
+            raw = self._run_inline(database, sql, rows, timeout)
+        except QueryFailed as failed:
+            if not _generic_column_error(failed):
+                raise
+            # the hint reads the catalog: in a worker thread, not on the event loop
+            hinted = await self._in_thread(partial(self._with_column_hint, database, sql, failed), None)
+            if hinted is failed:
+                raise
+            raise hinted from None
         if raw is not None:
             if len(raw.rows) * max(1, len(raw.columns)) <= _INLINE_MAX_CELLS:
                 return shape(raw, self.settings.max_chars)
@@ -327,14 +347,13 @@ class Executor:
         if execute_inline is None:
             return None
         statement = self.check(database, sql)
-        with self._column_hints(database, sql):
-            result: RawResult | None = execute_inline(
-                statement.sql,
-                statement.expression,
-                max_rows=max_rows,
-                timeout_s=timeout_s,
-                budget_s=self.inline_budget_s,
-            )
+        result: RawResult | None = execute_inline(
+            statement.sql,
+            statement.expression,
+            max_rows=max_rows,
+            timeout_s=timeout_s,
+            budget_s=self.inline_budget_s,
+        )
         return result
 
     async def validate_async(self, database: str, sql: str) -> guard.GuardedStatement:
