@@ -161,3 +161,62 @@ def test_a_large_schema_is_linked_and_the_grammar_covers_the_linked_tables(chino
     backend2 = DeviceBackend([DIRECT], device="cpu")
     gen2, _ = _generator(chinook_copy, backend2, link_above_chars=1000, schema_linking=False)
     assert gen2.generate_sql(db, "Which tracks are on the Grunge playlist?").prompt.tables is None
+
+
+MISBOUND = "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.SupportRepId = T2.CustomerId\n```"
+REBOUND = "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.EmployeeId = T2.SupportRepId\n```"
+
+
+class GrammarBackend(DeviceBackend):
+    """Decodes grammars (like llama.cpp); answers ``per_call[k]`` to its k-th call."""
+
+    supports_grammar = True
+
+    def __init__(self, per_call: list[list[str]]) -> None:
+        super().__init__(per_call[0], device="cpu")
+        self.per_call = per_call
+
+    def generate(self, prompt, params, **kw):  # type: ignore[no-untyped-def]
+        self.texts = self.per_call[min(len(self.calls), len(self.per_call) - 1)]
+        return super().generate(prompt, params, **kw)
+
+
+def test_a_column_qualified_by_the_wrong_alias_is_decoded_again_with_the_aliases_bound(
+    chinook_copy: Path,
+) -> None:
+    backend = GrammarBackend([[MISBOUND], [REBOUND]])
+    gen, db = _generator(chinook_copy, backend)
+    result = gen.generate_sql(db, "How many customers do the employees support?")
+    (_, first), (prompt, again) = backend.calls
+    assert prompt.assistant_prefill == "```sql\n"
+    assert (again.n, again.temperature) == (1, 0.0) and again.block is not None and again.block.opened
+    grammar = again.block.grammar or ""
+    employee = [t.name for t in gen.inspector.describe(db).tables].index("Employee")
+    assert f'qualified ::= "T1" "." (cols{employee})' in grammar and 'alias "." anycol' not in grammar
+    assert 'alias "." anycol' in ((first.block.grammar or "") if first.block else "")
+    assert result.status == "ok" and result.sql == REBOUND.removesuffix("\n```")
+    assert result.candidates[0].rebound_from == MISBOUND.removesuffix("\n```")
+    assert result.preview is not None and result.preview.rows == [[59]]
+
+
+def test_a_rebound_query_that_is_still_wrong_leaves_the_draft(chinook_copy: Path) -> None:
+    backend = GrammarBackend([[MISBOUND], [MISBOUND.replace("T2.CustomerId", "T2.Nothing")]])
+    gen, db = _generator(chinook_copy, backend)
+    result = gen.generate_sql(db, "How many customers do the employees support?")
+    assert len(backend.calls) == 2 and result.status == "no_executable_candidate"
+    assert result.candidates[0].sql == MISBOUND.removesuffix("\n```")
+    assert result.candidates[0].rebound_from is None
+    assert "T1 is Employee, which has no column SupportRepId" in str(result.errors[0])
+
+
+def test_no_second_decoding_when_a_candidate_is_sound_or_the_backend_has_no_grammars(
+    chinook_copy: Path,
+) -> None:
+    sampled = GrammarBackend([[MISBOUND, REBOUND, MISBOUND], [DIRECT]])
+    gen, db = _generator(chinook_copy, sampled, num_candidates=3)
+    assert gen.generate_sql(db, "How many customers do the employees support?").sql == REBOUND[:-4]
+    assert len(sampled.calls) == 1  # one sound candidate among three: the vote decides
+    plain = DeviceBackend([MISBOUND], device="cpu")  # ends at the block but decodes no grammar
+    gen, db = _generator(chinook_copy, plain)
+    assert gen.generate_sql(db, "How many customers do the employees support?").status != "ok"
+    assert len(plain.calls) == 1

@@ -11,6 +11,7 @@ import pytest
 from sqlr1.mcp_server.catalog.schema import SchemaInspector
 from sqlr1.mcp_server.db.registry import Registry
 from sqlr1.mcp_server.method.grammar import sql_grammar
+from sqlr1.mcp_server.sql.alias_scope import alias_scope
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python (the llamacpp extra) runs the grammar")
 
@@ -83,3 +84,29 @@ def test_every_realistic_gold_query_but_derived_columns_is_accepted(vocab: Llama
     ]
     # The one known gap: a column of a derived table (AS order_total) named outside it.
     assert rejected == [q for q in rejected if "order_total" in q] and len(rejected) <= 1
+
+
+def test_a_drafts_aliases_bind_its_qualified_columns_to_their_tables(
+    vocab: LlamaCppBackend, chinook_copy: Path
+) -> None:
+    """Decoding again after a draft wrote T1.SupportRepId with T1 = Employee: T1 may now only be
+    followed by Employee's columns, and only the draft's qualifiers may qualify a column."""
+    registry = Registry.from_targets([str(chinook_copy)])
+    schema = SchemaInspector(registry).describe(registry.names()[0])
+    draft = (
+        "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.SupportRepId = T2.CustomerId "
+        "JOIN Invoice ON Invoice.CustomerId = T2.CustomerId"
+    )
+    catalog = {t.name: [c.name for c in t.columns] for t in schema.tables}
+    scope = alias_scope(draft, "sqlite", catalog)
+    assert scope is not None and scope.misbound == ["T1.SupportRepId"] and scope.tables == ("Invoice",)
+    bound = sql_grammar(schema, aliases=scope)
+    assert grammar_accepts(vocab, sql_grammar(schema), block(draft))  # the catalog grammar let it through
+    assert not grammar_accepts(vocab, bound, block(draft))
+    fixed = draft.replace("T1.SupportRepId = T2.CustomerId", "T1.EmployeeId = T2.SupportRepId")
+    assert grammar_accepts(vocab, bound, block(fixed))
+    for wrong in ("T3.Total", "Album.Title", "Customer.Country"):  # undeclared, unnamed, aliased
+        assert not grammar_accepts(vocab, bound, block(f"{fixed} WHERE {wrong} > 1"))
+    # an alias is spelled as the draft declared it
+    assert not grammar_accepts(vocab, bound, block(f"{fixed} WHERE Invoice.Total > 1 AND t2.Country = 'x'"))
+    assert grammar_accepts(vocab, bound, block(f"{fixed} WHERE Invoice.Total > 1 AND T2.Country = 'x'"))

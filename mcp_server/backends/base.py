@@ -30,7 +30,8 @@ class CodeBlock:
     """The fenced block a completion ends with (the SQL): once ``opener`` appears, a backend that
     supports grammars decodes the rest under ``grammar`` (GBNF whose ``root`` starts with ``opener``
     and whose ``body`` is what follows it, up to ``closer``), and every backend ends the candidate
-    where ``closer`` closes the block. ``opened``: the prompt's pre-fill already holds the opener, so
+    where ``closer`` closes the block (a backend that decodes grammars says ``supports_grammar = True``).
+    ``opened``: the prompt's pre-fill already holds the opener, so
     the completion starts inside the block (under ``body``)."""
 
     opener: str = "```sql\n"

@@ -240,6 +240,7 @@ class LlamaCppBackend:
 
     name = "llamacpp"
     device = "cpu"
+    supports_grammar = True  # decodes a CodeBlock's grammar (the others only end at its closer)
 
     def __init__(
         self,

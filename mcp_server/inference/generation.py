@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sqlr1.mcp_server.backends.base import Backend, CodeBlock, PromptInput, SamplingParams
+from sqlr1.mcp_server.backends.base import Backend, CodeBlock, Completion, PromptInput, SamplingParams
 from sqlr1.mcp_server.catalog.linking import link_tables, subset
 from sqlr1.mcp_server.core.config import GenerationConfig
 from sqlr1.mcp_server.core.errors import QueryError, QueryFailed
@@ -37,6 +37,7 @@ from sqlr1.mcp_server.method.confidence import Confidence, assess
 from sqlr1.mcp_server.method.grammar import sql_grammar
 from sqlr1.mcp_server.method.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from sqlr1.mcp_server.method.values import ValueHit
+from sqlr1.mcp_server.sql.alias_scope import alias_scope
 from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -116,6 +117,11 @@ class CandidateResult(BaseModel):
     logprob: float | None = None
     num_tokens: int = 0
     finish_reason: str = "stop"
+    rebound_from: str | None = Field(
+        default=None,
+        description="The first draft's SQL when it qualified a column by an alias whose table lacks it; "
+        "the SQL above was decoded again with each alias bound to its table.",
+    )
 
 
 class ResultPreview(BaseModel):
@@ -431,6 +437,9 @@ class Generator:
                 completions = self.backend.generate(
                     prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
                 )
+                completions = self._rebind(
+                    database, tables, prompt, params, completions, progress, model_stop
+                )
             finally:
                 if lock is not None:
                     lock.release()
@@ -567,6 +576,62 @@ class Generator:
             **common,
         )
 
+    def _rebind(
+        self,
+        database: str,
+        tables: Sequence[str] | None,
+        prompt: PromptInput,
+        params: SamplingParams,
+        completions: list[Completion],
+        progress: _Progress,
+        should_stop: Callable[[], bool],
+    ) -> list[Completion]:
+        """When no candidate's qualified columns all belong to their qualifiers' tables, decode the first
+        such draft's query again (greedy) under a grammar that binds its aliases to their tables, and
+        put it in the draft's place if that one is sound. The catalog grammar cannot bind aliases (they
+        are declared after the SELECT list): ``T1.SupportRepId`` where T1 is Employee is the commonest
+        failure of the small models. Only for backends that decode grammars."""
+        block = params.block
+        if block is None or block.grammar is None or not getattr(self.backend, "supports_grammar", False):
+            return completions
+        schema = self.inspector.describe(database)
+        shown = subset(schema, tables) if tables else schema
+        catalog = {t.name: [c.name for c in t.columns] for t in shown.tables}
+        dialect = sqlglot_dialect(self.registry.engine(database).spec.kind)
+        draft = None
+        for i, completion in enumerate(completions):
+            sql = parse_completion(completion.text, prompt.assistant_prefill).sql
+            scope = alias_scope(sql, dialect, catalog) if sql else None
+            if completion.finish_reason == "cancelled" or scope is None:
+                continue
+            if not scope.misbound:
+                return completions  # a sound candidate is there to be voted for
+            if draft is None:
+                draft = (i, sql, scope)
+        if draft is None or should_stop():
+            return completions
+        i, sql, scope = draft
+        progress.step(
+            2, f"{', '.join(scope.misbound)}: not of its table; decoding again with the aliases bound"
+        )
+        grammar = sql_grammar(shown, aliases=scope)
+        again = SamplingParams(
+            n=1,
+            temperature=0.0,
+            max_new_tokens=params.max_new_tokens,
+            seed=params.seed,
+            stop=params.stop,
+            block=CodeBlock(grammar=grammar, opened=block.opened),
+        )
+        (redone,) = self.backend.generate(prompt, again, should_stop=should_stop)
+        new_sql = parse_completion(redone.text, prompt.assistant_prefill).sql
+        new_scope = alias_scope(new_sql, dialect, catalog) if new_sql else None
+        if redone.finish_reason != "stop" or new_scope is None or new_scope.misbound:
+            log.info("re-decoding with bound aliases did not give a sound query: %s", new_sql)
+            return completions
+        redone.extra["rebound_from"] = sql
+        return [*completions[:i], redone, *completions[i + 1 :]]
+
     def _execute(
         self,
         database: str,
@@ -601,6 +666,7 @@ class Generator:
                 logprob=getattr(completion, "logprob", None),
                 num_tokens=getattr(completion, "num_tokens", 0),
                 finish_reason=getattr(completion, "finish_reason", "stop"),
+                rebound_from=getattr(completion, "extra", {}).get("rebound_from"),
             )
             result: QueryResult | None = None
             if unfinished and cand.finish_reason == "cancelled":

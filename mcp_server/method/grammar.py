@@ -10,6 +10,12 @@ and digits (``T1``) or up to three lower-case letters and a digit (``a``, ``il``
 cannot pass for a table or a function (``YEAR.InvoiceDate``); ORDER BY may also name a select alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare
 when they are plain identifiers, else (and always) quoted the dialect's way.
 
+A CFG cannot know which table an alias stands for (it is declared after the SELECT list that uses it),
+so a first draft may write ``T1.SupportRepId`` where T1 is Employee. Given the draft's
+:class:`~mcp_server.sql.alias_scope.AliasScope` (``aliases=``), the grammar binds each alias to its
+tables: ``T1.`` is then followed only by a column of Employee, and only the draft's aliases and the
+tables it names unaliased may qualify a column (the generator decodes the query again under it).
+
 It is a generation aid, not the guard: the guard (``guard.py``) still checks every statement. Not
 covered (the model must do without): WITH, window functions, quoted aliases, ``table.*`` of an
 alias. It never parses SQL and never touches a database.
@@ -21,6 +27,7 @@ import re
 from collections.abc import Iterable
 
 from sqlr1.mcp_server.catalog.schema import DatabaseSchema
+from sqlr1.mcp_server.sql.alias_scope import AliasScope
 from sqlr1.mcp_server.sql.dialects import ALLOWED_FUNCTIONS
 
 __all__ = ["sql_grammar"]
@@ -121,8 +128,11 @@ def _alternatives(items: Iterable[str]) -> str:
     return " | ".join(items) or '"\\u0000"'  # an impossible literal keeps an empty rule well-formed
 
 
-def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
-    """The GBNF grammar of one SELECT over ``schema``'s tables (see the module docstring)."""
+def sql_grammar(
+    schema: DatabaseSchema, dialect: str | None = None, *, aliases: AliasScope | None = None
+) -> str:
+    """The GBNF grammar of one SELECT over ``schema``'s tables; with ``aliases`` (a draft's), a qualified
+    column must be one of its qualifier's tables (see the module docstring)."""
     dialect = dialect or schema.dialect
     lines = [_BODY.strip()]
     keywords = sorted(set(re.findall(r"\b([A-Z]{2,})\b", _BODY)) - {"GBNF"})
@@ -136,17 +146,26 @@ def sql_grammar(schema: DatabaseSchema, dialect: str | None = None) -> str:
     tables: list[str] = []
     qualified: list[str] = []
     columns: dict[str, str] = {}
+    rules: dict[str, str] = {}  # catalog table (lower case) -> its column rule
+    named = {t.lower() for t in aliases.tables} if aliases is not None else None
     for i, table in enumerate(schema.tables):
-        rule = f"cols{i}"
+        rule = rules[table.name.lower()] = f"cols{i}"
         names = [_name(c.name, dialect) for c in table.columns]
         lines.append(f"{rule} ::= " + _alternatives(names))
         spelled = _name(table.name, dialect)
         tables.append(spelled)
-        qualified.append(f'{spelled} "." {rule}')
+        if named is None or table.name.lower() in named:
+            qualified.append(f'{spelled} "." {rule}')
         for c in table.columns:
             columns.setdefault(c.name, _name(c.name, dialect))
     lines.append("table ::= " + _alternatives(tables))
     lines.append("anycol ::= " + _alternatives(columns.values()))
-    qualified.append('alias "." anycol')
+    if aliases is None:
+        qualified.append('alias "." anycol')
+    else:
+        for alias, owners in aliases.bindings.items():
+            known = [rules[t.lower()] for t in owners or () if t.lower() in rules]
+            after = "newname" if owners is None else "(" + _alternatives(known) + ")"
+            qualified.append(f'{_literal(alias)} "." {after}')
     lines.append("qualified ::= " + _alternatives(qualified))
     return "\n".join(lines) + "\n"
