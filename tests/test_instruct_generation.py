@@ -181,12 +181,19 @@ class GrammarBackend(DeviceBackend):
         return super().generate(prompt, params, **kw)
 
 
-def test_a_column_qualified_by_the_wrong_alias_is_decoded_again_with_the_aliases_bound(
+QUESTION = "How many customers do the employees support?"
+RETRY = [PreviousTurn(QUESTION, MISBOUND[:-4], "no such column: T1.SupportRepId (hint: T1 is Employee, …)")]
+
+
+def test_on_a_retry_a_column_qualified_by_the_wrong_alias_is_decoded_again_with_the_aliases_bound(
     chinook_copy: Path,
 ) -> None:
     backend = GrammarBackend([[MISBOUND], [REBOUND]])
     gen, db = _generator(chinook_copy, backend)
-    result = gen.generate_sql(db, "How many customers do the employees support?")
+    first_attempt = gen.generate_sql(db, QUESTION)  # left as written: the hint lets the model fix it
+    assert len(backend.calls) == 1 and first_attempt.status == "no_executable_candidate"
+    backend.calls.clear()
+    result = gen.generate_sql(db, QUESTION, previous_turns=RETRY)
     (_, first), (prompt, again) = backend.calls
     assert prompt.assistant_prefill == "```sql\n"
     assert (again.n, again.temperature) == (1, 0.0) and again.block is not None and again.block.opened
@@ -202,7 +209,7 @@ def test_a_column_qualified_by_the_wrong_alias_is_decoded_again_with_the_aliases
 def test_a_rebound_query_that_is_still_wrong_leaves_the_draft(chinook_copy: Path) -> None:
     backend = GrammarBackend([[MISBOUND], [MISBOUND.replace("T2.CustomerId", "T2.Nothing")]])
     gen, db = _generator(chinook_copy, backend)
-    result = gen.generate_sql(db, "How many customers do the employees support?")
+    result = gen.generate_sql(db, QUESTION, previous_turns=RETRY)
     assert len(backend.calls) == 2 and result.status == "no_executable_candidate"
     assert result.candidates[0].sql == MISBOUND.removesuffix("\n```")
     assert result.candidates[0].rebound_from is None
@@ -214,9 +221,9 @@ def test_no_second_decoding_when_a_candidate_is_sound_or_the_backend_has_no_gram
 ) -> None:
     sampled = GrammarBackend([[MISBOUND, REBOUND, MISBOUND], [DIRECT]])
     gen, db = _generator(chinook_copy, sampled, num_candidates=3)
-    assert gen.generate_sql(db, "How many customers do the employees support?").sql == REBOUND[:-4]
+    assert gen.generate_sql(db, QUESTION, previous_turns=RETRY).sql == REBOUND[:-4]
     assert len(sampled.calls) == 1  # one sound candidate among three: the vote decides
     plain = DeviceBackend([MISBOUND], device="cpu")  # ends at the block but decodes no grammar
     gen, db = _generator(chinook_copy, plain)
-    assert gen.generate_sql(db, "How many customers do the employees support?").status != "ok"
+    assert gen.generate_sql(db, QUESTION, previous_turns=RETRY).status != "ok"
     assert len(plain.calls) == 1

@@ -141,3 +141,46 @@ def test_the_catalog_grammar_holds_the_sql_block(backend, pets) -> None:
         assert isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except)
         assert {t.name.casefold() for t in tree.find_all(exp.Table)} <= tables
     assert any(o.finish_reason == "stop" for o in outs)
+
+
+def test_a_grammar_with_a_drafts_aliases_bound_holds_every_qualified_column(backend, pets) -> None:
+    """Decoding again after a draft bound PetType to the Student alias: whatever the model writes, a
+    column qualified by T1, T2 or T3 is one of the table the draft gave that alias."""
+    from sqlglot import exp, parse_one
+
+    from sqlr1.mcp_server.sql.alias_scope import alias_scope
+
+    name, inspector = pets
+    schema = inspector.describe(name)
+    catalog = {t.name: [c.name for c in t.columns] for t in schema.tables}
+    draft = (
+        "SELECT T1.PetType FROM Student AS T1 JOIN Has_Pet AS T2 ON T1.StuID = T2.StuID "
+        "JOIN Pets AS T3 ON T2.PetID = T3.PetID WHERE T1.Age > 20"
+    )
+    scope = alias_scope(draft, "sqlite", catalog)
+    assert scope is not None and scope.misbound == ["T1.PetType"]
+    prompt = build_prompt(
+        inspector.ddl(name),
+        "Find the first name of students who have a dog, joining Student, Has_Pet and Pets as T1, T2, T3.",
+        variant="instruct",
+        reasoning=False,
+    )
+    block = CodeBlock(grammar=sql_grammar(schema, aliases=scope), opened=True)
+    outs = backend.generate(
+        prompt, SamplingParams(n=4, temperature=1.0, max_new_tokens=96, seed=5, block=block)
+    )
+    columns = {
+        a: {c.lower() for t in tables or () for c in catalog[t]} for a, tables in scope.bindings.items()
+    }
+    checked = 0
+    for out in outs:
+        if out.finish_reason != "stop":
+            continue  # ran out of tokens inside the block
+        tree = parse_one(out.text.removesuffix("```").strip().rstrip(";"), read="sqlite")
+        for col in tree.find_all(exp.Column):
+            if col.table and not isinstance(col.this, exp.Star):
+                assert col.table in columns and col.name.lower() in columns[col.table], out.text
+                checked += 1
+    assert checked, [
+        (o.finish_reason, o.text) for o in outs
+    ]  # the model did qualify columns by the draft's aliases

@@ -430,6 +430,8 @@ class Generator:
                 1 + min(0.99, produced[0] / budget), f"generating: {produced[0]} tokens\n{''.join(first)}"
             )
 
+        # earlier turns about this same question: the client is retrying it
+        attempts = 1 + sum(t.question == question for t in previous_turns)
         lock = _lock_for(self.backend)
         busy = False  # the budget ran out (or the call was cancelled) while the model served other work
         if lock is None or _acquire(lock, model_stop):
@@ -437,9 +439,10 @@ class Generator:
                 completions = self.backend.generate(
                     prompt, params, on_text=on_text if on_progress else None, should_stop=model_stop
                 )
-                completions = self._rebind(
-                    database, tables, prompt, params, completions, progress, model_stop
-                )
+                if attempts > 1:  # the model had its chance to act on the precise column hint
+                    completions = self._rebind(
+                        database, tables, prompt, params, completions, progress, model_stop
+                    )
             finally:
                 if lock is not None:
                     lock.release()
@@ -483,8 +486,6 @@ class Generator:
             tables=tables,
         )
         executable = sum(vote_counts)
-        # earlier turns about this same question: the client is retrying it
-        attempts = 1 + sum(t.question == question for t in previous_turns)
         common: dict[str, Any] = {
             "database": database,
             "question": question,
@@ -586,11 +587,15 @@ class Generator:
         progress: _Progress,
         should_stop: Callable[[], bool],
     ) -> list[Completion]:
-        """When no candidate's qualified columns all belong to their qualifiers' tables, decode the first
-        such draft's query again (greedy) under a grammar that binds its aliases to their tables, and
-        put it in the draft's place if that one is sound. The catalog grammar cannot bind aliases (they
-        are declared after the SELECT list): ``T1.SupportRepId`` where T1 is Employee is the commonest
-        failure of the small models. Only for backends that decode grammars."""
+        """On a retry of a question: when no candidate's qualified columns all belong to their
+        qualifiers' tables, decode the first such draft's query again (greedy) under a grammar that
+        binds its aliases to their tables, and put it in the draft's place if that one is sound.
+
+        The catalog grammar cannot bind aliases (they are declared after the SELECT list):
+        ``T1.SupportRepId`` where T1 is Employee is the commonest failure of the small models. A first
+        attempt is left as the model wrote it: the precise hint of its error lets the model fix the
+        binding itself, which it does better than a forced binding (benchmarks/RESULTS.md, "Binding
+        aliases on a retry"). Only for backends that decode grammars."""
         block = params.block
         if block is None or block.grammar is None or not getattr(self.backend, "supports_grammar", False):
             return completions
