@@ -368,6 +368,7 @@ class Agent:
             unresolved=unresolved,
             dialect=dialect,
             shape_issues=issues if status == "ok" else None,
+            rebound=_rebound(trace, chosen),
             **_votes(trace, chosen.turn if chosen else None),
         )
         warning = None
@@ -430,6 +431,17 @@ def _read_generation(step: GenerationStep, result: GenerationResult) -> None:
                 step.error = failed.error
         elif result.errors:
             step.error = result.errors[0]
+
+
+def _rebound(trace: Trace, chosen: Attempt | None) -> bool:
+    """Whether the grammar, not the model, bound a column of the chosen attempt's SQL."""
+    if chosen is None:
+        return False
+    for step in trace.steps:
+        if isinstance(step, GenerationStep) and step.turn == chosen.turn:
+            sql = (chosen.sql or "").strip()
+            return any(c.get("rebound_from") and (c.get("sql") or "").strip() == sql for c in step.candidates)
+    return False
 
 
 def _votes(trace: Trace, turn: int | None) -> dict[str, int | None]:

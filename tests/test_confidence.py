@@ -18,6 +18,7 @@ from sqlr1.mcp_server.core.errors import QueryError
 from sqlr1.mcp_server.core.results import JSONValue, QueryResult, column
 from sqlr1.mcp_server.inference.generation import GenerationResult
 from sqlr1.mcp_server.method.confidence import Confidence, assess
+from sqlr1.mcp_server.method.prompt import INSTRUCT_PROMPT_VERSION
 from sqlr1.mcp_server.protocol.generation_tools import generation_plugin
 from sqlr1.mcp_server.protocol.server import build_server
 
@@ -65,6 +66,36 @@ def test_assess_levels() -> None:
     # retries are recorded, not held against a result that fits
     fixed = assess("How many tracks are there?", result=_one(3503), attempts=2, retried_because=["execution"])
     assert fixed.level == "ok" and "retried: execution" in fixed.basis()
+    forced = assess("How many tracks are there?", result=_one(3503), rebound=True)
+    assert forced.level == "doubtful" and "the grammar chose" in forced.reasons[0]
+
+
+MISBOUND = "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.SupportRepId = T2.CustomerId\n```"
+REBOUND = "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.EmployeeId = T2.SupportRepId\n```"
+
+
+class InstructOnCpu(TurnScriptedBackend):
+    """An untrained instruct model on a runtime that decodes grammars (as Qwen on llama.cpp)."""
+
+    prompt_version = INSTRUCT_PROMPT_VERSION
+    device = "cpu"
+    supports_grammar = True
+
+
+async def test_a_column_the_grammar_bound_makes_the_answer_doubtful(chinook_copy: Path) -> None:
+    """Turn 1 binds a column to the wrong alias; the retry does it again, so its query is decoded
+    once more with the aliases bound: the answer runs, and says the grammar chose the column."""
+    model = InstructOnCpu([MISBOUND, MISBOUND, REBOUND])
+    async with Agent.connect(embedded_server(_config(chinook_copy), backend=model)) as agent:
+        with anyio.fail_after(60):
+            answer_ = await agent.ask("How many customers do the employees support?")
+    assert len(model.prompts) == 3 and answer_.status == "ok" and answer_.turns == 2
+    assert answer_.sql == REBOUND.removesuffix("\n```")
+    assert "T1 is Employee, which has no column SupportRepId" in (answer_.attempts[0].feedback or "")
+    confidence = answer_.confidence
+    assert confidence is not None and confidence.level == "doubtful"
+    assert any("the grammar chose" in r for r in confidence.reasons)
+    assert answer_.warning is not None and "the grammar chose" in answer_.warning
 
 
 async def test_generate_sql_result_carries_its_confidence(chinook_copy: Path) -> None:

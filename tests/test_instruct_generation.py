@@ -204,6 +204,7 @@ def test_on_a_retry_a_column_qualified_by_the_wrong_alias_is_decoded_again_with_
     assert result.status == "ok" and result.sql == REBOUND.removesuffix("\n```")
     assert result.candidates[0].rebound_from == MISBOUND.removesuffix("\n```")
     assert result.preview is not None and result.preview.rows == [[59]]
+    assert result.confidence is not None and result.confidence.level == "doubtful"  # the grammar chose
 
 
 def test_a_rebound_query_that_is_still_wrong_leaves_the_draft(chinook_copy: Path) -> None:

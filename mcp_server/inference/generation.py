@@ -565,6 +565,7 @@ class Generator:
             candidates=n,
             attempts=attempts,
             dialect=sqlglot_dialect(self.registry.engine(database).spec.kind),
+            rebound=winner.rebound_from is not None,
         )
         return GenerationResult(
             status=status,

@@ -7,8 +7,9 @@ Owns :class:`Confidence` (carried by ``generate_sql``'s result, the agent's ``An
 * ``failed``: no result (no SQL, or every query failed);
 * ``cancelled``: stopped by the user;
 * ``doubtful``: there is a result, but the result's shape does not fit the question
-  (``mcp_server.method.shape``), the candidates disagree (at most half of those sampled agree on it), or the
-  loop ran out of attempts with a result its review still rejects (e.g. 0 rows);
+  (``mcp_server.method.shape``), the candidates disagree (at most half of those sampled agree on it), the
+  loop ran out of attempts with a result its review still rejects (e.g. 0 rows), or the grammar, not the
+  model, chose a column of the query (``rebound``: the model had qualified a column by a table that lacks it);
 * ``ok``: none of the above.
 
 Retries are recorded (``attempts``, ``retried_because``) but do not lower the level by themselves:
@@ -96,6 +97,7 @@ def assess(
     unresolved: str | None = None,
     dialect: str | None = None,
     shape_issues: Sequence[ShapeIssue] | None = None,
+    rebound: bool = False,
 ) -> Confidence:
     """The confidence of an answer (see the module docstring for the rule).
 
@@ -128,6 +130,10 @@ def assess(
     reasons = [issue.note for issue in issues]
     if unresolved:
         reasons.append(unresolved)
+    if rebound:
+        reasons.append(
+            "the model named a column its table lacks; the grammar chose one of that table instead"
+        )
     if candidates and candidates > 1 and votes is not None and 2 * votes <= candidates:
         reasons.append(f"only {votes} of {candidates} candidates agree on this result")
     return base.model_copy(
