@@ -19,7 +19,13 @@ from sqlr1.mcp_server.core.errors import QueryFailed
 from sqlr1.mcp_server.db.executor import Executor
 from sqlr1.mcp_server.db.registry import Registry
 from sqlr1.mcp_server.sql import guard
-from sqlr1.mcp_server.sql.dialects import ALLOWED_FUNCTIONS, MAX_PAREN_DEPTH, MAX_SQL_CHARS, sqlglot_dialect
+from sqlr1.mcp_server.sql.dialects import (
+    ALLOWED_FUNCTIONS,
+    MAX_BARE_JOINS,
+    MAX_PAREN_DEPTH,
+    MAX_SQL_CHARS,
+    sqlglot_dialect,
+)
 
 
 def blocked(sql: str, dialect: str = "sqlite") -> QueryFailed:
@@ -150,6 +156,7 @@ RULES = [
     ("too_long", "sqlite", "SELECT 1" + " " * MAX_SQL_CHARS),
     ("too_deep", "sqlite", "SELECT " + "(" * (MAX_PAREN_DEPTH + 1) + "1" + ")" * (MAX_PAREN_DEPTH + 1)),
     ("too_deep", "sqlite", "SELECT " + "NOT " * 5000 + "1"),
+    ("bare_joins", "sqlite", "SELECT 1 FROM t" + " JOIN t" * (MAX_BARE_JOINS + 1)),
 ]
 
 
@@ -316,3 +323,25 @@ def test_fuzz_only_structured_errors_and_only_reads_accepted(sql: str, dialect: 
         assert exc.error.kind in ("blocked", "syntax") and exc.error.message
         return
     assert type(stmt.expression).__name__ in ("Select", "Union", "Intersect", "Except", "Subquery", "Values")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mysql", "duckdb"])
+def test_joins_without_a_condition_are_bounded_before_the_parse(dialect: str) -> None:
+    """sqlglot's parse time doubles with each JOIN that has no ON/USING: 30 of them in a 300-character
+    statement (a model's runaway sample did this) held a worker's core for hours. They are counted from
+    the tokens first; cross products written as CROSS JOIN or commas, and conditioned joins, are not."""
+    for runaway in (
+        "SELECT 1 FROM t a" + " INNER JOIN t a" * 30,
+        "SELECT 1 FROM t" + " JOIN (SELECT 1 AS x) s" * 30,
+        "SELECT 1 FROM t WHERE x IN (SELECT 1 FROM t" + " JOIN t" * 30 + ")",
+    ):
+        err = blocked(runaway, dialect).error
+        assert err.rule == "bare_joins" and "no ON or USING" in err.message
+    assert guard.check("SELECT 1 FROM t a" + " JOIN t a" * MAX_BARE_JOINS, dialect)
+    for fine in (
+        "SELECT 1 FROM t a" + " CROSS JOIN t a" * 40,
+        "SELECT 1 FROM t a" + ", t a" * 40,
+        "SELECT 1 FROM t a" + " LEFT JOIN t b ON a.x = b.x" * 40,
+        "SELECT 1 FROM t a" + " JOIN t b USING (x)" * 40,
+    ):
+        assert guard.check(fine, dialect)

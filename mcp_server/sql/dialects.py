@@ -29,6 +29,7 @@ __all__ = [
     "ENGINE_FUNCTIONS",
     "EXECUTABLE_COMMENT_MARKERS",
     "FILE_PATH_TABLE_CHARS",
+    "MAX_BARE_JOINS",
     "MAX_PAREN_DEPTH",
     "MAX_SQL_CHARS",
     "SQLITE_INLINE_FUNCTIONS",
@@ -71,6 +72,11 @@ def _names(text: str) -> frozenset[str]:
 MAX_SQL_CHARS: Final = 100_000
 # sqlglot's parser recurses per nesting level; the deepest Spider/BIRD gold nests 5 levels.
 MAX_PAREN_DEPTH: Final = 64
+# sqlglot's parse time doubles with every JOIN that has no ON/USING (it tries the nested-join reading of
+# each: 20 such joins take 6 s, 30 hours), so a short statement could hold a worker's core for good.
+# CROSS JOIN and commas are read at once; the 11,332 gold queries of Spider, Spider-Syn/-DK and BIRD have at
+# most 2 JOINs without a condition.
+MAX_BARE_JOINS: Final = 8
 
 # Comments the engine executes or obeys: MySQL/MariaDB conditional comments (/*! ... */, /*M! ... */)
 # and optimizer hints (/*+ SET_VAR(max_execution_time=0) */ would lift the timeout). Rejected in

@@ -6,7 +6,7 @@ database's dialect, then one walk over the whole tree against the allowlists in
 positively recognise as a read is rejected with a rule id and advice. It never executes SQL and never
 rewrites it; the engines' read-only modes are defence in depth on top of it, not a replacement.
 
-Rule ids (``QueryError.rule`` of kind ``blocked``): too_long, too_deep, executable_comment,
+Rule ids (``QueryError.rule`` of kind ``blocked``): too_long, too_deep, bare_joins, executable_comment,
 suspicious_character, empty, single_statement, read_only, transaction_control, pragma, attach, copy,
 set, extension, unparsed_command, select_into, locking_clause, optimizer_hint, parameter,
 function_not_allowed, node_not_allowed, file_path_table, unchecked_literal, unchecked. Parse errors are kind
@@ -46,6 +46,7 @@ from sqlr1.mcp_server.sql.dialects import (
     ENGINE_FUNCTIONS,
     EXECUTABLE_COMMENT_MARKERS,
     FILE_PATH_TABLE_CHARS,
+    MAX_BARE_JOINS,
     MAX_PAREN_DEPTH,
     MAX_SQL_CHARS,
     TABLE_FUNCTION_PREFIXES,
@@ -253,10 +254,18 @@ def _check(sql: str, dialect: str, extra: frozenset[str]) -> GuardedStatement:
 
 
 def _check_tokens(sql: str, tokens: list[Token]) -> None:
-    """Checks the AST cannot express: executable comments, nesting depth, invisible characters."""
+    """Checks the AST cannot express, and what would make the parse itself too slow: executable
+    comments, nesting depth, JOINs without a condition, invisible characters."""
     depth = 0
     scan_comments = "/*" in sql
     previous_end = -1
+    bare = _bare_joins(tokens)
+    if bare > MAX_BARE_JOINS:
+        raise _blocked(
+            "bare_joins",
+            f"{bare} JOINs have no ON or USING condition (at most {MAX_BARE_JOINS}); give each JOIN its "
+            "condition, or write CROSS JOIN or a comma for a cross product",
+        )
     for token in tokens:
         if scan_comments:
             # Between two tokens there is only whitespace and comments: look at the raw text, because
@@ -277,6 +286,29 @@ def _check_tokens(sql: str, tokens: list[Token]) -> None:
         _check_gap(sql, previous_end + 1, len(sql))
     if not sql.isascii():
         _check_characters(sql, tokens)
+
+
+def _bare_joins(tokens: list[Token]) -> int:
+    """JOINs (not CROSS or NATURAL) followed by another JOIN, or by the end of their parentheses, before
+    any ON or USING at their own nesting level."""
+    bare = 0
+    pending: dict[int, bool] = {}  # nesting level -> its last JOIN has no condition yet
+    depth = 0
+    previous: TokenType | None = None
+    for token in tokens:
+        kind = token.token_type
+        if kind == TokenType.JOIN:
+            bare += pending.get(depth, False)
+            pending[depth] = previous not in (TokenType.CROSS, TokenType.NATURAL)
+        elif kind in (TokenType.ON, TokenType.USING):
+            pending[depth] = False
+        elif kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            bare += pending.pop(depth, False)
+            depth -= 1
+        previous = kind
+    return bare + sum(pending.values())
 
 
 def _check_gap(sql: str, start: int, end: int) -> None:
