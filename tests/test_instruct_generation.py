@@ -14,7 +14,12 @@ from sqlr1.mcp_server.catalog.schema import SchemaInspector
 from sqlr1.mcp_server.core.config import GenerationConfig, GuardSettings
 from sqlr1.mcp_server.db.executor import Executor
 from sqlr1.mcp_server.db.registry import Registry
-from sqlr1.mcp_server.inference.generation import CPU_DEFAULTS, GPU_DEFAULTS, Generator
+from sqlr1.mcp_server.inference.generation import (
+    CPU_DEFAULTS,
+    CPU_REASONING_DEFAULTS,
+    GPU_DEFAULTS,
+    Generator,
+)
 from sqlr1.mcp_server.method.prompt import (
     INSTRUCT_PROMPT_VERSION,
     PreviousTurn,
@@ -93,12 +98,16 @@ def test_the_sql_block_closer_ends_a_candidate() -> None:
     assert stop_index("a ``` b", SamplingParams(block=block)) is None  # a closer before the opener
 
 
-def test_cpu_generation_is_greedy_sql_only_under_the_catalog_grammar(chinook_copy: Path) -> None:
+def test_cpu_generation_samples_eight_sql_only_candidates_under_the_catalog_grammar(
+    chinook_copy: Path,
+) -> None:
     backend = DeviceBackend([DIRECT], device="cpu")
     gen, db = _generator(chinook_copy, backend)
     result = gen.generate_sql(db, "How many albums are there?")
     ((prompt, params),) = backend.calls
-    assert (params.n, params.max_new_tokens, params.temperature) == (*CPU_DEFAULTS, 0.0)
+    assert CPU_DEFAULTS == (8, 384) and (params.n, params.max_new_tokens) == CPU_DEFAULTS
+    assert (params.temperature, params.top_p) == (0.8, 0.95)  # sampled: the vote needs distinct candidates
+    assert result.vote_counts == [8] and result.confidence is not None and result.confidence.votes == 8
     assert prompt.assistant_prefill == "```sql\n" and "Give only the query" in prompt.messages[1].content
     assert params.block is not None and params.block.opened
     grammar = params.block.grammar or ""
@@ -112,6 +121,8 @@ def test_reasoning_when_asked_is_the_prose_before_the_block(chinook_copy: Path) 
     gen, db = _generator(chinook_copy, backend, reasoning=True)
     result = gen.generate_sql(db, "How many albums are there?")
     ((prompt, params),) = backend.calls
+    # a CPU cannot afford eight reasoned answers: one, greedy
+    assert (params.n, params.max_new_tokens, params.temperature) == (*CPU_REASONING_DEFAULTS, 0.0)
     assert prompt.assistant_prefill == "" and params.block is not None and not params.block.opened
     assert result.sql == "SELECT COUNT(*) FROM Album"
     assert result.reasoning == "The Album table holds one row per album, so count its rows."
@@ -135,8 +146,9 @@ def test_sqlr1_prompts_keep_the_whole_schema_unless_linking_is_asked_for(chinook
     backend = DeviceBackend([SQLR1_ANSWER], device="cpu")
     gen, db = _generator(chinook_copy, backend, link_above_chars=1000, prompt="sqlr1_inference")
     assert gen.generate_sql(db, "Which tracks are on the Grunge playlist?").prompt.tables is None
-    ((prompt, _),) = backend.calls
+    ((prompt, params),) = backend.calls
     assert "CREATE TABLE Customer" in "".join(m.content for m in prompt.messages)
+    assert params.n == CPU_REASONING_DEFAULTS[0]  # SQL-R1's format reasons first: one candidate on a CPU
     backend2 = DeviceBackend([SQLR1_ANSWER], device="cpu")
     gen2, _ = _generator(
         chinook_copy, backend2, link_above_chars=1000, prompt="sqlr1_inference", schema_linking=True

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from sqlr1.mcp_server.method.values import ValueIndex
 
 __all__ = [
+    "CPU_DEFAULTS",
+    "CPU_REASONING_DEFAULTS",
+    "GPU_DEFAULTS",
     "CandidateResult",
     "GenerationResult",
     "Generator",
@@ -81,10 +84,13 @@ ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL"
 PREVIEW_ROWS = 10
 MAX_VALUE_HITS = 8
 
-# Defaults per device (``GenerationConfig.num_candidates``/``ModelConfig.max_new_tokens`` left unset):
-# SQL-R1's n=8 where a GPU makes it cheap; greedy and a short answer on a CPU, where every candidate
-# and token is felt (benchmarks/RESULTS.md, "Latency of the default model").
-CPU_DEFAULTS = (1, 384)  # (candidates, max new tokens)
+# Defaults per device (``GenerationConfig.num_candidates``/``ModelConfig.max_new_tokens`` left unset),
+# (candidates, max new tokens): SQL-R1's n=8 on a GPU. On a CPU, n=8 too where the answer is the query
+# only (8 short candidates decode in one batched call, about 1.5 s more than one, and their vote is right
+# far more often); one where the model reasons first, whose 8 long answers a CPU cannot afford
+# (benchmarks/RESULTS.md, "Latency of the default model" and "Eight candidates by default on a CPU").
+CPU_DEFAULTS = (8, 384)
+CPU_REASONING_DEFAULTS = (1, 384)
 GPU_DEFAULTS = (8, 1024)
 EXEC_FLOOR_S = 2.0
 """Least time a done candidate's query gets once the time budget is spent (it is still voted on)."""
@@ -240,9 +246,6 @@ class Generator:
         self.backend = backend
         self.config = config or GenerationConfig()
         self.value_index = value_index
-        defaults = CPU_DEFAULTS if on_cpu(backend) else GPU_DEFAULTS
-        self.num_candidates = self.config.num_candidates or defaults[0]
-        self.max_new_tokens = max_new_tokens or defaults[1]
         # A training checkpoint's manifest names the prompt it learned; a named instruct model the
         # instruct prompt; other plain models get the inference one; the configuration's `prompt`
         # overrides them all.
@@ -262,6 +265,10 @@ class Generator:
         # prompts keep the whole schema, the text a checkpoint was trained on (docs/fidelity.md).
         linking = self.config.schema_linking
         self.schema_linking = linking if linking is not None else self.variant == "instruct"
+        sql_only = self.variant == "instruct" and not self.reasoning
+        defaults = (CPU_DEFAULTS if sql_only else CPU_REASONING_DEFAULTS) if on_cpu(backend) else GPU_DEFAULTS
+        self.num_candidates = self.config.num_candidates or defaults[0]
+        self.max_new_tokens = max_new_tokens or defaults[1]
         self._grammars: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     # -- prompt -----------------------------------------------------------------
