@@ -33,7 +33,12 @@ def register(subparsers: Any) -> None:
         metavar="NAME_OR_TARGET",
         help="a configured database name, or a SQLite file / folder / URL (default: the only database)",
     )
-    p.add_argument("--n", type=int, metavar="N", help="candidates to sample (default 8; 1 on a CPU for a model that reasons first; 1 = greedy)")
+    p.add_argument(
+        "--n",
+        type=int,
+        metavar="N",
+        help="candidates to sample (default 8; 1 on a CPU for a model that reasons first; 1 = greedy)",
+    )
     p.add_argument("--evidence", help="external knowledge / hints, prepended to the question")
     p.add_argument(
         "--model",
