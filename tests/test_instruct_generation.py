@@ -18,6 +18,7 @@ from sqlr1.mcp_server.inference.generation import (
     CPU_DEFAULTS,
     CPU_REASONING_DEFAULTS,
     GPU_DEFAULTS,
+    RUNAWAY_FACTOR,
     Generator,
 )
 from sqlr1.mcp_server.method.prompt import (
@@ -107,6 +108,7 @@ def test_cpu_generation_samples_eight_sql_only_candidates_under_the_catalog_gram
     ((prompt, params),) = backend.calls
     assert CPU_DEFAULTS == (8, 384) and (params.n, params.max_new_tokens) == CPU_DEFAULTS
     assert (params.temperature, params.top_p) == (0.8, 0.95)  # sampled: the vote needs distinct candidates
+    assert params.runaway_factor == RUNAWAY_FACTOR  # a rambling sample does not hold the batch
     assert result.vote_counts == [8] and result.confidence is not None and result.confidence.votes == 8
     assert prompt.assistant_prefill == "```sql\n" and "Give only the query" in prompt.messages[1].content
     assert params.block is not None and params.block.opened
@@ -123,6 +125,7 @@ def test_reasoning_when_asked_is_the_prose_before_the_block(chinook_copy: Path) 
     ((prompt, params),) = backend.calls
     # a CPU cannot afford eight reasoned answers: one, greedy
     assert (params.n, params.max_new_tokens, params.temperature) == (*CPU_REASONING_DEFAULTS, 0.0)
+    assert params.runaway_factor is None
     assert prompt.assistant_prefill == "" and params.block is not None and not params.block.opened
     assert result.sql == "SELECT COUNT(*) FROM Album"
     assert result.reasoning == "The Album table holds one row per album, so count its rows."

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlr1.mcp_server.backends.base import CodeBlock, SamplingParams
+from sqlr1.mcp_server.backends.base import RUNAWAY_SLACK, CodeBlock, SamplingParams
 from sqlr1.mcp_server.catalog.schema import SchemaInspector
 from sqlr1.mcp_server.core.config import ModelConfig
 from sqlr1.mcp_server.db.registry import Registry
@@ -184,3 +184,31 @@ def test_a_grammar_with_a_drafts_aliases_bound_holds_every_qualified_column(back
     assert checked, [
         (o.finish_reason, o.text) for o in outs
     ]  # the model did qualify columns by the draft's aliases
+
+
+def test_a_candidate_that_runs_far_past_the_done_ones_is_ended(backend, pets) -> None:
+    """With ``runaway_factor``, once half of the candidates are done, one longer than factor times the
+    longest done one (plus the slack) ends there, instead of holding the batch to max_new_tokens."""
+    name, inspector = pets
+    prompt = build_prompt(
+        inspector.ddl(name), "How many pets are there?", variant="instruct", reasoning=False
+    )
+
+    def sample(factor: float | None) -> list:
+        params = SamplingParams(
+            n=4,
+            temperature=1.3,
+            max_new_tokens=160,
+            seed=5,
+            block=CodeBlock(opened=True),
+            runaway_factor=factor,
+        )
+        return backend.generate(prompt, params)
+
+    free, cut = sample(None), sample(1.0)
+    done = [o.num_tokens for o in cut if o.finish_reason == "stop"]
+    assert 2 * len(done) >= len(cut)
+    limit = max(done) + RUNAWAY_SLACK
+    assert max(o.num_tokens for o in free) > limit + 1  # this seed has a rambling candidate
+    assert all(o.num_tokens <= limit + 1 for o in cut)
+    assert any(o.finish_reason == "length" for o in cut)

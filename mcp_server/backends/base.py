@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from sqlr1.mcp_server.method.prompt import ChatMessage, PromptInput  # the prompt's types (method layer)
 
 __all__ = [
+    "RUNAWAY_SLACK",
     "Backend",
     "ChatMessage",
     "CodeBlock",
@@ -49,6 +50,13 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     block: CodeBlock | None = None
+    # Once half of the candidates are done, one that runs past this many times the longest done one (plus
+    # RUNAWAY_SLACK tokens) is ended ("length"): a batched decode lasts as long as its longest candidate,
+    # and a sample that rambles to max_new_tokens is never an answer. None: every candidate runs to its end.
+    runaway_factor: float | None = None
+
+
+RUNAWAY_SLACK = 32
 
 
 @dataclass

@@ -11,6 +11,8 @@ loop that keeps what the transformers backend does, at several times its speed o
   busy core); :meth:`LlamaCppBackend.warm` computes a prefix ahead of time;
 * ``n`` candidates in one batched decode: the prompt's KV cells are shared by ``n`` sequences (a
   unified KV cache, ``llama_memory_seq_cp``) and one ``llama_decode`` per step advances all of them;
+* a candidate that runs far past the done ones is ended (``SamplingParams.runaway_factor``), so one
+  rambling sample does not hold the batch to ``max_new_tokens``;
 * streaming (``on_text``), cancellation (``should_stop`` polled between prefill chunks and decode
   steps), stop strings and the :class:`~mcp_server.backends.base.CodeBlock` closer (both kept in
   the text), summed token log-probabilities (of the unscaled distribution);
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from sqlr1.mcp_server.backends.base import (
+    RUNAWAY_SLACK,
     CodeBlock,
     Completion,
     PromptInput,
@@ -616,6 +619,7 @@ class LlamaCppBackend:
                         finish[row] = "length"
                     if finish[row] is None:
                         keep.append(row)
+                keep = self._end_runaways(keep, tokens, finish, params)
                 for row in active:
                     if row not in keep and row:
                         lib.llama_memory_seq_rm(self._mem, row, -1, -1)  # free its cells now
@@ -642,6 +646,20 @@ class LlamaCppBackend:
             )
             for i in range(rows)
         ]
+
+    @staticmethod
+    def _end_runaways(
+        keep: list[int], tokens: list[list[int]], finish: list[str | None], params: SamplingParams
+    ) -> list[int]:
+        """End (``length``) the candidates that run far past the done ones (``params.runaway_factor``)."""
+        done = [len(tokens[r]) for r, f in enumerate(finish) if f == "stop"]
+        if params.runaway_factor is None or not keep or 2 * len(done) < len(finish):
+            return keep
+        limit = params.runaway_factor * max(done) + RUNAWAY_SLACK
+        for row in keep:
+            if len(tokens[row]) > limit:
+                finish[row] = "length"
+        return [row for row in keep if finish[row] is None]
 
     def close(self) -> None:
         with self._lock:

@@ -92,6 +92,9 @@ MAX_VALUE_HITS = 8
 CPU_DEFAULTS = (8, 384)
 CPU_REASONING_DEFAULTS = (1, 384)
 GPU_DEFAULTS = (8, 1024)
+RUNAWAY_FACTOR = 3.0
+"""Sampled candidates: once half are done, one three times longer than the longest done one is ended
+(benchmarks/RESULTS.md, "Eight candidates by default on a CPU")."""
 EXEC_FLOOR_S = 2.0
 """Least time a done candidate's query gets once the time budget is spent (it is still voted on)."""
 WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
@@ -423,6 +426,7 @@ class Generator:
             max_new_tokens=new_tokens,
             seed=self.config.seed,
             block=self.code_block(database, tables),
+            runaway_factor=None if n == 1 else RUNAWAY_FACTOR,
         )
         budget = max(1, n * new_tokens)
         produced = [0]
