@@ -134,7 +134,7 @@ def main() -> None:
         SECTION,
         "",
         f"`PYTHONPATH=. python benchmarks/ask_latency_bench.py --write`: model {model} on {runtime} (default "
-        "settings of a CPU: greedy, the SQL only, the catalog grammar, the agent with up to 3 attempts). "
+        "settings of a CPU: 8 sampled candidates of the SQL only, the catalog grammar, the agent with up to 3 attempts). "
         f"This 2-core machine, load average {load_start:.1f} at the start and {load_end:.1f} at the end "
         "(shared with other engineers).",
         "",
