@@ -66,6 +66,19 @@ def spider_copy(tmp_path: Path):
     return _copy
 
 
+@pytest.fixture(scope="session")
+def chinook_tables() -> dict[str, list[str]]:
+    """The bundled Chinook's catalog: table name -> its column names (read-only)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{REPO / 'examples' / 'chinook.sqlite'}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def chinook_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "chinook.sqlite"

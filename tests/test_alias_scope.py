@@ -4,32 +4,17 @@ llama.cpp in test_sql_grammar.py; the re-decoding in test_instruct_generation.py
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from sqlr1.mcp_server.sql.alias_scope import alias_scope
 
-CHINOOK = Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite"
 
-
-@pytest.fixture(scope="module")
-def tables() -> dict[str, list[str]]:
-    con = sqlite3.connect(f"file:{CHINOOK}?mode=ro", uri=True)
-    try:
-        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
-    finally:
-        con.close()
-
-
-def test_an_alias_used_for_a_column_of_the_other_table_is_misbound(tables) -> None:
+def test_an_alias_used_for_a_column_of_the_other_table_is_misbound(chinook_tables) -> None:
     sql = (
         "SELECT COUNT(T1.EmployeeId) FROM Employee AS T1 JOIN Customer AS T2 "
         "ON T1.SupportRepId = T2.CustomerId WHERE T1.Title = 'Sales Support Agent'"
     )
-    scope = alias_scope(sql, "sqlite", tables)
+    scope = alias_scope(sql, "sqlite", chinook_tables)
     assert scope is not None
     assert scope.bindings == {"T1": ("Employee",), "T2": ("Customer",)} and scope.tables == ()
     assert scope.misbound == ["T1.SupportRepId"]
@@ -53,21 +38,21 @@ def test_an_alias_used_for_a_column_of_the_other_table_is_misbound(tables) -> No
         ("SELECT T1.* FROM Album AS T1", []),
     ],
 )
-def test_misbound_qualifiers(tables, sql: str, misbound: list[str]) -> None:
-    scope = alias_scope(sql, "sqlite", tables)
+def test_misbound_qualifiers(chinook_tables, sql: str, misbound: list[str]) -> None:
+    scope = alias_scope(sql, "sqlite", chinook_tables)
     assert scope is not None and scope.misbound == misbound
 
 
-def test_bindings_of_a_reused_alias_and_a_subquery(tables) -> None:
+def test_bindings_of_a_reused_alias_and_a_subquery(chinook_tables) -> None:
     sql = (
         "SELECT s.n, T1.Name FROM Artist AS T1, (SELECT COUNT(*) AS n FROM Album AS T1) AS s "
         "WHERE T1.Title IS NOT NULL"
     )
-    scope = alias_scope(sql, "sqlite", tables)
+    scope = alias_scope(sql, "sqlite", chinook_tables)
     assert scope is not None
-    # scopes are not told apart: T1 stands for both tables, and Title is one of Album's
+    # scopes are not told apart: T1 stands for both chinook_tables, and Title is one of Album's
     assert scope.bindings == {"T1": ("Album", "Artist"), "s": None} and scope.misbound == []
 
 
-def test_a_statement_that_does_not_parse_gives_none(tables) -> None:
-    assert alias_scope("SELECT FROM WHERE (", "sqlite", tables) is None
+def test_a_statement_that_does_not_parse_gives_none(chinook_tables) -> None:
+    assert alias_scope("SELECT FROM WHERE (", "sqlite", chinook_tables) is None

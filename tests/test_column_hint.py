@@ -5,24 +5,9 @@ sentences for each kind of mistake over Chinook's catalog, and the cases that mu
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from sqlr1.mcp_server.sql.column_hint import column_hint, missing_column
-
-CHINOOK = Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite"
-
-
-@pytest.fixture(scope="module")
-def tables() -> dict[str, list[str]]:
-    con = sqlite3.connect(f"file:{CHINOOK}?mode=ro", uri=True)
-    try:
-        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
-    finally:
-        con.close()
 
 
 @pytest.mark.parametrize(
@@ -82,9 +67,9 @@ def test_missing_column_reads_every_engines_message(
     ],
 )
 def test_hint_says_what_the_alias_is_and_where_the_column_lives(
-    tables: dict[str, list[str]], message: str, sql: str, hint: str
+    chinook_tables: dict[str, list[str]], message: str, sql: str, hint: str
 ) -> None:
-    assert column_hint(message, sql, "sqlite", tables) == hint
+    assert column_hint(message, sql, "sqlite", chinook_tables) == hint
 
 
 @pytest.mark.parametrize(
@@ -97,5 +82,7 @@ def test_hint_says_what_the_alias_is_and_where_the_column_lives(
         ("no such table: Foo", "SELECT * FROM Foo"),  # not a column error
     ],
 )
-def test_no_hint_where_nothing_precise_is_known(tables: dict[str, list[str]], message: str, sql: str) -> None:
-    assert column_hint(message, sql, "sqlite", tables) is None
+def test_no_hint_where_nothing_precise_is_known(
+    chinook_tables: dict[str, list[str]], message: str, sql: str
+) -> None:
+    assert column_hint(message, sql, "sqlite", chinook_tables) is None

@@ -41,7 +41,7 @@ from sqlr1.mcp_server.sql.alias_scope import alias_scope
 from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
 
 if TYPE_CHECKING:
-    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.catalog.schema import DatabaseSchema, SchemaInspector
     from sqlr1.mcp_server.db.executor import Executor
     from sqlr1.mcp_server.db.registry import Registry
     from sqlr1.mcp_server.method.values import ValueIndex
@@ -345,11 +345,16 @@ class Generator:
         key = (database, schema.fingerprint, tuple(tables or ()))
         grammar = self._grammars.get(key)
         if grammar is None:
-            grammar = sql_grammar(subset(schema, tables) if tables else schema)
+            grammar = sql_grammar(self._prompted_schema(database, tables))
             if len(self._grammars) >= 64:
                 self._grammars.clear()
             self._grammars[key] = grammar
         return CodeBlock(grammar=grammar, opened=opened)
+
+    def _prompted_schema(self, database: str, tables: Sequence[str] | None) -> DatabaseSchema:
+        """The catalog of the tables the prompt shows (``None``: all of them)."""
+        schema = self.inspector.describe(database)
+        return subset(schema, tables) if tables else schema
 
     def warm(self, database: str, should_stop: Callable[[], bool] | None = None) -> None:
         """Compute ``database``'s schema prefix in the backend now (those that keep one: llama.cpp),
@@ -611,8 +616,7 @@ class Generator:
         block = params.block
         if block is None or block.grammar is None or not getattr(self.backend, "supports_grammar", False):
             return completions
-        schema = self.inspector.describe(database)
-        shown = subset(schema, tables) if tables else schema
+        shown = self._prompted_schema(database, tables)
         catalog = {t.name: [c.name for c in t.columns] for t in shown.tables}
         dialect = sqlglot_dialect(self.registry.engine(database).spec.kind)
         draft = None
