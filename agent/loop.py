@@ -357,6 +357,7 @@ class Agent:
         unresolved = None
         if status == "failed" and chosen is not None and result is not None:
             unresolved = _UNRESOLVED.get(chosen.reason or "", "the review still rejects the result")
+        picked = _chosen_candidate(trace, chosen)
         confidence = assess(
             question,
             result=result,
@@ -368,7 +369,8 @@ class Agent:
             unresolved=unresolved,
             dialect=dialect,
             shape_issues=issues if status == "ok" else None,
-            rebound=_rebound(trace, chosen),
+            rebound=bool(picked.get("rebound_from")),
+            joined=picked.get("joined") or (),
             **_votes(trace, chosen.turn if chosen else None),
         )
         warning = None
@@ -433,15 +435,16 @@ def _read_generation(step: GenerationStep, result: GenerationResult) -> None:
             step.error = result.errors[0]
 
 
-def _rebound(trace: Trace, chosen: Attempt | None) -> bool:
-    """Whether the grammar, not the model, bound a column of the chosen attempt's SQL."""
+def _chosen_candidate(trace: Trace, chosen: Attempt | None) -> dict[str, Any]:
+    """The candidate, as its generation step recorded it, whose SQL the chosen attempt ran ({}: none):
+    it says whether the grammar bound a column (``rebound_from``) or a join was added (``joined``)."""
     if chosen is None:
-        return False
+        return {}
+    sql = (chosen.sql or "").strip()
     for step in trace.steps:
         if isinstance(step, GenerationStep) and step.turn == chosen.turn:
-            sql = (chosen.sql or "").strip()
-            return any(c.get("rebound_from") and (c.get("sql") or "").strip() == sql for c in step.candidates)
-    return False
+            return next((c for c in step.candidates if (c.get("sql") or "").strip() == sql), {})
+    return {}
 
 
 def _votes(trace: Trace, turn: int | None) -> dict[str, int | None]:

@@ -10,8 +10,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "data"
@@ -75,6 +79,29 @@ def chinook_tables() -> dict[str, list[str]]:
     try:
         names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="session")
+def chinook_links() -> list[ForeignKeyLink]:
+    """The bundled Chinook's foreign keys, as ``sql.join_completion`` reads them."""
+    import sqlite3
+
+    from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink
+
+    con = sqlite3.connect(f"file:{REPO / 'examples' / 'chinook.sqlite'}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        links = []
+        for table in names:
+            keys: dict[int, list[tuple[str, str, str]]] = {}
+            for row in con.execute(f'PRAGMA foreign_key_list("{table}")'):
+                keys.setdefault(row[0], []).append((row[2], row[3], row[4]))
+            for rows in keys.values():
+                cols, refs = (tuple(r[1] for r in rows), tuple(r[2] for r in rows))
+                links.append(ForeignKeyLink(table, cols, rows[0][0], refs))
+        return links
     finally:
         con.close()
 

@@ -68,6 +68,8 @@ def test_assess_levels() -> None:
     assert fixed.level == "ok" and "retried: execution" in fixed.basis()
     forced = assess("How many tracks are there?", result=_one(3503), rebound=True)
     assert forced.level == "doubtful" and "the grammar chose" in forced.reasons[0]
+    joined = assess("How many tracks are there?", result=_one(3503), joined=["Album"])
+    assert joined.level == "doubtful" and "did not join Album" in joined.reasons[0]
 
 
 MISBOUND = "SELECT COUNT(*) FROM Employee AS T1 JOIN Customer AS T2 ON T1.SupportRepId = T2.CustomerId\n```"
@@ -96,6 +98,25 @@ async def test_a_column_the_grammar_bound_makes_the_answer_doubtful(chinook_copy
     assert confidence is not None and confidence.level == "doubtful"
     assert any("the grammar chose" in r for r in confidence.reasons)
     assert answer_.warning is not None and "the grammar chose" in answer_.warning
+
+
+FORGOT = "SELECT Name FROM Track WHERE Title = 'Let There Be Rock'\n```"  # Title is Album's
+
+
+async def test_a_table_joined_for_the_model_makes_the_answer_doubtful(chinook_copy: Path) -> None:
+    """Turn 1 names Album's Title in a query over Track alone; the retry does it again, so Album is
+    joined along Track's key: the answer runs, and says the join was added."""
+    model = InstructOnCpu([FORGOT])
+    async with Agent.connect(embedded_server(_config(chinook_copy), backend=model)) as agent:
+        with anyio.fail_after(60):
+            answer_ = await agent.ask("Which tracks are on Let There Be Rock?")
+    assert len(model.prompts) == 2 and answer_.status == "ok" and answer_.turns == 2
+    assert answer_.sql is not None and "JOIN Album ON Track.AlbumId = Album.AlbumId" in answer_.sql
+    assert answer_.result is not None and answer_.result.row_count == 8
+    assert "Title is a column of Album" in (answer_.attempts[0].feedback or "")
+    confidence = answer_.confidence
+    assert confidence is not None and confidence.level == "doubtful"
+    assert answer_.warning is not None and "did not join Album" in answer_.warning
 
 
 async def test_generate_sql_result_carries_its_confidence(chinook_copy: Path) -> None:

@@ -243,3 +243,41 @@ def test_no_second_decoding_when_a_candidate_is_sound_or_the_backend_has_no_gram
     gen, db = _generator(chinook_copy, plain)
     assert gen.generate_sql(db, QUESTION, previous_turns=RETRY).status != "ok"
     assert len(plain.calls) == 1
+
+
+FORGOT = "SELECT Name, Title FROM InvoiceLine WHERE InvoiceId = 1\n```"  # Name is Track's, Title Album's
+JOINED = (
+    "SELECT Track.Name, Album.Title FROM InvoiceLine JOIN Track ON InvoiceLine.TrackId = Track.TrackId "
+    "JOIN Album ON Track.AlbumId = Album.AlbumId WHERE InvoiceId = 1"
+)
+
+
+def test_on_a_retry_the_tables_of_columns_the_query_did_not_join_are_joined(chinook_copy: Path) -> None:
+    backend = DeviceBackend([FORGOT], device="cpu")
+    gen, db = _generator(chinook_copy, backend, num_candidates=3)
+    question = "Which tracks, and of which albums, were sold on invoice 1?"
+    first = gen.generate_sql(db, question)  # a first attempt is the model's: its hint says what to join
+    assert first.status == "no_executable_candidate" and first.candidates[0].joined == []
+    assert "Name is a column of" in str(first.errors[0]) and "which the query does not join" in str(
+        first.errors[0]
+    )
+    retry = [PreviousTurn(question, FORGOT[:-4], str(first.errors[0]))]
+    result = gen.generate_sql(db, question, previous_turns=retry)
+    assert result.status == "ok" and result.sql == JOINED and result.vote_counts == [3]
+    for cand in result.candidates:  # one engine error at a time: Name, then Title
+        assert cand.joined == ["Track", "Album"] and cand.joined_from == FORGOT[:-4]
+    assert result.preview is not None and result.preview.rows == [
+        ["Balls to the Wall", "Balls to the Wall"],
+        ["Restless and Wild", "Restless and Wild"],
+    ]
+    assert result.confidence is not None and result.confidence.level == "doubtful"
+    assert "did not join Track, Album" in result.confidence.reasons[0]
+
+
+def test_a_query_that_still_fails_once_joined_is_left_as_the_model_wrote_it(chinook_copy: Path) -> None:
+    still = "SELECT Name FROM InvoiceLine WHERE Missing = 1\n```"
+    gen, db = _generator(chinook_copy, DeviceBackend([still], device="cpu"), num_candidates=1)
+    retry = [PreviousTurn("q", still[:-4], "no such column: Name")]
+    result = gen.generate_sql(db, "q", previous_turns=retry)
+    assert result.status == "no_executable_candidate" and result.candidates[0].sql == still[:-4]
+    assert result.candidates[0].joined == [] and "Name" in str(result.errors[0])

@@ -38,7 +38,9 @@ from sqlr1.mcp_server.method.grammar import sql_grammar
 from sqlr1.mcp_server.method.prompt import PreviousTurn, build_prompt, prompt_spec, variant_for_version
 from sqlr1.mcp_server.method.values import ValueHit
 from sqlr1.mcp_server.sql.alias_scope import alias_scope
+from sqlr1.mcp_server.sql.column_hint import missing_column
 from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
 
 if TYPE_CHECKING:
     from sqlr1.mcp_server.catalog.schema import DatabaseSchema, SchemaInspector
@@ -97,6 +99,8 @@ RUNAWAY_FACTOR = 3.0
 (benchmarks/RESULTS.md, "Eight candidates by default on a CPU")."""
 EXEC_FLOOR_S = 2.0
 """Least time a done candidate's query gets once the time budget is spent (it is still voted on)."""
+MAX_JOINS_COMPLETED = 3
+"""Missing columns a retry's query may have joined for it, one engine error at a time."""
 WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
 
 
@@ -131,6 +135,12 @@ class CandidateResult(BaseModel):
         description="The first draft's SQL when it qualified a column by an alias whose table lacks it; "
         "the SQL above was decoded again with each alias bound to its table.",
     )
+    joined_from: str | None = Field(
+        default=None,
+        description="The model's SQL when it named a column of a table it did not join; the SQL above "
+        "joins that table along the foreign keys.",
+    )
+    joined: list[str] = Field(default_factory=list, description="The tables joined for it, in order.")
 
 
 class ResultPreview(BaseModel):
@@ -480,6 +490,8 @@ class Generator:
         candidates, results = self._execute(
             database, prompt, completions, progress, cancel, stop, exec_timeout, unfinished=exhausted
         )
+        if attempts > 1 and not any(r is not None for r in results) and not stop():
+            self._complete_joins(database, candidates, results, progress, cancel, exec_timeout)
         keys = self._vote_keys(database, candidates, results, cancel, exec_timeout)
         t4 = time.perf_counter()
 
@@ -582,6 +594,7 @@ class Generator:
             attempts=attempts,
             dialect=sqlglot_dialect(self.registry.engine(database).spec.kind),
             rebound=winner.rebound_from is not None,
+            joined=winner.joined,
         )
         return GenerationResult(
             status=status,
@@ -697,14 +710,7 @@ class Generator:
             elif parsed.sql:
                 outcome = seen.get(parsed.sql)
                 if outcome is None:
-                    try:
-                        with cancel.handle() as handle:
-                            outcome = self.executor.run(
-                                database, parsed.sql, cancel=handle, timeout_s=timeout()
-                            )
-                    except QueryFailed as exc:
-                        outcome = exc.error
-                    seen[parsed.sql] = outcome
+                    outcome = seen[parsed.sql] = self._run(database, parsed.sql, cancel, timeout)
                 if isinstance(outcome, QueryError) and stop():
                     cand.status = "cancelled"  # stopped in the engine by the cancel, not by its own fault
                     cand.error = outcome
@@ -720,6 +726,69 @@ class Generator:
             results.append(result)
             progress.step(3 + i, f"executed candidate {i + 1}/{len(completions)}: {cand.status}")
         return candidates, results
+
+    def _run(
+        self, database: str, sql: str, cancel: Cancellation, timeout: Callable[[], float | None]
+    ) -> QueryResult | QueryError:
+        """Run ``sql`` through the guarded executor: its result, or its error."""
+        try:
+            with cancel.handle() as handle:
+                return self.executor.run(database, sql, cancel=handle, timeout_s=timeout())
+        except QueryFailed as exc:
+            return exc.error
+
+    def _complete_joins(
+        self,
+        database: str,
+        candidates: list[CandidateResult],
+        results: list[QueryResult | None],
+        progress: _Progress,
+        cancel: Cancellation,
+        timeout: Callable[[], float | None],
+    ) -> None:
+        """On a retry of a question where no candidate ran: join, along the foreign keys, the table of
+        each column a candidate named without joining its table (``sql.join_completion``), and run the
+        completed query in the candidate's place when it runs.
+
+        ``CategoryName`` in a query over Products alone is the commonest failure the small models keep
+        through all their attempts (benchmarks/RESULTS.md, "Joining the table a query forgot"). As with
+        the alias binding, a first attempt is left to the model and its precise hint."""
+        schema = self.inspector.describe(database)
+        tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
+        links = [
+            ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
+            for t in schema.tables
+            for fk in t.foreign_keys
+        ]
+        dialect = sqlglot_dialect(self.registry.engine(database).spec.kind)
+        done: dict[str, tuple[str, tuple[str, ...], QueryResult | QueryError]] = {}  # draft -> completion
+        for i, cand in enumerate(candidates):
+            if cand.sql is None or cand.error is None or cancel.cancelled:
+                continue
+            if cand.sql not in done:
+                sql, joined, outcome = cand.sql, (), cand.error
+                for _ in range(MAX_JOINS_COMPLETED):
+                    missing = missing_column(outcome.message) if isinstance(outcome, QueryError) else None
+                    if missing is None or missing[0] is not None:
+                        break
+                    completion = complete_joins(sql, dialect, tables, links, missing[1])
+                    if completion is None:
+                        break
+                    sql, joined = completion.sql, (*joined, *completion.joined)
+                    outcome = self._run(database, sql, cancel, timeout)
+                done[cand.sql] = (sql, joined, outcome)
+            sql, joined, outcome = done[cand.sql]
+            if isinstance(outcome, QueryError):
+                continue
+            progress.step(2, f"candidate {i + 1} did not join {', '.join(joined)}; joined it")
+            cand.joined_from, cand.joined, cand.sql = cand.sql, list(joined), sql
+            cand.status, cand.error, cand.row_count, cand.truncated = (
+                "ok",
+                None,
+                outcome.row_count,
+                outcome.truncated,
+            )
+            results[i] = outcome
 
     def _vote_keys(
         self,

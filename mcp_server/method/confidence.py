@@ -9,7 +9,8 @@ Owns :class:`Confidence` (carried by ``generate_sql``'s result, the agent's ``An
 * ``doubtful``: there is a result, but the result's shape does not fit the question
   (``mcp_server.method.shape``), the candidates disagree (at most half of those sampled agree on it), the
   loop ran out of attempts with a result its review still rejects (e.g. 0 rows), or the grammar, not the
-  model, chose a column of the query (``rebound``: the model had qualified a column by a table that lacks it);
+  model, chose a column of the query (``rebound``: the model had qualified a column by a table that lacks it),
+  or the query ran only once a table it forgot was joined for it (``joined``);
 * ``ok``: none of the above.
 
 Retries are recorded (``attempts``, ``retried_because``) but do not lower the level by themselves:
@@ -98,6 +99,7 @@ def assess(
     dialect: str | None = None,
     shape_issues: Sequence[ShapeIssue] | None = None,
     rebound: bool = False,
+    joined: Sequence[str] = (),
 ) -> Confidence:
     """The confidence of an answer (see the module docstring for the rule).
 
@@ -133,6 +135,11 @@ def assess(
     if rebound:
         reasons.append(
             "the model named a column its table lacks; the grammar chose one of that table instead"
+        )
+    if joined:
+        reasons.append(
+            f"the model did not join {', '.join(joined)}, whose column it named; the join was added "
+            "along the foreign keys"
         )
     if candidates and candidates > 1 and votes is not None and 2 * votes <= candidates:
         reasons.append(f"only {votes} of {candidates} candidates agree on this result")
