@@ -761,33 +761,33 @@ class Generator:
             for fk in t.foreign_keys
         ]
         dialect = sqlglot_dialect(self.registry.engine(database).spec.kind)
-        done: dict[str, tuple[str, tuple[str, ...], QueryResult | QueryError]] = {}  # draft -> completion
+        done: dict[str, tuple[str, list[str], QueryResult | QueryError]] = {}  # draft -> its completion
+        joined: list[str]
         for i, cand in enumerate(candidates):
             if cand.sql is None or cand.error is None or cancel.cancelled:
                 continue
             if cand.sql not in done:
-                sql, joined, outcome = cand.sql, (), cand.error
-                for _ in range(MAX_JOINS_COMPLETED):
+                sql, joined = cand.sql, []
+                outcome: QueryResult | QueryError = cand.error
+                for _ in range(MAX_JOINS_COMPLETED):  # the engine names one missing column at a time
                     missing = missing_column(outcome.message) if isinstance(outcome, QueryError) else None
-                    if missing is None or missing[0] is not None:
-                        break
-                    completion = complete_joins(sql, dialect, tables, links, missing[1])
+                    completion = (
+                        complete_joins(sql, dialect, tables, links, missing[1])
+                        if missing is not None and missing[0] is None
+                        else None
+                    )
                     if completion is None:
                         break
-                    sql, joined = completion.sql, (*joined, *completion.joined)
+                    sql, joined = completion.sql, [*joined, *completion.joined]
                     outcome = self._run(database, sql, cancel, timeout)
                 done[cand.sql] = (sql, joined, outcome)
             sql, joined, outcome = done[cand.sql]
             if isinstance(outcome, QueryError):
                 continue
             progress.step(2, f"candidate {i + 1} did not join {', '.join(joined)}; joined it")
-            cand.joined_from, cand.joined, cand.sql = cand.sql, list(joined), sql
-            cand.status, cand.error, cand.row_count, cand.truncated = (
-                "ok",
-                None,
-                outcome.row_count,
-                outcome.truncated,
-            )
+            cand.joined_from, cand.joined, cand.sql = cand.sql, joined, sql
+            cand.status, cand.error = "ok", None
+            cand.row_count, cand.truncated = outcome.row_count, outcome.truncated
             results[i] = outcome
 
     def _vote_keys(
