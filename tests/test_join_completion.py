@@ -5,6 +5,7 @@ without joining it, over Chinook's real catalog; every completed query is run on
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -114,9 +115,85 @@ def test_names_with_spaces_are_quoted_in_the_dialect() -> None:
     )
     mysql = complete_joins(sql, "mysql", tables, links, "Quantity")
     assert mysql is not None and "JOIN `Order Details` ON" in mysql.sql
+    postgres = complete_joins(sql, "postgres", tables, links, "Quantity")
+    assert postgres is not None and 'JOIN "Order Details" ON' in postgres.sql
+    # PostgreSQL folds unquoted names to lower case: a mixed-case catalog name is quoted, an alias
+    # stays as the query wrote it
+    aliased = "SELECT p.ProductName FROM Products AS p WHERE Quantity > 3"
+    pg = complete_joins(aliased, "postgres", tables, links, "Quantity")
+    assert pg is not None and pg.sql == (
+        'SELECT p.ProductName FROM Products AS p JOIN "Order Details" ON p."ProductID" = "Order Details"'
+        '."ProductID" WHERE "Order Details".Quantity > 3'
+    )
     con = sqlite3.connect(":memory:")
     con.execute("CREATE TABLE Products (ProductID INTEGER PRIMARY KEY, ProductName TEXT)")
     con.execute('CREATE TABLE "Order Details" (OrderID INT, ProductID INT REFERENCES Products, Quantity INT)')
     con.executemany("INSERT INTO Products VALUES (?, ?)", [(1, "Chai"), (2, "Tofu")])
     con.executemany('INSERT INTO "Order Details" VALUES (?, ?, ?)', [(1, 1, 5), (2, 1, 3), (2, 2, 4)])
     assert con.execute(done.sql).fetchall() == [("Chai", 8), ("Tofu", 4)]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", ["postgres", "mariadb", "duckdb"])
+def test_the_completed_query_runs_on_each_engine(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Mixed-case names that PostgreSQL folds unless quoted, each engine's "no such column" message, its
+    catalog's foreign keys (SchemaInspector), and the completed query run through the guarded executor."""
+    import sqlalchemy as sa
+
+    from sqlr1.mcp_server.catalog.schema import SchemaInspector
+    from sqlr1.mcp_server.core.config import GuardSettings
+    from sqlr1.mcp_server.core.errors import QueryFailed
+    from sqlr1.mcp_server.db.executor import Executor
+    from sqlr1.mcp_server.db.registry import Registry
+    from sqlr1.mcp_server.sql.column_hint import missing_column
+    from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
+
+    suffix = uuid.uuid4().hex[:8]
+    category, product = f"Category_{suffix}", f"Product_{suffix}"
+    if kind == "duckdb":
+        url, target = f"duckdb:///{tmp_path / 'x.duckdb'}", str(tmp_path / "x.duckdb")
+    else:
+        url = request.getfixturevalue("postgres_url" if kind == "postgres" else "mariadb_url")
+        target = f"db={url}"
+    q = "`{}`".format if kind == "mariadb" else '"{}"'.format
+    ddl = [
+        f"CREATE TABLE {q(category)} ({q('CategoryId')} INT PRIMARY KEY, {q('CategoryName')} VARCHAR(50))",
+        f"CREATE TABLE {q(product)} ({q('ProductId')} INT PRIMARY KEY, {q('ProductName')} VARCHAR(50), "
+        f"{q('CategoryId')} INT, FOREIGN KEY ({q('CategoryId')}) REFERENCES {q(category)} ({q('CategoryId')}))",
+        f"INSERT INTO {q(category)} VALUES (1, 'Seafood'), (2, 'Dairy')",
+        f"INSERT INTO {q(product)} VALUES (1, 'Ikura', 1), (2, 'Konbu', 1), (3, 'Brie', 2)",
+    ]
+    setup = sa.create_engine(url)
+    with setup.begin() as conn:
+        for statement in ddl:
+            conn.execute(sa.text(statement))
+    setup.dispose()
+    registry = Registry.from_targets([target])
+    name = registry.names()[0]
+    try:
+        executor = Executor(registry, GuardSettings())
+        sql = f"SELECT {q('ProductName')} FROM {q(product)} WHERE {q('CategoryName')} = 'Seafood'"
+        with pytest.raises(QueryFailed) as info:
+            executor.run(name, sql)
+        assert missing_column(info.value.error.message) == (None, "CategoryName")
+        schema = SchemaInspector(registry).describe(name, [category, product])
+        tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
+        links = [
+            ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
+            for t in schema.tables
+            for fk in t.foreign_keys
+        ]
+        dialect = sqlglot_dialect(registry.engine(name).spec.kind)
+        done = complete_joins(sql, dialect, tables, links, "CategoryName")
+        assert done is not None and done.joined == (category,) and not done.fans_out
+        result = executor.run(name, done.sql)
+        assert sorted(row[0] for row in result.rows) == ["Ikura", "Konbu"]
+    finally:
+        registry.close()
+        setup = sa.create_engine(url)
+        with setup.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(product)}"))
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(category)}"))
+        setup.dispose()

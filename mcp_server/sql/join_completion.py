@@ -20,16 +20,19 @@ caller may treat as less certain. It never runs SQL; ``None`` when there is noth
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 __all__ = ["MAX_HOPS", "ForeignKeyLink", "JoinCompletion", "complete_joins"]
 
 MAX_HOPS = 2  # Product -> Category is one; Track -> Album -> Artist is two
+SAFE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def complete_joins(
         path = _path(set(named.values()), wanted, catalog, list(links))
         if path is None:
             return None
-        _join(select, path, named, catalog, wanted)
+        _join(select, path, named, catalog, wanted, dialect)
         return JoinCompletion(
             sql=tree.sql(dialect=dialect),
             joined=tuple(hop.end for hop in path),
@@ -99,7 +102,7 @@ def _named_tables(select: exp.Select, catalog: dict[str, tuple[str, set[str]]]) 
     table name.
     ``None`` when it reads from something else (a subquery, a CTE, a function): its columns are unknown."""
     named: dict[str, str] = {}
-    sources = [select.args.get("from_") or select.args.get("from")]
+    sources = [select.args.get("from_")]
     sources += [join for join in select.args.get("joins") or []]
     for source in sources:
         if source is None:
@@ -168,29 +171,53 @@ def _join(
     named: dict[str, str],
     catalog: dict[str, tuple[str, set[str]]],
     wanted: str,
+    dialect: str,
 ) -> None:
     """Add ``path``'s joins to ``select`` and qualify the unqualified names that are no longer unique."""
-    ref_of = {table: ref for ref, table in reversed(list(named.items()))}  # table -> how the query names it
+    written = _written(select)  # how the query names its tables (alias or name), quoting kept
+    ref_of = {table: written[ref] for ref, table in reversed(list(named.items()))}  # table -> reference
     before = dict(named)
     for hop in path:
-        ref_of[hop.end] = hop.end
+        ref_of[hop.end] = _identifier(hop.end, dialect)
         on = exp.and_(
             *(
-                exp.EQ(this=exp.column(a, table=ref_of[hop.start]), expression=exp.column(b, table=hop.end))
+                exp.EQ(
+                    this=exp.column(_identifier(a, dialect), table=ref_of[hop.start].copy()),
+                    expression=exp.column(_identifier(b, dialect), table=ref_of[hop.end].copy()),
+                )
                 for a, b in hop.pairs
             )
         )
-        select.join(exp.Table(this=exp.to_identifier(hop.end)), on=on, copy=False)
+        select.join(exp.Table(this=ref_of[hop.end].copy()), on=on, copy=False)
         named[hop.end] = hop.end
-    last = path[-1].end
     for col in list(select.find_all(exp.Column)):
         if col.table or col.find_ancestor(exp.Select) is not select or isinstance(col.this, exp.Star):
             continue
         name = col.name.lower()
         if name == wanted:
-            col.set("table", exp.to_identifier(last))
+            col.set("table", ref_of[path[-1].end].copy())
             continue
         holders = [ref for ref, table in named.items() if name in catalog[table.lower()][1]]
         owners = [ref for ref, table in before.items() if name in catalog[table.lower()][1]]
         if len(holders) > 1 and len(owners) == 1:
-            col.set("table", exp.to_identifier(owners[0]))
+            col.set("table", written[owners[0]].copy())
+
+
+def _written(select: exp.Select) -> dict[str, exp.Identifier]:
+    """Each table reference of ``select``'s FROM and JOINs (alias or name) → its identifier as written."""
+    refs: dict[str, exp.Identifier] = {}
+    for source in [select.args.get("from_"), *(select.args.get("joins") or [])]:
+        table = source.this if source is not None else None
+        if isinstance(table, exp.Table):
+            alias = table.args.get("alias")
+            ident = alias.this if isinstance(alias, exp.TableAlias) else table.this
+            if isinstance(ident, exp.Identifier):
+                refs[ident.name] = ident
+    return refs
+
+
+def _identifier(name: str, dialect: str) -> exp.Identifier:
+    """A catalog name as an identifier of ``dialect``: quoted where it must be (spaces, or letter case
+    the dialect would fold: ``"Products"`` in PostgreSQL)."""
+    quoted = not SAFE_IDENTIFIER.match(name) or Dialect.get_or_raise(dialect).case_sensitive(name)
+    return exp.to_identifier(name, quoted=quoted)
