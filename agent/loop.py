@@ -265,8 +265,10 @@ class Agent:
     # ------------------------------------------------------------------ steps
 
     def _generate_arguments(
-        self, question: str, evidence: str | None, feedback_turns: list[dict[str, str]]
+        self, question: str, evidence: str | None, feedback_turns: list[dict[str, str]], *, last: bool
     ) -> dict[str, Any]:
+        """``generate_sql``'s arguments; on the ``last`` attempt, a column of a table the query did not
+        join gets that table joined (``join_missing``): no later turn is left for the model to do it."""
         history = [
             {"question": e.question, "sql": e.sql, "feedback": e.shape()}
             for e in self.conversation.recent()
@@ -278,6 +280,7 @@ class Agent:
             "evidence": evidence,
             "num_candidates": self.settings.num_candidates,
             "feedback": [*history, *feedback_turns] or None,
+            "join_missing": last,
         }
 
     async def _generate(
@@ -288,7 +291,9 @@ class Agent:
         feedback_turns: list[dict[str, str]],
         on_event: EventHandler | None,
     ) -> GenerationStep:
-        args = self._generate_arguments(question, evidence, feedback_turns)
+        args = self._generate_arguments(
+            question, evidence, feedback_turns, last=turn == self.settings.max_turns
+        )
         step = GenerationStep(turn=turn, request={k: v for k, v in args.items() if v is not None})
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -13,6 +13,7 @@ from mcp import Client
 from scripted_backend import ScriptedBackend, answer
 
 from sqlr1.agent import Agent, AgentSettings, embedded_server
+from sqlr1.agent.trace import GenerationStep
 from sqlr1.mcp_server.core.config import AppConfig, DatabaseConfig, GuardSettings
 from sqlr1.mcp_server.core.errors import QueryError
 from sqlr1.mcp_server.core.results import JSONValue, QueryResult, column
@@ -104,13 +105,15 @@ FORGOT = "SELECT Name FROM Track WHERE Title = 'Let There Be Rock'\n```"  # Titl
 
 
 async def test_a_table_joined_for_the_model_makes_the_answer_doubtful(chinook_copy: Path) -> None:
-    """Turn 1 names Album's Title in a query over Track alone; the retry does it again, so Album is
-    joined along Track's key: the answer runs, and says the join was added."""
+    """Every turn names Album's Title in a query over Track alone; on the last one, Album is joined
+    along Track's key: the answer runs, and says the join was added."""
     model = InstructOnCpu([FORGOT])
     async with Agent.connect(embedded_server(_config(chinook_copy), backend=model)) as agent:
         with anyio.fail_after(60):
             answer_ = await agent.ask("Which tracks are on Let There Be Rock?")
-    assert len(model.prompts) == 2 and answer_.status == "ok" and answer_.turns == 2
+    assert len(model.prompts) == 3 and answer_.status == "ok" and answer_.turns == 3
+    requests = [s.request for s in answer_.trace.steps if isinstance(s, GenerationStep)]
+    assert [r["join_missing"] for r in requests] == [False, False, True]  # asked for on the last turn only
     assert answer_.sql is not None and "JOIN Album ON Track.AlbumId = Album.AlbumId" in answer_.sql
     assert answer_.result is not None and answer_.result.row_count == 8
     assert "Title is a column of Album" in (answer_.attempts[0].feedback or "")

@@ -252,17 +252,18 @@ JOINED = (
 )
 
 
-def test_on_a_retry_the_tables_of_columns_the_query_did_not_join_are_joined(chinook_copy: Path) -> None:
+def test_when_asked_the_tables_of_columns_the_query_did_not_join_are_joined(chinook_copy: Path) -> None:
     backend = DeviceBackend([FORGOT], device="cpu")
     gen, db = _generator(chinook_copy, backend, num_candidates=3)
     question = "Which tracks, and of which albums, were sold on invoice 1?"
-    first = gen.generate_sql(db, question)  # a first attempt is the model's: its hint says what to join
+    first = gen.generate_sql(db, question)  # not asked: the model's query, and a hint that says what to join
     assert first.status == "no_executable_candidate" and first.candidates[0].joined == []
     assert "Name is a column of" in str(first.errors[0]) and "which the query does not join" in str(
         first.errors[0]
     )
     retry = [PreviousTurn(question, FORGOT[:-4], str(first.errors[0]))]
-    result = gen.generate_sql(db, question, previous_turns=retry)
+    assert gen.generate_sql(db, question, previous_turns=retry).status == "no_executable_candidate"
+    result = gen.generate_sql(db, question, previous_turns=retry, join_missing=True)  # the last attempt
     assert result.status == "ok" and result.sql == JOINED and result.vote_counts == [3]
     for cand in result.candidates:  # one engine error at a time: Name, then Title
         assert cand.joined == ["Track", "Album"] and cand.joined_from == FORGOT[:-4]
@@ -277,7 +278,6 @@ def test_on_a_retry_the_tables_of_columns_the_query_did_not_join_are_joined(chin
 def test_a_query_that_still_fails_once_joined_is_left_as_the_model_wrote_it(chinook_copy: Path) -> None:
     still = "SELECT Name FROM InvoiceLine WHERE Missing = 1\n```"
     gen, db = _generator(chinook_copy, DeviceBackend([still], device="cpu"), num_candidates=1)
-    retry = [PreviousTurn("q", still[:-4], "no such column: Name")]
-    result = gen.generate_sql(db, "q", previous_turns=retry)
+    result = gen.generate_sql(db, "q", join_missing=True)
     assert result.status == "no_executable_candidate" and result.candidates[0].sql == still[:-4]
     assert result.candidates[0].joined == [] and "Name" in str(result.errors[0])

@@ -100,7 +100,7 @@ RUNAWAY_FACTOR = 3.0
 EXEC_FLOOR_S = 2.0
 """Least time a done candidate's query gets once the time budget is spent (it is still voted on)."""
 MAX_JOINS_COMPLETED = 3
-"""Missing columns a retry's query may have joined for it, one engine error at a time."""
+"""Missing columns a query may have joined for it, one engine error at a time (``join_missing``)."""
 WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
 
 
@@ -391,6 +391,7 @@ class Generator:
         should_stop: Callable[[], bool] | None = None,
         cancel: Cancellation | None = None,
         deadline: float | None = None,
+        join_missing: bool = False,
     ) -> GenerationResult:
         """Generate, execute and vote. Raises ``QueryFailed`` only for an unknown database or a
         backend that cannot be used; every candidate-level failure is reported in the result.
@@ -399,7 +400,9 @@ class Generator:
         ``cancel.cancel()`` also stops, in the engine, a value-index or candidate query that is running.
         ``deadline`` (a ``time.monotonic()`` instant) is the time budget: sampling stops there, the
         candidates already complete are executed (each under what is left of the budget, at least
-        ``EXEC_FLOOR_S``) and voted on, and the result says ``budget_exhausted``.
+        ``EXEC_FLOOR_S``) and voted on, and the result says ``budget_exhausted``. ``join_missing``: when no
+        candidate runs, join the tables of the columns they name without joining them (the client's last
+        attempt: the agent asks for it on its last turn).
         """
         t0 = time.perf_counter()
         n = num_candidates or self.num_candidates
@@ -490,7 +493,7 @@ class Generator:
         candidates, results = self._execute(
             database, prompt, completions, progress, cancel, stop, exec_timeout, unfinished=exhausted
         )
-        if attempts > 1 and not any(r is not None for r in results) and not stop():
+        if join_missing and not any(r is not None for r in results) and not stop():
             self._complete_joins(database, candidates, results, progress, cancel, exec_timeout)
         keys = self._vote_keys(database, candidates, results, cancel, exec_timeout)
         t4 = time.perf_counter()
@@ -746,13 +749,14 @@ class Generator:
         cancel: Cancellation,
         timeout: Callable[[], float | None],
     ) -> None:
-        """On a retry of a question where no candidate ran: join, along the foreign keys, the table of
+        """When no candidate ran (and the client asked for it): join, along the foreign keys, the table of
         each column a candidate named without joining its table (``sql.join_completion``), and run the
         completed query in the candidate's place when it runs.
 
         ``CategoryName`` in a query over Products alone is the commonest failure the small models keep
-        through all their attempts (benchmarks/RESULTS.md, "Joining the table a query forgot"). As with
-        the alias binding, a first attempt is left to the model and its precise hint."""
+        through all their attempts. A completed query runs but may not be what the question meant, and
+        with the precise hint of its error a model often fixes the query better itself; so the agent asks
+        for it only on its last attempt (benchmarks/RESULTS.md, "Joining the table a query forgot")."""
         schema = self.inspector.describe(database)
         tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
         links = [

@@ -160,6 +160,14 @@ def register_generation_tools(
                 "server's). When they run out, the candidates that are done are voted on.",
             ),
         ] = None,
+        join_missing: Annotated[
+            bool,
+            Field(
+                description="When no candidate runs because it names a column of a table it does not join, "
+                "join that table along the foreign keys and run it (the answer is then marked doubtful). "
+                "Meant for a last attempt: before it, the error's hint lets the model fix the query itself."
+            ),
+        ] = False,
     ) -> GenerationResult:
         budget = time_budget_s if time_budget_s is not None else default_budget
         deadline = None if budget is None else time.monotonic() + budget
@@ -188,6 +196,7 @@ def register_generation_tools(
                 on_progress=on_progress,
                 cancel=cancel,
                 deadline=deadline,
+                join_missing=join_missing,
             )
 
         with tool_errors():
