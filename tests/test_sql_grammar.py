@@ -45,6 +45,8 @@ def block(sql: str) -> str:
         "SELECT CASE WHEN Total > 10 THEN 'big' ELSE 'small' END FROM Invoice WHERE BillingCountry LIKE 'B%'",
         "SELECT strftime('%Y', InvoiceDate), SUM(Total) FROM Invoice GROUP BY 1 HAVING SUM(Total) > 1.5",
         "SELECT albumid FROM album EXCEPT SELECT AlbumId FROM Track WHERE Milliseconds BETWEEN 1 AND 2",
+        # short lower-case aliases, even those that start like a keyword
+        "SELECT ab.Name, byx.Name FROM Track AS ab JOIN Genre AS byx ON ab.GenreId = byx.GenreId",
     ],
 )
 def test_accepts_sql_over_the_catalog(vocab: LlamaCppBackend, chinook_grammar: str, sql: str) -> None:
@@ -63,6 +65,8 @@ def test_accepts_sql_over_the_catalog(vocab: LlamaCppBackend, chinook_grammar: s
         "DELETE FROM Track",  # not a SELECT
         "SELECT Name FROM Track; DROP TABLE Track",  # two statements
         'SELECT Name FROM Track WHERE Name = "x"',  # a double-quoted string is an identifier
+        "SELECT Name FROM Track by GROUP BY Name",  # a keyword as an alias (a view's name begun bare)
+        "SELECT o.Name FROM Track AS on JOIN Genre AS o ON 1 = 1",
     ],
 )
 def test_rejects_what_the_catalog_does_not_have(

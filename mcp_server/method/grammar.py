@@ -7,7 +7,8 @@ CASE, CAST, aggregates and the dialect's allowlisted functions, GROUP BY/HAVING/
 Every table must be one of the catalog's; a column qualified by a table name must be that table's;
 an unqualified or alias-qualified column must be some catalog column. Aliases are short: a capital
 and digits (``T1``) or up to three lower-case letters and a digit (``a``, ``il``, ``od2``), so they
-cannot pass for a table or a function (``YEAR.InvoiceDate``); ORDER BY may also name a select alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare
+cannot pass for a table or a function (``YEAR.InvoiceDate``), and never a keyword (``FROM Products by``,
+the start of a view's name, is no alias: ``by`` is reserved); ORDER BY may also name a select alias. Keywords are accepted in upper or lower case, names as spelled in the catalog, bare
 when they are plain identifiers, else (and always) quoted the dialect's way.
 
 A CFG cannot know which table an alias stands for (it is declared after the SELECT list that uses it),
@@ -24,6 +25,7 @@ alias. It never parses SQL and never touches a database.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 
 from sqlr1.mcp_server.catalog.schema import DatabaseSchema
@@ -56,6 +58,10 @@ _SQLITE_FUNCTIONS = _word_set(
     UPPER DATE TIME DATETIME JULIANDAY UNIXEPOCH STRFTIME TIMEDIFF AVG COUNT GROUP_CONCAT STRING_AGG SUM
     TOTAL ACOS ASIN ATAN ATAN2 CEIL CEILING COS DEGREES EXP FLOOR LN LOG LOG10 LOG2 MOD PI POW POWER
     RADIANS SIN SQRT TAN TRUNC"""
+)
+# Reserved words of up to three letters in SQLite, PostgreSQL or MySQL: never an alias.
+_SHORT_RESERVED = _word_set(
+    "add all and any as asc at by div do end for if in is key mod not of on or row set to top use xor"
 )
 _QUOTES = {"sqlite": ('"', '"', "[", "]", "`", "`"), "mysql": ("`", "`", '"', '"'), "duckdb": ('"', '"')}
 
@@ -94,7 +100,7 @@ int ::= [0-9]+
 string ::= "'" ([^'\\\n] | "''")* "'"
 colref ::= qualified | anycol
 star ::= (table | alias) ".*"
-alias ::= [A-Z] [0-9]? [0-9]? | [a-z] [a-z]? [a-z]? [0-9]?
+alias ::= [A-Z] [0-9]? [0-9]? | shortname [0-9]?
 newname ::= [A-Za-z_] [A-Za-z0-9_]*
 sp ::= [ \t\n]+
 osp ::= [ \t\n]*
@@ -124,6 +130,25 @@ def _name(name: str, dialect: str) -> str:
     return "(" + " | ".join(dict.fromkeys(forms)) + ")"
 
 
+def _lower_words(length: int, excluded: Iterable[str]) -> str:
+    """A GBNF expression of the lower-case words of ``length`` letters but the ``excluded`` ones."""
+    excluded = {w for w in excluded if len(w) == length}
+    if not excluded:
+        return " ".join(["[a-z]"] * length)
+    if length == 1:
+        return "[" + "".join(c for c in string.ascii_lowercase if c not in excluded) + "]"
+    firsts = sorted({w[0] for w in excluded})
+    free = "".join(c for c in string.ascii_lowercase if c not in firsts)
+    alternatives = [" ".join([f"[{free}]", *["[a-z]"] * (length - 1)])]
+    for first in firsts:
+        rest = _lower_words(length - 1, [w[1:] for w in excluded if w[0] == first])
+        alternatives.append(f'"{first}" ({rest})')
+    return "(" + " | ".join(alternatives) + ")"
+
+
+_SHORTNAME = "shortname ::= " + " | ".join(f"({_lower_words(n, _SHORT_RESERVED)})" for n in (1, 2, 3))
+
+
 def _alternatives(items: Iterable[str]) -> str:
     return " | ".join(items) or '"\\u0000"'  # an impossible literal keeps an empty rule well-formed
 
@@ -134,7 +159,7 @@ def sql_grammar(
     """The GBNF grammar of one SELECT over ``schema``'s tables; with ``aliases`` (a draft's), a qualified
     column must be one of its qualifier's tables (see the module docstring)."""
     dialect = dialect or schema.dialect
-    lines = [_BODY.strip()]
+    lines = [_BODY.strip(), _SHORTNAME]
     keywords = sorted(set(re.findall(r"\b([A-Z]{2,})\b", _BODY)) - {"GBNF"})
     lines += [_keyword(k) for k in keywords]
     if dialect == "sqlite":
