@@ -102,16 +102,17 @@ def _named_tables(select: exp.Select, catalog: dict[str, tuple[str, set[str]]]) 
     table name.
     ``None`` when it reads from something else (a subquery, a CTE, a function): its columns are unknown."""
     named: dict[str, str] = {}
-    sources = [select.args.get("from_")]
-    sources += [join for join in select.args.get("joins") or []]
-    for source in sources:
-        if source is None:
-            continue
-        table = source.this
+    for table in _sources(select):
         if not isinstance(table, exp.Table) or table.name.lower() not in catalog:
             return None
         named[table.alias or table.name] = catalog[table.name.lower()][0]
     return named
+
+
+def _sources(select: exp.Select) -> list[exp.Expression]:
+    """What ``select``'s own FROM and JOINs read from (tables, subqueries, functions)."""
+    clauses = [select.args.get("from_"), *(select.args.get("joins") or [])]
+    return [clause.this for clause in clauses if clause is not None]
 
 
 def _misses(select: exp.Select, wanted: str, catalog: dict[str, tuple[str, set[str]]]) -> bool:
@@ -206,8 +207,7 @@ def _join(
 def _written(select: exp.Select) -> dict[str, exp.Identifier]:
     """Each table reference of ``select``'s FROM and JOINs (alias or name) → its identifier as written."""
     refs: dict[str, exp.Identifier] = {}
-    for source in [select.args.get("from_"), *(select.args.get("joins") or [])]:
-        table = source.this if source is not None else None
+    for table in _sources(select):
         if isinstance(table, exp.Table):
             alias = table.args.get("alias")
             ident = alias.this if isinstance(alias, exp.TableAlias) else table.this
