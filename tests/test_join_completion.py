@@ -189,7 +189,7 @@ def test_the_completed_query_runs_on_each_engine(
         done = complete_joins(sql, dialect, tables, links, "CategoryName")
         assert done is not None and done.joined == (category,) and not done.fans_out
         result = executor.run(name, done.sql)
-        assert sorted(row[0] for row in result.rows) == ["Ikura", "Konbu"]
+        assert sorted(str(row[0]) for row in result.rows) == ["Ikura", "Konbu"]
     finally:
         registry.close()
         setup = sa.create_engine(url)
