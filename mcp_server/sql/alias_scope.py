@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import sqlglot
 from sqlglot import exp
+
+from sqlr1.mcp_server.sql.parse import parse_statement
 
 __all__ = ["AliasScope", "alias_scope"]
 
@@ -41,10 +42,7 @@ def alias_scope(sql: str, dialect: str, tables: Mapping[str, Sequence[str]]) -> 
     Scopes are not told apart (an alias used twice stands for all its tables): it is a decoding aid,
     and the engine still checks every statement.
     """
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except (sqlglot.errors.SqlglotError, RecursionError):
-        return None
+    tree = parse_statement(sql, dialect)
     if tree is None:
         return None
     catalog = {name.lower(): (name, {c.lower() for c in cols}) for name, cols in tables.items()}

@@ -17,8 +17,9 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 
-import sqlglot
 from sqlglot import exp
+
+from sqlr1.mcp_server.sql.parse import parse_statement
 
 __all__ = ["column_hint", "missing_column"]
 
@@ -56,9 +57,8 @@ def column_hint(message: str, sql: str, dialect: str, tables: Mapping[str, Seque
     if named is None:
         return None
     qualifier, column = named
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except (sqlglot.errors.SqlglotError, RecursionError):
+    tree = parse_statement(sql, dialect)
+    if tree is None:
         return None
     catalog = {name.lower(): (name, list(cols)) for name, cols in tables.items()}
     # Every catalog table the statement names, and the aliases it goes by (all scopes: a hint, not a binder).

@@ -25,9 +25,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
+
+from sqlr1.mcp_server.sql.parse import parse_statement
 
 __all__ = ["MAX_HOPS", "ForeignKeyLink", "JoinCompletion", "complete_joins"]
 
@@ -73,10 +74,7 @@ def complete_joins(
 ) -> JoinCompletion | None:
     """Join the table that holds the unqualified ``column`` into the first SELECT of ``sql`` that uses
     it without having it, over the catalog ``tables`` (name → columns) and its foreign ``links``."""
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except (sqlglot.errors.SqlglotError, RecursionError):
-        return None
+    tree = parse_statement(sql, dialect)
     if tree is None:
         return None
     catalog = {name.lower(): (name, {c.lower() for c in cols}) for name, cols in tables.items()}
