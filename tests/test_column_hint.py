@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from sqlr1.mcp_server.sql.column_hint import column_hint, missing_column
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink
 
 
 @pytest.mark.parametrize(
@@ -86,3 +87,17 @@ def test_no_hint_where_nothing_precise_is_known(
     chinook_tables: dict[str, list[str]], message: str, sql: str
 ) -> None:
     assert column_hint(message, sql, "sqlite", chinook_tables) is None
+
+
+def test_tables_not_joined_are_named_nearest_first_by_foreign_keys(
+    chinook_tables: dict[str, list[str]], chinook_links: list[ForeignKeyLink]
+) -> None:
+    """Name is a column of five tables Album does not join; by name the first three are Artist, Genre and
+    MediaType, but Track references Album directly, so it comes before the tables two keys away."""
+    message, sql = "no such column: Album.Name", "SELECT Album.Name FROM Album"
+    by_name = column_hint(message, sql, "sqlite", chinook_tables)
+    nearest = column_hint(message, sql, "sqlite", chinook_tables, chinook_links)
+    assert by_name is not None and "Artist, Genre, MediaType, which" in by_name
+    assert nearest == (
+        "Album has no column Name; Name is a column of Artist, Track, Genre, which the query does not join."
+    )

@@ -39,6 +39,7 @@ from sqlr1.mcp_server.db.engines.base import (
 from sqlr1.mcp_server.db.registry import Registry
 from sqlr1.mcp_server.sql import guard
 from sqlr1.mcp_server.sql.column_hint import column_hint
+from sqlr1.mcp_server.sql.join_completion import foreign_key_links
 
 __all__ = ["INLINE_BUDGET_S", "Executor", "cap_result", "cap_rows"]
 
@@ -251,8 +252,11 @@ class Executor:
             return failed
         error = failed.error
         try:
-            tables = {t.name: [c.name for c in t.columns] for t in self.registry.engine(database).catalog()}
-            hint = column_hint(error.message, sql, self.registry.get(database).kind, tables)
+            catalog = self.registry.engine(database).catalog()
+            tables = {t.name: [c.name for c in t.columns] for t in catalog}
+            hint = column_hint(
+                error.message, sql, self.registry.get(database).kind, tables, foreign_key_links(catalog)
+            )
         except Exception:  # a hint must never hide the engine's own error
             hint = None
         if hint is None:

@@ -6,6 +6,8 @@ statement with sqlglot and the database's catalog, and says what is true instead
 
     T1 is Employee, which has no column SupportRepId; SupportRepId is a column of Customer (T2).
 
+Tables the query does not join are named nearest first, by foreign keys from the query's tables (given
+``links``): ``UnitPrice`` in a query over Categories points to Products before a view or a farther table.
 It is called on the error path only (``Executor``), so every client reads it: the agent loop and
 multi-turn training feed it back to the model, and an IDE's own model reads it over MCP. It never runs
 SQL; a message or statement it cannot read gives ``None`` (the engine's generic hint stays).
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlglot import exp
 
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink
 from sqlr1.mcp_server.sql.parse import parse_statement
 
 __all__ = ["column_hint", "missing_column"]
@@ -48,8 +52,15 @@ def missing_column(message: str) -> tuple[str | None, str] | None:
     return None
 
 
-def column_hint(message: str, sql: str, dialect: str, tables: Mapping[str, Sequence[str]]) -> str | None:
-    """One or two sentences on a missing column of ``sql``, from the catalog ``tables`` (name → columns).
+def column_hint(
+    message: str,
+    sql: str,
+    dialect: str,
+    tables: Mapping[str, Sequence[str]],
+    links: Iterable[ForeignKeyLink] = (),
+) -> str | None:
+    """One or two sentences on a missing column of ``sql``, from the catalog ``tables`` (name → columns)
+    and its foreign ``links`` (they order the tables the query does not join: nearest first).
 
     ``None`` when the message names no column, the statement does not parse, or nothing useful is known.
     """
@@ -92,7 +103,11 @@ def column_hint(message: str, sql: str, dialect: str, tables: Mapping[str, Seque
             else f"{qualifier} is {owner}, which has no column {column}"
         )
     holding = [n for n in joined if has_column(n)]
-    elsewhere = [name for name, _ in sorted(catalog.values()) if name not in joined and has_column(name)]
+    elsewhere = _nearest_first(
+        [name for name, _ in sorted(catalog.values()) if name not in joined and has_column(name)],
+        joined,
+        links,
+    )
     if holding:
         also = f" (also of {', '.join(elsewhere[:3])}, which the query does not join)" if elsewhere else ""
         return f"{first}; {column} is a column of {', '.join(named_as(n) for n in holding)}{also}."
@@ -109,6 +124,26 @@ def column_hint(message: str, sql: str, dialect: str, tables: Mapping[str, Seque
         more = ", …" if len(cols) > _SHOWN_COLUMNS else ""
         return f"{first}. {owner}'s columns: {', '.join(cols[:_SHOWN_COLUMNS])}{more}."
     return None
+
+
+def _nearest_first(names: list[str], start: Sequence[str], links: Iterable[ForeignKeyLink]) -> list[str]:
+    """``names`` by their foreign-key distance from the tables ``start`` (either direction), then as given;
+    a table no key reaches (a view) comes last."""
+    edges: dict[str, set[str]] = {}
+    for link in links:
+        a, b = link.table.lower(), link.ref_table.lower()
+        edges.setdefault(a, set()).add(b)
+        edges.setdefault(b, set()).add(a)
+    distance = {table.lower(): 0 for table in start}
+    frontier = deque(distance)
+    while frontier:
+        table = frontier.popleft()
+        for other in sorted(edges.get(table, ())):
+            if other not in distance:
+                distance[other] = distance[table] + 1
+                frontier.append(other)
+    far = len(distance) + 1
+    return sorted(names, key=lambda name: distance.get(name.lower(), far))  # stable: ties keep their order
 
 
 def _unquote(name: str) -> str:

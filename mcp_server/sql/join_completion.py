@@ -24,13 +24,22 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from sqlr1.mcp_server.sql.parse import parse_statement
 
-__all__ = ["MAX_HOPS", "ForeignKeyLink", "JoinCompletion", "complete_joins"]
+__all__ = [
+    "MAX_HOPS",
+    "ForeignKeyLink",
+    "JoinCompletion",
+    "complete_joins",
+    "foreign_key_links",
+    "select_tables",
+    "table_references",
+]
 
 MAX_HOPS = 2  # Product -> Category is one; Track -> Album -> Artist is two
 SAFE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -44,6 +53,28 @@ class ForeignKeyLink:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
+
+
+class _ForeignKey(Protocol):
+    columns: list[str]
+    ref_table: str
+    ref_columns: list[str]
+
+
+class _Table(Protocol):
+    name: str
+
+    @property
+    def foreign_keys(self) -> Sequence[_ForeignKey]: ...
+
+
+def foreign_key_links(tables: Iterable[_Table]) -> list[ForeignKeyLink]:
+    """The foreign keys of catalog ``tables`` (an engine's catalog, or a described schema's tables)."""
+    return [
+        ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
+        for t in tables
+        for fk in t.foreign_keys
+    ]
 
 
 @dataclass(frozen=True)
@@ -80,7 +111,7 @@ def complete_joins(
     catalog = {name.lower(): (name, {c.lower() for c in cols}) for name, cols in tables.items()}
     wanted = column.lower()
     for select in tree.find_all(exp.Select):
-        named = _named_tables(select, catalog)
+        named = select_tables(select, catalog)
         if named is None or not named or not _misses(select, wanted, catalog):
             continue
         path = _path(set(named.values()), wanted, catalog, list(links))
@@ -95,7 +126,7 @@ def complete_joins(
     return None
 
 
-def _named_tables(select: exp.Select, catalog: dict[str, tuple[str, set[str]]]) -> dict[str, str] | None:
+def select_tables(select: exp.Select, catalog: dict[str, tuple[str, set[str]]]) -> dict[str, str] | None:
     """The catalog tables in ``select``'s own FROM and JOINs: reference (alias or name, as written) →
     table name.
     ``None`` when it reads from something else (a subquery, a CTE, a function): its columns are unknown."""
@@ -126,7 +157,7 @@ def _misses(select: exp.Select, wanted: str, catalog: dict[str, tuple[str, set[s
         return False
     scope: exp.Expression | None = select
     while isinstance(scope, exp.Select):
-        named = _named_tables(scope, catalog)
+        named = select_tables(scope, catalog)
         if named is None or any(wanted in catalog[t.lower()][1] for t in named.values()):
             return False
         scope = scope.parent.find_ancestor(exp.Select) if scope.parent else None
@@ -173,7 +204,7 @@ def _join(
     dialect: str,
 ) -> None:
     """Add ``path``'s joins to ``select`` and qualify the unqualified names that are no longer unique."""
-    written = _written(select)  # how the query names its tables (alias or name), quoting kept
+    written = table_references(select)  # how the query names its tables (alias or name), quoting kept
     ref_of = {table: written[ref] for ref, table in reversed(list(named.items()))}  # table -> reference
     before = dict(named)
     for hop in path:
@@ -202,7 +233,7 @@ def _join(
             col.set("table", written[owners[0]].copy())
 
 
-def _written(select: exp.Select) -> dict[str, exp.Identifier]:
+def table_references(select: exp.Select) -> dict[str, exp.Identifier]:
     """Each table reference of ``select``'s FROM and JOINs (alias or name) → its identifier as written."""
     refs: dict[str, exp.Identifier] = {}
     for table in _sources(select):
