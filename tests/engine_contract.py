@@ -169,6 +169,23 @@ class EngineContract:
             "t1 is concert, which has no column capacity; capacity is a column of stadium (t2)."
         )
 
+    def test_ambiguous_column_message_gives_a_precise_hint(self, engine: Engine) -> None:
+        """The engine's "ambiguous column" message carries the generic column hint (the executor puts the
+        precise one in its place), and column_hint names each reference of the query that holds it."""
+        from sqlr1.mcp_server.db.engines.base import COLUMN_HINT
+        from sqlr1.mcp_server.sql.column_hint import ambiguous_column, column_hint
+
+        sql = q(engine, 'SELECT "Name" FROM singer AS s, stadium AS t')
+        with pytest.raises(QueryFailed) as failed:
+            engine.execute(sql, max_rows=10, timeout_s=10)
+        message = failed.value.error.message
+        assert message.endswith(COLUMN_HINT) and (ambiguous_column(message) or "").lower() == "name", message
+        tables = {t.name: [c.name for c in t.columns] for t in engine.catalog()}
+        hint = column_hint(message, sql, engine.dialect, tables)
+        assert hint is not None and hint.lower() == (
+            "name is a column of singer (s) and stadium (t); qualify it by the one you mean: s.name or t.name."
+        )
+
     def test_timeout_stops_the_engine(self, engine: Engine) -> None:
         started = time.monotonic()
         with pytest.raises(QueryFailed) as info:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from sqlr1.mcp_server.sql.column_hint import column_hint, missing_column
+from sqlr1.mcp_server.sql.column_hint import ambiguous_column, column_hint, missing_column
 from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink
 
 
@@ -101,3 +101,32 @@ def test_tables_not_joined_are_named_nearest_first_by_foreign_keys(
     assert nearest == (
         "Album has no column Name; Name is a column of Artist, Track, Genre, which the query does not join."
     )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ambiguous column name: Name",  # SQLite
+        "Column 'Name' in SELECT is ambiguous",  # MariaDB
+        "Column 'Name' in field list is ambiguous",  # MySQL
+        'column reference "Name" is ambiguous',  # PostgreSQL
+        "Binder Error: Ambiguous reference to column name \"Name\" (use: 'g.Name' or 't.Name')",  # DuckDB
+    ],
+)
+def test_ambiguous_column_reads_every_engines_message(message: str) -> None:
+    assert ambiguous_column(message) == "Name" and missing_column(message) is None
+
+
+def test_an_ambiguous_name_gets_every_reference_that_holds_it(chinook_tables: dict[str, list[str]]) -> None:
+    two = "SELECT Name FROM Track JOIN Genre ON Track.GenreId = Genre.GenreId"
+    assert column_hint("ambiguous column name: Name", two, "sqlite", chinook_tables) == (
+        "Name is a column of Genre and Track; qualify it by the one you mean: Genre.Name or Track.Name."
+    )
+    again = (  # the same table joined twice, as small models do
+        "SELECT Name FROM Track AS t JOIN Track AS u ON t.TrackId = u.TrackId JOIN Genre AS g ON t.GenreId = g.GenreId"
+    )
+    assert column_hint("ambiguous column name: Name", again, "sqlite", chinook_tables) == (
+        "Name is a column of Genre (g) and Track (t, u); qualify it by the one you mean: g.Name, t.Name or u.Name."
+    )
+    one = "SELECT Name FROM Track JOIN Album ON Track.AlbumId = Album.AlbumId"  # not ambiguous in the catalog
+    assert column_hint("ambiguous column name: Name", one, "sqlite", chinook_tables) is None

@@ -25,7 +25,7 @@ from sqlglot import exp
 from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink
 from sqlr1.mcp_server.sql.parse import parse_statement
 
-__all__ = ["column_hint", "missing_column"]
+__all__ = ["ambiguous_column", "column_hint", "missing_column"]
 
 # The missing name in each engine's message, as written in the statement (qualifier.column or column).
 _MESSAGES = (
@@ -34,6 +34,13 @@ _MESSAGES = (
     re.compile(r'Table "(?P<qualifier>[^"]+)" does not have a column named "(?P<column>[^"]+)"'),  # DuckDB
     re.compile(r'Referenced column "(?P<column>[^"]+)" not found'),  # DuckDB
     re.compile(r"column (?P<name>\S+) does not exist"),  # PostgreSQL
+)
+# The name in each engine's "ambiguous column" message.
+_AMBIGUOUS = (
+    re.compile(r"ambiguous column name: (?P<column>\S+)"),  # SQLite
+    re.compile(r"Column '(?P<column>[^']+)' in .+ is ambiguous"),  # MySQL, MariaDB
+    re.compile(r'column reference "(?P<column>[^"]+)" is ambiguous'),  # PostgreSQL
+    re.compile(r'Ambiguous reference to column name "(?P<column>[^"]+)"'),  # DuckDB
 )
 _SHOWN_COLUMNS = 12
 
@@ -52,6 +59,15 @@ def missing_column(message: str) -> tuple[str | None, str] | None:
     return None
 
 
+def ambiguous_column(message: str) -> str | None:
+    """The column an engine's "ambiguous column" message names, or ``None``."""
+    for pattern in _AMBIGUOUS:
+        match = pattern.search(message)
+        if match is not None:
+            return _unquote(match.group("column")).rpartition(".")[2]
+    return None
+
+
 def column_hint(
     message: str,
     sql: str,
@@ -59,18 +75,23 @@ def column_hint(
     tables: Mapping[str, Sequence[str]],
     links: Iterable[ForeignKeyLink] = (),
 ) -> str | None:
-    """One or two sentences on a missing column of ``sql``, from the catalog ``tables`` (name → columns)
-    and its foreign ``links`` (they order the tables the query does not join: nearest first).
+    """One or two sentences on a missing (or ambiguous) column of ``sql``, from the catalog ``tables``
+    (name → columns) and its foreign ``links`` (they order the tables the query does not join: nearest
+    first).
 
     ``None`` when the message names no column, the statement does not parse, or nothing useful is known.
     """
     named = missing_column(message)
-    if named is None:
+    shared = ambiguous_column(message) if named is None else None
+    if named is None and shared is None:
         return None
-    qualifier, column = named
     tree = parse_statement(sql, dialect)
     if tree is None:
         return None
+    if shared is not None:
+        return _ambiguity_hint(tree, shared, tables)
+    assert named is not None
+    qualifier, column = named
     catalog = {name.lower(): (name, list(cols)) for name, cols in tables.items()}
     # Every catalog table the statement names, and the aliases it goes by (all scopes: a hint, not a binder).
     owner_of: dict[str, str] = {}  # alias or table name (lower case) -> catalog table name
@@ -124,6 +145,31 @@ def column_hint(
         more = ", …" if len(cols) > _SHOWN_COLUMNS else ""
         return f"{first}. {owner}'s columns: {', '.join(cols[:_SHOWN_COLUMNS])}{more}."
     return None
+
+
+def _ambiguity_hint(tree: exp.Expr, column: str, tables: Mapping[str, Sequence[str]]) -> str | None:
+    """Which references of the statement hold ``column`` (all scopes: a hint, not a binder)::
+
+    Freight is a column of Invoices and Orders (Orders, Q1); qualify it by the one you mean: Invoices.Freight,
+    Orders.Freight or Q1.Freight."""
+    catalog = {name.lower(): (name, {c.lower() for c in cols}) for name, cols in tables.items()}
+    refs: dict[str, list[str]] = {}  # catalog table -> its references (alias, or its name), as written
+    for table in tree.find_all(exp.Table):
+        entry = catalog.get(table.name.lower())
+        if entry is not None and column.lower() in entry[1]:
+            ref = table.alias or table.name
+            if ref not in refs.setdefault(entry[0], []):
+                refs[entry[0]].append(ref)
+    every = [ref for name in sorted(refs) for ref in refs[name]]
+    if len(every) < 2:
+        return None
+    names = [f"{name} ({', '.join(refs[name])})" if refs[name] != [name] else name for name in sorted(refs)]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    choices = [f"{ref}.{column}" for ref in every]
+    return (
+        f"{column} is a column of {listed}; qualify it by the one you mean: "
+        f"{', '.join(choices[:-1])} or {choices[-1]}."
+    )
 
 
 def _nearest_first(names: list[str], start: Sequence[str], links: Iterable[ForeignKeyLink]) -> list[str]:

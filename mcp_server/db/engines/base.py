@@ -405,7 +405,8 @@ COLUMN_HINT = (
 
 
 def execution_error(message: str, *, missing: Literal["table", "column"] | None = None) -> QueryFailed:
-    """An engine error as a value; a missing table/column gets a hint on how to fix it."""
+    """An engine error as a value; a missing table, or a missing or ambiguous column, gets a hint on how
+    to fix it."""
     message = message.strip()
     if missing == "table":
         message += TABLE_HINT

@@ -781,7 +781,10 @@ def _map_error(exc: duckdb.Error, timeout_s: float, started: float, cancelled: b
         return engine_refused(msg)
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in msg:
         return execution_error(msg, missing="table" if "Table" in msg else None)
-    if isinstance(exc, duckdb.BinderException) and "column" in msg.lower() and "not found" in msg.lower():
+    low = msg.lower()
+    if isinstance(exc, duckdb.BinderException) and (
+        ("column" in low and "not found" in low) or "ambiguous reference to column" in low
+    ):
         return execution_error(msg, missing="column")
     if isinstance(exc, duckdb.ParserException):
         return QueryFailed.of("syntax", msg)

@@ -531,7 +531,7 @@ class MysqlEngine:
             return engine_refused(msg)
         if code == 1146:
             return execution_error(msg, missing="table")
-        if code == 1054:
+        if code in (1054, 1052):  # unknown, ambiguous
             return execution_error(msg, missing="column")
         if code == 1064:
             return QueryFailed.of("syntax", f"{msg} (only one statement can be sent)")

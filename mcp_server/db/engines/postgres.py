@@ -570,7 +570,7 @@ class PostgresEngine:
             failed = engine_refused("only a SELECT / WITH … SELECT / VALUES statement can run")
         elif isinstance(exc, pgerr.UndefinedTable):
             failed = execution_error(msg, missing="table")
-        elif isinstance(exc, pgerr.UndefinedColumn):
+        elif isinstance(exc, pgerr.UndefinedColumn | pgerr.AmbiguousColumn):
             failed = execution_error(msg, missing="column")
         elif isinstance(exc, pgerr.SyntaxError):
             failed = QueryFailed.of("syntax", f"{msg} (PostgreSQL)")

@@ -591,7 +591,7 @@ class SqliteEngine:
             return engine_refused(msg)
         if "no such table" in low:
             return execution_error(msg, missing="table")
-        if "no such column" in low:
+        if "no such column" in low or "ambiguous column name" in low:
             return execution_error(msg, missing="column")
         if "syntax error" in low or "incomplete input" in low:
             return QueryFailed.of("syntax", f"{msg} (SQLite)")
