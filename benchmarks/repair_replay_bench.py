@@ -1,0 +1,114 @@
+"""The last attempt's column repairs, replayed on every final failure recorded in the accuracy runs.
+
+``generate_sql(repair_columns=True)`` (the agent's last attempt) mends a query that failed on a column, one
+engine error at a time: a table the query forgot is joined (``sql.join_completion``), a column qualified by
+the wrong table of the query is moved to the one that has it (``sql.requalify``). A model run shows only
+the few questions where that happens; this replays the same repair on every query that a recorded run
+(``benchmarks/model_accuracy_rows.jsonl``, realistic set) ended with and that failed on a column, and
+counts how many each half makes run, and how many of those are right (Spider's result comparison against
+the gold query). No model runs; each query runs read-only on the real database.
+
+    PYTHONPATH=. python benchmarks/repair_replay_bench.py
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from sqlr1.mcp_server.method.compare import spider_equal
+from sqlr1.mcp_server.sql.column_hint import missing_column
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
+from sqlr1.mcp_server.sql.requalify import requalify
+
+HERE = Path(__file__).resolve().parent
+DBS = HERE.parent.parent / "shared" / "data" / "sample_dbs"
+MAX_REPAIRS = 3  # as generation.MAX_COLUMN_REPAIRS
+
+
+def _catalog(con: sqlite3.Connection) -> tuple[dict[str, list[str]], list[ForeignKeyLink]]:
+    names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")]
+    tables = {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
+    links = []
+    for t in names:
+        keys: dict[int, list[tuple[str, str, str]]] = {}
+        for row in con.execute(f'PRAGMA foreign_key_list("{t}")'):
+            keys.setdefault(row[0], []).append((row[2], row[3], row[4]))
+        for parts in keys.values():
+            links.append(
+                ForeignKeyLink(t, tuple(p[1] for p in parts), parts[0][0], tuple(p[2] for p in parts))
+            )
+    return tables, links
+
+
+def _repair(con: sqlite3.Connection, sql: str, error: str, tables, links) -> tuple[str, list[str]] | None:
+    """The repaired query and what was done (``join``/``requalify`` per step), or None if it still fails."""
+    done: list[str] = []
+    for _ in range(MAX_REPAIRS):
+        missing = missing_column(error)
+        if missing is None:
+            return None
+        qualifier, column = missing
+        if qualifier is None:
+            joined = complete_joins(sql, "sqlite", tables, links, column)
+            if joined is None:
+                return None
+            sql, step = joined.sql, "join"
+        else:
+            moved = requalify(sql, "sqlite", tables, qualifier, column)
+            if moved is None:
+                return None
+            sql, step = moved.sql, "requalify"
+        done.append(step)
+        try:
+            con.execute(sql).fetchmany(1)
+            return sql, done
+        except sqlite3.Error as exc:
+            error = str(exc)
+    return None
+
+
+def main() -> None:
+    gold = {
+        q["question_id"]: q for q in json.loads((HERE / "realistic_eval.json").read_text(encoding="utf-8"))
+    }
+    rows = [
+        json.loads(line) for line in (HERE / "model_accuracy_rows.jsonl").read_text().splitlines() if line
+    ]
+    rows = [r for r in rows if r["setting"].startswith("realistic:")]
+    counts: Counter[str] = Counter()
+    seen: set[tuple[int, str]] = set()
+    for row in rows:
+        if row["pred_status"] == "ok" or not row["pred_sql"] or (row["question_id"], row["pred_sql"]) in seen:
+            continue  # the same query of the same question, ended with by several runs, counts once
+        seen.add((row["question_id"], row["pred_sql"]))
+        counts["failed"] += 1
+        error = row["pred_error"] or ""
+        if missing_column(error) is None:
+            continue
+        counts["failed on a column"] += 1
+        q = gold[row["question_id"]]
+        con = sqlite3.connect(f"file:{DBS / q['db_id'] / (q['db_id'] + '.sqlite')}?mode=ro", uri=True)
+        try:
+            tables, links = _catalog(con)
+            mended = _repair(con, row["pred_sql"], error, tables, links)
+            if mended is None:
+                continue
+            kind = "+".join(sorted(set(mended[1])))
+            counts[f"runs after {kind}"] += 1
+            pred = con.execute(mended[0]).fetchall()
+            want = con.execute(q["query"]).fetchall()
+            if spider_equal(pred, want, order_matters="order by" in q["query"].lower()):
+                counts[f"right after {kind}"] += 1
+        finally:
+            con.close()
+    runs = len({(r["runs"], r["setting"]) for r in rows})
+    print(f"distinct final queries that failed, over {runs} recorded runs of the realistic set:")
+    for key, value in sorted(counts.items()):
+        print(f"  {key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
