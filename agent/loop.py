@@ -267,9 +267,8 @@ class Agent:
     def _generate_arguments(
         self, question: str, evidence: str | None, feedback_turns: list[dict[str, str]], *, last: bool
     ) -> dict[str, Any]:
-        """``generate_sql``'s arguments; on the ``last`` attempt, the columns of a query that failed on them
-        are mended as the error's hint says (``repair_columns``: a table the query did not join is joined,
-        a column qualified by the wrong table is moved): no later turn is left for the model to do it."""
+        """``generate_sql``'s arguments; on the ``last`` attempt, a column of a table the query did not
+        join gets that table joined (``join_missing``): no later turn is left for the model to do it."""
         history = [
             {"question": e.question, "sql": e.sql, "feedback": e.shape()}
             for e in self.conversation.recent()
@@ -281,7 +280,7 @@ class Agent:
             "evidence": evidence,
             "num_candidates": self.settings.num_candidates,
             "feedback": [*history, *feedback_turns] or None,
-            "repair_columns": last,
+            "join_missing": last,
         }
 
     async def _generate(
@@ -377,7 +376,6 @@ class Agent:
             shape_issues=issues if status == "ok" else None,
             rebound=bool(picked.get("rebound_from")),
             joined=picked.get("joined") or (),
-            requalified=picked.get("requalified") or (),
             **_votes(trace, chosen.turn if chosen else None),
         )
         warning = None
@@ -444,8 +442,7 @@ def _read_generation(step: GenerationStep, result: GenerationResult) -> None:
 
 def _chosen_candidate(trace: Trace, chosen: Attempt | None) -> dict[str, Any]:
     """The candidate, as its generation step recorded it, whose SQL the chosen attempt ran ({}: none):
-    it says whether the grammar bound a column (``rebound_from``), a join was added (``joined``) or a
-    column was qualified anew (``requalified``)."""
+    it says whether the grammar bound a column (``rebound_from``) or a join was added (``joined``)."""
     if chosen is None:
         return {}
     sql = (chosen.sql or "").strip()

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins, foreign_key_links
-from sqlr1.mcp_server.sql.requalify import requalify
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
 
 CHINOOK = Path(__file__).parent.parent / "examples" / "chinook.sqlite"
 
@@ -140,8 +139,7 @@ def test_the_completed_query_runs_on_each_engine(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """Mixed-case names that PostgreSQL folds unless quoted, each engine's "no such column" message, its
-    catalog's foreign keys (SchemaInspector), and the completed query run through the guarded executor;
-    then a column joined but qualified by the wrong alias, moved by sql.requalify."""
+    catalog's foreign keys (SchemaInspector), and the completed query run through the guarded executor."""
     import sqlalchemy as sa
 
     from sqlr1.mcp_server.catalog.schema import SchemaInspector
@@ -182,24 +180,15 @@ def test_the_completed_query_runs_on_each_engine(
         assert missing_column(info.value.error.message) == (None, "CategoryName")
         schema = SchemaInspector(registry).describe(name, [category, product])
         tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
-        links = foreign_key_links(schema.tables)
+        links = [
+            ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
+            for t in schema.tables
+            for fk in t.foreign_keys
+        ]
         dialect = sqlglot_dialect(registry.engine(name).spec.kind)
         done = complete_joins(sql, dialect, tables, links, "CategoryName")
         assert done is not None and done.joined == (category,) and not done.fans_out
         result = executor.run(name, done.sql)
-        assert sorted(str(row[0]) for row in result.rows) == ["Ikura", "Konbu"]
-        # the other half (sql.requalify): the column joined, but qualified by the wrong alias
-        wrong = (
-            f"SELECT p.{q('ProductName')} FROM {q(product)} AS p JOIN {q(category)} AS c "
-            f"ON p.{q('CategoryId')} = c.{q('CategoryId')} WHERE p.{q('CategoryName')} = 'Seafood'"
-        )
-        with pytest.raises(QueryFailed) as info:
-            executor.run(name, wrong)
-        missing = missing_column(info.value.error.message)
-        assert missing is not None and missing[0] == "p" and missing[1].lower() == "categoryname"
-        moved = requalify(wrong, dialect, tables, missing[0], missing[1])
-        assert moved is not None and moved.moved == "p.CategoryName -> c.CategoryName"
-        result = executor.run(name, moved.sql)
         assert sorted(str(row[0]) for row in result.rows) == ["Ikura", "Konbu"]
     finally:
         registry.close()

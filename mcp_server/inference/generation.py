@@ -21,7 +21,6 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -41,8 +40,7 @@ from sqlr1.mcp_server.method.values import ValueHit
 from sqlr1.mcp_server.sql.alias_scope import alias_scope
 from sqlr1.mcp_server.sql.column_hint import missing_column
 from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
-from sqlr1.mcp_server.sql.join_completion import complete_joins, foreign_key_links
-from sqlr1.mcp_server.sql.requalify import requalify
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
 
 if TYPE_CHECKING:
     from sqlr1.mcp_server.catalog.schema import DatabaseSchema, SchemaInspector
@@ -101,8 +99,8 @@ RUNAWAY_FACTOR = 3.0
 (benchmarks/RESULTS.md, "Eight candidates by default on a CPU")."""
 EXEC_FLOOR_S = 2.0
 """Least time a done candidate's query gets once the time budget is spent (it is still voted on)."""
-MAX_COLUMN_REPAIRS = 3
-"""Missing columns a query may have mended, one engine error at a time (``repair_columns``)."""
+MAX_JOINS_COMPLETED = 3
+"""Missing columns a query may have joined for it, one engine error at a time (``join_missing``)."""
 WARM_QUESTION = "?"  # any question: only the schema prefix of the prompt is computed
 
 
@@ -137,16 +135,12 @@ class CandidateResult(BaseModel):
         description="The first draft's SQL when it qualified a column by an alias whose table lacks it; "
         "the SQL above was decoded again with each alias bound to its table.",
     )
-    repaired_from: str | None = Field(
+    joined_from: str | None = Field(
         default=None,
-        description="The model's SQL when it named a column of a table it did not join, or qualified a "
-        "column by a table of the query that lacks it; the SQL above joins that table along the foreign "
-        "keys (joined) or qualifies the column by the one table of the query that has it (requalified).",
+        description="The model's SQL when it named a column of a table it did not join; the SQL above "
+        "joins that table along the foreign keys.",
     )
     joined: list[str] = Field(default_factory=list, description="The tables joined for it, in order.")
-    requalified: list[str] = Field(
-        default_factory=list, description="The columns qualified anew, as 'T1.Name -> T2.Name'."
-    )
 
 
 class ResultPreview(BaseModel):
@@ -397,7 +391,7 @@ class Generator:
         should_stop: Callable[[], bool] | None = None,
         cancel: Cancellation | None = None,
         deadline: float | None = None,
-        repair_columns: bool = False,
+        join_missing: bool = False,
     ) -> GenerationResult:
         """Generate, execute and vote. Raises ``QueryFailed`` only for an unknown database or a
         backend that cannot be used; every candidate-level failure is reported in the result.
@@ -406,10 +400,9 @@ class Generator:
         ``cancel.cancel()`` also stops, in the engine, a value-index or candidate query that is running.
         ``deadline`` (a ``time.monotonic()`` instant) is the time budget: sampling stops there, the
         candidates already complete are executed (each under what is left of the budget, at least
-        ``EXEC_FLOOR_S``) and voted on, and the result says ``budget_exhausted``. ``repair_columns``: when no
-        candidate runs because of a column, join the table of a column it names without joining it, or
-        qualify a column by the one table of the query that has it (the client's last attempt: the agent
-        asks for it on its last turn).
+        ``EXEC_FLOOR_S``) and voted on, and the result says ``budget_exhausted``. ``join_missing``: when no
+        candidate runs, join the tables of the columns they name without joining them (the client's last
+        attempt: the agent asks for it on its last turn).
         """
         t0 = time.perf_counter()
         n = num_candidates or self.num_candidates
@@ -500,8 +493,8 @@ class Generator:
         candidates, results = self._execute(
             database, prompt, completions, progress, cancel, stop, exec_timeout, unfinished=exhausted
         )
-        if repair_columns and not any(r is not None for r in results) and not stop():
-            self._repair_columns(database, candidates, results, progress, cancel, exec_timeout)
+        if join_missing and not any(r is not None for r in results) and not stop():
+            self._complete_joins(database, candidates, results, progress, cancel, exec_timeout)
         keys = self._vote_keys(database, candidates, results, cancel, exec_timeout)
         t4 = time.perf_counter()
 
@@ -605,7 +598,6 @@ class Generator:
             dialect=sqlglot_dialect(self.registry.engine(database).spec.kind),
             rebound=winner.rebound_from is not None,
             joined=winner.joined,
-            requalified=winner.requalified,
         )
         return GenerationResult(
             status=status,
@@ -748,7 +740,7 @@ class Generator:
         except QueryFailed as exc:
             return exc.error
 
-    def _repair_columns(
+    def _complete_joins(
         self,
         database: str,
         candidates: list[CandidateResult],
@@ -757,53 +749,47 @@ class Generator:
         cancel: Cancellation,
         timeout: Callable[[], float | None],
     ) -> None:
-        """When no candidate ran (and the client asked for it): mend the columns each failed candidate
-        names, one engine error at a time, and run the mended query in the candidate's place when it runs.
-        A column of a table the query does not join gets that table joined along the foreign keys
-        (``sql.join_completion``); a column qualified by a table of the query that lacks it is qualified
-        by the one table of the query that has it (``sql.requalify``).
+        """When no candidate ran (and the client asked for it): join, along the foreign keys, the table of
+        each column a candidate named without joining its table (``sql.join_completion``), and run the
+        completed query in the candidate's place when it runs.
 
-        ``CategoryName`` in a query over Products alone, and ``T1.CompanyName`` where T1 is Products, are
-        the failures the small models keep through all their attempts. A mended query runs but may not
-        be what the question meant, and with the precise hint of its error a model often fixes the query
-        better itself; so the agent asks for it only on its last attempt (benchmarks/RESULTS.md, "Joining
-        the table a query forgot")."""
+        ``CategoryName`` in a query over Products alone is the commonest failure the small models keep
+        through all their attempts. A completed query runs but may not be what the question meant, and
+        with the precise hint of its error a model often fixes the query better itself; so the agent asks
+        for it only on its last attempt (benchmarks/RESULTS.md, "Joining the table a query forgot")."""
         schema = self.inspector.describe(database)
         tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
-        links = foreign_key_links(schema.tables)
+        links = [
+            ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
+            for t in schema.tables
+            for fk in t.foreign_keys
+        ]
         dialect = sqlglot_dialect(self.registry.engine(database).spec.kind)
-        done: dict[str, tuple[str, _Repairs, QueryResult | QueryError]] = {}  # draft -> its repair
+        done: dict[str, tuple[str, list[str], QueryResult | QueryError]] = {}  # draft -> its completion
+        joined: list[str]
         for i, cand in enumerate(candidates):
             if cand.sql is None or cand.error is None or cancel.cancelled:
                 continue
             if cand.sql not in done:
-                sql, repairs = cand.sql, _Repairs()
+                sql, joined = cand.sql, []
                 outcome: QueryResult | QueryError = cand.error
-                for _ in range(MAX_COLUMN_REPAIRS):  # the engine names one missing column at a time
+                for _ in range(MAX_JOINS_COMPLETED):  # the engine names one missing column at a time
                     missing = missing_column(outcome.message) if isinstance(outcome, QueryError) else None
-                    if missing is None:
+                    completion = (
+                        complete_joins(sql, dialect, tables, links, missing[1])
+                        if missing is not None and missing[0] is None
+                        else None
+                    )
+                    if completion is None:
                         break
-                    qualifier, column = missing
-                    if qualifier is None:
-                        joined = complete_joins(sql, dialect, tables, links, column)
-                        if joined is None:
-                            break
-                        sql = joined.sql
-                        repairs.joined.extend(joined.joined)
-                    else:
-                        moved = requalify(sql, dialect, tables, qualifier, column)
-                        if moved is None:
-                            break
-                        sql = moved.sql
-                        repairs.requalified.append(moved.moved)
+                    sql, joined = completion.sql, [*joined, *completion.joined]
                     outcome = self._run(database, sql, cancel, timeout)
-                done[cand.sql] = (sql, repairs, outcome)
-            sql, repairs, outcome = done[cand.sql]
+                done[cand.sql] = (sql, joined, outcome)
+            sql, joined, outcome = done[cand.sql]
             if isinstance(outcome, QueryError):
                 continue
-            progress.step(2, f"candidate {i + 1}'s columns mended: {repairs}")
-            cand.repaired_from, cand.sql = cand.sql, sql
-            cand.joined, cand.requalified = list(repairs.joined), list(repairs.requalified)
+            progress.step(2, f"candidate {i + 1} did not join {', '.join(joined)}; joined it")
+            cand.joined_from, cand.joined, cand.sql = cand.sql, joined, sql
             cand.status, cand.error = "ok", None
             cand.row_count, cand.truncated = outcome.row_count, outcome.truncated
             results[i] = outcome
@@ -890,18 +876,6 @@ def _distinct_errors(candidates: list[CandidateResult]) -> list[QueryError]:
         if cand.error is not None and cand.error not in out:
             out.append(cand.error)
     return out
-
-
-@dataclass
-class _Repairs:
-    """What ``_repair_columns`` did to one query: the tables it joined, the columns it qualified anew."""
-
-    joined: list[str] = field(default_factory=list)
-    requalified: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        said = [f"joined {table}" for table in self.joined] + [f"moved {m}" for m in self.requalified]
-        return ", ".join(said)
 
 
 class _Progress:

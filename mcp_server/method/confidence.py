@@ -10,8 +10,7 @@ Owns :class:`Confidence` (carried by ``generate_sql``'s result, the agent's ``An
   (``mcp_server.method.shape``), the candidates disagree (at most half of those sampled agree on it), the
   loop ran out of attempts with a result its review still rejects (e.g. 0 rows), or the grammar, not the
   model, chose a column of the query (``rebound``: the model had qualified a column by a table that lacks it),
-  or the query ran only once a table it forgot was joined for it (``joined``) or a column it qualified by
-  the wrong table of the query was moved to the one that has it (``requalified``);
+  or the query ran only once a table it forgot was joined for it (``joined``);
 * ``ok``: none of the above.
 
 Retries are recorded (``attempts``, ``retried_because``) but do not lower the level by themselves:
@@ -101,7 +100,6 @@ def assess(
     shape_issues: Sequence[ShapeIssue] | None = None,
     rebound: bool = False,
     joined: Sequence[str] = (),
-    requalified: Sequence[str] = (),
 ) -> Confidence:
     """The confidence of an answer (see the module docstring for the rule).
 
@@ -142,11 +140,6 @@ def assess(
         reasons.append(
             f"the model did not join {', '.join(joined)}, whose column it named; the join was added "
             "along the foreign keys"
-        )
-    if requalified:
-        reasons.append(
-            f"the model qualified a column by a table of the query that lacks it ({'; '.join(requalified)}); "
-            "it was moved to the one table of the query that has it"
         )
     if candidates and candidates > 1 and votes is not None and 2 * votes <= candidates:
         reasons.append(f"only {votes} of {candidates} candidates agree on this result")

@@ -160,14 +160,12 @@ def register_generation_tools(
                 "server's). When they run out, the candidates that are done are voted on.",
             ),
         ] = None,
-        repair_columns: Annotated[
+        join_missing: Annotated[
             bool,
             Field(
-                description="When no candidate runs because of a column, mend it as the error's hint says "
-                "and run it: join the table of a column the query names without joining it (along the "
-                "foreign keys), or qualify a column by the one table of the query that has it (the answer "
-                "is then marked doubtful). Meant for a last attempt: before it, the hint lets the model fix "
-                "the query itself."
+                description="When no candidate runs because it names a column of a table it does not join, "
+                "join that table along the foreign keys and run it (the answer is then marked doubtful). "
+                "Meant for a last attempt: before it, the error's hint lets the model fix the query itself."
             ),
         ] = False,
     ) -> GenerationResult:
@@ -198,7 +196,7 @@ def register_generation_tools(
                 on_progress=on_progress,
                 cancel=cancel,
                 deadline=deadline,
-                repair_columns=repair_columns,
+                join_missing=join_missing,
             )
 
         with tool_errors():
