@@ -1,12 +1,13 @@
-"""The last attempt's column repairs, replayed on every final failure recorded in the accuracy runs.
+"""The last attempt's join completion, replayed on every final failure recorded in the accuracy runs.
 
-``generate_sql(repair_columns=True)`` (the agent's last attempt) mends a query that failed on a column, one
-engine error at a time: a table the query forgot is joined (``sql.join_completion``), a column qualified by
-the wrong table of the query is moved to the one that has it (``sql.requalify``). A model run shows only
-the few questions where that happens; this replays the same repair on every query that a recorded run
+``generate_sql(join_missing=True)`` (the agent's last attempt) joins, one engine error at a time, the table
+of a column the query names without joining it (``sql.join_completion``). A model run shows only the few
+questions where that happens; this replays the same repair on every distinct query that a recorded run
 (``benchmarks/model_accuracy_rows.jsonl``, realistic set) ended with and that failed on a column, and
-counts how many each half makes run, and how many of those are right (Spider's result comparison against
-the gold query). No model runs; each query runs read-only on the real database.
+counts how many it makes run, and how many of those are right (Spider's result comparison against the
+gold query). No model runs; each query runs read-only on the real database. A second repair, moving a
+column qualified by the wrong table to the one table of the query that has it, was measured the same way
+and not shipped (benchmarks/RESULTS.md, "Hints for the retry"; ``git show 9887b05`` has that version).
 
     PYTHONPATH=. python benchmarks/repair_replay_bench.py
 """
@@ -21,11 +22,10 @@ from pathlib import Path
 from sqlr1.mcp_server.method.compare import spider_equal
 from sqlr1.mcp_server.sql.column_hint import missing_column
 from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
-from sqlr1.mcp_server.sql.requalify import requalify
 
 HERE = Path(__file__).resolve().parent
 DBS = HERE.parent.parent / "shared" / "data" / "sample_dbs"
-MAX_REPAIRS = 3  # as generation.MAX_COLUMN_REPAIRS
+MAX_REPAIRS = 3  # as generation.MAX_JOINS_COMPLETED
 
 
 def _catalog(con: sqlite3.Connection) -> tuple[dict[str, list[str]], list[ForeignKeyLink]]:
@@ -44,24 +44,18 @@ def _catalog(con: sqlite3.Connection) -> tuple[dict[str, list[str]], list[Foreig
 
 
 def _repair(con: sqlite3.Connection, sql: str, error: str, tables, links) -> tuple[str, list[str]] | None:
-    """The repaired query and what was done (``join``/``requalify`` per step), or None if it still fails."""
+    """The completed query and its steps, or None if it still fails (or names a column's table wrongly)."""
     done: list[str] = []
     for _ in range(MAX_REPAIRS):
         missing = missing_column(error)
         if missing is None:
             return None
         qualifier, column = missing
-        if qualifier is None:
-            joined = complete_joins(sql, "sqlite", tables, links, column)
-            if joined is None:
-                return None
-            sql, step = joined.sql, "join"
-        else:
-            moved = requalify(sql, "sqlite", tables, qualifier, column)
-            if moved is None:
-                return None
-            sql, step = moved.sql, "requalify"
-        done.append(step)
+        joined = complete_joins(sql, "sqlite", tables, links, column) if qualifier is None else None
+        if joined is None:
+            return None
+        sql = joined.sql
+        done.append("join")
         try:
             con.execute(sql).fetchmany(1)
             return sql, done

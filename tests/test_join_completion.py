@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins, foreign_key_links
 
 CHINOOK = Path(__file__).parent.parent / "examples" / "chinook.sqlite"
 
@@ -180,11 +180,7 @@ def test_the_completed_query_runs_on_each_engine(
         assert missing_column(info.value.error.message) == (None, "CategoryName")
         schema = SchemaInspector(registry).describe(name, [category, product])
         tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
-        links = [
-            ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
-            for t in schema.tables
-            for fk in t.foreign_keys
-        ]
+        links = foreign_key_links(schema.tables)
         dialect = sqlglot_dialect(registry.engine(name).spec.kind)
         done = complete_joins(sql, dialect, tables, links, "CategoryName")
         assert done is not None and done.joined == (category,) and not done.fans_out

@@ -40,7 +40,7 @@ from sqlr1.mcp_server.method.values import ValueHit
 from sqlr1.mcp_server.sql.alias_scope import alias_scope
 from sqlr1.mcp_server.sql.column_hint import missing_column
 from sqlr1.mcp_server.sql.dialects import sqlglot_dialect
-from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
+from sqlr1.mcp_server.sql.join_completion import complete_joins, foreign_key_links
 
 if TYPE_CHECKING:
     from sqlr1.mcp_server.catalog.schema import DatabaseSchema, SchemaInspector
@@ -759,11 +759,7 @@ class Generator:
         for it only on its last attempt (benchmarks/RESULTS.md, "Joining the table a query forgot")."""
         schema = self.inspector.describe(database)
         tables = {t.name: [c.name for c in t.columns] for t in schema.tables}
-        links = [
-            ForeignKeyLink(t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
-            for t in schema.tables
-            for fk in t.foreign_keys
-        ]
+        links = foreign_key_links(schema.tables)
         dialect = sqlglot_dialect(self.registry.engine(database).spec.kind)
         done: dict[str, tuple[str, list[str], QueryResult | QueryError]] = {}  # draft -> its completion
         joined: list[str]

@@ -31,15 +31,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from sqlr1.mcp_server.sql.parse import parse_statement
 
-__all__ = [
-    "MAX_HOPS",
-    "ForeignKeyLink",
-    "JoinCompletion",
-    "complete_joins",
-    "foreign_key_links",
-    "select_tables",
-    "table_references",
-]
+__all__ = ["MAX_HOPS", "ForeignKeyLink", "JoinCompletion", "complete_joins", "foreign_key_links"]
 
 MAX_HOPS = 2  # Product -> Category is one; Track -> Album -> Artist is two
 SAFE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -111,7 +103,7 @@ def complete_joins(
     catalog = {name.lower(): (name, {c.lower() for c in cols}) for name, cols in tables.items()}
     wanted = column.lower()
     for select in tree.find_all(exp.Select):
-        named = select_tables(select, catalog)
+        named = _named_tables(select, catalog)
         if named is None or not named or not _misses(select, wanted, catalog):
             continue
         path = _path(set(named.values()), wanted, catalog, list(links))
@@ -126,7 +118,7 @@ def complete_joins(
     return None
 
 
-def select_tables(select: exp.Select, catalog: dict[str, tuple[str, set[str]]]) -> dict[str, str] | None:
+def _named_tables(select: exp.Select, catalog: dict[str, tuple[str, set[str]]]) -> dict[str, str] | None:
     """The catalog tables in ``select``'s own FROM and JOINs: reference (alias or name, as written) →
     table name.
     ``None`` when it reads from something else (a subquery, a CTE, a function): its columns are unknown."""
@@ -157,7 +149,7 @@ def _misses(select: exp.Select, wanted: str, catalog: dict[str, tuple[str, set[s
         return False
     scope: exp.Expression | None = select
     while isinstance(scope, exp.Select):
-        named = select_tables(scope, catalog)
+        named = _named_tables(scope, catalog)
         if named is None or any(wanted in catalog[t.lower()][1] for t in named.values()):
             return False
         scope = scope.parent.find_ancestor(exp.Select) if scope.parent else None
@@ -204,7 +196,7 @@ def _join(
     dialect: str,
 ) -> None:
     """Add ``path``'s joins to ``select`` and qualify the unqualified names that are no longer unique."""
-    written = table_references(select)  # how the query names its tables (alias or name), quoting kept
+    written = _written(select)  # how the query names its tables (alias or name), quoting kept
     ref_of = {table: written[ref] for ref, table in reversed(list(named.items()))}  # table -> reference
     before = dict(named)
     for hop in path:
@@ -233,7 +225,7 @@ def _join(
             col.set("table", written[owners[0]].copy())
 
 
-def table_references(select: exp.Select) -> dict[str, exp.Identifier]:
+def _written(select: exp.Select) -> dict[str, exp.Identifier]:
     """Each table reference of ``select``'s FROM and JOINs (alias or name) → its identifier as written."""
     refs: dict[str, exp.Identifier] = {}
     for table in _sources(select):
