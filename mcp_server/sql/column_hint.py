@@ -82,16 +82,14 @@ def column_hint(
     ``None`` when the message names no column, the statement does not parse, or nothing useful is known.
     """
     named = missing_column(message)
-    shared = ambiguous_column(message) if named is None else None
-    if named is None and shared is None:
-        return None
+    if named is None:
+        shared = ambiguous_column(message)
+        tree = parse_statement(sql, dialect) if shared else None
+        return _ambiguity_hint(tree, shared, tables) if tree is not None and shared else None
+    qualifier, column = named
     tree = parse_statement(sql, dialect)
     if tree is None:
         return None
-    if shared is not None:
-        return _ambiguity_hint(tree, shared, tables)
-    assert named is not None
-    qualifier, column = named
     catalog = {name.lower(): (name, list(cols)) for name, cols in tables.items()}
     # Every catalog table the statement names, and the aliases it goes by (all scopes: a hint, not a binder).
     owner_of: dict[str, str] = {}  # alias or table name (lower case) -> catalog table name
@@ -148,10 +146,9 @@ def column_hint(
 
 
 def _ambiguity_hint(tree: exp.Expr, column: str, tables: Mapping[str, Sequence[str]]) -> str | None:
-    """Which references of the statement hold ``column`` (all scopes: a hint, not a binder)::
-
-    Freight is a column of Invoices and Orders (Orders, Q1); qualify it by the one you mean: Invoices.Freight,
-    Orders.Freight or Q1.Freight."""
+    """The references of the statement that hold ``column`` (all scopes: a hint, not a binder), e.g.
+    "Freight is a column of Invoices and Orders (Orders, Q1); qualify it by the one you mean: Invoices.Freight,
+    Orders.Freight or Q1.Freight."; ``None`` when fewer than two do."""
     catalog = {name.lower(): (name, {c.lower() for c in cols}) for name, cols in tables.items()}
     refs: dict[str, list[str]] = {}  # catalog table -> its references (alias, or its name), as written
     for table in tree.find_all(exp.Table):
