@@ -117,7 +117,7 @@ def _cap_json(raw: RawResult, max_chars: int) -> dict[str, Any]:
 
 
 def _generic_column_error(failed: QueryFailed) -> bool:
-    """Whether ``failed`` is an engine's "no such column" error with the engine's generic hint."""
+    """Whether ``failed`` is an engine's "no such column" (or ambiguous column) error with the generic hint."""
     return failed.error.kind == "execution" and failed.error.message.endswith(COLUMN_HINT)
 
 
