@@ -19,28 +19,24 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
+from sqlr1.mcp_server.db.registry import Registry
 from sqlr1.mcp_server.method.compare import spider_equal
 from sqlr1.mcp_server.sql.column_hint import missing_column
-from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins
+from sqlr1.mcp_server.sql.join_completion import ForeignKeyLink, complete_joins, foreign_key_links
 
 HERE = Path(__file__).resolve().parent
 DBS = HERE.parent.parent / "shared" / "data" / "sample_dbs"
 MAX_REPAIRS = 3  # as generation.MAX_JOINS_COMPLETED
 
 
-def _catalog(con: sqlite3.Connection) -> tuple[dict[str, list[str]], list[ForeignKeyLink]]:
-    names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")]
-    tables = {t: [r[1] for r in con.execute(f'PRAGMA table_info("{t}")')] for t in names}
-    links = []
-    for t in names:
-        keys: dict[int, list[tuple[str, str, str]]] = {}
-        for row in con.execute(f'PRAGMA foreign_key_list("{t}")'):
-            keys.setdefault(row[0], []).append((row[2], row[3], row[4]))
-        for parts in keys.values():
-            links.append(
-                ForeignKeyLink(t, tuple(p[1] for p in parts), parts[0][0], tuple(p[2] for p in parts))
-            )
-    return tables, links
+def _catalog(path: Path) -> tuple[dict[str, list[str]], list[ForeignKeyLink]]:
+    """The database's tables and views (name → columns) and foreign keys, as the executor reads them."""
+    registry = Registry.from_targets([str(path)])
+    try:
+        catalog = registry.engine(registry.names()[0]).catalog()
+    finally:
+        registry.close()
+    return {t.name: [c.name for c in t.columns] for t in catalog}, foreign_key_links(catalog)
 
 
 def _repair(con: sqlite3.Connection, sql: str, error: str, tables, links) -> tuple[str, list[str]] | None:
@@ -74,6 +70,7 @@ def main() -> None:
     rows = [r for r in rows if r["setting"].startswith("realistic:")]
     counts: Counter[str] = Counter()
     seen: set[tuple[int, str]] = set()
+    catalogs: dict[str, tuple[dict[str, list[str]], list[ForeignKeyLink]]] = {}  # read once per database
     for row in rows:
         if row["pred_status"] == "ok" or not row["pred_sql"] or (row["question_id"], row["pred_sql"]) in seen:
             continue  # the same query of the same question, ended with by several runs, counts once
@@ -84,9 +81,12 @@ def main() -> None:
             continue
         counts["failed on a column"] += 1
         q = gold[row["question_id"]]
-        con = sqlite3.connect(f"file:{DBS / q['db_id'] / (q['db_id'] + '.sqlite')}?mode=ro", uri=True)
+        path = DBS / q["db_id"] / f"{q['db_id']}.sqlite"
+        if q["db_id"] not in catalogs:
+            catalogs[q["db_id"]] = _catalog(path)
+        tables, links = catalogs[q["db_id"]]
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            tables, links = _catalog(con)
             mended = _repair(con, row["pred_sql"], error, tables, links)
             if mended is None:
                 continue
