@@ -54,6 +54,31 @@ def pets(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, SchemaInspector
     return registry.names()[0], SchemaInspector(registry)
 
 
+def test_the_backend_decodes_in_a_fresh_process_on_this_cpu() -> None:
+    """A llama.cpp build compiled natively on a CPU with AMX (Sapphire Rapids class) crashed with
+    SIGSEGV in ggml's AMX matmul on the first decode (ggml-org/llama.cpp#20824): the backend now
+    loads the weights without the extra buffer types where the build has AMX. In a child process,
+    so a crash fails this test with its signal instead of ending the whole run."""
+    import subprocess
+    import sys
+
+    code = (
+        "from sqlr1.mcp_server.backends.base import SamplingParams\n"
+        "from sqlr1.mcp_server.backends.llamacpp_backend import LlamaCppBackend\n"
+        "from sqlr1.mcp_server.method.prompt import build_prompt\n"
+        f"b = LlamaCppBackend({MODEL!r}, n_ctx=1024, n_seq_max=2, threads=1)\n"
+        "prompt = build_prompt('CREATE TABLE pets (id INT, age INT);', 'How many pets are there?')\n"
+        "out = b.generate(prompt, SamplingParams(n=2, temperature=0.8, max_new_tokens=8))\n"
+        "print(len(out), sum(c.num_tokens for c in out))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (
+        f"exit {run.returncode} (a negative number is the signal): {run.stderr[-2000:]}"
+    )
+    count, tokens = map(int, run.stdout.split())
+    assert count == 2 and tokens > 0
+
+
 def test_auto_runs_the_adapter_on_llamacpp_greedy_like_transformers(backend, pets) -> None:
     """The LoRA is applied: the adapter's own answer format from the first token. Quantized
     llama.cpp kernels round differently from float32 transformers, so a near-tie may flip later

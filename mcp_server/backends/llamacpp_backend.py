@@ -62,7 +62,15 @@ from sqlr1.mcp_server.core.errors import QueryFailed
 from sqlr1.mcp_server.core.locations import cache_root
 from sqlr1.mcp_server.method.prompt import render_text, split_cached_prefix
 
-__all__ = ["THREADS_ENV", "LlamaCppBackend", "PrefixStats", "PrefixStore", "gguf_files", "grammar_accepts"]
+__all__ = [
+    "THREADS_ENV",
+    "LlamaCppBackend",
+    "PrefixStats",
+    "PrefixStore",
+    "amx_in_build",
+    "gguf_files",
+    "grammar_accepts",
+]
 
 THREADS_ENV = "SQLR1_THREADS"  # a fixed thread count instead of following the free cores
 _MIN_PREFIX_TOKENS = 16
@@ -84,6 +92,11 @@ class PrefixStats:
     computed: int = 0  # ... prefilled from scratch (then stored)
     prefilled_tokens: int = 0
     threads: int = 0  # threads of the last decode step
+
+
+def amx_in_build(lib: Any) -> bool:
+    """Whether this llama.cpp build has ggml's AMX kernels (built natively on a CPU with AMX)."""
+    return b"AMX_INT8 = 1" in lib.llama_print_system_info()
 
 
 def gguf_files(resolved: ResolvedModel) -> tuple[Path, Path | None] | None:
@@ -272,6 +285,10 @@ class LlamaCppBackend:
         gguf, lora = self._files(self.resolved)
         lib.llama_backend_init()
         mparams = lib.llama_model_default_params()
+        if amx_in_build(lib):
+            # ggml's AMX matmul crashes (SIGSEGV) on Sapphire Rapids-class CPUs that a native build
+            # enables it on (ggml-org/llama.cpp#20824): load the weights as llama.cpp's --no-repack does
+            mparams.use_extra_bufts = False
         self._model = lib.llama_model_load_from_file(str(gguf).encode(), mparams)
         if not self._model:
             raise QueryFailed.of("config", f"llama.cpp cannot load {gguf}")
