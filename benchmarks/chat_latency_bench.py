@@ -19,7 +19,6 @@ Goal (issue 4): the chat adds < 5 % to either figure.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -112,8 +111,9 @@ def main() -> None:
 
     questions = [args.question] * args.rounds
     if args.latency_set:
-        latency = json.loads((REPO / "benchmarks" / "latency_questions.json").read_text(encoding="utf-8"))
-        questions = [item["question"] for item in latency]
+        from ask_latency_bench import questions as latency_questions  # this script's folder
+
+        questions = [item["question"] for item in latency_questions()]
 
     async def bench() -> dict[str, list[tuple[float, float]]]:
         out: dict[str, list[tuple[float, float]]] = {"ask": [], "chat": []}
